@@ -1,0 +1,7 @@
+//! The `luavirt` command: parses arguments, calls the host API, prints results.
+
+pub mod args;
+mod run;
+mod table;
+
+pub use run::run;

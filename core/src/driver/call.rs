@@ -1,0 +1,122 @@
+//! One call into a driver: the host callbacks it may use (`LvHostApi`), and the context that
+//! collects its results, progress and error.
+
+use crate::error::{Error, Result};
+use crate::log;
+use luavirt_plugin_api::abi::{self, LvCall, LvHostApi, LvParam, LvStr};
+use luavirt_plugin_api::{ErrorCode, Params};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What the caller lets a call do beyond returning results.
+#[derive(Default)]
+pub struct CallOptions<'a> {
+    /// Receives progress reports: done, total, stage.
+    pub progress: Option<&'a dyn Fn(u64, u64, &str)>,
+    /// Set to ask the driver to cancel.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// What a call emitted.
+#[derive(Debug, Default)]
+pub struct CallOutput {
+    /// Text results, in order.
+    pub texts: Vec<String>,
+    /// Records, in order.
+    pub records: Vec<Params>,
+}
+
+impl CallOutput {
+    /// The first text result, or an empty string.
+    pub fn into_text(self) -> String {
+        self.texts.into_iter().next().unwrap_or_default()
+    }
+
+    /// The first record, or an empty one.
+    pub fn into_record(self) -> Params {
+        self.records.into_iter().next().unwrap_or_default()
+    }
+}
+
+/// The host-side state behind an `LvCall` pointer.
+struct CallState<'a> {
+    out: CallOutput,
+    error: Option<(i32, String)>,
+    driver: &'a str,
+    options: &'a CallOptions<'a>,
+}
+
+/// # Safety
+/// `call` is the pointer `invoke` passed, valid during the driver function.
+unsafe fn state<'a>(call: *mut LvCall) -> Option<&'a mut CallState<'a>> {
+    unsafe { call.cast::<CallState>().as_mut() }
+}
+
+unsafe extern "C" fn emit_text(call: *mut LvCall, text: LvStr) {
+    if let Some(s) = unsafe { state(call) } {
+        s.out.texts.push(unsafe { text.to_string_lossy() });
+    }
+}
+
+unsafe extern "C" fn emit_record(call: *mut LvCall, params: *const LvParam, count: usize) {
+    if let Some(s) = unsafe { state(call) } {
+        s.out.records.push(unsafe { Params::from_abi(params, count) });
+    }
+}
+
+unsafe extern "C" fn set_error(call: *mut LvCall, code: i32, message: LvStr) {
+    if let Some(s) = unsafe { state(call) } {
+        s.error = Some((code, unsafe { message.to_string_lossy() }));
+    }
+}
+
+unsafe extern "C" fn progress(call: *mut LvCall, done: u64, total: u64, stage: LvStr) {
+    if let Some(s) = unsafe { state(call) } {
+        if let Some(p) = s.options.progress {
+            p(done, total, &unsafe { stage.to_string_lossy() });
+        }
+    }
+}
+
+unsafe extern "C" fn is_cancelled(call: *mut LvCall) -> bool {
+    unsafe { state(call) }.and_then(|s| s.options.cancel).is_some_and(|c| c.load(Ordering::Relaxed))
+}
+
+unsafe extern "C" fn log_line(call: *mut LvCall, level: i32, message: LvStr) {
+    let driver = unsafe { state(call) }.map_or("driver", |s| s.driver);
+    log::write(log::Level::from_i32(level), driver, &unsafe { message.to_string_lossy() });
+}
+
+static HOST_API: LvHostApi = LvHostApi {
+    struct_size: std::mem::size_of::<LvHostApi>() as u32,
+    abi_major: abi::LV_ABI_MAJOR,
+    abi_minor: abi::LV_ABI_MINOR,
+    emit_text,
+    emit_record,
+    set_error,
+    progress,
+    is_cancelled,
+    log: log_line,
+};
+
+/// The host's callback table, passed to drivers at `connect_open`.
+pub(crate) fn host_api() -> *const LvHostApi {
+    &HOST_API
+}
+
+/// Runs `f` with a call context; turns a non-zero return into an error.
+pub(crate) fn invoke(driver: &str, operation: &str, options: &CallOptions, f: impl FnOnce(*mut LvCall) -> i32) -> Result<CallOutput> {
+    let mut st = CallState { out: CallOutput::default(), error: None, driver, options };
+    let rc = f((&mut st as *mut CallState).cast::<LvCall>());
+    if rc == abi::LV_OK {
+        return Ok(st.out);
+    }
+    let code = ErrorCode::from_i32(rc);
+    let message = match st.error {
+        Some((_, m)) if !m.is_empty() => m,
+        _ => format!("Driver '{driver}' failed while {operation} (error code {rc}) without saying why"),
+    };
+    if code == ErrorCode::Unsupported && message.is_empty() {
+        return Err(Error::Unsupported { driver: driver.to_string(), operation: operation.to_string() });
+    }
+    Err(Error::Driver { code, message })
+}

@@ -1,0 +1,108 @@
+//! Drivers as the host sees them: loaded plugins, their vtables, and calls into them.
+
+mod call;
+pub mod loader;
+
+pub use call::{CallOptions, CallOutput};
+
+use crate::error::{Error, Result};
+use luavirt_plugin_api::abi::{self, LvDriverVtable, LvStr};
+use luavirt_plugin_api::{ErrorCode, Uri};
+use std::ffi::c_void;
+use std::path::PathBuf;
+
+/// A driver that passed the loader's checks.
+pub struct LoadedDriver {
+    /// Short name (`qemu`).
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// What it drives.
+    pub description: String,
+    /// URI schemes it serves.
+    pub schemes: Vec<String>,
+    /// `LV_CAP_*` bits.
+    pub capabilities: u64,
+    /// ABI (major, minor) it was built for.
+    pub abi: (u16, u16),
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    vtable: LvDriverVtable,
+}
+
+/// A shared object the loader refused, and why.
+#[derive(Debug, Clone)]
+pub struct RefusedDriver {
+    /// Where it was found.
+    pub path: PathBuf,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Copies a driver's vtable, keeping only the functions within `size` bytes (a driver built
+/// for an older minor has a shorter table; the missing entries read as NULL).
+///
+/// # Safety
+/// `src` must point to at least `size` readable bytes.
+unsafe fn copy_vtable(src: *const LvDriverVtable, size: usize) -> LvDriverVtable {
+    let mut out = LvDriverVtable::EMPTY;
+    let keep = size.min(std::mem::size_of::<LvDriverVtable>());
+    // SAFETY: both regions are at least `keep` bytes; every bit pattern copied comes from a
+    // table of the same layout, and zero is a valid `None`.
+    unsafe {
+        let dst = (&mut out as *mut LvDriverVtable).cast::<u8>();
+        std::ptr::copy_nonoverlapping(src.cast::<u8>(), dst, keep);
+    }
+    out.struct_size = std::mem::size_of::<LvDriverVtable>() as u32;
+    out
+}
+
+impl std::fmt::Debug for LoadedDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedDriver").field("name", &self.name).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl LoadedDriver {
+    /// Whether the driver serves `scheme`.
+    pub fn serves(&self, scheme: &str) -> bool {
+        self.schemes.iter().any(|s| s == scheme)
+    }
+
+    /// Names of the capability bits it declares.
+    pub fn capability_names(&self) -> Vec<&'static str> {
+        abi::CAPABILITY_NAMES.iter().filter(|(bit, _)| self.capabilities & bit != 0).map(|(_, n)| *n).collect()
+    }
+
+    /// The vtable (functions outside the driver's declared size are NULL).
+    pub(crate) fn vtable(&self) -> &LvDriverVtable {
+        &self.vtable
+    }
+
+    /// Opens a connection to `uri`.
+    pub(crate) fn open(&self, uri: &Uri) -> Result<*mut c_void> {
+        let open = self.vtable.connect_open.expect("the loader checked connect_open");
+        let mut conn: *mut c_void = std::ptr::null_mut();
+        let conn_ptr = &mut conn as *mut *mut c_void;
+        let text = uri.as_str();
+        self.invoke("opening a connection", &CallOptions::default(), |call| unsafe {
+            open(call::host_api(), LvStr::from_str(text), 0, conn_ptr, call)
+        })?;
+        if conn.is_null() {
+            return Err(Error::Driver { code: ErrorCode::Internal, message: format!("Driver '{}' opened {uri} but returned no connection", self.name) });
+        }
+        Ok(conn)
+    }
+
+    /// Closes a connection handle.
+    pub(crate) fn close(&self, conn: *mut c_void) {
+        if let Some(close) = self.vtable.connect_close {
+            unsafe { close(conn) }
+        }
+    }
+
+    /// Calls a driver function with a fresh call context and collects what it emits.
+    pub(crate) fn invoke(&self, operation: &str, options: &CallOptions, f: impl FnOnce(*mut abi::LvCall) -> i32) -> Result<CallOutput> {
+        call::invoke(&self.name, operation, options, f)
+    }
+}

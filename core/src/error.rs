@@ -1,0 +1,104 @@
+//! The host's errors: what failed, on which object, and what to do.
+
+use luavirt_plugin_api::ErrorCode;
+use luavirt_plugin_api::xml::XmlError;
+use std::path::PathBuf;
+
+/// An error from a host operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A driver reported an error.
+    #[error("{message}")]
+    Driver {
+        /// The driver's code.
+        code: ErrorCode,
+        /// The driver's message.
+        message: String,
+    },
+    /// The driver does not implement an operation.
+    #[error("Driver '{driver}' does not support {operation}")]
+    Unsupported {
+        /// Driver name.
+        driver: String,
+        /// What was asked, in words.
+        operation: String,
+    },
+    /// No loaded driver serves a URI's scheme.
+    #[error("No driver serves {uri}: no loaded driver claims the scheme '{scheme}' (loaded: {loaded}); `luavirt drivers` lists drivers and why any were refused")]
+    NoDriver {
+        /// The URI.
+        uri: String,
+        /// Its scheme.
+        scheme: String,
+        /// Schemes that are served, comma-separated.
+        loaded: String,
+    },
+    /// No domain of that name.
+    #[error("Domain '{name}' not found on {uri}{}; `luavirt list --all` shows every domain", suggestion(.close))]
+    NoDomain {
+        /// The name asked for.
+        name: String,
+        /// The connection.
+        uri: String,
+        /// Names close to it.
+        close: Vec<String>,
+    },
+    /// No disk of that name in the domain.
+    #[error("Domain '{domain}' has no disk '{disk}'; its disks are: {}", list_or_none(.disks))]
+    NoDisk {
+        /// The domain.
+        domain: String,
+        /// The disk asked for.
+        disk: String,
+        /// Its disks' targets.
+        disks: Vec<String>,
+    },
+    /// A document is malformed or breaks a rule.
+    #[error("{0}")]
+    Xml(#[from] XmlError),
+    /// An argument is not acceptable.
+    #[error("{0}")]
+    InvalidArg(String),
+    /// A file could not be read or written.
+    #[error("Cannot {doing} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        doing: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn suggestion(close: &[String]) -> String {
+    match close {
+        [] => String::new(),
+        [one] => format!("; did you mean '{one}'?"),
+        many => format!("; did you mean one of: {}?", many.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() { "(none)".to_string() } else { items.join(", ") }
+}
+
+impl Error {
+    /// The error's code, as drivers' errors carry one.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Driver { code, .. } => *code,
+            Error::Unsupported { .. } => ErrorCode::Unsupported,
+            Error::NoDriver { .. } => ErrorCode::InvalidUri,
+            Error::NoDomain { .. } => ErrorCode::NoDomain,
+            Error::NoDisk { .. } => ErrorCode::NoDisk,
+            Error::Xml(_) => ErrorCode::Xml,
+            Error::InvalidArg(_) => ErrorCode::InvalidArg,
+            Error::Io { .. } => ErrorCode::Io,
+        }
+    }
+}
+
+/// Result of a host operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

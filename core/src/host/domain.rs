@@ -1,0 +1,283 @@
+//! Domain operations: list, define, undefine, XML, state, start, destroy, block devices.
+
+use super::{Connection, entry, suggest};
+use crate::error::{Error, Result};
+use luavirt_plugin_api::abi::{self, LvStr};
+use luavirt_plugin_api::domain::{DomainXml, generate_uuid};
+use luavirt_plugin_api::{ErrorCode, Params};
+use serde::Serialize;
+
+/// A domain's run state, as libvirt names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainState {
+    /// No state.
+    NoState,
+    /// Running.
+    Running,
+    /// Blocked on a resource.
+    Blocked,
+    /// Paused.
+    Paused,
+    /// Shutting down.
+    InShutdown,
+    /// Defined, not running.
+    ShutOff,
+    /// Crashed.
+    Crashed,
+    /// Suspended by guest power management.
+    PmSuspended,
+}
+
+impl DomainState {
+    fn from_abi(n: u64) -> DomainState {
+        match n {
+            abi::LV_STATE_RUNNING => DomainState::Running,
+            abi::LV_STATE_BLOCKED => DomainState::Blocked,
+            abi::LV_STATE_PAUSED => DomainState::Paused,
+            abi::LV_STATE_SHUTDOWN => DomainState::InShutdown,
+            abi::LV_STATE_SHUTOFF => DomainState::ShutOff,
+            abi::LV_STATE_CRASHED => DomainState::Crashed,
+            abi::LV_STATE_PMSUSPENDED => DomainState::PmSuspended,
+            _ => DomainState::NoState,
+        }
+    }
+
+    /// The words virsh prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DomainState::NoState => "no state",
+            DomainState::Running => "running",
+            DomainState::Blocked => "idle",
+            DomainState::Paused => "paused",
+            DomainState::InShutdown => "in shutdown",
+            DomainState::ShutOff => "shut off",
+            DomainState::Crashed => "crashed",
+            DomainState::PmSuspended => "pmsuspended",
+        }
+    }
+
+    /// Whether the domain has a running hypervisor process.
+    pub fn is_active(self) -> bool {
+        !matches!(self, DomainState::ShutOff | DomainState::NoState | DomainState::Crashed)
+    }
+}
+
+/// One line of `list`.
+#[derive(Clone, Debug, Serialize)]
+pub struct DomainInfo {
+    /// Name.
+    pub name: String,
+    /// UUID.
+    pub uuid: String,
+    /// Run state.
+    pub state: DomainState,
+    /// Hypervisor id while running.
+    pub id: Option<i64>,
+    /// Has a persistent definition.
+    pub persistent: bool,
+}
+
+impl DomainInfo {
+    fn from_record(r: &Params) -> DomainInfo {
+        DomainInfo {
+            name: r.get_str("name").unwrap_or_default().to_string(),
+            uuid: r.get_str("uuid").unwrap_or_default().to_string(),
+            state: DomainState::from_abi(r.get_u64("state").unwrap_or(0)),
+            id: r.get_i64("id").filter(|i| *i >= 0),
+            persistent: r.get_bool("persistent").unwrap_or(true),
+        }
+    }
+}
+
+/// What `define` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct DefineOutcome {
+    /// Domain name.
+    pub name: String,
+    /// Its UUID (given, kept from the existing definition, or generated).
+    pub uuid: String,
+    /// A new domain, as opposed to a new definition of an existing one.
+    pub created: bool,
+    /// `(set, disk)` memberships dropped because the disk is no longer in the domain.
+    pub left_sets: Vec<(String, String)>,
+}
+
+/// One line of `domblklist`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockDevice {
+    /// `file`, `block`, `network`, ...
+    #[serde(rename = "type")]
+    pub disk_type: String,
+    /// `disk`, `cdrom`, ...
+    pub device: String,
+    /// Target name (vda).
+    pub target: String,
+    /// Source path or URL, `-` when empty.
+    pub source: String,
+    /// Image format (details only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Virtual size in bytes (details only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u64>,
+    /// Bytes used on the host (details only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<u64>,
+    /// Backing chain below the image, nearest first: (path, format) (details only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backing: Vec<BackingImage>,
+}
+
+/// One image of a backing chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackingImage {
+    /// Path.
+    pub path: String,
+    /// Format.
+    pub format: String,
+}
+
+impl Connection {
+    /// Every domain: running ones first by id, then the others by name.
+    pub fn list_domains(&self) -> Result<Vec<DomainInfo>> {
+        let f = entry!(self, connect_list_domains, "listing domains");
+        let out = self.call("listing domains", &Default::default(), |h, c| unsafe { f(h, 0, c) })?;
+        let mut list: Vec<DomainInfo> = out.records.iter().map(DomainInfo::from_record).collect();
+        list.sort_by(|a, b| (a.id.is_none(), a.id, &a.name).cmp(&(b.id.is_none(), b.id, &b.name)));
+        Ok(list)
+    }
+
+    /// Turns a driver's "no such domain" into an error that suggests close names.
+    fn explain_missing(&self, name: &str, err: Error) -> Error {
+        if err.code() != ErrorCode::NoDomain {
+            return err;
+        }
+        let known: Vec<String> = self.list_domains().map(|l| l.into_iter().map(|d| d.name).collect()).unwrap_or_default();
+        Error::NoDomain { name: name.to_string(), uri: self.uri.to_string(), close: suggest::close_names(name, &known) }
+    }
+
+    /// The domain's XML; with `inactive`, its persistent definition even while it runs.
+    pub fn domain_xml(&self, name: &str, inactive: bool) -> Result<String> {
+        let f = entry!(self, domain_get_xml, "reading domain XML");
+        let flags = if inactive { abi::LV_XML_INACTIVE } else { 0 };
+        let out = self.call_domain("reading domain XML", f, name, flags).map_err(|e| self.explain_missing(name, e))?;
+        Ok(out.into_text())
+    }
+
+    /// The domain's persistent definition, parsed.
+    pub(crate) fn read_domain(&self, name: &str) -> Result<DomainXml> {
+        let text = self.domain_xml(name, true)?;
+        DomainXml::parse(&text, Some(&format!("definition of domain '{name}'"))).map_err(Error::from)
+    }
+
+    /// The domain's state and, while running, its id.
+    pub fn domain_state(&self, name: &str) -> Result<(DomainState, Option<i64>)> {
+        let f = entry!(self, domain_get_state, "reading domain state");
+        let r = self.call_domain("reading domain state", f, name, 0).map_err(|e| self.explain_missing(name, e))?.into_record();
+        Ok((DomainState::from_abi(r.get_u64("state").unwrap_or(0)), r.get_i64("id").filter(|i| *i >= 0)))
+    }
+
+    /// Defines a domain from XML (`source_name`, a file name, goes into errors). A missing
+    /// `<uuid>` is added (the existing domain's, or a new one); disk set memberships of disks
+    /// that are no longer in the domain are dropped. Everything else is kept as written.
+    pub fn define(&self, xml: &str, source_name: Option<&str>) -> Result<DefineOutcome> {
+        let f = entry!(self, domain_define_xml, "defining domains");
+        let mut dom = DomainXml::parse(xml, source_name)?;
+        let name = dom.name();
+        let _lock = self.lock_domain(&name)?;
+        let existing = match self.read_domain(&name) {
+            Ok(d) => Some(d),
+            Err(e) if e.code() == ErrorCode::NoDomain => None,
+            Err(e) => return Err(e),
+        };
+        let uuid = match (dom.uuid(), existing.as_ref().and_then(|e| e.uuid())) {
+            (Some(new), Some(old)) if new != old => {
+                return Err(Error::InvalidArg(format!(
+                    "Domain '{name}' already exists with UUID {old}, and the XML gives {new}; keep the UUID, or choose another name for a new domain"
+                )));
+            }
+            (Some(new), _) => new,
+            (None, Some(old)) => old,
+            (None, None) => generate_uuid().map_err(|source| Error::Io { doing: "read random bytes from", path: "/dev/urandom".into(), source })?,
+        };
+        if let Some(other) = self.list_domains()?.into_iter().find(|d| d.uuid == uuid && d.name != name) {
+            return Err(Error::InvalidArg(format!("UUID {uuid} is already used by domain '{}'; remove <uuid> to get a new one", other.name)));
+        }
+        if dom.uuid().is_none() {
+            dom.set_uuid(&uuid);
+        }
+        let left_sets = dom.prune_disk_sets();
+        let text = dom.to_xml();
+        self.call("defining a domain", &Default::default(), |h, c| unsafe { f(h, LvStr::from_str(&text), 0, c) })?;
+        Ok(DefineOutcome { name, uuid, created: existing.is_none(), left_sets })
+    }
+
+    /// Writes a changed definition of an existing domain; the caller holds its lock.
+    pub(crate) fn redefine(&self, dom: &DomainXml) -> Result<()> {
+        let f = entry!(self, domain_define_xml, "defining domains");
+        let text = dom.to_xml();
+        self.call("defining a domain", &Default::default(), |h, c| unsafe { f(h, LvStr::from_str(&text), 0, c) })?;
+        Ok(())
+    }
+
+    /// Removes a domain's definition.
+    pub fn undefine(&self, name: &str) -> Result<()> {
+        let f = entry!(self, domain_undefine, "undefining domains");
+        let _lock = self.lock_domain(name)?;
+        self.call_domain("undefining a domain", f, name, 0).map_err(|e| self.explain_missing(name, e))?;
+        Ok(())
+    }
+
+    /// Starts a domain.
+    pub fn start(&self, name: &str) -> Result<()> {
+        let f = entry!(self, domain_create, "starting domains");
+        self.call_domain("starting a domain", f, name, 0).map_err(|e| self.explain_missing(name, e))?;
+        Ok(())
+    }
+
+    /// Stops a domain at once.
+    pub fn destroy(&self, name: &str) -> Result<()> {
+        let f = entry!(self, domain_destroy, "destroying domains");
+        self.call_domain("destroying a domain", f, name, 0).map_err(|e| self.explain_missing(name, e))?;
+        Ok(())
+    }
+
+    /// The domain's disks; with `details`, each image's format, sizes and backing chain as
+    /// the driver reads them.
+    pub fn block_devices(&self, name: &str, details: bool) -> Result<Vec<BlockDevice>> {
+        let dom = self.read_domain(name)?;
+        let info_fn = if details { self.driver.vtable().domain_get_block_info } else { None };
+        let mut out = Vec::new();
+        for d in dom.disks() {
+            let mut dev = BlockDevice {
+                disk_type: d.disk_type.clone(),
+                device: d.device.clone(),
+                target: d.target.clone(),
+                source: d.source.display(),
+                format: details.then(|| d.format_or_raw().to_string()),
+                capacity: None,
+                allocation: None,
+                backing: Vec::new(),
+            };
+            if let (Some(f), Some(_)) = (info_fn, d.source.path()) {
+                let r = self
+                    .call("reading disk image details", &Default::default(), |h, c| unsafe {
+                        f(h, LvStr::from_str(name), LvStr::from_str(&d.target), 0, c)
+                    })?
+                    .into_record();
+                dev.format = r.get_str("format").map(str::to_string).or(dev.format);
+                dev.capacity = r.get_u64("capacity");
+                dev.allocation = r.get_u64("allocation");
+                dev.backing = r
+                    .get_strs("backing")
+                    .into_iter()
+                    .zip(r.get_strs("backing_format").into_iter().chain(std::iter::repeat("")))
+                    .map(|(p, f)| BackingImage { path: p.to_string(), format: f.to_string() })
+                    .collect();
+            }
+            out.push(dev);
+        }
+        Ok(out)
+    }
+}

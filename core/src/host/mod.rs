@@ -1,0 +1,126 @@
+//! The host API: every operation luavirt offers, written once. The CLI, Lua scripts and the
+//! watcher all call these functions; drivers are reached only through the ABI.
+
+mod diskset;
+mod domain;
+mod lock;
+mod suggest;
+
+pub use diskset::{DiskSetChange, DiskSetOps};
+pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState};
+
+use crate::driver::{self, CallOptions, CallOutput, LoadedDriver, RefusedDriver};
+use crate::error::{Error, Result};
+use luavirt_plugin_api::Uri;
+use luavirt_plugin_api::abi::{LvCall, LvStr};
+use std::ffi::c_void;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The URI used when none is given: `LUAVIRT_DEFAULT_URI`, else `qemu:///session`.
+pub fn default_uri() -> String {
+    std::env::var("LUAVIRT_DEFAULT_URI").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "qemu:///session".to_string())
+}
+
+/// The loaded drivers, and those refused.
+pub struct Host {
+    drivers: Vec<Arc<LoadedDriver>>,
+    refused: Vec<RefusedDriver>,
+}
+
+impl Host {
+    /// Loads the drivers found on the search path (see [`driver::loader::search_path`]).
+    pub fn load() -> Host {
+        Host::load_from(&driver::loader::search_path())
+    }
+
+    /// Loads the drivers found in `dirs` (`true` = only `libluavirt_*.so`).
+    pub fn load_from(dirs: &[(PathBuf, bool)]) -> Host {
+        let (loaded, refused) = driver::loader::load_all(dirs);
+        Host { drivers: loaded.into_iter().map(Arc::new).collect(), refused }
+    }
+
+    /// Drivers that loaded.
+    pub fn drivers(&self) -> &[Arc<LoadedDriver>] {
+        &self.drivers
+    }
+
+    /// Shared objects that were refused, with reasons.
+    pub fn refused(&self) -> &[RefusedDriver] {
+        &self.refused
+    }
+
+    /// Opens a connection to `uri` with the driver that serves its scheme.
+    pub fn connect(&self, uri: &str) -> Result<Connection> {
+        let parsed = Uri::parse(uri).map_err(|e| Error::InvalidArg(e.to_string()))?;
+        let driver = self.drivers.iter().find(|d| d.serves(&parsed.scheme)).cloned().ok_or_else(|| Error::NoDriver {
+            uri: uri.to_string(),
+            scheme: parsed.scheme.clone(),
+            loaded: {
+                let s: Vec<String> = self.drivers.iter().flat_map(|d| d.schemes.clone()).collect();
+                if s.is_empty() { "none".to_string() } else { s.join(", ") }
+            },
+        })?;
+        let handle = driver.open(&parsed)?;
+        Ok(Connection { driver, handle, uri: parsed })
+    }
+}
+
+/// An open connection: a driver and its connection handle.
+pub struct Connection {
+    driver: Arc<LoadedDriver>,
+    handle: *mut c_void,
+    uri: Uri,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.driver.close(self.handle);
+    }
+}
+
+/// Picks a vtable entry or says the driver does not support it.
+macro_rules! entry {
+    ($conn:expr, $field:ident, $what:expr) => {
+        $conn.driver.vtable().$field.ok_or_else(|| Error::Unsupported { driver: $conn.driver.name.clone(), operation: $what.to_string() })?
+    };
+}
+pub(crate) use entry;
+
+impl Connection {
+    /// The URI as given.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The driver serving it.
+    pub fn driver(&self) -> &LoadedDriver {
+        &self.driver
+    }
+
+    /// Where this connection's host-side locks live: the URI's `?state=DIR` or the default
+    /// state folder, then one folder per URI.
+    fn lock_dir(&self) -> PathBuf {
+        let text = self.uri.as_str();
+        // FNV-1a: a stable short name for the URI.
+        let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        luavirt_plugin_api::fsutil::state_dir_for(&self.uri).join("locks").join(format!("{}-{hash:016x}", self.uri.scheme))
+    }
+
+    /// Calls a driver function with this connection's handle.
+    fn call(&self, operation: &str, options: &CallOptions, f: impl FnOnce(*mut c_void, *mut LvCall) -> i32) -> Result<CallOutput> {
+        let handle = self.handle;
+        self.driver.invoke(operation, options, |call| f(handle, call))
+    }
+
+    /// Calls a domain operation (`fn(conn, name, flags, call)`).
+    fn call_domain(
+        &self,
+        operation: &str,
+        f: unsafe extern "C" fn(*mut c_void, LvStr, u32, *mut LvCall) -> i32,
+        name: &str,
+        flags: u32,
+    ) -> Result<CallOutput> {
+        self.call(operation, &CallOptions::default(), |h, c| unsafe { f(h, LvStr::from_str(name), flags, c) })
+    }
+}

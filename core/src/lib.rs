@@ -1,0 +1,16 @@
+//! The luavirt host: loads hypervisor drivers through the C ABI of `luavirt-plugin-api`, opens
+//! connections, and implements every operation once (in [`host`]) for the `luavirt` command,
+//! Lua scripts and the file watcher to share.
+//!
+//! - [`driver`]: finding, checking and calling driver plugins.
+//! - [`host`]: connections and the operations on domains and disk sets.
+//! - [`error`]: what failed, on which object, and what to do.
+#![deny(missing_docs)]
+
+pub mod driver;
+pub mod error;
+pub mod host;
+pub mod log;
+
+pub use error::{Error, Result};
+pub use host::{Connection, Host};

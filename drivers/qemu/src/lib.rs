@@ -1,0 +1,144 @@
+//! luavirt's QEMU driver (`qemu:///session`).
+//!
+//! Definitions are kept as the libvirt XML they were defined with, under the state folder
+//! (`?state=DIR`, else `LUAVIRT_STATE_DIR`, ...). A started domain is a real
+//! `qemu-system-*` process in a session of its own, so it outlives the `luavirt` process that
+//! started it; any later call finds it by pid and start time and talks to it over its QMP
+//! socket. A QEMU that died is reported as shut off and its run state cleaned up.
+
+mod cmdline;
+mod images;
+mod lifecycle;
+mod process;
+mod qmp;
+mod state;
+
+use luavirt_plugin_api::abi::{LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_STATE_SHUTOFF};
+use luavirt_plugin_api::domain::DomainXml;
+use luavirt_plugin_api::fsutil::state_dir_for;
+use luavirt_plugin_api::kit::{Call, Driver, DriverResult};
+use luavirt_plugin_api::{DriverError, ErrorCode, Params, Uri, Value};
+use state::StateDir;
+
+/// One open `qemu:///session` connection.
+pub struct QemuDriver {
+    state: StateDir,
+}
+
+impl Driver for QemuDriver {
+    const NAME: &'static str = "qemu";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "QEMU domains: qemu-system over QMP, images through qemu-img";
+    const URI_SCHEMES: &'static str = "qemu";
+    const CAPABILITIES: u64 = LV_CAP_DEFINE | LV_CAP_LIFECYCLE | LV_CAP_BLOCK_INFO;
+
+    fn open(uri: &Uri, _flags: u32, _call: &mut Call) -> DriverResult<Self> {
+        if !uri.host.is_empty() {
+            return Err(DriverError::new(ErrorCode::InvalidUri, format!("{uri}: remote QEMU hosts are not supported; use qemu:///session")));
+        }
+        if uri.path != "/session" {
+            return Err(DriverError::new(
+                ErrorCode::InvalidUri,
+                format!("{uri}: the QEMU driver serves qemu:///session (add ?state=DIR for another state folder)"),
+            ));
+        }
+        Ok(QemuDriver { state: StateDir::new(&state_dir_for(uri)) })
+    }
+
+    fn list_domains(&self, _flags: u32, call: &mut Call) -> DriverResult {
+        for name in self.state.domain_names()? {
+            let (_, dom) = self.state.read_definition(&name)?;
+            let (state, id) = self.state_of(&name, call)?;
+            let mut r = Params::new();
+            r.push_str("name", name)
+                .push_str("uuid", dom.uuid().unwrap_or_default())
+                .push("state", Value::UInt(state))
+                .push("id", Value::Int(id))
+                .push("persistent", Value::Bool(true));
+            call.emit_record(&r);
+        }
+        Ok(())
+    }
+
+    fn define_xml(&self, xml: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        let mut dom = DomainXml::parse(xml, None).map_err(|e| DriverError::new(ErrorCode::Xml, e.to_string()))?;
+        let name = dom.name();
+        let _lock = self.state.lock(&name)?;
+        if dom.uuid().is_none() {
+            let uuid = luavirt_plugin_api::domain::generate_uuid().map_err(|e| DriverError::new(ErrorCode::Io, format!("Cannot generate a UUID: {e}")))?;
+            dom.set_uuid(&uuid);
+        }
+        self.state.write_definition(&name, &dom.to_xml())?;
+        let mut r = Params::new();
+        r.push_str("name", name).push_str("uuid", dom.uuid().unwrap_or_default());
+        call.emit_record(&r);
+        Ok(())
+    }
+
+    fn undefine(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        let _lock = self.state.lock(name)?;
+        self.state.read_definition(name)?;
+        let (state, _) = self.state_of(name, call)?;
+        if state != LV_STATE_SHUTOFF {
+            return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is running; destroy it first (luavirt destroy {name})")));
+        }
+        let path = self.state.definition(name)?;
+        std::fs::remove_file(&path).map_err(|e| DriverError::io("remove", &path, e))?;
+        self.state.clear_run(name)
+    }
+
+    fn get_xml(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        let (text, _) = self.state.read_definition(name)?;
+        call.emit_text(&text);
+        Ok(())
+    }
+
+    fn get_state(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.state.read_definition(name)?;
+        let (state, id) = self.state_of(name, call)?;
+        let mut r = Params::new();
+        r.push("state", Value::UInt(state)).push("id", Value::Int(id));
+        call.emit_record(&r);
+        Ok(())
+    }
+
+    fn create(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        let _lock = self.state.lock(name)?;
+        let (_, dom) = self.state.read_definition(name)?;
+        self.start(&dom, call)
+    }
+
+    fn destroy(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        let _lock = self.state.lock(name)?;
+        self.state.read_definition(name)?;
+        self.stop(name, call)
+    }
+
+    fn get_block_info(&self, name: &str, disk: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        let (_, dom) = self.state.read_definition(name)?;
+        let d = dom.disk(disk).ok_or_else(|| {
+            let all: Vec<String> = dom.disks().into_iter().map(|d| d.target).collect();
+            DriverError::new(ErrorCode::NoDisk, format!("Domain '{name}' has no disk '{disk}'; its disks are: {}", all.join(", ")))
+        })?;
+        let path = d.source.path().ok_or_else(|| {
+            DriverError::new(ErrorCode::Unsupported, format!("Disk {disk} of domain '{name}' has no local image ({})", d.source.display()))
+        })?;
+        let record = images::block_info(name, &d, path)?;
+        call.emit_record(&record);
+        Ok(())
+    }
+}
+
+luavirt_plugin_api::export_driver!(
+    QemuDriver,
+    ops: [
+        connect_list_domains,
+        domain_define_xml,
+        domain_undefine,
+        domain_get_xml,
+        domain_get_state,
+        domain_create,
+        domain_destroy,
+        domain_get_block_info,
+    ]
+);

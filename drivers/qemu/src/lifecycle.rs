@@ -1,0 +1,159 @@
+//! Starting, stopping and observing QEMU processes of domains.
+
+use crate::process;
+use crate::qmp::Qmp;
+use crate::state::{RunState, ensure_parent};
+use crate::{QemuDriver, cmdline, images};
+use luavirt_plugin_api::abi::{LV_STATE_CRASHED, LV_STATE_PAUSED, LV_STATE_PMSUSPENDED, LV_STATE_RUNNING, LV_STATE_SHUTDOWN, LV_STATE_SHUTOFF};
+use luavirt_plugin_api::domain::DomainXml;
+use luavirt_plugin_api::kit::{Call, DriverResult, Level};
+use luavirt_plugin_api::{DriverError, ErrorCode};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a call waits for an answer from a QEMU monitor.
+const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `start` waits for a new QEMU to open its monitor.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn hypervisor(message: String) -> DriverError {
+    DriverError::new(ErrorCode::Hypervisor, message)
+}
+
+impl QemuDriver {
+    /// The domain's QEMU, if one is running (a dead one reads as none).
+    fn running(&self, name: &str) -> DriverResult<Option<RunState>> {
+        Ok(self.state.read_run_state(name)?.filter(|rs| process::is_alive(rs.pid, rs.start_time)))
+    }
+
+    /// `(LV_STATE_*, id)` of a domain. The id is QEMU's pid while it runs, else -1.
+    pub(crate) fn state_of(&self, name: &str, call: &mut Call) -> DriverResult<(u64, i64)> {
+        let Some(rs) = self.running(name)? else { return Ok((LV_STATE_SHUTOFF, -1)) };
+        let sock = self.state.run_dir(name)?.join("qmp.sock");
+        let status = Qmp::connect(&sock, MONITOR_TIMEOUT).and_then(|mut q| q.execute("query-status", None));
+        let state = match status {
+            Ok(s) => match s.get("status").and_then(|v| v.as_str()).unwrap_or("running") {
+                "running" | "debug" => LV_STATE_RUNNING,
+                "shutdown" => LV_STATE_SHUTDOWN,
+                "internal-error" | "io-error" | "guest-panicked" => LV_STATE_CRASHED,
+                "suspended" => LV_STATE_PMSUSPENDED,
+                _ => LV_STATE_PAUSED,
+            },
+            Err(e) => {
+                call.log(Level::Warning, &format!("domain '{name}': QEMU (pid {}) runs but its monitor did not answer: {e}", rs.pid));
+                LV_STATE_RUNNING
+            }
+        };
+        Ok((state, rs.pid as i64))
+    }
+
+    /// Starts `dom`'s QEMU; the caller holds the domain's lock.
+    pub(crate) fn start(&self, dom: &DomainXml, call: &mut Call) -> DriverResult {
+        let name = dom.name();
+        if self.running(&name)?.is_some() {
+            return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is already running")));
+        }
+        self.state.clear_run(&name)?;
+        let plan = cmdline::build(dom)?;
+        for w in &plan.warnings {
+            call.log(Level::Warning, &format!("domain '{name}': {w}"));
+        }
+        for d in dom.disks() {
+            if let Some(path) = d.source.path() {
+                images::check_readable(&name, &d, path)?;
+            }
+        }
+        let run_dir = self.state.run_dir(&name)?;
+        let sock = run_dir.join("qmp.sock");
+        ensure_parent(&sock)?;
+        if sock.as_os_str().len() > 100 {
+            return Err(DriverError::new(
+                ErrorCode::InvalidArg,
+                format!("The monitor socket path {} is too long for a Unix socket; use a shorter state folder (LUAVIRT_STATE_DIR or ?state=DIR)", sock.display()),
+            ));
+        }
+        let listener = UnixListener::bind(&sock).map_err(|e| DriverError::io("create the monitor socket", &sock, e))?;
+        let log_path = self.state.log_file(&name)?;
+        ensure_parent(&log_path)?;
+        let mut log = std::fs::OpenOptions::new().create(true).append(true).read(true).open(&log_path).map_err(|e| DriverError::io("open", &log_path, e))?;
+        let log_start = log.seek(SeekFrom::End(0)).unwrap_or(0);
+        let _ = writeln!(log, "{} starting domain '{name}': {}", now(), plan.argv.join(" "));
+
+        let mut child = process::spawn(&plan.argv, &listener, &log).map_err(|e| hypervisor(format!("Cannot run {}: {e}", plan.argv[0])))?;
+        drop(listener); // QEMU holds it as fd MONITOR_FD now; if QEMU dies, connecting fails.
+        let pid = child.id() as i32;
+        let fail = |child: &mut std::process::Child, why: String| -> DriverError {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = self.state.clear_run(&name);
+            let output = read_from(&log_path, log_start);
+            hypervisor(format!("QEMU failed to start domain '{name}': {why}\n{}", output.trim_end()))
+        };
+        let Some(start_time) = process::start_time(pid) else {
+            return Err(fail(&mut child, "it exited at once".to_string()));
+        };
+        let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if let Err(e) = self.state.write_run_state(&name, &RunState { pid, start_time, started_at }) {
+            return Err(fail(&mut child, e.message));
+        }
+        let mut qmp = match Qmp::connect(&sock, STARTUP_TIMEOUT) {
+            Ok(q) => q,
+            Err(e) => return Err(fail(&mut child, format!("its monitor did not answer ({e}); see {}", log_path.display()))),
+        };
+        if let Err(e) = qmp.execute("cont", None) {
+            return Err(fail(&mut child, format!("it did not resume: {e}")));
+        }
+        // Reap QEMU when it exits if this process still runs then (a script, the watcher).
+        std::thread::spawn(move || child.wait());
+        Ok(())
+    }
+
+    /// Stops the domain's QEMU at once; the caller holds the domain's lock.
+    pub(crate) fn stop(&self, name: &str, _call: &mut Call) -> DriverResult {
+        let rs = self.state.read_run_state(name)?;
+        let Some(rs) = rs.filter(|rs| process::is_alive(rs.pid, rs.start_time)) else {
+            self.state.clear_run(name)?;
+            return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is not running")));
+        };
+        let sock = self.state.run_dir(name)?.join("qmp.sock");
+        let quit = Qmp::connect(&sock, MONITOR_TIMEOUT).and_then(|mut q| {
+            q.execute("quit", None)?;
+            q.wait_closed();
+            Ok(())
+        });
+        let stopped = quit.is_ok() && process::wait_exit(rs.pid, Duration::from_secs(10)) || process::terminate(rs.pid, Duration::from_secs(5));
+        if !stopped {
+            return Err(hypervisor(format!("QEMU of domain '{name}' (pid {}) did not stop, even after SIGKILL", rs.pid)));
+        }
+        self.state.clear_run(name)
+    }
+}
+
+/// What `path` holds after byte `offset` (QEMU's output since it was started).
+fn read_from(path: &Path, offset: u64) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.seek(SeekFrom::Start(offset));
+        let _ = f.read_to_string(&mut s);
+    }
+    s
+}
+
+/// The time of day for log lines, UTC.
+fn now() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}

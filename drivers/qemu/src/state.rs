@@ -1,0 +1,152 @@
+//! Where the QEMU driver keeps things under its state folder, and how it reads them back.
+//!
+//! ```text
+//! <state>/qemu/domains/NAME.xml      definitions, as defined (lossless)
+//! <state>/qemu/run/NAME/state.json   the running QEMU: pid, its start time, monitor socket
+//! <state>/qemu/run/NAME/qmp.sock     the QMP monitor
+//! <state>/qemu/log/NAME.log          QEMU's output, appended at each start
+//! <state>/qemu/locks/NAME.lock       held while a call changes NAME
+//! ```
+
+use luavirt_plugin_api::domain::{DomainXml, check_domain_name};
+use luavirt_plugin_api::fsutil::{LockGuard, lock_exclusive, write_atomic};
+use luavirt_plugin_api::{DriverError, ErrorCode};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The driver's folders.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// What `state.json` records about a running QEMU.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunState {
+    /// QEMU's process id.
+    pub pid: i32,
+    /// The process's start time (field 22 of /proc/PID/stat), to tell it from a later
+    /// process that reuses the pid.
+    pub start_time: u64,
+    /// When it was started, seconds since the epoch.
+    pub started_at: u64,
+}
+
+impl StateDir {
+    /// The QEMU driver's folder inside luavirt's state folder `base`.
+    pub fn new(base: &Path) -> StateDir {
+        StateDir { root: base.join("qemu") }
+    }
+
+    fn checked(name: &str) -> Result<&str, DriverError> {
+        check_domain_name(name).map_err(|m| DriverError::new(ErrorCode::InvalidArg, m))?;
+        Ok(name)
+    }
+
+    /// The definition file of `name`.
+    pub fn definition(&self, name: &str) -> Result<PathBuf, DriverError> {
+        Ok(self.root.join("domains").join(format!("{}.xml", Self::checked(name)?)))
+    }
+
+    /// The run folder of `name`.
+    pub fn run_dir(&self, name: &str) -> Result<PathBuf, DriverError> {
+        Ok(self.root.join("run").join(Self::checked(name)?))
+    }
+
+    /// QEMU's log of `name`.
+    pub fn log_file(&self, name: &str) -> Result<PathBuf, DriverError> {
+        Ok(self.root.join("log").join(format!("{}.log", Self::checked(name)?)))
+    }
+
+    /// Takes the lock of `name`.
+    pub fn lock(&self, name: &str) -> Result<LockGuard, DriverError> {
+        let path = self.root.join("locks").join(format!("{}.lock", Self::checked(name)?));
+        lock_exclusive(&path).map_err(|e| DriverError::io("lock", &path, e))
+    }
+
+    /// Names of all defined domains, sorted.
+    pub fn domain_names(&self) -> Result<Vec<String>, DriverError> {
+        let dir = self.root.join("domains");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(DriverError::io("read", &dir, e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".xml")).map(str::to_string))
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Reads the definition of `name`: its text and parsed form.
+    pub fn read_definition(&self, name: &str) -> Result<(String, DomainXml), DriverError> {
+        let path = self.definition(name)?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(DriverError::new(ErrorCode::NoDomain, format!("Domain '{name}' is not defined")));
+            }
+            Err(e) => return Err(DriverError::io("read", &path, e)),
+        };
+        let dom = DomainXml::parse(&text, Some(&path.display().to_string())).map_err(|e| {
+            DriverError::new(ErrorCode::CorruptState, format!("The stored definition of domain '{name}' is corrupt: {e}; fix the file or move it away (nothing was changed)"))
+        })?;
+        if dom.name() != name {
+            return Err(DriverError::new(
+                ErrorCode::CorruptState,
+                format!("{} holds domain '{}', not '{name}'; rename the file or fix its <name> (nothing was changed)", path.display(), dom.name()),
+            ));
+        }
+        Ok((text, dom))
+    }
+
+    /// Stores the definition of a domain.
+    pub fn write_definition(&self, name: &str, xml: &str) -> Result<(), DriverError> {
+        let path = self.definition(name)?;
+        ensure_parent(&path)?;
+        write_atomic(&path, xml.as_bytes()).map_err(|e| DriverError::io("write", &path, e))
+    }
+
+    /// Reads `state.json` of `name`, if the domain was started.
+    pub fn read_run_state(&self, name: &str) -> Result<Option<RunState>, DriverError> {
+        let path = self.run_dir(name)?.join("state.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                DriverError::new(
+                    ErrorCode::CorruptState,
+                    format!("The run state {} of domain '{name}' is corrupt ({e}); if no QEMU of it runs, remove the file (nothing was changed)", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(DriverError::io("read", &path, e)),
+        }
+    }
+
+    /// Writes `state.json` of `name`.
+    pub fn write_run_state(&self, name: &str, state: &RunState) -> Result<(), DriverError> {
+        let path = self.run_dir(name)?.join("state.json");
+        ensure_parent(&path)?;
+        let json = serde_json::to_vec_pretty(state).expect("run state serializes");
+        write_atomic(&path, &json).map_err(|e| DriverError::io("write", &path, e))
+    }
+
+    /// Removes the run folder of `name` (after QEMU stopped).
+    pub fn clear_run(&self, name: &str) -> Result<(), DriverError> {
+        let dir = self.run_dir(name)?;
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::io("remove", &dir, e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Creates the folder `path` goes in.
+pub fn ensure_parent(path: &Path) -> Result<(), DriverError> {
+    match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| DriverError::io("create", dir, e)),
+        None => Ok(()),
+    }
+}

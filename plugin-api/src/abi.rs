@@ -1,0 +1,347 @@
+//! The C ABI between the luavirt host and a driver plugin.
+//!
+//! Everything here is `#[repr(C)]` and mirrored in `include/luavirt_driver.h`, which is
+//! generated from this file by cbindgen (a test regenerates it and compares, another compiles
+//! a C program against it and compares every size and offset with these definitions).
+//!
+//! Rules that keep the ABI stable (the way SQLite's `sqlite3_api_routines` and PostgreSQL's
+//! `PG_MODULE_MAGIC` stay stable):
+//! - Structs are append-only. Each starts with `struct_size`; a reader only touches fields that
+//!   lie within the size the writer declared. New fields go at the end, with a comment naming the
+//!   ABI minor that added them, and `LV_ABI_MINOR` goes up by one.
+//! - `LV_ABI_MAJOR` changes only when something already shipped changes meaning or place. The
+//!   host refuses a driver of another major and says so.
+//! - Error codes and constants keep their numbers forever; a retired one stays as a comment.
+//! - Strings are UTF-8 `(pointer, length)` pairs, borrowed for the duration of the call that
+//!   passes them. Nothing allocated on one side is freed on the other: drivers hand results to
+//!   the host through the `emit_*` callbacks of [`LvHostApi`], and the host copies them.
+//! - Every operation takes a `flags` word (0 today unless a flag is documented) and the call
+//!   context `LvCall`, through which it emits results, reports an error, reports progress and
+//!   asks whether it was cancelled.
+//! - A NULL function in [`LvDriverVtable`] means "unsupported"; the host says so precisely.
+//! - A driver must not unwind across this boundary. The Rust kit catches panics and reports
+//!   them as `LV_ERR_DRIVER_PANIC`. The host never unloads a driver.
+
+use std::ffi::c_void;
+
+/// Major version of this ABI. A host loads only drivers of the same major.
+pub const LV_ABI_MAJOR: u16 = 1;
+/// Minor version of this ABI: the number of append-only extensions since the major began.
+pub const LV_ABI_MINOR: u16 = 0;
+
+/// Every call succeeded.
+pub const LV_OK: i32 = 0;
+/// Something failed inside the driver that fits no other code.
+pub const LV_ERR_INTERNAL: i32 = 1;
+/// The driver does not support this operation or flag.
+pub const LV_ERR_UNSUPPORTED: i32 = 2;
+/// An argument is malformed or out of range.
+pub const LV_ERR_INVALID_ARG: i32 = 3;
+/// No domain has that name.
+pub const LV_ERR_NO_DOMAIN: i32 = 4;
+/// An object with that name or UUID already exists.
+pub const LV_ERR_EXISTS: i32 = 5;
+/// The operation is not valid in the domain's current state (start a running domain, ...).
+pub const LV_ERR_INVALID_STATE: i32 = 6;
+/// A document (domain XML, snapshot XML) is malformed or breaks a rule.
+pub const LV_ERR_XML: i32 = 7;
+/// A file could not be read or written.
+pub const LV_ERR_IO: i32 = 8;
+/// The hypervisor or one of its tools failed (qemu-img, QMP, ...).
+pub const LV_ERR_HYPERVISOR: i32 = 9;
+/// The driver panicked; the call did not complete.
+pub const LV_ERR_DRIVER_PANIC: i32 = 10;
+/// The domain has no disk of that name.
+pub const LV_ERR_NO_DISK: i32 = 11;
+/// The call was cancelled through `LvHostApi::is_cancelled`.
+pub const LV_ERR_CANCELLED: i32 = 12;
+/// A state file kept by the driver is corrupt; it was left as it was.
+pub const LV_ERR_CORRUPT_STATE: i32 = 13;
+/// No snapshot has that name.
+pub const LV_ERR_NO_SNAPSHOT: i32 = 14;
+/// Another process holds a lock the call needs.
+pub const LV_ERR_BUSY: i32 = 15;
+/// The connection URI is malformed or names something this driver cannot serve.
+pub const LV_ERR_INVALID_URI: i32 = 16;
+
+/// `LvParam::kind`: a signed 64-bit integer in `int_value`.
+pub const LV_PARAM_INT: u32 = 1;
+/// `LvParam::kind`: an unsigned 64-bit integer in `uint_value`.
+pub const LV_PARAM_UINT: u32 = 2;
+/// `LvParam::kind`: a double in `double_value`.
+pub const LV_PARAM_DOUBLE: u32 = 3;
+/// `LvParam::kind`: a boolean in `int_value` (0 or 1).
+pub const LV_PARAM_BOOL: u32 = 4;
+/// `LvParam::kind`: a UTF-8 string in `string_value`.
+pub const LV_PARAM_STRING: u32 = 5;
+
+/// Domain state numbers, as libvirt numbers `virDomainState`.
+pub const LV_STATE_NOSTATE: u64 = 0;
+/// The domain is running.
+pub const LV_STATE_RUNNING: u64 = 1;
+/// The domain is blocked on a resource.
+pub const LV_STATE_BLOCKED: u64 = 2;
+/// The domain is paused.
+pub const LV_STATE_PAUSED: u64 = 3;
+/// The domain is shutting down.
+pub const LV_STATE_SHUTDOWN: u64 = 4;
+/// The domain is shut off (defined, not running).
+pub const LV_STATE_SHUTOFF: u64 = 5;
+/// The domain crashed.
+pub const LV_STATE_CRASHED: u64 = 6;
+/// The domain is suspended by guest power management.
+pub const LV_STATE_PMSUSPENDED: u64 = 7;
+
+/// Capability: the driver keeps domain definitions (define, undefine).
+pub const LV_CAP_DEFINE: u64 = 1 << 0;
+/// Capability: the driver starts and stops domains.
+pub const LV_CAP_LIFECYCLE: u64 = 1 << 1;
+/// Capability: the driver reports disk image details (format, size, backing chain).
+pub const LV_CAP_BLOCK_INFO: u64 = 1 << 2;
+/// Capability: the driver only reads; it never changes anything.
+pub const LV_CAP_READ_ONLY: u64 = 1 << 3;
+/// Capability: snapshots.
+pub const LV_CAP_SNAPSHOT: u64 = 1 << 4;
+/// Capability: block jobs (copy, pull, commit).
+pub const LV_CAP_BLOCK_JOBS: u64 = 1 << 5;
+/// Capability: migration.
+pub const LV_CAP_MIGRATION: u64 = 1 << 6;
+
+/// `domain_get_xml` flag: the persistent definition even when the domain is running.
+pub const LV_XML_INACTIVE: u32 = 1 << 0;
+
+/// A borrowed UTF-8 string: `len` bytes at `ptr`, not NUL-terminated. `ptr` may be NULL only
+/// when `len` is 0. Valid for the duration of the call that passes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LvStr {
+    /// First byte.
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+/// One typed parameter. Lists of parameters may repeat a key (`migrate_disks=vda`,
+/// `migrate_disks=vdb`); order is kept. Only the field that `kind` names is meaningful.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LvParam {
+    /// Parameter name.
+    pub key: LvStr,
+    /// One of `LV_PARAM_*`.
+    pub kind: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Value of an `LV_PARAM_INT` or `LV_PARAM_BOOL`.
+    pub int_value: i64,
+    /// Value of an `LV_PARAM_UINT`.
+    pub uint_value: u64,
+    /// Value of an `LV_PARAM_DOUBLE`.
+    pub double_value: f64,
+    /// Value of an `LV_PARAM_STRING`.
+    pub string_value: LvStr,
+}
+
+/// The host's context for one driver call. Opaque to drivers: pass it back to the host's
+/// callbacks. Valid until the driver function returns.
+pub struct LvCall {
+    _private: [u8; 0],
+}
+
+/// Host functions a driver may call. Passed to `connect_open`; valid for the life of the
+/// connection. Append-only: check `struct_size` before using a field added after ABI 1.0.
+#[repr(C)]
+pub struct LvHostApi {
+    /// `sizeof(LvHostApi)` as the host was built.
+    pub struct_size: u32,
+    /// The host's `LV_ABI_MAJOR`.
+    pub abi_major: u16,
+    /// The host's `LV_ABI_MINOR`.
+    pub abi_minor: u16,
+    /// Hands a text result (a document, a name) to the host, which copies it.
+    pub emit_text: unsafe extern "C" fn(call: *mut LvCall, text: LvStr),
+    /// Hands one record (a list of typed parameters) to the host, which copies it.
+    pub emit_record: unsafe extern "C" fn(call: *mut LvCall, params: *const LvParam, count: usize),
+    /// Records the call's error: one of `LV_ERR_*` and a message that names the object and
+    /// says what to do. The function must then return the same code.
+    pub set_error: unsafe extern "C" fn(call: *mut LvCall, code: i32, message: LvStr),
+    /// Reports progress of a long call: `done` of `total` units, and what it is doing.
+    pub progress: unsafe extern "C" fn(call: *mut LvCall, done: u64, total: u64, stage: LvStr),
+    /// Returns true when the user asked to cancel the call; the driver should stop, undo what
+    /// it can, and return `LV_ERR_CANCELLED`.
+    pub is_cancelled: unsafe extern "C" fn(call: *mut LvCall) -> bool,
+    /// Writes a log line. `level`: 1 error, 2 warning, 3 info, 4 debug. `call` may be NULL.
+    pub log: unsafe extern "C" fn(call: *mut LvCall, level: i32, message: LvStr),
+}
+
+/// Opens a connection for `uri`, whose scheme the driver claimed. On success stores the
+/// driver's connection handle in `*conn_out` and returns `LV_OK`.
+pub type LvConnectOpenFn = Option<
+    unsafe extern "C" fn(
+        host: *const LvHostApi,
+        uri: LvStr,
+        flags: u32,
+        conn_out: *mut *mut c_void,
+        call: *mut LvCall,
+    ) -> i32,
+>;
+/// Releases a connection handle returned by `connect_open`.
+pub type LvConnectCloseFn = Option<unsafe extern "C" fn(conn: *mut c_void)>;
+/// An operation on the connection.
+pub type LvConnectOpFn =
+    Option<unsafe extern "C" fn(conn: *mut c_void, flags: u32, call: *mut LvCall) -> i32>;
+/// An operation on the connection with one string argument.
+pub type LvConnectStrOpFn = Option<
+    unsafe extern "C" fn(conn: *mut c_void, arg: LvStr, flags: u32, call: *mut LvCall) -> i32,
+>;
+/// An operation on the domain called `name`.
+pub type LvDomainOpFn = Option<
+    unsafe extern "C" fn(conn: *mut c_void, name: LvStr, flags: u32, call: *mut LvCall) -> i32,
+>;
+/// An operation on the domain called `name` with one string argument.
+pub type LvDomainStrOpFn = Option<
+    unsafe extern "C" fn(
+        conn: *mut c_void,
+        name: LvStr,
+        arg: LvStr,
+        flags: u32,
+        call: *mut LvCall,
+    ) -> i32,
+>;
+
+/// The driver's functions. NULL means unsupported. Append-only.
+#[repr(C)]
+pub struct LvDriverVtable {
+    /// `sizeof(LvDriverVtable)` as the driver was built.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    // ---- ABI 1.0 ----
+    /// Opens a connection. Required.
+    pub connect_open: LvConnectOpenFn,
+    /// Closes a connection. Required.
+    pub connect_close: LvConnectCloseFn,
+    /// Emits one record per domain: `name` (string), `uuid` (string), `state` (uint,
+    /// `LV_STATE_*`), `id` (int, -1 when not running), `persistent` (bool).
+    pub connect_list_domains: LvConnectOpFn,
+    /// Defines (or redefines) a domain from domain XML `arg`; emits one record with `name`
+    /// and `uuid`. The XML is kept losslessly.
+    pub domain_define_xml: LvConnectStrOpFn,
+    /// Removes the definition of domain `name`.
+    pub domain_undefine: LvDomainOpFn,
+    /// Emits the domain XML as one text. Flags: `LV_XML_INACTIVE`.
+    pub domain_get_xml: LvDomainOpFn,
+    /// Emits one record: `state` (uint), `id` (int), `reason` (string, optional).
+    pub domain_get_state: LvDomainOpFn,
+    /// Starts the domain.
+    pub domain_create: LvDomainOpFn,
+    /// Stops the domain at once, like pulling the plug.
+    pub domain_destroy: LvDomainOpFn,
+    /// Emits one record about the image of disk `arg` (a target name): `format` (string),
+    /// `capacity` and `allocation` (uint, bytes), then for each image below it in the backing
+    /// chain, nearest first, a `backing` (string path) followed by its `backing_format`.
+    pub domain_get_block_info: LvDomainStrOpFn,
+    // ---- ABI 1.1: append here ----
+}
+
+/// What a driver says about itself. Returned by the driver's entry function; must stay valid
+/// and unchanged for the life of the process (a `static`).
+#[repr(C)]
+pub struct LvDriverInfo {
+    /// `sizeof(LvDriverInfo)` as the driver was built.
+    pub struct_size: u32,
+    /// `LV_ABI_MAJOR` the driver was built for.
+    pub abi_major: u16,
+    /// `LV_ABI_MINOR` the driver was built for.
+    pub abi_minor: u16,
+    /// `sizeof(void *)` in the driver: a canary against a 32/64-bit mix-up.
+    pub pointer_width: u16,
+    /// Zero.
+    pub reserved16: u16,
+    /// Zero.
+    pub reserved32: u32,
+    /// `LV_CAP_*` bits.
+    pub capabilities: u64,
+    /// Short name, like `qemu`.
+    pub name: LvStr,
+    /// Driver version, like `1.2.0`.
+    pub version: LvStr,
+    /// URI schemes the driver serves, separated by commas: `qemu` serves `qemu:///session`.
+    pub uri_schemes: LvStr,
+    /// One line saying what the driver drives.
+    pub description: LvStr,
+    /// The driver's functions.
+    pub vtable: *const LvDriverVtable,
+}
+
+/// The one symbol a driver exports, `luavirt_driver_entry_v1`: returns the driver's
+/// [`LvDriverInfo`]. Must not fail and must not do work beyond returning the pointer.
+pub type LvDriverEntryFn = unsafe extern "C" fn() -> *const LvDriverInfo;
+
+/// Name of the entry symbol. The `_v1` follows `LV_ABI_MAJOR`, so a later host can look
+/// for several.
+pub const LV_DRIVER_ENTRY_SYMBOL: &str = "luavirt_driver_entry_v1";
+
+// The info and vtable are immutable statics that only hold pointers to other statics.
+unsafe impl Sync for LvDriverInfo {}
+unsafe impl Sync for LvDriverVtable {}
+
+impl LvStr {
+    /// An empty string.
+    pub const EMPTY: LvStr = LvStr { ptr: std::ptr::null(), len: 0 };
+
+    /// Borrows a Rust string.
+    pub const fn from_str(s: &str) -> LvStr {
+        LvStr { ptr: s.as_ptr(), len: s.len() }
+    }
+
+    /// Reads the bytes back.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes that outlive `'a`, or `len` must be 0.
+    pub unsafe fn as_bytes<'a>(self) -> &'a [u8] {
+        if self.len == 0 || self.ptr.is_null() {
+            &[]
+        } else {
+            // SAFETY: the caller promises `ptr..ptr+len` is readable for 'a.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+
+    /// Reads the string back, replacing invalid UTF-8.
+    ///
+    /// # Safety
+    /// As [`LvStr::as_bytes`].
+    pub unsafe fn to_string_lossy(self) -> String {
+        String::from_utf8_lossy(unsafe { self.as_bytes() }).into_owned()
+    }
+}
+
+impl LvDriverVtable {
+    /// A table with every function missing, to fill in.
+    pub const EMPTY: LvDriverVtable = LvDriverVtable {
+        struct_size: std::mem::size_of::<LvDriverVtable>() as u32,
+        reserved: 0,
+        connect_open: None,
+        connect_close: None,
+        connect_list_domains: None,
+        domain_define_xml: None,
+        domain_undefine: None,
+        domain_get_xml: None,
+        domain_get_state: None,
+        domain_create: None,
+        domain_destroy: None,
+        domain_get_block_info: None,
+    };
+}
+
+/// Name of each capability bit, for display.
+pub const CAPABILITY_NAMES: &[(u64, &str)] = &[
+    (LV_CAP_DEFINE, "define"),
+    (LV_CAP_LIFECYCLE, "lifecycle"),
+    (LV_CAP_BLOCK_INFO, "block-info"),
+    (LV_CAP_READ_ONLY, "read-only"),
+    (LV_CAP_SNAPSHOT, "snapshot"),
+    (LV_CAP_BLOCK_JOBS, "block-jobs"),
+    (LV_CAP_MIGRATION, "migration"),
+];

@@ -1,0 +1,105 @@
+use super::*;
+
+const TWO_DISKS: &str = r#"<domain type='kvm'>
+  <name>web1</name>
+  <!-- disks below -->
+  <devices>
+    <disk type='file' device='disk' snapshot='external'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/images/web1.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+      <serial>S1</serial>
+      <boot order='1'/>
+    </disk>
+    <disk type="network" device="disk" selected="yes">
+      <source protocol="nbd" name="exp"><host name="nas" port="10809"/></source>
+      <target dev="vdb" bus="virtio"/>
+      <readonly/><shareable/>
+      <transient/>
+    </disk>
+  </devices>
+</domain>
+"#;
+
+#[test]
+fn typed_view_of_disks() {
+    let d = DomainXml::parse(TWO_DISKS, None).unwrap();
+    assert_eq!(d.name(), "web1");
+    let disks = d.disks();
+    assert_eq!(disks.len(), 2);
+    let a = &disks[0];
+    assert_eq!((a.disk_type.as_str(), a.device.as_str(), a.format.as_deref()), ("file", "disk", Some("qcow2")));
+    assert_eq!(a.source, DiskSource::File("/var/lib/images/web1.qcow2".into()));
+    assert_eq!((a.target.as_str(), a.bus.as_deref(), a.snapshot.as_deref()), ("vda", Some("virtio"), Some("external")));
+    assert_eq!((a.serial.as_deref(), a.boot_order, a.line), (Some("S1"), Some(1), 5));
+    let b = &disks[1];
+    assert_eq!(b.source.display(), "nbd://nas:10809/exp");
+    assert!(b.readonly && b.shareable && b.transient);
+    assert_eq!(b.selected, Some(true));
+    assert_eq!(d.disk_sets().members(DEFAULT_SET), ["vdb"]);
+}
+
+#[test]
+fn a_target_used_twice_is_refused_with_both_lines() {
+    let xml = TWO_DISKS.replace("dev=\"vdb\"", "dev=\"vda\"");
+    let e = DomainXml::parse(&xml, Some("web1.xml")).unwrap_err();
+    assert_eq!(e.to_string(), "web1.xml:12:5: disk target 'vda' is used twice (lines 5 and 12); give each disk its own <target dev>");
+}
+
+#[test]
+fn other_checks_name_the_problem() {
+    let e = DomainXml::parse("<domain><uuid>x</uuid><name>a</name></domain>", None).unwrap_err();
+    assert!(e.message.contains("invalid <uuid>"), "{e}");
+    let e = DomainXml::parse("<domain/>", None).unwrap_err();
+    assert!(e.message.contains("no <name>"), "{e}");
+    let e = DomainXml::parse("<dom><name>a</name></dom>", None).unwrap_err();
+    assert!(e.message.contains("root element is <dom>"), "{e}");
+    let e = DomainXml::parse("<domain><name>../x</name></domain>", None).unwrap_err();
+    assert!(e.message.contains("invalid domain name"), "{e}");
+    let e = DomainXml::parse(&TWO_DISKS.replace("selected=\"yes\"", "selected=\"maybe\""), None).unwrap_err();
+    assert!(e.message.contains("use 'yes' or 'no'"), "{e}");
+}
+
+#[test]
+fn disk_sets_go_to_metadata_and_seeds_move_there() {
+    let mut d = DomainXml::parse(TWO_DISKS, None).unwrap();
+    let mut sets = d.disk_sets();
+    sets.add("migrate", "vda");
+    d.set_disk_sets(&sets);
+    let out = d.to_xml();
+    let expected = TWO_DISKS
+        .replace("  <!-- disks below -->", "  <metadata>\n    <luavirt:disksets xmlns:luavirt='https://luavirt.org/xmlns/disksets/1'>\n      <luavirt:set name='migrate'>\n        <luavirt:disk target='vda'/>\n      </luavirt:set>\n      <luavirt:set name='selected'>\n        <luavirt:disk target='vdb'/>\n      </luavirt:set>\n    </luavirt:disksets>\n  </metadata>\n  <!-- disks below -->")
+        .replace(" selected=\"yes\"", "");
+    assert_eq!(out, expected);
+    let back = DomainXml::parse(&out, None).unwrap();
+    assert_eq!(back.disk_sets(), sets);
+    // Emptying every set removes what luavirt added, and the document is as before minus the seed.
+    let mut d2 = back.clone();
+    d2.set_disk_sets(&DiskSets::default());
+    assert_eq!(d2.to_xml(), TWO_DISKS.replace(" selected=\"yes\"", ""));
+}
+
+#[test]
+fn other_metadata_keeps_its_place() {
+    let xml = "<domain>\n\t<name>a</name>\n\t<metadata>\n\t\t<app:x xmlns:app='urn:app'/>\n\t</metadata>\n</domain>";
+    let mut d = DomainXml::parse(xml, None).unwrap();
+    let mut sets = DiskSets::default();
+    sets.add("s", "vda");
+    d.set_disk_sets(&sets);
+    assert_eq!(
+        d.to_xml(),
+        "<domain>\n\t<name>a</name>\n\t<metadata>\n\t\t<app:x xmlns:app='urn:app'/>\n\t\t<luavirt:disksets xmlns:luavirt='https://luavirt.org/xmlns/disksets/1'>\n\t\t\t<luavirt:set name='s'>\n\t\t\t\t<luavirt:disk target='vda'/>\n\t\t\t</luavirt:set>\n\t\t</luavirt:disksets>\n\t</metadata>\n</domain>"
+    );
+    d.set_disk_sets(&DiskSets::default());
+    assert_eq!(d.to_xml(), xml);
+}
+
+#[test]
+fn uuid_is_added_after_name() {
+    let mut d = DomainXml::parse("<domain type='qemu'>\n  <name>a</name>\n  <memory>1</memory>\n</domain>", None).unwrap();
+    let u = generate_uuid().unwrap();
+    d.set_uuid(&u);
+    assert_eq!(d.to_xml(), format!("<domain type='qemu'>\n  <name>a</name>\n  <uuid>{u}</uuid>\n  <memory>1</memory>\n</domain>"));
+    assert_eq!(d.uuid().as_deref(), Some(u.as_str()));
+    assert_eq!(normalize_uuid("4DEA22B31D52D8F32516782E98AB3FA0").unwrap(), "4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
+}

@@ -1,0 +1,139 @@
+//! The `extern "C"` functions [`crate::export_driver!`] puts in a driver's vtable: each turns
+//! ABI arguments into Rust ones, calls the [`Driver`] method, and turns errors and panics into
+//! an error code plus a message for the host.
+
+use super::{Call, Driver, Host};
+use crate::abi::{LvCall, LvHostApi, LvStr};
+use crate::{DriverError, ErrorCode, Uri};
+use std::ffi::c_void;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// What a connection handle points to.
+struct Conn<D> {
+    host: Host,
+    driver: D,
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
+}
+
+/// Runs `f`, turning an error or a panic into an ABI error code.
+fn guarded<D: Driver>(host: Host, call: *mut LvCall, op: &str, f: impl FnOnce(&mut Call) -> Result<(), DriverError>) -> i32 {
+    let mut out = Call::new(host, call);
+    let result = catch_unwind(AssertUnwindSafe(|| f(&mut out)));
+    match result {
+        Ok(Ok(())) => crate::abi::LV_OK,
+        Ok(Err(e)) => out.set_error(&e),
+        Err(payload) => out.set_error(&DriverError::new(
+            ErrorCode::DriverPanic,
+            format!("Driver '{}' panicked in {op}: {}; the operation did not complete, please report this to the driver's authors", D::NAME, panic_message(payload.as_ref())),
+        )),
+    }
+}
+
+fn text_arg(s: LvStr, what: &str) -> Result<String, DriverError> {
+    // SAFETY: the host passes strings valid for the call.
+    let bytes = unsafe { s.as_bytes() };
+    String::from_utf8(bytes.to_vec()).map_err(|_| DriverError::new(ErrorCode::InvalidArg, format!("The {what} is not valid UTF-8")))
+}
+
+/// `connect_open`
+///
+/// # Safety
+/// Called by the host with the ABI's contract.
+pub unsafe extern "C" fn connect_open<D: Driver>(host: *const LvHostApi, uri: LvStr, flags: u32, conn_out: *mut *mut c_void, call: *mut LvCall) -> i32 {
+    let h = Host::new(host);
+    guarded::<D>(h, call, "connect_open", |out| {
+        let text = text_arg(uri, "URI")?;
+        let uri = Uri::parse(&text).map_err(|e| DriverError::new(ErrorCode::InvalidUri, e.to_string()))?;
+        let driver = D::open(&uri, flags, out)?;
+        let conn = Box::new(Conn { host: h, driver });
+        // SAFETY: the host passes a writable out pointer.
+        unsafe { *conn_out = Box::into_raw(conn) as *mut c_void };
+        Ok(())
+    })
+}
+
+/// `connect_close`
+///
+/// # Safety
+/// `conn` must come from `connect_open` of the same driver and not be used afterwards.
+pub unsafe extern "C" fn connect_close<D: Driver>(conn: *mut c_void) {
+    if conn.is_null() {
+        return;
+    }
+    // SAFETY: the pointer came from Box::into_raw in connect_open.
+    let conn = unsafe { Box::from_raw(conn as *mut Conn<D>) };
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(conn)));
+}
+
+/// Generates one entry function per driver operation.
+macro_rules! entries {
+    ($( $entry:ident => $method:ident ( $( $arg:ident : $what:literal ),* ) ; )*) => {$(
+        #[doc = concat!("`", stringify!($entry), "`")]
+        ///
+        /// # Safety
+        /// Called by the host with the ABI's contract.
+        pub unsafe extern "C" fn $entry<D: Driver>(conn: *mut c_void, $( $arg: LvStr, )* flags: u32, call: *mut LvCall) -> i32 {
+            // SAFETY: the host passes the handle connect_open returned.
+            let conn = unsafe { &*(conn as *const Conn<D>) };
+            guarded::<D>(conn.host, call, stringify!($entry), |out| {
+                $( let $arg = text_arg($arg, $what)?; )*
+                conn.driver.$method($( &$arg, )* flags, out)
+            })
+        }
+    )*};
+}
+
+entries! {
+    connect_list_domains => list_domains();
+    domain_define_xml => define_xml(xml: "domain XML");
+    domain_undefine => undefine(name: "domain name");
+    domain_get_xml => get_xml(name: "domain name");
+    domain_get_state => get_state(name: "domain name");
+    domain_create => create(name: "domain name");
+    domain_destroy => destroy(name: "domain name");
+    domain_get_block_info => get_block_info(name: "domain name", disk: "disk name");
+}
+
+/// Exports a [`Driver`] as a luavirt plugin: defines its vtable, its `LvDriverInfo` and the
+/// entry symbol `luavirt_driver_entry_v1`. `ops` lists the vtable fields to fill; the others
+/// stay NULL (unsupported). Use once per cdylib.
+#[macro_export]
+macro_rules! export_driver {
+    ($ty:ty, ops: [$($op:ident),* $(,)?] $(,)?) => {
+        static LUAVIRT_DRIVER_VTABLE: $crate::abi::LvDriverVtable = {
+            let mut v = $crate::abi::LvDriverVtable::EMPTY;
+            v.connect_open = Some($crate::kit::entry::connect_open::<$ty>);
+            v.connect_close = Some($crate::kit::entry::connect_close::<$ty>);
+            $( v.$op = Some($crate::kit::entry::$op::<$ty>); )*
+            v
+        };
+        static LUAVIRT_DRIVER_INFO: $crate::abi::LvDriverInfo = $crate::abi::LvDriverInfo {
+            struct_size: ::std::mem::size_of::<$crate::abi::LvDriverInfo>() as u32,
+            abi_major: $crate::abi::LV_ABI_MAJOR,
+            abi_minor: $crate::abi::LV_ABI_MINOR,
+            pointer_width: ::std::mem::size_of::<*const u8>() as u16,
+            reserved16: 0,
+            reserved32: 0,
+            capabilities: <$ty as $crate::kit::Driver>::CAPABILITIES,
+            name: $crate::abi::LvStr::from_str(<$ty as $crate::kit::Driver>::NAME),
+            version: $crate::abi::LvStr::from_str(<$ty as $crate::kit::Driver>::VERSION),
+            uri_schemes: $crate::abi::LvStr::from_str(<$ty as $crate::kit::Driver>::URI_SCHEMES),
+            description: $crate::abi::LvStr::from_str(<$ty as $crate::kit::Driver>::DESCRIPTION),
+            vtable: &LUAVIRT_DRIVER_VTABLE,
+        };
+        /// The driver's entry point: returns its description and functions.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn luavirt_driver_entry_v1() -> *const $crate::abi::LvDriverInfo {
+            &LUAVIRT_DRIVER_INFO
+        }
+    };
+}

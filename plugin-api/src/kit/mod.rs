@@ -1,0 +1,161 @@
+//! The safe Rust side of the driver ABI.
+//!
+//! A driver implements [`Driver`] (every operation has a default that answers "unsupported"),
+//! then exports itself once:
+//!
+//! ```ignore
+//! luavirt_plugin_api::export_driver!(MyDriver, ops: [connect_list_domains, domain_get_xml]);
+//! ```
+//!
+//! The listed operations fill the vtable; the others stay NULL, which the host reports as
+//! unsupported. Each exported function catches panics and turns them into
+//! `LV_ERR_DRIVER_PANIC` errors, so a bug in a driver never unwinds into the host.
+
+#[doc(hidden)]
+pub mod entry;
+
+use crate::abi::{LvCall, LvHostApi, LvStr};
+use crate::{DriverError, Params, Uri};
+
+/// Log levels for [`Host::log`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Something failed.
+    Error = 1,
+    /// Something the user should know.
+    Warning = 2,
+    /// Progress worth a line.
+    Info = 3,
+    /// Details.
+    Debug = 4,
+}
+
+/// The host's functions, as a driver keeps them for the life of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Host {
+    api: *const LvHostApi,
+}
+
+// The host API table is immutable and its functions are safe to call from any thread.
+unsafe impl Send for Host {}
+unsafe impl Sync for Host {}
+
+impl Host {
+    pub(crate) fn new(api: *const LvHostApi) -> Host {
+        Host { api }
+    }
+
+    fn api(&self) -> &LvHostApi {
+        // SAFETY: the host passes a table that lives as long as the connection.
+        unsafe { &*self.api }
+    }
+
+    /// Writes a log line through the host.
+    pub fn log(&self, level: Level, message: &str) {
+        unsafe { (self.api().log)(std::ptr::null_mut(), level as i32, LvStr::from_str(message)) }
+    }
+}
+
+/// One call in progress: where results, progress and log lines go.
+pub struct Call {
+    host: Host,
+    call: *mut LvCall,
+}
+
+impl Call {
+    pub(crate) fn new(host: Host, call: *mut LvCall) -> Call {
+        Call { host, call }
+    }
+
+    /// The host, to keep for logging outside calls.
+    pub fn host(&self) -> Host {
+        self.host
+    }
+
+    /// Hands a text result to the host.
+    pub fn emit_text(&mut self, text: &str) {
+        unsafe { (self.host.api().emit_text)(self.call, LvStr::from_str(text)) }
+    }
+
+    /// Hands one record to the host.
+    pub fn emit_record(&mut self, record: &Params) {
+        let abi = record.to_abi();
+        unsafe { (self.host.api().emit_record)(self.call, abi.as_ptr(), abi.len()) }
+    }
+
+    /// Reports progress: `done` of `total` units, and what is being done.
+    pub fn progress(&mut self, done: u64, total: u64, stage: &str) {
+        unsafe { (self.host.api().progress)(self.call, done, total, LvStr::from_str(stage)) }
+    }
+
+    /// Whether the user asked to cancel this call.
+    pub fn is_cancelled(&self) -> bool {
+        unsafe { (self.host.api().is_cancelled)(self.call) }
+    }
+
+    /// Writes a log line attributed to this call.
+    pub fn log(&mut self, level: Level, message: &str) {
+        unsafe { (self.host.api().log)(self.call, level as i32, LvStr::from_str(message)) }
+    }
+
+    pub(crate) fn set_error(&mut self, err: &DriverError) -> i32 {
+        let code = err.code.as_i32();
+        unsafe { (self.host.api().set_error)(self.call, code, LvStr::from_str(&err.message)) };
+        code
+    }
+}
+
+/// Result of a driver operation.
+pub type DriverResult<T = ()> = Result<T, DriverError>;
+
+/// A driver, as Rust authors write one. One value per open connection; the host may call it
+/// from one thread at a time per connection.
+#[allow(unused_variables)]
+pub trait Driver: Sized + Send + 'static {
+    /// Short name, like `qemu`.
+    const NAME: &'static str;
+    /// Version of the driver.
+    const VERSION: &'static str;
+    /// One line saying what it drives.
+    const DESCRIPTION: &'static str;
+    /// URI schemes served, separated by commas.
+    const URI_SCHEMES: &'static str;
+    /// `LV_CAP_*` bits.
+    const CAPABILITIES: u64;
+
+    /// Opens a connection for `uri` (its scheme is one of [`Driver::URI_SCHEMES`]).
+    fn open(uri: &Uri, flags: u32, call: &mut Call) -> DriverResult<Self>;
+
+    /// Emits one record per domain (see `LvDriverVtable::connect_list_domains`).
+    fn list_domains(&self, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Listing domains"))
+    }
+    /// Defines a domain from XML; emits a record with `name` and `uuid`.
+    fn define_xml(&self, xml: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Defining domains"))
+    }
+    /// Removes a domain's definition.
+    fn undefine(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Undefining domains"))
+    }
+    /// Emits the domain's XML.
+    fn get_xml(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Reading domain XML"))
+    }
+    /// Emits a record with the domain's `state` and `id`.
+    fn get_state(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Reading domain state"))
+    }
+    /// Starts the domain.
+    fn create(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Starting domains"))
+    }
+    /// Stops the domain at once.
+    fn destroy(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Destroying domains"))
+    }
+    /// Emits a record describing the image of `disk`.
+    fn get_block_info(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Reading disk image details"))
+    }
+}

@@ -1,0 +1,28 @@
+//! The contract between the luavirt host and its hypervisor drivers.
+//!
+//! - [`abi`]: the stable C ABI (mirrored in `include/luavirt_driver.h` for C authors).
+//! - [`kit`]: the safe Rust side of that ABI: implement [`kit::Driver`], then call
+//!   [`export_driver!`] once; panics are caught and become errors.
+//! - Documents every driver shares: lossless XML ([`xml`]), libvirt domain XML with a typed view
+//!   of disks and luavirt's disk sets ([`domain`]), `<domainsnapshot>` ([`snapshot`]), typed
+//!   parameter lists ([`params`]), connection URIs ([`uri`]).
+//! - [`fsutil`]: atomic state files and per-object locks, so every driver writes state the same
+//!   safe way.
+//!
+//! This crate depends on nothing else of luavirt: a third-party driver needs only this crate
+//! (in Rust) or the header (in C).
+#![deny(missing_docs)]
+
+pub mod abi;
+pub mod domain;
+pub mod error;
+pub mod fsutil;
+pub mod kit;
+pub mod params;
+pub mod snapshot;
+pub mod uri;
+pub mod xml;
+
+pub use error::{DriverError, ErrorCode};
+pub use params::{Params, Value};
+pub use uri::Uri;
