@@ -35,7 +35,7 @@ pub enum Error {
         loaded: String,
     },
     /// No domain of that name.
-    #[error("Domain '{name}' not found on {uri}{}; `luavirt list --all` shows every domain", suggestion(.close))]
+    #[error("Domain '{name}' not found on {uri}{}", suggestion(.close))]
     NoDomain {
         /// The name asked for.
         name: String,
@@ -55,7 +55,7 @@ pub enum Error {
         disks: Vec<String>,
     },
     /// A document is malformed or breaks a rule.
-    #[error("{0}")]
+    #[error(transparent)]
     Xml(#[from] XmlError),
     /// An argument is not acceptable.
     #[error("{0}")]
@@ -74,9 +74,9 @@ pub enum Error {
 
 fn suggestion(close: &[String]) -> String {
     match close {
-        [] => String::new(),
-        [one] => format!("; did you mean '{one}'?"),
-        many => format!("; did you mean one of: {}?", many.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")),
+        [] => "; `luavirt list --all` shows every domain".to_string(),
+        [one] => format!(". Did you mean '{one}'?"),
+        many => format!(". Did you mean one of {}?", many.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")),
     }
 }
 

@@ -34,7 +34,7 @@ pub fn run(cli: Cli) -> i32 {
             if json {
                 eprintln!("{}", json!({ "error": { "code": error_code(&e), "message": e.to_string() } }));
             } else {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {e}");
             }
             1
         }

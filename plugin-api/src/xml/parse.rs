@@ -239,6 +239,9 @@ fn describe(e: &quick_xml::Error) -> String {
         quick_xml::Error::IllFormed(IllFormedError::DoubleHyphenInComment) => {
             "'--' is not allowed inside a comment".to_string()
         }
+        quick_xml::Error::IllFormed(IllFormedError::UnclosedReference) => {
+            "'&' starts a reference that is not closed with ';'; write '&amp;' for a literal '&'".to_string()
+        }
         quick_xml::Error::Syntax(SyntaxError::UnclosedTag) => "a tag is not closed with '>'".to_string(),
         other => format!("malformed XML: {other}"),
     }

@@ -1,0 +1,240 @@
+//! Shared pieces of the end-to-end tests: a temporary host (its own state folder and driver
+//! folder), running the real `luavirt` binary in it, real disk images from `qemu-img`, and
+//! cleanup that stops any QEMU a failed test left running.
+//!
+//! The binary and the plugins must be built first (`cargo build --workspace`; `tools/test.sh`
+//! does it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The folder holding the built `luavirt` and `libluavirt_*.so` (target/debug or release).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+}
+
+/// The repository's top folder.
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// Path of a built artifact, with a clear failure when it is missing.
+pub fn built(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace` before the tests (tools/test.sh does)", p.display());
+    p
+}
+
+/// Checks that an external program is installed, with a hint when it is not.
+pub fn require(program: &str, package: &str) {
+    let found = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    assert!(found, "{program} is not installed; run tools/setup.sh (it installs {package})");
+}
+
+/// Compiles a C driver into a shared object against the generated header.
+pub fn build_c_driver(source: &Path, out: &Path, defines: &[&str]) {
+    let status = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-I"])
+        .arg(repo_dir().join("plugin-api/include"))
+        .args(defines)
+        .arg(source)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .expect("cc runs");
+    assert!(status.success(), "cc failed on {}", source.display());
+}
+
+/// What a run of `luavirt` did.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// A temporary host: a folder with its own state folder, and optionally extra driver folders.
+pub struct Env {
+    /// The temporary folder.
+    pub dir: PathBuf,
+    /// `LUAVIRT_STATE_DIR`.
+    pub state: PathBuf,
+    /// `LUAVIRT_DRIVER_DIR`, if set.
+    pub driver_dir: Option<PathBuf>,
+}
+
+impl Env {
+    /// A fresh temporary host named after the test.
+    pub fn new(test: &str) -> Env {
+        static N: AtomicU32 = AtomicU32::new(0);
+        // Short paths: QEMU's monitor socket lives under the state folder.
+        let dir = std::env::temp_dir().join(format!("lvt-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), &test[..test.len().min(12)]));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Env { state: dir.join("state"), dir, driver_dir: None }
+    }
+
+    /// Adds a folder searched for drivers (`LUAVIRT_DRIVER_DIR`), created empty.
+    pub fn with_driver_dir(mut self) -> Env {
+        let d = self.dir.join("drivers");
+        std::fs::create_dir_all(&d).unwrap();
+        self.driver_dir = Some(d);
+        self
+    }
+
+    /// A `luavirt` command set up for this host.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(built("luavirt"));
+        c.args(args).env("LUAVIRT_STATE_DIR", &self.state).env_remove("LUAVIRT_DEFAULT_URI").env_remove("LUAVIRT_LOG");
+        match &self.driver_dir {
+            Some(d) => c.env("LUAVIRT_DRIVER_DIR", d),
+            None => c.env_remove("LUAVIRT_DRIVER_DIR"),
+        };
+        c
+    }
+
+    /// Runs `luavirt args`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command(args).output().expect("luavirt runs").into()
+    }
+
+    /// Runs `luavirt args`, expects success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "luavirt {} failed:\n{}{}", args.join(" "), r.stdout, r.stderr);
+        r.stdout
+    }
+
+    /// Runs `luavirt args`, expects exit status `code`, returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, code, "luavirt {}: expected exit {code}, got {}:\n{}{}", args.join(" "), r.code, r.stdout, r.stderr);
+        r.stderr
+    }
+
+    /// Writes a file in the temporary folder.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// Creates a disk image with `qemu-img create`.
+    pub fn image(&self, name: &str, format: &str, size: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        let out = Command::new("qemu-img").args(["create", "-q", "-f", format]).arg(&p).arg(size).output().expect("qemu-img runs");
+        assert!(out.status.success(), "qemu-img create failed: {}", String::from_utf8_lossy(&out.stderr));
+        p
+    }
+
+    /// Defines domain `name` with disks `(target, image path, format)` on virtio, QEMU (TCG).
+    pub fn define_domain(&self, name: &str, disks: &[(&str, &Path, &str)]) {
+        let file = self.write(&format!("{name}.xml"), &domain_xml(name, disks));
+        self.ok(&["define", file.to_str().unwrap()]);
+    }
+
+    /// Every file under the state folder with its content (to prove nothing changed).
+    pub fn state_snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        walk(&self.state, &mut out);
+        out
+    }
+}
+
+fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.extension().is_none_or(|x| x != "lock" && x != "sock") {
+            out.insert(p.clone(), std::fs::read(&p).unwrap_or_default());
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Stop any QEMU a failed test left behind, then remove the folder.
+        let run = self.state.join("qemu/run");
+        for e in std::fs::read_dir(&run).into_iter().flatten().flatten() {
+            if let Ok(text) = std::fs::read_to_string(e.path().join("state.json")) {
+                if let Some(pid) = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["pid"].as_i64()) {
+                    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Domain XML for a TCG QEMU domain with the given disks.
+pub fn domain_xml(name: &str, disks: &[(&str, &Path, &str)]) -> String {
+    let mut devices = String::new();
+    for (target, path, format) in disks {
+        devices.push_str(&format!(
+            "    <disk type='file' device='disk'>\n      <driver name='qemu' type='{format}'/>\n      <source file='{}'/>\n      <target dev='{target}' bus='virtio'/>\n    </disk>\n",
+            path.display()
+        ));
+    }
+    format!(
+        "<domain type='qemu'>\n  <name>{name}</name>\n  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n  </os>\n  <devices>\n{devices}  </devices>\n</domain>\n"
+    )
+}
+
+/// The domain XML corpus: `(file name, content)` of every file in tests/data/domains/`kind`.
+pub fn corpus(kind: &str) -> Vec<(String, String)> {
+    let dir = repo_dir().join("tests/data/domains").join(kind);
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no corpus files in {}", dir.display());
+    files
+}
+
+/// The name a domain XML gives itself.
+pub fn domain_name(xml: &str) -> String {
+    luavirt_plugin_api::domain::DomainXml::parse(xml, None).expect("corpus file parses").name()
+}
+
+/// Runs the project's losslessness check (tests/tools/xml-same.py): `Ok` or its explanation.
+pub fn xml_same(original: &Path, written: &Path) -> Result<(), String> {
+    let out = Command::new("python3")
+        .arg(repo_dir().join("tests/tools/xml-same.py"))
+        .arg(original)
+        .arg(written)
+        .arg("--added-uuid")
+        .output()
+        .expect("python3 runs");
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stdout).into_owned()) }
+}
+
+/// Runs `virt-xml-validate FILE domain`: `Ok` or its output.
+pub fn validate_domain(file: &Path) -> Result<(), String> {
+    let out = Command::new("virt-xml-validate").arg(file).arg("domain").output().expect("virt-xml-validate runs");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
