@@ -25,7 +25,9 @@ pub enum Error {
         operation: String,
     },
     /// No loaded driver serves a URI's scheme.
-    #[error("No driver serves {uri}: no loaded driver claims the scheme '{scheme}' (loaded: {loaded}); `luavirt drivers` lists drivers and why any were refused")]
+    #[error(
+        "No driver serves {uri}: no loaded driver claims the scheme '{scheme}' (loaded: {loaded}); `luavirt drivers` lists drivers and why any were refused"
+    )]
     NoDriver {
         /// The URI.
         uri: String,
@@ -76,12 +78,22 @@ fn suggestion(close: &[String]) -> String {
     match close {
         [] => "; `luavirt list --all` shows every domain".to_string(),
         [one] => format!(". Did you mean '{one}'?"),
-        many => format!(". Did you mean one of {}?", many.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            ". Did you mean one of {}?",
+            many.iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
 fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() { "(none)".to_string() } else { items.join(", ") }
+    if items.is_empty() {
+        "(none)".to_string()
+    } else {
+        items.join(", ")
+    }
 }
 
 impl Error {

@@ -288,11 +288,17 @@ unsafe impl Sync for LvDriverVtable {}
 
 impl LvStr {
     /// An empty string.
-    pub const EMPTY: LvStr = LvStr { ptr: std::ptr::null(), len: 0 };
+    pub const EMPTY: LvStr = LvStr {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
 
     /// Borrows a Rust string.
     pub const fn from_str(s: &str) -> LvStr {
-        LvStr { ptr: s.as_ptr(), len: s.len() }
+        LvStr {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
     }
 
     /// Reads the bytes back.

@@ -10,8 +10,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// `path`, fsync of the folder. Readers see the old content or the new, never a mix.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}-{}",
         name.to_string_lossy(),
@@ -51,9 +56,17 @@ pub fn lock_exclusive(path: &Path) -> io::Result<LockGuard> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
     file.lock()?;
-    Ok(LockGuard { _file: file, path: path.to_path_buf() })
+    Ok(LockGuard {
+        _file: file,
+        path: path.to_path_buf(),
+    })
 }
 
 /// luavirt's state folder, shared by the host and the drivers: `LUAVIRT_STATE_DIR` if set,
@@ -69,19 +82,27 @@ pub fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("luavirt");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".local/share/luavirt")
 }
 
 /// The state folder for a connection: its `?state=DIR`, else [`default_state_dir`].
 pub fn state_dir_for(uri: &crate::Uri) -> PathBuf {
-    uri.param("state").map(PathBuf::from).unwrap_or_else(default_state_dir)
+    uri.param("state")
+        .map(PathBuf::from)
+        .unwrap_or_else(default_state_dir)
 }
 
 fn running_as_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 

@@ -12,7 +12,8 @@ fn crate_dir() -> PathBuf {
 
 fn generate() -> String {
     let dir = crate_dir();
-    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
+    let config =
+        cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
     let mut out = Vec::new();
     cbindgen::Builder::new()
         .with_config(config)
@@ -47,15 +48,53 @@ fn layout_facts() -> Vec<(String, usize)> {
         };
     }
     layout!(LvStr { ptr, len });
-    layout!(LvParam { key, kind, reserved, int_value, uint_value, double_value, string_value });
-    layout!(LvHostApi { struct_size, abi_major, abi_minor, emit_text, emit_record, set_error, progress, is_cancelled, log });
+    layout!(LvParam {
+        key,
+        kind,
+        reserved,
+        int_value,
+        uint_value,
+        double_value,
+        string_value
+    });
+    layout!(LvHostApi {
+        struct_size,
+        abi_major,
+        abi_minor,
+        emit_text,
+        emit_record,
+        set_error,
+        progress,
+        is_cancelled,
+        log
+    });
     layout!(LvDriverVtable {
-        struct_size, reserved, connect_open, connect_close, connect_list_domains, domain_define_xml, domain_undefine,
-        domain_get_xml, domain_get_state, domain_create, domain_destroy, domain_get_block_info
+        struct_size,
+        reserved,
+        connect_open,
+        connect_close,
+        connect_list_domains,
+        domain_define_xml,
+        domain_undefine,
+        domain_get_xml,
+        domain_get_state,
+        domain_create,
+        domain_destroy,
+        domain_get_block_info
     });
     layout!(LvDriverInfo {
-        struct_size, abi_major, abi_minor, pointer_width, reserved16, reserved32, capabilities, name, version,
-        uri_schemes, description, vtable
+        struct_size,
+        abi_major,
+        abi_minor,
+        pointer_width,
+        reserved16,
+        reserved32,
+        capabilities,
+        name,
+        version,
+        uri_schemes,
+        description,
+        vtable
     });
     for (name, value) in [
         ("LV_ABI_MAJOR", LV_ABI_MAJOR as usize),
@@ -73,9 +112,13 @@ fn layout_facts() -> Vec<(String, usize)> {
 #[test]
 fn c_compiler_agrees_on_every_size_and_offset() {
     let facts = layout_facts();
-    let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"luavirt_driver.h\"\nint main(void) {\n");
+    let mut c = String::from(
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"luavirt_driver.h\"\nint main(void) {\n",
+    );
     for (expr, _) in &facts {
-        c.push_str(&format!("  printf(\"%s=%zu\\n\", \"{expr}\", (size_t)({expr}));\n"));
+        c.push_str(&format!(
+            "  printf(\"%s=%zu\\n\", \"{expr}\", (size_t)({expr}));\n"
+        ));
     }
     c.push_str("  return 0;\n}\n");
     let dir = std::env::temp_dir().join(format!("lv-header-{}", std::process::id()));
@@ -94,7 +137,11 @@ fn c_compiler_agrees_on_every_size_and_offset() {
     let out = Command::new(dir.join("probe")).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     for ((expr, rust), line) in facts.iter().zip(text.lines()) {
-        assert_eq!(line, format!("{expr}={rust}"), "C and Rust disagree on {expr}");
+        assert_eq!(
+            line,
+            format!("{expr}={rust}"),
+            "C and Rust disagree on {expr}"
+        );
     }
     assert_eq!(text.lines().count(), facts.len());
     std::fs::remove_dir_all(&dir).unwrap();

@@ -14,31 +14,47 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test>-<hash>
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
 }
 
 /// The repository's top folder.
 pub fn repo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// Path of a built artifact, with a clear failure when it is missing.
 pub fn built(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace` before the tests (tools/test.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests (tools/test.sh does)",
+        p.display()
+    );
     p
 }
 
 /// Checks that an external program is installed, with a hint when it is not.
 pub fn require(program: &str, package: &str) {
-    let found = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
-    assert!(found, "{program} is not installed; run tools/setup.sh (it installs {package})");
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    assert!(
+        found,
+        "{program} is not installed; run tools/setup.sh (it installs {package})"
+    );
 }
 
 /// Compiles a C driver into a shared object against the generated header.
 pub fn build_c_driver(source: &Path, out: &Path, defines: &[&str]) {
     let status = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-I"])
+        .args([
+            "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-I",
+        ])
         .arg(repo_dir().join("plugin-api/include"))
         .args(defines)
         .arg(source)
@@ -85,10 +101,19 @@ impl Env {
     pub fn new(test: &str) -> Env {
         static N: AtomicU32 = AtomicU32::new(0);
         // Short paths: QEMU's monitor socket lives under the state folder.
-        let dir = std::env::temp_dir().join(format!("lvt-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), &test[..test.len().min(12)]));
+        let dir = std::env::temp_dir().join(format!(
+            "lvt-{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            &test[..test.len().min(12)]
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Env { state: dir.join("state"), dir, driver_dir: None }
+        Env {
+            state: dir.join("state"),
+            dir,
+            driver_dir: None,
+        }
     }
 
     /// Adds a folder searched for drivers (`LUAVIRT_DRIVER_DIR`), created empty.
@@ -102,7 +127,10 @@ impl Env {
     /// A `luavirt` command set up for this host.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(built("luavirt"));
-        c.args(args).env("LUAVIRT_STATE_DIR", &self.state).env_remove("LUAVIRT_DEFAULT_URI").env_remove("LUAVIRT_LOG");
+        c.args(args)
+            .env("LUAVIRT_STATE_DIR", &self.state)
+            .env_remove("LUAVIRT_DEFAULT_URI")
+            .env_remove("LUAVIRT_LOG");
         match &self.driver_dir {
             Some(d) => c.env("LUAVIRT_DRIVER_DIR", d),
             None => c.env_remove("LUAVIRT_DRIVER_DIR"),
@@ -118,14 +146,29 @@ impl Env {
     /// Runs `luavirt args`, expects success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args);
-        assert_eq!(r.code, 0, "luavirt {} failed:\n{}{}", args.join(" "), r.stdout, r.stderr);
+        assert_eq!(
+            r.code,
+            0,
+            "luavirt {} failed:\n{}{}",
+            args.join(" "),
+            r.stdout,
+            r.stderr
+        );
         r.stdout
     }
 
     /// Runs `luavirt args`, expects exit status `code`, returns stderr.
     pub fn fails(&self, args: &[&str], code: i32) -> String {
         let r = self.run(args);
-        assert_eq!(r.code, code, "luavirt {}: expected exit {code}, got {}:\n{}{}", args.join(" "), r.code, r.stdout, r.stderr);
+        assert_eq!(
+            r.code,
+            code,
+            "luavirt {}: expected exit {code}, got {}:\n{}{}",
+            args.join(" "),
+            r.code,
+            r.stdout,
+            r.stderr
+        );
         r.stderr
     }
 
@@ -139,8 +182,17 @@ impl Env {
     /// Creates a disk image with `qemu-img create`.
     pub fn image(&self, name: &str, format: &str, size: &str) -> PathBuf {
         let p = self.dir.join(name);
-        let out = Command::new("qemu-img").args(["create", "-q", "-f", format]).arg(&p).arg(size).output().expect("qemu-img runs");
-        assert!(out.status.success(), "qemu-img create failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("qemu-img")
+            .args(["create", "-q", "-f", format])
+            .arg(&p)
+            .arg(size)
+            .output()
+            .expect("qemu-img runs");
+        assert!(
+            out.status.success(),
+            "qemu-img create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         p
     }
 
@@ -159,7 +211,9 @@ impl Env {
 }
 
 fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -175,10 +229,12 @@ impl Drop for Env {
         // Stop any QEMU a failed test left behind, then remove the folder.
         let run = self.state.join("qemu/run");
         for e in std::fs::read_dir(&run).into_iter().flatten().flatten() {
-            if let Ok(text) = std::fs::read_to_string(e.path().join("state.json")) {
-                if let Some(pid) = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["pid"].as_i64()) {
-                    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-                }
+            if let Ok(text) = std::fs::read_to_string(e.path().join("state.json"))
+                && let Some(pid) = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["pid"].as_i64())
+            {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -205,7 +261,12 @@ pub fn corpus(kind: &str) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .flatten()
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no corpus files in {}", dir.display());
@@ -214,7 +275,9 @@ pub fn corpus(kind: &str) -> Vec<(String, String)> {
 
 /// The name a domain XML gives itself.
 pub fn domain_name(xml: &str) -> String {
-    luavirt_plugin_api::domain::DomainXml::parse(xml, None).expect("corpus file parses").name()
+    luavirt_plugin_api::domain::DomainXml::parse(xml, None)
+        .expect("corpus file parses")
+        .name()
 }
 
 /// Runs the project's losslessness check (tests/tools/xml-same.py): `Ok` or its explanation.
@@ -226,15 +289,27 @@ pub fn xml_same(original: &Path, written: &Path) -> Result<(), String> {
         .arg("--added-uuid")
         .output()
         .expect("python3 runs");
-    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stdout).into_owned()) }
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
 }
 
 /// Runs `virt-xml-validate FILE domain`: `Ok` or its output.
 pub fn validate_domain(file: &Path) -> Result<(), String> {
-    let out = Command::new("virt-xml-validate").arg(file).arg("domain").output().expect("virt-xml-validate runs");
+    let out = Command::new("virt-xml-validate")
+        .arg(file)
+        .arg("domain")
+        .output()
+        .expect("virt-xml-validate runs");
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }

@@ -5,7 +5,13 @@ use std::path::PathBuf;
 
 /// Hypervisor driver host with scriptable disk sets.
 #[derive(Parser, Debug)]
-#[command(name = "luavirt", version, about, propagate_version = true, disable_help_subcommand = true)]
+#[command(
+    name = "luavirt",
+    version,
+    about,
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// Connection URI (default: LUAVIRT_DEFAULT_URI, else qemu:///session).
     #[arg(short = 'c', long = "connect", global = true, value_name = "URI")]

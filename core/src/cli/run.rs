@@ -15,7 +15,10 @@ struct Output {
 }
 
 fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
-    Output { text: text.into(), json }
+    Output {
+        text: text.into(),
+        json,
+    }
 }
 
 /// Runs the command; returns the exit status.
@@ -24,7 +27,10 @@ pub fn run(cli: Cli) -> i32 {
     match execute(cli) {
         Ok(o) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&o.json).expect("JSON values serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&o.json).expect("JSON values serialize")
+                );
             } else {
                 print!("{}", o.text);
             }
@@ -32,7 +38,10 @@ pub fn run(cli: Cli) -> i32 {
         }
         Err(e) => {
             if json {
-                eprintln!("{}", json!({ "error": { "code": error_code(&e), "message": e.to_string() } }));
+                eprintln!(
+                    "{}",
+                    json!({ "error": { "code": error_code(&e), "message": e.to_string() } })
+                );
             } else {
                 eprintln!("error: {e}");
             }
@@ -42,7 +51,8 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn error_code(e: &anyhow::Error) -> &'static str {
-    e.downcast_ref::<Error>().map_or("internal", |e| e.code().name())
+    e.downcast_ref::<Error>()
+        .map_or("internal", |e| e.code().name())
 }
 
 fn execute(cli: Cli) -> anyhow::Result<Output> {
@@ -54,44 +64,70 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
     let conn = host.connect(&uri)?;
     Ok(match cli.command {
         Command::Drivers => unreachable!("handled above"),
-        Command::List { all, inactive, name } => list(&conn, all, inactive, name)?,
+        Command::List {
+            all,
+            inactive,
+            name,
+        } => list(&conn, all, inactive, name)?,
         Command::Define { file } => {
             let (text, source) = if file.as_os_str() == "-" {
                 let mut s = String::new();
                 std::io::stdin().read_to_string(&mut s)?;
                 (s, "standard input".to_string())
             } else {
-                let text = std::fs::read_to_string(&file).map_err(|source| Error::Io { doing: "read", path: file.clone(), source })?;
+                let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+                    doing: "read",
+                    path: file.clone(),
+                    source,
+                })?;
                 (text, file.display().to_string())
             };
             let o = conn.define(&text, Some(&source))?;
             let mut msg = format!("Domain '{}' defined from {source}\n", o.name);
             for (set, disk) in &o.left_sets {
-                msg.push_str(&format!("Disk {disk} is no longer in the domain and left set '{set}'\n"));
+                msg.push_str(&format!(
+                    "Disk {disk} is no longer in the domain and left set '{set}'\n"
+                ));
             }
             out(msg, serde_json::to_value(&o)?)
         }
         Command::Undefine { domain } => {
             conn.undefine(&domain)?;
-            out(format!("Domain '{domain}' has been undefined\n"), json!({ "domain": domain, "undefined": true }))
+            out(
+                format!("Domain '{domain}' has been undefined\n"),
+                json!({ "domain": domain, "undefined": true }),
+            )
         }
         Command::Dumpxml { domain, inactive } => {
             let xml = conn.domain_xml(&domain, inactive)?;
-            let text = if xml.ends_with('\n') { xml.clone() } else { format!("{xml}\n") };
+            let text = if xml.ends_with('\n') {
+                xml.clone()
+            } else {
+                format!("{xml}\n")
+            };
             out(text, json!({ "domain": domain, "xml": xml }))
         }
         Command::Domstate { domain } => {
             let (state, id) = conn.domain_state(&domain)?;
-            out(format!("{}\n", state.as_str()), json!({ "domain": domain, "state": state, "id": id }))
+            out(
+                format!("{}\n", state.as_str()),
+                json!({ "domain": domain, "state": state, "id": id }),
+            )
         }
         Command::Domblklist { domain, details } => domblklist(&conn, &domain, details)?,
         Command::Start { domain } => {
             conn.start(&domain)?;
-            out(format!("Domain '{domain}' started\n"), json!({ "domain": domain, "state": DomainState::Running }))
+            out(
+                format!("Domain '{domain}' started\n"),
+                json!({ "domain": domain, "state": DomainState::Running }),
+            )
         }
         Command::Destroy { domain } => {
             conn.destroy(&domain)?;
-            out(format!("Domain '{domain}' destroyed\n"), json!({ "domain": domain, "state": DomainState::ShutOff }))
+            out(
+                format!("Domain '{domain}' destroyed\n"),
+                json!({ "domain": domain, "state": DomainState::ShutOff }),
+            )
         }
         Command::Diskset(cmd) => diskset(&conn, cmd)?,
     })
@@ -112,7 +148,10 @@ fn drivers(host: &Host) -> Output {
             ]
         })
         .collect();
-    let mut text = render(&["Name", "Version", "ABI", "Schemes", "Capabilities", "Path"], &rows);
+    let mut text = render(
+        &["Name", "Version", "ABI", "Schemes", "Capabilities", "Path"],
+        &rows,
+    );
     for r in host.refused() {
         text.push_str(&format!("refused: {}: {}\n", r.path.display(), r.reason));
     }
@@ -131,14 +170,26 @@ fn list(conn: &Connection, all: bool, inactive: bool, names_only: bool) -> anyho
     let doms: Vec<_> = conn
         .list_domains()?
         .into_iter()
-        .filter(|d| if inactive { !d.state.is_active() } else { all || d.state.is_active() })
+        .filter(|d| {
+            if inactive {
+                !d.state.is_active()
+            } else {
+                all || d.state.is_active()
+            }
+        })
         .collect();
     let text = if names_only {
         doms.iter().map(|d| format!("{}\n", d.name)).collect()
     } else {
         let rows: Vec<Vec<String>> = doms
             .iter()
-            .map(|d| vec![d.id.map_or("-".to_string(), |i| i.to_string()), d.name.clone(), d.state.as_str().to_string()])
+            .map(|d| {
+                vec![
+                    d.id.map_or("-".to_string(), |i| i.to_string()),
+                    d.name.clone(),
+                    d.state.as_str().to_string(),
+                ]
+            })
             .collect();
         render(&["Id", "Name", "State"], &rows)
     };
@@ -151,7 +202,11 @@ fn domblklist(conn: &Connection, domain: &str, details: bool) -> anyhow::Result<
         let rows: Vec<Vec<String>> = devs
             .iter()
             .map(|d| {
-                let chain: Vec<String> = d.backing.iter().map(|b| format!("{} ({})", b.path, b.format)).collect();
+                let chain: Vec<String> = d
+                    .backing
+                    .iter()
+                    .map(|b| format!("{} ({})", b.path, b.format))
+                    .collect();
                 vec![
                     d.disk_type.clone(),
                     d.device.clone(),
@@ -159,13 +214,31 @@ fn domblklist(conn: &Connection, domain: &str, details: bool) -> anyhow::Result<
                     d.source.clone(),
                     d.format.clone().unwrap_or_else(|| "-".into()),
                     d.capacity.map_or("-".into(), human_size),
-                    if chain.is_empty() { "-".into() } else { chain.join(" <- ") },
+                    if chain.is_empty() {
+                        "-".into()
+                    } else {
+                        chain.join(" <- ")
+                    },
                 ]
             })
             .collect();
-        render(&["Type", "Device", "Target", "Source", "Format", "Virtual size", "Backing chain"], &rows)
+        render(
+            &[
+                "Type",
+                "Device",
+                "Target",
+                "Source",
+                "Format",
+                "Virtual size",
+                "Backing chain",
+            ],
+            &rows,
+        )
     } else {
-        let rows: Vec<Vec<String>> = devs.iter().map(|d| vec![d.target.clone(), d.source.clone()]).collect();
+        let rows: Vec<Vec<String>> = devs
+            .iter()
+            .map(|d| vec![d.target.clone(), d.source.clone()])
+            .collect();
         render(&["Target", "Source"], &rows)
     };
     Ok(out(text, serde_json::to_value(&devs)?))
@@ -178,48 +251,91 @@ fn diskset(conn: &Connection, cmd: DisksetCommand) -> anyhow::Result<Output> {
         DisksetCommand::Add { set, disk } => {
             let change = ops(&set)?.add(&disk)?;
             let text = match change {
-                DiskSetChange::AlreadyMember => format!("Disk {disk} is already in {}\n", where_(&set)),
+                DiskSetChange::AlreadyMember => {
+                    format!("Disk {disk} is already in {}\n", where_(&set))
+                }
                 _ => format!("Disk {disk} added to {}\n", where_(&set)),
             };
-            out(text, json!({ "domain": set.domain, "set": set.set, "disk": disk, "change": change }))
+            out(
+                text,
+                json!({ "domain": set.domain, "set": set.set, "disk": disk, "change": change }),
+            )
         }
         DisksetCommand::Remove { set, disk } => {
             let change = ops(&set)?.remove(&disk)?;
             let text = match change {
-                DiskSetChange::AlreadyAbsent => format!("Disk {disk} is not in {}; nothing to remove\n", where_(&set)),
+                DiskSetChange::AlreadyAbsent => format!(
+                    "Disk {disk} is not in {}; nothing to remove\n",
+                    where_(&set)
+                ),
                 _ => format!("Disk {disk} removed from {}\n", where_(&set)),
             };
-            out(text, json!({ "domain": set.domain, "set": set.set, "disk": disk, "change": change }))
+            out(
+                text,
+                json!({ "domain": set.domain, "set": set.set, "disk": disk, "change": change }),
+            )
         }
         DisksetCommand::AddAll { set } => {
             let added = ops(&set)?.add_all()?;
-            let text = format!("Added {} disk(s) to {}{}\n", added.len(), where_(&set), list_suffix(&added));
-            out(text, json!({ "domain": set.domain, "set": set.set, "added": added }))
+            let text = format!(
+                "Added {} disk(s) to {}{}\n",
+                added.len(),
+                where_(&set),
+                list_suffix(&added)
+            );
+            out(
+                text,
+                json!({ "domain": set.domain, "set": set.set, "added": added }),
+            )
         }
         DisksetCommand::RemoveAll { set } => {
             let removed = ops(&set)?.remove_all()?;
-            let text = format!("Removed {} disk(s) from {}{}\n", removed.len(), where_(&set), list_suffix(&removed));
-            out(text, json!({ "domain": set.domain, "set": set.set, "removed": removed }))
+            let text = format!(
+                "Removed {} disk(s) from {}{}\n",
+                removed.len(),
+                where_(&set),
+                list_suffix(&removed)
+            );
+            out(
+                text,
+                json!({ "domain": set.domain, "set": set.set, "removed": removed }),
+            )
         }
         DisksetCommand::Size { set } => {
             let n = ops(&set)?.size()?;
-            out(format!("{n}\n"), json!({ "domain": set.domain, "set": set.set, "size": n }))
+            out(
+                format!("{n}\n"),
+                json!({ "domain": set.domain, "set": set.set, "size": n }),
+            )
         }
         DisksetCommand::List { set } => {
             let members = ops(&set)?.list()?;
-            out(members.iter().map(|m| format!("{m}\n")).collect::<String>(), json!({ "domain": set.domain, "set": set.set, "disks": members }))
+            out(
+                members.iter().map(|m| format!("{m}\n")).collect::<String>(),
+                json!({ "domain": set.domain, "set": set.set, "disks": members }),
+            )
         }
         DisksetCommand::Contains { set, disk } => {
             let yes = ops(&set)?.contains(&disk)?;
-            out(if yes { "yes\n" } else { "no\n" }, json!({ "domain": set.domain, "set": set.set, "disk": disk, "contains": yes }))
+            out(
+                if yes { "yes\n" } else { "no\n" },
+                json!({ "domain": set.domain, "set": set.set, "disk": disk, "contains": yes }),
+            )
         }
         DisksetCommand::Names { domain } => {
             let names = conn.diskset_names(&domain)?;
-            out(names.iter().map(|m| format!("{m}\n")).collect::<String>(), json!({ "domain": domain, "sets": names }))
+            out(
+                names.iter().map(|m| format!("{m}\n")).collect::<String>(),
+                json!({ "domain": domain, "sets": names }),
+            )
         }
     })
 }
 
 fn list_suffix(items: &[String]) -> String {
-    if items.is_empty() { String::new() } else { format!(": {}", items.join(", ")) }
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", items.join(", "))
+    }
 }

@@ -38,7 +38,11 @@ pub fn human_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 || value.fract() == 0.0 { format!("{value} {}", UNITS[unit]) } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]
@@ -47,8 +51,14 @@ mod tests {
 
     #[test]
     fn renders_like_virsh() {
-        let t = render(&["Id", "Name", "State"], &[vec!["1".into(), "web1".into(), "running".into()]]);
-        assert_eq!(t, " Id   Name   State\n----------------------\n 1    web1   running\n");
+        let t = render(
+            &["Id", "Name", "State"],
+            &[vec!["1".into(), "web1".into(), "running".into()]],
+        );
+        assert_eq!(
+            t,
+            " Id   Name   State\n----------------------\n 1    web1   running\n"
+        );
         assert_eq!(human_size(1 << 30), "1 GiB");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(12), "12 B");

@@ -7,11 +7,14 @@ use luavirt_plugin_api::abi::{self, LvCall, LvHostApi, LvParam, LvStr};
 use luavirt_plugin_api::{ErrorCode, Params};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Receives progress reports: done, total, stage.
+pub type ProgressFn<'a> = &'a dyn Fn(u64, u64, &str);
+
 /// What the caller lets a call do beyond returning results.
 #[derive(Default)]
 pub struct CallOptions<'a> {
-    /// Receives progress reports: done, total, stage.
-    pub progress: Option<&'a dyn Fn(u64, u64, &str)>,
+    /// Receives progress reports.
+    pub progress: Option<ProgressFn<'a>>,
     /// Set to ask the driver to cancel.
     pub cancel: Option<&'a AtomicBool>,
 }
@@ -59,7 +62,9 @@ unsafe extern "C" fn emit_text(call: *mut LvCall, text: LvStr) {
 
 unsafe extern "C" fn emit_record(call: *mut LvCall, params: *const LvParam, count: usize) {
     if let Some(s) = unsafe { state(call) } {
-        s.out.records.push(unsafe { Params::from_abi(params, count) });
+        s.out
+            .records
+            .push(unsafe { Params::from_abi(params, count) });
     }
 }
 
@@ -70,20 +75,24 @@ unsafe extern "C" fn set_error(call: *mut LvCall, code: i32, message: LvStr) {
 }
 
 unsafe extern "C" fn progress(call: *mut LvCall, done: u64, total: u64, stage: LvStr) {
-    if let Some(s) = unsafe { state(call) } {
-        if let Some(p) = s.options.progress {
-            p(done, total, &unsafe { stage.to_string_lossy() });
-        }
+    if let Some(s) = unsafe { state(call) }
+        && let Some(p) = s.options.progress
+    {
+        p(done, total, &unsafe { stage.to_string_lossy() });
     }
 }
 
 unsafe extern "C" fn is_cancelled(call: *mut LvCall) -> bool {
-    unsafe { state(call) }.and_then(|s| s.options.cancel).is_some_and(|c| c.load(Ordering::Relaxed))
+    unsafe { state(call) }
+        .and_then(|s| s.options.cancel)
+        .is_some_and(|c| c.load(Ordering::Relaxed))
 }
 
 unsafe extern "C" fn log_line(call: *mut LvCall, level: i32, message: LvStr) {
     let driver = unsafe { state(call) }.map_or("driver", |s| s.driver);
-    log::write(log::Level::from_i32(level), driver, &unsafe { message.to_string_lossy() });
+    log::write(log::Level::from_i32(level), driver, &unsafe {
+        message.to_string_lossy()
+    });
 }
 
 static HOST_API: LvHostApi = LvHostApi {
@@ -104,8 +113,18 @@ pub(crate) fn host_api() -> *const LvHostApi {
 }
 
 /// Runs `f` with a call context; turns a non-zero return into an error.
-pub(crate) fn invoke(driver: &str, operation: &str, options: &CallOptions, f: impl FnOnce(*mut LvCall) -> i32) -> Result<CallOutput> {
-    let mut st = CallState { out: CallOutput::default(), error: None, driver, options };
+pub(crate) fn invoke(
+    driver: &str,
+    operation: &str,
+    options: &CallOptions,
+    f: impl FnOnce(*mut LvCall) -> i32,
+) -> Result<CallOutput> {
+    let mut st = CallState {
+        out: CallOutput::default(),
+        error: None,
+        driver,
+        options,
+    };
     let rc = f((&mut st as *mut CallState).cast::<LvCall>());
     if rc == abi::LV_OK {
         return Ok(st.out);
@@ -113,10 +132,15 @@ pub(crate) fn invoke(driver: &str, operation: &str, options: &CallOptions, f: im
     let code = ErrorCode::from_i32(rc);
     let message = match st.error {
         Some((_, m)) if !m.is_empty() => m,
-        _ => format!("Driver '{driver}' failed while {operation} (error code {rc}) without saying why"),
+        _ => format!(
+            "Driver '{driver}' failed while {operation} (error code {rc}) without saying why"
+        ),
     };
     if code == ErrorCode::Unsupported && message.is_empty() {
-        return Err(Error::Unsupported { driver: driver.to_string(), operation: operation.to_string() });
+        return Err(Error::Unsupported {
+            driver: driver.to_string(),
+            operation: operation.to_string(),
+        });
     }
     Err(Error::Driver { code, message })
 }

@@ -14,22 +14,34 @@ use std::path::{Path, PathBuf};
 /// of `LUAVIRT_DRIVER_DIR`.
 pub fn search_path() -> Vec<(PathBuf, bool)> {
     let mut dirs = Vec::new();
-    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
         dirs.push((dir, true));
     }
     if let Some(list) = std::env::var_os("LUAVIRT_DRIVER_DIR") {
-        dirs.extend(std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).map(|p| (p, false)));
+        dirs.extend(
+            std::env::split_paths(&list)
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| (p, false)),
+        );
     }
     dirs
 }
 
 /// Shared objects in `dir`, sorted by name; with `prefixed_only`, only `libluavirt_*.so`.
 fn candidates(dir: &Path, prefixed_only: bool) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             name.ends_with(".so") && (!prefixed_only || name.starts_with("libluavirt_"))
         })
         .collect();
@@ -53,7 +65,11 @@ pub fn load_all(dirs: &[(PathBuf, bool)]) -> (Vec<LoadedDriver>, Vec<RefusedDriv
                 Ok(d) => match loaded.iter().find(|l| l.name == d.name) {
                     Some(first) => refused.push(RefusedDriver {
                         path,
-                        reason: format!("a driver named '{}' is already loaded from {}", d.name, first.path.display()),
+                        reason: format!(
+                            "a driver named '{}' is already loaded from {}",
+                            d.name,
+                            first.path.display()
+                        ),
                     }),
                     None => loaded.push(d),
                 },
@@ -76,8 +92,11 @@ pub fn load_one(path: &Path) -> Result<LoadedDriver, String> {
     const RTLD_NODELETE: i32 = 0x1000;
     // SAFETY: loading runs the object's initializers; drivers are trusted code chosen by the
     // operator (as libvirt trusts its modules).
-    let lib = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) }.map_err(|e| format!("cannot load: {e}"))?;
-    let entry: LvDriverEntryFn = match unsafe { lib.get::<LvDriverEntryFn>(abi::LV_DRIVER_ENTRY_SYMBOL.as_bytes()) } {
+    let lib = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) }
+        .map_err(|e| format!("cannot load: {e}"))?;
+    let entry: LvDriverEntryFn = match unsafe {
+        lib.get::<LvDriverEntryFn>(abi::LV_DRIVER_ENTRY_SYMBOL.as_bytes())
+    } {
         Ok(sym) => *sym,
         Err(_) => {
             return Err(format!(
@@ -107,23 +126,33 @@ pub fn load_one(path: &Path) -> Result<LoadedDriver, String> {
         ));
     }
     if size < MIN_INFO_SIZE {
-        return Err(format!("its LvDriverInfo is {size} bytes; ABI {major} needs at least {MIN_INFO_SIZE}; rebuild it against the current header"));
+        return Err(format!(
+            "its LvDriverInfo is {size} bytes; ABI {major} needs at least {MIN_INFO_SIZE}; rebuild it against the current header"
+        ));
     }
     let info = unsafe { &*info_ptr };
     if info.pointer_width as usize != size_of::<usize>() {
-        return Err(format!("built for {}-bit pointers, this host uses {}-bit pointers", info.pointer_width as usize * 8, size_of::<usize>() * 8));
+        return Err(format!(
+            "built for {}-bit pointers, this host uses {}-bit pointers",
+            info.pointer_width as usize * 8,
+            (usize::BITS as usize)
+        ));
     }
     if info.vtable.is_null() {
         return Err("its LvDriverInfo has no vtable".to_string());
     }
     let vt_size = unsafe { (*info.vtable).struct_size } as usize;
     if vt_size < MIN_VTABLE_SIZE {
-        return Err(format!("its LvDriverVtable is {vt_size} bytes; ABI {major} needs at least {MIN_VTABLE_SIZE}"));
+        return Err(format!(
+            "its LvDriverVtable is {vt_size} bytes; ABI {major} needs at least {MIN_VTABLE_SIZE}"
+        ));
     }
     // Copy the vtable, keeping only the functions within the size the driver declared.
     let vtable = unsafe { super::copy_vtable(info.vtable, vt_size) };
     if vtable.connect_open.is_none() || vtable.connect_close.is_none() {
-        return Err("its vtable lacks connect_open or connect_close, which every driver needs".to_string());
+        return Err(
+            "its vtable lacks connect_open or connect_close, which every driver needs".to_string(),
+        );
     }
     let text = |s: abi::LvStr| unsafe { s.to_string_lossy() };
     let name = text(info.name);
@@ -134,7 +163,11 @@ pub fn load_one(path: &Path) -> Result<LoadedDriver, String> {
         name,
         version: text(info.version),
         description: text(info.description),
-        schemes: text(info.uri_schemes).split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect(),
+        schemes: text(info.uri_schemes)
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect(),
         capabilities: info.capabilities,
         abi: (major, minor),
         path: path.to_path_buf(),

@@ -19,7 +19,10 @@ use std::sync::Arc;
 
 /// The URI used when none is given: `LUAVIRT_DEFAULT_URI`, else `qemu:///session`.
 pub fn default_uri() -> String {
-    std::env::var("LUAVIRT_DEFAULT_URI").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "qemu:///session".to_string())
+    std::env::var("LUAVIRT_DEFAULT_URI")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "qemu:///session".to_string())
 }
 
 /// The loaded drivers, and those refused.
@@ -37,7 +40,10 @@ impl Host {
     /// Loads the drivers found in `dirs` (`true` = only `libluavirt_*.so`).
     pub fn load_from(dirs: &[(PathBuf, bool)]) -> Host {
         let (loaded, refused) = driver::loader::load_all(dirs);
-        Host { drivers: loaded.into_iter().map(Arc::new).collect(), refused }
+        Host {
+            drivers: loaded.into_iter().map(Arc::new).collect(),
+            refused,
+        }
     }
 
     /// Drivers that loaded.
@@ -53,16 +59,33 @@ impl Host {
     /// Opens a connection to `uri` with the driver that serves its scheme.
     pub fn connect(&self, uri: &str) -> Result<Connection> {
         let parsed = Uri::parse(uri).map_err(|e| Error::InvalidArg(e.to_string()))?;
-        let driver = self.drivers.iter().find(|d| d.serves(&parsed.scheme)).cloned().ok_or_else(|| Error::NoDriver {
-            uri: uri.to_string(),
-            scheme: parsed.scheme.clone(),
-            loaded: {
-                let s: Vec<String> = self.drivers.iter().flat_map(|d| d.schemes.clone()).collect();
-                if s.is_empty() { "none".to_string() } else { s.join(", ") }
-            },
-        })?;
+        let driver = self
+            .drivers
+            .iter()
+            .find(|d| d.serves(&parsed.scheme))
+            .cloned()
+            .ok_or_else(|| Error::NoDriver {
+                uri: uri.to_string(),
+                scheme: parsed.scheme.clone(),
+                loaded: {
+                    let s: Vec<String> = self
+                        .drivers
+                        .iter()
+                        .flat_map(|d| d.schemes.clone())
+                        .collect();
+                    if s.is_empty() {
+                        "none".to_string()
+                    } else {
+                        s.join(", ")
+                    }
+                },
+            })?;
         let handle = driver.open(&parsed)?;
-        Ok(Connection { driver, handle, uri: parsed })
+        Ok(Connection {
+            driver,
+            handle,
+            uri: parsed,
+        })
     }
 }
 
@@ -82,7 +105,14 @@ impl Drop for Connection {
 /// Picks a vtable entry or says the driver does not support it.
 macro_rules! entry {
     ($conn:expr, $field:ident, $what:expr) => {
-        $conn.driver.vtable().$field.ok_or_else(|| Error::Unsupported { driver: $conn.driver.name.clone(), operation: $what.to_string() })?
+        $conn
+            .driver
+            .vtable()
+            .$field
+            .ok_or_else(|| Error::Unsupported {
+                driver: $conn.driver.name.clone(),
+                operation: $what.to_string(),
+            })?
     };
 }
 pub(crate) use entry;
@@ -103,14 +133,24 @@ impl Connection {
     fn lock_dir(&self) -> PathBuf {
         let text = self.uri.as_str();
         // FNV-1a: a stable short name for the URI.
-        let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-        luavirt_plugin_api::fsutil::state_dir_for(&self.uri).join("locks").join(format!("{}-{hash:016x}", self.uri.scheme))
+        let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+        luavirt_plugin_api::fsutil::state_dir_for(&self.uri)
+            .join("locks")
+            .join(format!("{}-{hash:016x}", self.uri.scheme))
     }
 
     /// Calls a driver function with this connection's handle.
-    fn call(&self, operation: &str, options: &CallOptions, f: impl FnOnce(*mut c_void, *mut LvCall) -> i32) -> Result<CallOutput> {
+    fn call(
+        &self,
+        operation: &str,
+        options: &CallOptions,
+        f: impl FnOnce(*mut c_void, *mut LvCall) -> i32,
+    ) -> Result<CallOutput> {
         let handle = self.handle;
-        self.driver.invoke(operation, options, |call| f(handle, call))
+        self.driver
+            .invoke(operation, options, |call| f(handle, call))
     }
 
     /// Calls a domain operation (`fn(conn, name, flags, call)`).
@@ -121,6 +161,8 @@ impl Connection {
         name: &str,
         flags: u32,
     ) -> Result<CallOutput> {
-        self.call(operation, &CallOptions::default(), |h, c| unsafe { f(h, LvStr::from_str(name), flags, c) })
+        self.call(operation, &CallOptions::default(), |h, c| unsafe {
+            f(h, LvStr::from_str(name), flags, c)
+        })
     }
 }

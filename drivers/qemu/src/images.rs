@@ -20,26 +20,50 @@ struct ImageInfo {
 /// Checks that a disk's image exists and can be read; the error names the domain, disk,
 /// file and the definition's line, and says what to do.
 pub fn check_readable(domain: &str, disk: &Disk, path: &str) -> Result<(), DriverError> {
-    let at = if disk.line > 0 { format!(" (definition line {})", disk.line) } else { String::new() };
+    let at = if disk.line > 0 {
+        format!(" (definition line {})", disk.line)
+    } else {
+        String::new()
+    };
     match std::fs::File::open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DriverError::new(
             ErrorCode::Io,
-            format!("Disk {} of domain '{domain}': image {path} does not exist{at}; create it (qemu-img create -f {} {path} SIZE) or fix its <source>", disk.target, disk.format_or_raw()),
+            format!(
+                "Disk {} of domain '{domain}': image {path} does not exist{at}; create it (qemu-img create -f {} {path} SIZE) or fix its <source>",
+                disk.target,
+                disk.format_or_raw()
+            ),
         )),
-        Err(e) => Err(DriverError::new(ErrorCode::Io, format!("Disk {} of domain '{domain}': cannot read image {path}{at}: {e}; check its permissions", disk.target))),
+        Err(e) => Err(DriverError::new(
+            ErrorCode::Io,
+            format!(
+                "Disk {} of domain '{domain}': cannot read image {path}{at}: {e}; check its permissions",
+                disk.target
+            ),
+        )),
     }
 }
 
 /// Runs `qemu-img` with `args`; its stdout, or an error carrying its stderr.
 pub fn qemu_img(args: &[&str]) -> Result<String, DriverError> {
     let out = Command::new("qemu-img").args(args).output().map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::NotFound { "; install it: apt-get install -y qemu-utils" } else { "" };
-        DriverError::new(ErrorCode::Hypervisor, format!("Cannot run qemu-img: {e}{hint}"))
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "; install it: apt-get install -y qemu-utils"
+        } else {
+            ""
+        };
+        DriverError::new(
+            ErrorCode::Hypervisor,
+            format!("Cannot run qemu-img: {e}{hint}"),
+        )
     })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(DriverError::new(ErrorCode::Hypervisor, format!("qemu-img {} failed: {err}", args.join(" "))));
+        return Err(DriverError::new(
+            ErrorCode::Hypervisor,
+            format!("qemu-img {} failed: {err}", args.join(" ")),
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -52,18 +76,34 @@ pub fn block_info(domain: &str, disk: &Disk, path: &str) -> Result<Params, Drive
         args.extend(["-f", f.as_str()]);
     }
     args.push(path);
-    let json = qemu_img(&args).map_err(|e| DriverError::new(e.code, format!("Disk {} of domain '{domain}': {}", disk.target, e.message)))?;
-    let chain: Vec<ImageInfo> = serde_json::from_str(&json)
-        .map_err(|e| DriverError::new(ErrorCode::Hypervisor, format!("Unexpected output of qemu-img info for {path}: {e}")))?;
-    let top = chain.first().ok_or_else(|| DriverError::new(ErrorCode::Hypervisor, format!("qemu-img info printed no image for {path}")))?;
+    let json = qemu_img(&args).map_err(|e| {
+        DriverError::new(
+            e.code,
+            format!("Disk {} of domain '{domain}': {}", disk.target, e.message),
+        )
+    })?;
+    let chain: Vec<ImageInfo> = serde_json::from_str(&json).map_err(|e| {
+        DriverError::new(
+            ErrorCode::Hypervisor,
+            format!("Unexpected output of qemu-img info for {path}: {e}"),
+        )
+    })?;
+    let top = chain.first().ok_or_else(|| {
+        DriverError::new(
+            ErrorCode::Hypervisor,
+            format!("qemu-img info printed no image for {path}"),
+        )
+    })?;
     let mut r = Params::new();
-    r.push_str("format", top.format.clone()).push("capacity", Value::UInt(top.virtual_size));
+    r.push_str("format", top.format.clone())
+        .push("capacity", Value::UInt(top.virtual_size));
     if let Some(a) = top.actual_size {
         r.push("allocation", Value::UInt(a));
     }
     for image in &chain[1..] {
-        r.push_str("backing", image.filename.clone()).push_str("backing_format", image.format.clone());
+        r.push_str("backing", image.filename.clone())
+            .push_str("backing_format", image.format.clone());
     }
-    debug_assert!(Path::new(&top.filename).as_os_str().len() > 0);
+    debug_assert!(!Path::new(&top.filename).as_os_str().is_empty());
     Ok(r)
 }

@@ -13,7 +13,9 @@ mod process;
 mod qmp;
 mod state;
 
-use luavirt_plugin_api::abi::{LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_STATE_SHUTOFF};
+use luavirt_plugin_api::abi::{
+    LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_STATE_SHUTOFF,
+};
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::fsutil::state_dir_for;
 use luavirt_plugin_api::kit::{Call, Driver, DriverResult};
@@ -34,15 +36,22 @@ impl Driver for QemuDriver {
 
     fn open(uri: &Uri, _flags: u32, _call: &mut Call) -> DriverResult<Self> {
         if !uri.host.is_empty() {
-            return Err(DriverError::new(ErrorCode::InvalidUri, format!("{uri}: remote QEMU hosts are not supported; use qemu:///session")));
+            return Err(DriverError::new(
+                ErrorCode::InvalidUri,
+                format!("{uri}: remote QEMU hosts are not supported; use qemu:///session"),
+            ));
         }
         if uri.path != "/session" {
             return Err(DriverError::new(
                 ErrorCode::InvalidUri,
-                format!("{uri}: the QEMU driver serves qemu:///session (add ?state=DIR for another state folder)"),
+                format!(
+                    "{uri}: the QEMU driver serves qemu:///session (add ?state=DIR for another state folder)"
+                ),
             ));
         }
-        Ok(QemuDriver { state: StateDir::new(&state_dir_for(uri)) })
+        Ok(QemuDriver {
+            state: StateDir::new(&state_dir_for(uri)),
+        })
     }
 
     fn list_domains(&self, _flags: u32, call: &mut Call) -> DriverResult {
@@ -61,16 +70,20 @@ impl Driver for QemuDriver {
     }
 
     fn define_xml(&self, xml: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        let mut dom = DomainXml::parse(xml, None).map_err(|e| DriverError::new(ErrorCode::Xml, e.to_string()))?;
+        let mut dom = DomainXml::parse(xml, None)
+            .map_err(|e| DriverError::new(ErrorCode::Xml, e.to_string()))?;
         let name = dom.name();
         let _lock = self.state.lock(&name)?;
         if dom.uuid().is_none() {
-            let uuid = luavirt_plugin_api::domain::generate_uuid().map_err(|e| DriverError::new(ErrorCode::Io, format!("Cannot generate a UUID: {e}")))?;
+            let uuid = luavirt_plugin_api::domain::generate_uuid().map_err(|e| {
+                DriverError::new(ErrorCode::Io, format!("Cannot generate a UUID: {e}"))
+            })?;
             dom.set_uuid(&uuid);
         }
         self.state.write_definition(&name, &dom.to_xml())?;
         let mut r = Params::new();
-        r.push_str("name", name).push_str("uuid", dom.uuid().unwrap_or_default());
+        r.push_str("name", name)
+            .push_str("uuid", dom.uuid().unwrap_or_default());
         call.emit_record(&r);
         Ok(())
     }
@@ -80,7 +93,10 @@ impl Driver for QemuDriver {
         self.state.read_definition(name)?;
         let (state, _) = self.state_of(name, call)?;
         if state != LV_STATE_SHUTOFF {
-            return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is running; destroy it first (luavirt destroy {name})")));
+            return Err(DriverError::new(
+                ErrorCode::InvalidState,
+                format!("Domain '{name}' is running; destroy it first (luavirt destroy {name})"),
+            ));
         }
         let path = self.state.definition(name)?;
         std::fs::remove_file(&path).map_err(|e| DriverError::io("remove", &path, e))?;
@@ -97,7 +113,8 @@ impl Driver for QemuDriver {
         self.state.read_definition(name)?;
         let (state, id) = self.state_of(name, call)?;
         let mut r = Params::new();
-        r.push("state", Value::UInt(state)).push("id", Value::Int(id));
+        r.push("state", Value::UInt(state))
+            .push("id", Value::Int(id));
         call.emit_record(&r);
         Ok(())
     }
@@ -118,10 +135,22 @@ impl Driver for QemuDriver {
         let (_, dom) = self.state.read_definition(name)?;
         let d = dom.disk(disk).ok_or_else(|| {
             let all: Vec<String> = dom.disks().into_iter().map(|d| d.target).collect();
-            DriverError::new(ErrorCode::NoDisk, format!("Domain '{name}' has no disk '{disk}'; its disks are: {}", all.join(", ")))
+            DriverError::new(
+                ErrorCode::NoDisk,
+                format!(
+                    "Domain '{name}' has no disk '{disk}'; its disks are: {}",
+                    all.join(", ")
+                ),
+            )
         })?;
         let path = d.source.path().ok_or_else(|| {
-            DriverError::new(ErrorCode::Unsupported, format!("Disk {disk} of domain '{name}' has no local image ({})", d.source.display()))
+            DriverError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "Disk {disk} of domain '{name}' has no local image ({})",
+                    d.source.display()
+                ),
+            )
         })?;
         let record = images::block_info(name, &d, path)?;
         call.emit_record(&record);

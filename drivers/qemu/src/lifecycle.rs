@@ -4,7 +4,10 @@ use crate::process;
 use crate::qmp::Qmp;
 use crate::state::{RunState, ensure_parent};
 use crate::{QemuDriver, cmdline, images};
-use luavirt_plugin_api::abi::{LV_STATE_CRASHED, LV_STATE_PAUSED, LV_STATE_PMSUSPENDED, LV_STATE_RUNNING, LV_STATE_SHUTDOWN, LV_STATE_SHUTOFF};
+use luavirt_plugin_api::abi::{
+    LV_STATE_CRASHED, LV_STATE_PAUSED, LV_STATE_PMSUSPENDED, LV_STATE_RUNNING, LV_STATE_SHUTDOWN,
+    LV_STATE_SHUTOFF,
+};
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
 use luavirt_plugin_api::{DriverError, ErrorCode};
@@ -25,16 +28,26 @@ fn hypervisor(message: String) -> DriverError {
 impl QemuDriver {
     /// The domain's QEMU, if one is running (a dead one reads as none).
     fn running(&self, name: &str) -> DriverResult<Option<RunState>> {
-        Ok(self.state.read_run_state(name)?.filter(|rs| process::is_alive(rs.pid, rs.start_time)))
+        Ok(self
+            .state
+            .read_run_state(name)?
+            .filter(|rs| process::is_alive(rs.pid, rs.start_time)))
     }
 
     /// `(LV_STATE_*, id)` of a domain. The id is QEMU's pid while it runs, else -1.
     pub(crate) fn state_of(&self, name: &str, call: &mut Call) -> DriverResult<(u64, i64)> {
-        let Some(rs) = self.running(name)? else { return Ok((LV_STATE_SHUTOFF, -1)) };
+        let Some(rs) = self.running(name)? else {
+            return Ok((LV_STATE_SHUTOFF, -1));
+        };
         let sock = self.state.run_dir(name)?.join("qmp.sock");
-        let status = Qmp::connect(&sock, MONITOR_TIMEOUT).and_then(|mut q| q.execute("query-status", None));
+        let status =
+            Qmp::connect(&sock, MONITOR_TIMEOUT).and_then(|mut q| q.execute("query-status", None));
         let state = match status {
-            Ok(s) => match s.get("status").and_then(|v| v.as_str()).unwrap_or("running") {
+            Ok(s) => match s
+                .get("status")
+                .and_then(|v| v.as_str())
+                .unwrap_or("running")
+            {
                 "running" | "debug" => LV_STATE_RUNNING,
                 "shutdown" => LV_STATE_SHUTDOWN,
                 "internal-error" | "io-error" | "guest-panicked" => LV_STATE_CRASHED,
@@ -42,7 +55,13 @@ impl QemuDriver {
                 _ => LV_STATE_PAUSED,
             },
             Err(e) => {
-                call.log(Level::Warning, &format!("domain '{name}': QEMU (pid {}) runs but its monitor did not answer: {e}", rs.pid));
+                call.log(
+                    Level::Warning,
+                    &format!(
+                        "domain '{name}': QEMU (pid {}) runs but its monitor did not answer: {e}",
+                        rs.pid
+                    ),
+                );
                 LV_STATE_RUNNING
             }
         };
@@ -53,7 +72,10 @@ impl QemuDriver {
     pub(crate) fn start(&self, dom: &DomainXml, call: &mut Call) -> DriverResult {
         let name = dom.name();
         if self.running(&name)?.is_some() {
-            return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is already running")));
+            return Err(DriverError::new(
+                ErrorCode::InvalidState,
+                format!("Domain '{name}' is already running"),
+            ));
         }
         self.state.clear_run(&name)?;
         let plan = cmdline::build(dom)?;
@@ -71,17 +93,32 @@ impl QemuDriver {
         if sock.as_os_str().len() > 100 {
             return Err(DriverError::new(
                 ErrorCode::InvalidArg,
-                format!("The monitor socket path {} is too long for a Unix socket; use a shorter state folder (LUAVIRT_STATE_DIR or ?state=DIR)", sock.display()),
+                format!(
+                    "The monitor socket path {} is too long for a Unix socket; use a shorter state folder (LUAVIRT_STATE_DIR or ?state=DIR)",
+                    sock.display()
+                ),
             ));
         }
-        let listener = UnixListener::bind(&sock).map_err(|e| DriverError::io("create the monitor socket", &sock, e))?;
+        let listener = UnixListener::bind(&sock)
+            .map_err(|e| DriverError::io("create the monitor socket", &sock, e))?;
         let log_path = self.state.log_file(&name)?;
         ensure_parent(&log_path)?;
-        let mut log = std::fs::OpenOptions::new().create(true).append(true).read(true).open(&log_path).map_err(|e| DriverError::io("open", &log_path, e))?;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&log_path)
+            .map_err(|e| DriverError::io("open", &log_path, e))?;
         let log_start = log.seek(SeekFrom::End(0)).unwrap_or(0);
-        let _ = writeln!(log, "{} starting domain '{name}': {}", now(), plan.argv.join(" "));
+        let _ = writeln!(
+            log,
+            "{} starting domain '{name}': {}",
+            now(),
+            plan.argv.join(" ")
+        );
 
-        let mut child = process::spawn(&plan.argv, &listener, &log).map_err(|e| hypervisor(format!("Cannot run {}: {e}", plan.argv[0])))?;
+        let mut child = process::spawn(&plan.argv, &listener, &log)
+            .map_err(|e| hypervisor(format!("Cannot run {}: {e}", plan.argv[0])))?;
         drop(listener); // QEMU holds it as fd MONITOR_FD now; if QEMU dies, connecting fails.
         let pid = child.id() as i32;
         let fail = |child: &mut std::process::Child, why: String| -> DriverError {
@@ -89,18 +126,39 @@ impl QemuDriver {
             let _ = child.wait();
             let _ = self.state.clear_run(&name);
             let output = read_from(&log_path, log_start);
-            hypervisor(format!("QEMU failed to start domain '{name}': {why}\n{}", output.trim_end()))
+            hypervisor(format!(
+                "QEMU failed to start domain '{name}': {why}\n{}",
+                output.trim_end()
+            ))
         };
         let Some(start_time) = process::start_time(pid) else {
             return Err(fail(&mut child, "it exited at once".to_string()));
         };
-        let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        if let Err(e) = self.state.write_run_state(&name, &RunState { pid, start_time, started_at }) {
+        let started_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if let Err(e) = self.state.write_run_state(
+            &name,
+            &RunState {
+                pid,
+                start_time,
+                started_at,
+            },
+        ) {
             return Err(fail(&mut child, e.message));
         }
         let mut qmp = match Qmp::connect(&sock, STARTUP_TIMEOUT) {
             Ok(q) => q,
-            Err(e) => return Err(fail(&mut child, format!("its monitor did not answer ({e}); see {}", log_path.display()))),
+            Err(e) => {
+                return Err(fail(
+                    &mut child,
+                    format!(
+                        "its monitor did not answer ({e}); see {}",
+                        log_path.display()
+                    ),
+                ));
+            }
         };
         if let Err(e) = qmp.execute("cont", None) {
             return Err(fail(&mut child, format!("it did not resume: {e}")));
@@ -115,7 +173,10 @@ impl QemuDriver {
         let rs = self.state.read_run_state(name)?;
         let Some(rs) = rs.filter(|rs| process::is_alive(rs.pid, rs.start_time)) else {
             self.state.clear_run(name)?;
-            return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is not running")));
+            return Err(DriverError::new(
+                ErrorCode::InvalidState,
+                format!("Domain '{name}' is not running"),
+            ));
         };
         let sock = self.state.run_dir(name)?.join("qmp.sock");
         let quit = Qmp::connect(&sock, MONITOR_TIMEOUT).and_then(|mut q| {
@@ -123,9 +184,13 @@ impl QemuDriver {
             q.wait_closed();
             Ok(())
         });
-        let stopped = quit.is_ok() && process::wait_exit(rs.pid, Duration::from_secs(10)) || process::terminate(rs.pid, Duration::from_secs(5));
+        let stopped = quit.is_ok() && process::wait_exit(rs.pid, Duration::from_secs(10))
+            || process::terminate(rs.pid, Duration::from_secs(5));
         if !stopped {
-            return Err(hypervisor(format!("QEMU of domain '{name}' (pid {}) did not stop, even after SIGKILL", rs.pid)));
+            return Err(hypervisor(format!(
+                "QEMU of domain '{name}' (pid {}) did not stop, even after SIGKILL",
+                rs.pid
+            )));
         }
         self.state.clear_run(name)
     }
@@ -143,7 +208,10 @@ fn read_from(path: &Path, offset: u64) -> String {
 
 /// The time of day for log lines, UTC.
 fn now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86400, secs % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719468;
@@ -155,5 +223,10 @@ fn now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -17,7 +17,10 @@ pub const MONITOR_FD: RawFd = 3;
 pub fn spawn(argv: &[String], listener: &UnixListener, log: &File) -> io::Result<Child> {
     let fd = listener.as_raw_fd();
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?);
     // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -64,7 +67,11 @@ pub fn wait_exit(pid: i32, timeout: Duration) -> bool {
             // ESRCH: no such process, so it is gone.
             return io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
         }
-        let mut pfd = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         let ready = loop {
             let r = libc::poll(&mut pfd, 1, ms);

@@ -52,10 +52,17 @@ impl Qmp {
     pub fn connect(path: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
         let stream = UnixStream::connect(path)?;
         stream.set_read_timeout(Some(timeout))?;
-        let mut qmp = Qmp { reader: BufReader::new(stream.try_clone()?), writer: stream, events: Vec::new() };
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+            events: Vec::new(),
+        };
         let greeting = qmp.read_message()?;
         if greeting.get("QMP").is_none() {
-            return Err(QmpError::Io(io::Error::new(io::ErrorKind::InvalidData, format!("not a QMP greeting: {greeting}"))));
+            return Err(QmpError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a QMP greeting: {greeting}"),
+            )));
         }
         qmp.execute("qmp_capabilities", None)?;
         Ok(qmp)
@@ -64,9 +71,17 @@ impl Qmp {
     fn read_message(&mut self) -> Result<Value, QmpError> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {
-            return Err(QmpError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "QEMU closed the monitor")));
+            return Err(QmpError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "QEMU closed the monitor",
+            )));
         }
-        serde_json::from_str(&line).map_err(|e| QmpError::Io(io::Error::new(io::ErrorKind::InvalidData, format!("bad QMP message {line:?}: {e}"))))
+        serde_json::from_str(&line).map_err(|e| {
+            QmpError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad QMP message {line:?}: {e}"),
+            ))
+        })
     }
 
     /// Runs `command` with `arguments` and returns its `return` value.
@@ -85,7 +100,10 @@ impl Qmp {
             }
             if let Some(e) = reply.get("error") {
                 let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                return Err(QmpError::Command { class: s("class"), desc: s("desc") });
+                return Err(QmpError::Command {
+                    class: s("class"),
+                    desc: s("desc"),
+                });
             }
             if reply.get("event").is_some() {
                 self.events.push(reply);

@@ -35,7 +35,9 @@ pub struct RunState {
 impl StateDir {
     /// The QEMU driver's folder inside luavirt's state folder `base`.
     pub fn new(base: &Path) -> StateDir {
-        StateDir { root: base.join("qemu") }
+        StateDir {
+            root: base.join("qemu"),
+        }
     }
 
     fn checked(name: &str) -> Result<&str, DriverError> {
@@ -45,7 +47,10 @@ impl StateDir {
 
     /// The definition file of `name`.
     pub fn definition(&self, name: &str) -> Result<PathBuf, DriverError> {
-        Ok(self.root.join("domains").join(format!("{}.xml", Self::checked(name)?)))
+        Ok(self
+            .root
+            .join("domains")
+            .join(format!("{}.xml", Self::checked(name)?)))
     }
 
     /// The run folder of `name`.
@@ -55,12 +60,18 @@ impl StateDir {
 
     /// QEMU's log of `name`.
     pub fn log_file(&self, name: &str) -> Result<PathBuf, DriverError> {
-        Ok(self.root.join("log").join(format!("{}.log", Self::checked(name)?)))
+        Ok(self
+            .root
+            .join("log")
+            .join(format!("{}.log", Self::checked(name)?)))
     }
 
     /// Takes the lock of `name`.
     pub fn lock(&self, name: &str) -> Result<LockGuard, DriverError> {
-        let path = self.root.join("locks").join(format!("{}.lock", Self::checked(name)?));
+        let path = self
+            .root
+            .join("locks")
+            .join(format!("{}.lock", Self::checked(name)?));
         lock_exclusive(&path).map_err(|e| DriverError::io("lock", &path, e))
     }
 
@@ -74,7 +85,12 @@ impl StateDir {
         };
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".xml")).map(str::to_string))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".xml"))
+                    .map(str::to_string)
+            })
             .filter(|n| !n.starts_with('.'))
             .collect();
         names.sort();
@@ -87,7 +103,10 @@ impl StateDir {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(DriverError::new(ErrorCode::NoDomain, format!("Domain '{name}' is not defined")));
+                return Err(DriverError::new(
+                    ErrorCode::NoDomain,
+                    format!("Domain '{name}' is not defined"),
+                ));
             }
             Err(e) => return Err(DriverError::io("read", &path, e)),
         };
@@ -97,7 +116,11 @@ impl StateDir {
         if dom.name() != name {
             return Err(DriverError::new(
                 ErrorCode::CorruptState,
-                format!("{} holds domain '{}', not '{name}'; rename the file or fix its <name> (nothing was changed)", path.display(), dom.name()),
+                format!(
+                    "{} holds domain '{}', not '{name}'; rename the file or fix its <name> (nothing was changed)",
+                    path.display(),
+                    dom.name()
+                ),
             ));
         }
         Ok((text, dom))
@@ -137,7 +160,9 @@ impl StateDir {
     pub fn clear_run(&self, name: &str) -> Result<(), DriverError> {
         let dir = self.run_dir(name)?;
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::io("remove", &dir, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(DriverError::io("remove", &dir, e))
+            }
             _ => Ok(()),
         }
     }

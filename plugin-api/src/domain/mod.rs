@@ -35,15 +35,31 @@ impl DomainXml {
     }
 
     fn error_at(e: &Element, message: String) -> XmlError {
-        XmlError { source_name: None, line: e.line().max(1), column: e.column().max(1), message }
+        XmlError {
+            source_name: None,
+            line: e.line().max(1),
+            column: e.column().max(1),
+            message,
+        }
     }
 
     fn check(&self) -> Result<(), XmlError> {
         let root = &self.doc.root;
         if root.name() != "domain" {
-            return Err(Self::error_at(root, format!("the root element is <{}>; domain XML starts with <domain type='...'>", root.name())));
+            return Err(Self::error_at(
+                root,
+                format!(
+                    "the root element is <{}>; domain XML starts with <domain type='...'>",
+                    root.name()
+                ),
+            ));
         }
-        let name_el = root.child("name").ok_or_else(|| Self::error_at(root, "the domain has no <name>; add <name>NAME</name>".to_string()))?;
+        let name_el = root.child("name").ok_or_else(|| {
+            Self::error_at(
+                root,
+                "the domain has no <name>; add <name>NAME</name>".to_string(),
+            )
+        })?;
         check_domain_name(&name_el.text()).map_err(|m| Self::error_at(name_el, m))?;
         if let Some(u) = root.child("uuid") {
             normalize_uuid(&u.text()).ok_or_else(|| Self::error_at(u, format!("invalid <uuid> {:?}; write 32 hex digits like 4dea22b3-1d52-d8f3-2516-782e98ab3fa0", u.text())))?;
@@ -52,21 +68,40 @@ impl DomainXml {
         for el in self.disk_elements() {
             let disk = Disk::from_element(el);
             if disk.target.is_empty() {
-                return Err(Self::error_at(el, "a <disk> has no <target dev='...'/>; every disk needs a target name like vda".to_string()));
+                return Err(Self::error_at(
+                    el,
+                    "a <disk> has no <target dev='...'/>; every disk needs a target name like vda"
+                        .to_string(),
+                ));
             }
             if let Some((_, line)) = seen.iter().find(|(t, _)| *t == disk.target) {
                 return Err(Self::error_at(
                     el,
-                    format!("disk target '{}' is used twice (lines {line} and {}); give each disk its own <target dev>", disk.target, el.line()),
+                    format!(
+                        "disk target '{}' is used twice (lines {line} and {}); give each disk its own <target dev>",
+                        disk.target,
+                        el.line()
+                    ),
                 ));
             }
             if let Some(v) = el.attr("selected").filter(|v| v != "yes" && v != "no") {
-                return Err(Self::error_at(el, format!("disk '{}' has selected={v:?}; use 'yes' or 'no'", disk.target)));
+                return Err(Self::error_at(
+                    el,
+                    format!(
+                        "disk '{}' has selected={v:?}; use 'yes' or 'no'",
+                        disk.target
+                    ),
+                ));
             }
             seen.push((disk.target, el.line()));
         }
         if let Some(e) = self.disksets_element() {
-            DiskSets::from_element(e).map_err(|(line, m)| XmlError { source_name: None, line, column: 1, message: m })?;
+            DiskSets::from_element(e).map_err(|(line, m)| XmlError {
+                source_name: None,
+                line,
+                column: 1,
+                message: m,
+            })?;
         }
         Ok(())
     }
@@ -89,12 +124,19 @@ impl DomainXml {
 
     /// `<name>`.
     pub fn name(&self) -> String {
-        self.doc.root.child("name").map(|e| e.text()).unwrap_or_default()
+        self.doc
+            .root
+            .child("name")
+            .map(|e| e.text())
+            .unwrap_or_default()
     }
 
     /// `<uuid>`, normalized to lower case with dashes.
     pub fn uuid(&self) -> Option<String> {
-        self.doc.root.child("uuid").and_then(|u| normalize_uuid(&u.text()))
+        self.doc
+            .root
+            .child("uuid")
+            .and_then(|u| normalize_uuid(&u.text()))
     }
 
     /// `type=` of `<domain>`: kvm, qemu, xen, ...
@@ -117,7 +159,11 @@ impl DomainXml {
     }
 
     fn disk_elements(&self) -> impl Iterator<Item = &Element> {
-        self.doc.root.child("devices").into_iter().flat_map(|d| d.children_named("disk"))
+        self.doc
+            .root
+            .child("devices")
+            .into_iter()
+            .flat_map(|d| d.children_named("disk"))
     }
 
     /// Every disk, in document order.
@@ -144,7 +190,8 @@ impl DomainXml {
     pub fn metadata_element(&self, ns: &str) -> Option<&Element> {
         let root = &self.doc.root;
         let meta = root.child("metadata")?;
-        meta.elements().find(|e| namespace_of(&[root, meta, e], e.prefix()).as_deref() == Some(ns))
+        meta.elements()
+            .find(|e| namespace_of(&[root, meta, e], e.prefix()).as_deref() == Some(ns))
     }
 
     fn disksets_element(&self) -> Option<&Element> {
@@ -153,7 +200,10 @@ impl DomainXml {
 
     /// The disk sets: those in luavirt's metadata, plus disks seeded with `selected='yes'`.
     pub fn disk_sets(&self) -> DiskSets {
-        let mut sets = self.disksets_element().and_then(|e| DiskSets::from_element(e).ok()).unwrap_or_default();
+        let mut sets = self
+            .disksets_element()
+            .and_then(|e| DiskSets::from_element(e).ok())
+            .unwrap_or_default();
         for d in self.disks() {
             if d.selected == Some(true) {
                 sets.add(DEFAULT_SET, &d.target);
@@ -168,7 +218,10 @@ impl DomainXml {
     /// only; seed attributes sit on the disks themselves). Returns the `(set, disk)` pairs
     /// dropped; the XML changes only if there were any.
     pub fn prune_disk_sets(&mut self) -> Vec<(String, String)> {
-        let Some(mut sets) = self.disksets_element().and_then(|e| DiskSets::from_element(e).ok()) else {
+        let Some(mut sets) = self
+            .disksets_element()
+            .and_then(|e| DiskSets::from_element(e).ok())
+        else {
             return Vec::new();
         };
         let targets: Vec<String> = self.disks().into_iter().map(|d| d.target).collect();
@@ -199,10 +252,10 @@ impl DomainXml {
     /// keeping its place and the document's indentation.
     pub fn set_metadata_element(&mut self, ns: &str, new: Option<Element>) {
         let existing = self.metadata_element(ns);
-        if let (Some(old), Some(new)) = (existing, &new) {
-            if old.same_content(new) {
-                return;
-            }
+        if let (Some(old), Some(new)) = (existing, &new)
+            && old.same_content(new)
+        {
+            return;
         }
         let unit = self.doc.indent_unit();
         let root = &mut self.doc.root;
@@ -210,7 +263,13 @@ impl DomainXml {
             Some(p) => p,
             None if new.is_none() => return,
             None => {
-                let pos = root.elements().enumerate().filter(|(_, e)| HEADER_ELEMENTS.contains(&e.name())).map(|(i, _)| i + 1).last().unwrap_or(0);
+                let pos = root
+                    .elements()
+                    .enumerate()
+                    .filter(|(_, e)| HEADER_ELEMENTS.contains(&e.name()))
+                    .map(|(i, _)| i + 1)
+                    .last()
+                    .unwrap_or(0);
                 root.insert_element(pos, Element::new("metadata"), "", &unit);
                 pos
             }
@@ -218,10 +277,17 @@ impl DomainXml {
         // Find our element's position among metadata's children by namespace.
         let own_pos = {
             let root_ref = &*root;
-            let meta = root_ref.elements().nth(meta_pos).expect("metadata position is valid");
-            meta.elements().position(|e| namespace_of(&[root_ref, meta, e], e.prefix()).as_deref() == Some(ns))
+            let meta = root_ref
+                .elements()
+                .nth(meta_pos)
+                .expect("metadata position is valid");
+            meta.elements()
+                .position(|e| namespace_of(&[root_ref, meta, e], e.prefix()).as_deref() == Some(ns))
         };
-        let meta = root.elements_mut().nth(meta_pos).expect("metadata position is valid");
+        let meta = root
+            .elements_mut()
+            .nth(meta_pos)
+            .expect("metadata position is valid");
         let insert_at = match own_pos {
             Some(p) => {
                 meta.remove_element(p);
@@ -232,7 +298,10 @@ impl DomainXml {
         if let Some(new) = new {
             meta.insert_element(insert_at, new, &unit, &unit);
         }
-        let meta_is_empty = meta.children.iter().all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()));
+        let meta_is_empty = meta
+            .children
+            .iter()
+            .all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()));
         if meta_is_empty {
             root.remove_element(meta_pos);
         }
@@ -245,8 +314,14 @@ pub fn check_domain_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the domain <name> is empty".to_string());
     }
-    if name.len() > 200 || name.starts_with('.') || name.contains('/') || name.chars().any(char::is_control) {
-        return Err(format!("invalid domain name {name:?}: names may not contain '/' or control characters, start with '.', or exceed 200 bytes"));
+    if name.len() > 200
+        || name.starts_with('.')
+        || name.contains('/')
+        || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "invalid domain name {name:?}: names may not contain '/' or control characters, start with '.', or exceed 200 bytes"
+        ));
     }
     Ok(())
 }
@@ -258,7 +333,14 @@ pub fn normalize_uuid(text: &str) -> Option<String> {
         return None;
     }
     let h = hex.to_ascii_lowercase();
-    Some(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
 }
 
 /// A random (version 4) UUID.

@@ -25,7 +25,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs `f`, turning an error or a panic into an ABI error code.
-fn guarded<D: Driver>(host: Host, call: *mut LvCall, op: &str, f: impl FnOnce(&mut Call) -> Result<(), DriverError>) -> i32 {
+fn guarded<D: Driver>(
+    host: Host,
+    call: *mut LvCall,
+    op: &str,
+    f: impl FnOnce(&mut Call) -> Result<(), DriverError>,
+) -> i32 {
     let mut out = Call::new(host, call);
     let result = catch_unwind(AssertUnwindSafe(|| f(&mut out)));
     match result {
@@ -41,18 +46,30 @@ fn guarded<D: Driver>(host: Host, call: *mut LvCall, op: &str, f: impl FnOnce(&m
 fn text_arg(s: LvStr, what: &str) -> Result<String, DriverError> {
     // SAFETY: the host passes strings valid for the call.
     let bytes = unsafe { s.as_bytes() };
-    String::from_utf8(bytes.to_vec()).map_err(|_| DriverError::new(ErrorCode::InvalidArg, format!("The {what} is not valid UTF-8")))
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        DriverError::new(
+            ErrorCode::InvalidArg,
+            format!("The {what} is not valid UTF-8"),
+        )
+    })
 }
 
 /// `connect_open`
 ///
 /// # Safety
 /// Called by the host with the ABI's contract.
-pub unsafe extern "C" fn connect_open<D: Driver>(host: *const LvHostApi, uri: LvStr, flags: u32, conn_out: *mut *mut c_void, call: *mut LvCall) -> i32 {
+pub unsafe extern "C" fn connect_open<D: Driver>(
+    host: *const LvHostApi,
+    uri: LvStr,
+    flags: u32,
+    conn_out: *mut *mut c_void,
+    call: *mut LvCall,
+) -> i32 {
     let h = Host::new(host);
     guarded::<D>(h, call, "connect_open", |out| {
         let text = text_arg(uri, "URI")?;
-        let uri = Uri::parse(&text).map_err(|e| DriverError::new(ErrorCode::InvalidUri, e.to_string()))?;
+        let uri = Uri::parse(&text)
+            .map_err(|e| DriverError::new(ErrorCode::InvalidUri, e.to_string()))?;
         let driver = D::open(&uri, flags, out)?;
         let conn = Box::new(Conn { host: h, driver });
         // SAFETY: the host passes a writable out pointer.
