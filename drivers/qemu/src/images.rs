@@ -25,7 +25,14 @@ pub fn check_readable(domain: &str, disk: &Disk, path: &str) -> Result<(), Drive
     } else {
         String::new()
     };
-    match std::fs::File::open(path) {
+    match std::fs::File::open(path).and_then(|f| f.metadata()) {
+        Ok(m) if m.is_dir() => Err(DriverError::new(
+            ErrorCode::Io,
+            format!(
+                "Disk {} of domain '{domain}': {path} is a directory, not an image{at}; fix its <source>",
+                disk.target
+            ),
+        )),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DriverError::new(
             ErrorCode::Io,
