@@ -193,3 +193,40 @@ fn usage_errors_exit_with_2_and_operation_errors_with_1() {
         "{err}"
     );
 }
+
+#[test]
+fn disk_mode_reads_and_sets_esx_modes_through_snapshot_and_transient() {
+    let env = three_disk_env("diskmode");
+    assert_eq!(env.ok(&["disk-mode", "web", "vdc"]), "persistent\n");
+    assert_eq!(
+        env.ok(&["disk-mode", "web", "vdc", "independent-nonpersistent"]),
+        "Disk vdc of domain 'web' is now independent-nonpersistent\n"
+    );
+    assert_eq!(
+        env.ok(&["disk-mode", "web", "/scratch/c.qcow2"]),
+        "independent-nonpersistent\n"
+    );
+    let dom = DomainXml::parse(&env.ok(&["dumpxml", "web"]), None).unwrap();
+    let vdc = dom.disk("vdc").unwrap();
+    assert_eq!((vdc.snapshot.as_deref(), vdc.transient), (Some("no"), true));
+    assert!(
+        env.ok(&["disk-mode", "web", "vdc", "independent_nonpersistent"])
+            .contains("is already independent-nonpersistent")
+    );
+    env.ok(&["disk-mode", "web", "vdc", "independent-persistent"]);
+    let dom = DomainXml::parse(&env.ok(&["dumpxml", "web"]), None).unwrap();
+    let vdc = dom.disk("vdc").unwrap();
+    assert_eq!(
+        (vdc.snapshot.as_deref(), vdc.transient),
+        (Some("no"), false)
+    );
+    env.ok(&["disk-mode", "web", "vdc", "persistent"]);
+    assert_eq!(
+        json(&env, &["disk-mode", "web", "vdc"])["mode"],
+        "persistent"
+    );
+    let err = env.fails(&["disk-mode", "web", "vdc", "undoable"], 1);
+    assert!(err.contains("can only be read"), "{err}");
+    let err = env.fails(&["disk-mode", "web", "vdc", "sometimes"], 1);
+    assert!(err.contains("Unknown disk mode \"sometimes\""), "{err}");
+}

@@ -81,6 +81,15 @@ pub enum Command {
     },
     /// List loaded drivers and the ones refused, with reasons.
     Drivers,
+    /// Print or set a disk's mode: persistent, independent-persistent, independent-nonpersistent.
+    DiskMode {
+        /// Domain name.
+        domain: String,
+        /// Disk target (vda) or source path.
+        disk: String,
+        /// The new mode; without it, print the current one.
+        mode: Option<String>,
+    },
     /// Manage a domain's named disk sets.
     #[command(subcommand)]
     Diskset(DisksetCommand),

@@ -5,6 +5,7 @@ use super::args::{Cli, Command, DisksetCommand, SetArgs};
 use super::table::{human_size, render};
 use luavirt_core::host::{DiskSetChange, DomainState, default_uri};
 use luavirt_core::{Connection, Error, Host};
+use luavirt_plugin_api::domain::DiskMode;
 use serde_json::json;
 use std::io::Read;
 
@@ -130,6 +131,34 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             )
         }
         Command::Diskset(cmd) => diskset(&conn, cmd)?,
+        Command::DiskMode {
+            domain,
+            disk,
+            mode: None,
+        } => {
+            let mode = conn.disk_mode(&domain, &disk)?;
+            out(
+                format!("{mode}\n"),
+                json!({ "domain": domain, "disk": disk, "mode": mode.name() }),
+            )
+        }
+        Command::DiskMode {
+            domain,
+            disk,
+            mode: Some(m),
+        } => {
+            let mode = DiskMode::parse(&m).map_err(Error::InvalidArg)?;
+            let changed = conn.set_disk_mode(&domain, &disk, mode)?;
+            let text = if changed {
+                format!("Disk {disk} of domain '{domain}' is now {mode}\n")
+            } else {
+                format!("Disk {disk} of domain '{domain}' is already {mode}\n")
+            };
+            out(
+                text,
+                json!({ "domain": domain, "disk": disk, "mode": mode.name(), "changed": changed }),
+            )
+        }
     })
 }
 

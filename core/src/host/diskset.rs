@@ -49,7 +49,7 @@ impl Connection {
 }
 
 /// Finds a disk by target name, or by source path.
-fn resolve(domain: &str, disks: &[Disk], name: &str) -> Result<String> {
+pub(crate) fn resolve(domain: &str, disks: &[Disk], name: &str) -> Result<String> {
     disks
         .iter()
         .find(|d| d.target == name)

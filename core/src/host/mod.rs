@@ -1,6 +1,7 @@
 //! The host API: every operation luavirt offers, written once. The CLI, Lua scripts and the
 //! watcher all call these functions; drivers are reached only through the ABI.
 
+mod diskmode;
 mod diskset;
 mod domain;
 mod lock;

@@ -6,9 +6,11 @@
 
 mod disk;
 mod disksets;
+mod mode;
 
 pub use disk::{Disk, DiskSource};
 pub use disksets::{DEFAULT_SET, DISKSETS_NS, DISKSETS_PREFIX, DiskSets, check_set_name};
+pub use mode::{DISKMODES_NS, DiskMode};
 
 use crate::xml::{Document, Element, Node, XmlError, namespace_of};
 
