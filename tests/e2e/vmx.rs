@@ -1,0 +1,1 @@
+//! The VMware driver on .vmx files (being written).
