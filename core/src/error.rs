@@ -46,6 +46,16 @@ pub enum Error {
         /// Names close to it.
         close: Vec<String>,
     },
+    /// No snapshot of that name.
+    #[error("Domain '{domain}' has no snapshot '{name}'{}", snapshot_suggestion(.close))]
+    NoSnapshot {
+        /// The domain.
+        domain: String,
+        /// The name asked for.
+        name: String,
+        /// Names close to it.
+        close: Vec<String>,
+    },
     /// No disk of that name in the domain.
     #[error("Domain '{domain}' has no disk '{disk}'; its disks are: {}", list_or_none(.disks))]
     NoDisk {
@@ -88,6 +98,13 @@ fn suggestion(close: &[String]) -> String {
     }
 }
 
+fn snapshot_suggestion(close: &[String]) -> String {
+    match close {
+        [] => format!("; `luavirt snapshot-list DOMAIN` shows its snapshots"),
+        _ => suggestion(close),
+    }
+}
+
 fn list_or_none(items: &[String]) -> String {
     if items.is_empty() {
         "(none)".to_string()
@@ -105,6 +122,7 @@ impl Error {
             Error::NoDriver { .. } => ErrorCode::InvalidUri,
             Error::NoDomain { .. } => ErrorCode::NoDomain,
             Error::NoDisk { .. } => ErrorCode::NoDisk,
+            Error::NoSnapshot { .. } => ErrorCode::NoSnapshot,
             Error::Xml(_) => ErrorCode::Xml,
             Error::InvalidArg(_) => ErrorCode::InvalidArg,
             Error::Io { .. } => ErrorCode::Io,

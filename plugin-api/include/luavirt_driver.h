@@ -28,7 +28,7 @@
 /**
  * Minor version of this ABI: the number of append-only extensions since the major began.
  */
-#define LV_ABI_MINOR 0
+#define LV_ABI_MINOR 1
 
 /**
  * Every call succeeded.
@@ -221,6 +221,91 @@
 #define LV_XML_INACTIVE (1 << 0)
 
 /**
+ * `domain_snapshot_create`: take the snapshot but keep no metadata for it.
+ */
+#define LV_SNAPSHOT_CREATE_NO_METADATA (1 << 2)
+
+/**
+ * `domain_snapshot_create`: stop the domain once the snapshot is taken.
+ */
+#define LV_SNAPSHOT_CREATE_HALT (1 << 3)
+
+/**
+ * `domain_snapshot_create`: disks only, no memory state.
+ */
+#define LV_SNAPSHOT_CREATE_DISK_ONLY (1 << 4)
+
+/**
+ * `domain_snapshot_create`: overlay files that already exist are used as they are.
+ */
+#define LV_SNAPSHOT_CREATE_REUSE_EXT (1 << 5)
+
+/**
+ * `domain_snapshot_create`: all disks or none (luavirt always works this way).
+ */
+#define LV_SNAPSHOT_CREATE_ATOMIC (1 << 7)
+
+/**
+ * `domain_snapshot_create`: keep the domain running while its memory is saved.
+ */
+#define LV_SNAPSHOT_CREATE_LIVE (1 << 8)
+
+/**
+ * `domain_snapshot_revert`: the domain runs after the revert.
+ */
+#define LV_SNAPSHOT_REVERT_RUNNING (1 << 0)
+
+/**
+ * `domain_snapshot_revert`: the domain is paused after the revert.
+ */
+#define LV_SNAPSHOT_REVERT_PAUSED (1 << 1)
+
+/**
+ * `domain_snapshot_revert`: revert even where it loses a running domain's state.
+ */
+#define LV_SNAPSHOT_REVERT_FORCE (1 << 2)
+
+/**
+ * `domain_snapshot_delete`: only forget the snapshot; leave images as they are.
+ */
+#define LV_SNAPSHOT_DELETE_METADATA_ONLY (1 << 1)
+
+/**
+ * `domain_snapshot_delete`: end the snapshot's mirrors by switching the disks to the mirror.
+ */
+#define LV_SNAPSHOT_DELETE_MIRROR_PIVOT (1 << 3)
+
+/**
+ * `domain_snapshot_delete`: end the snapshot's mirrors and keep the disks on their source.
+ */
+#define LV_SNAPSHOT_DELETE_MIRROR_ABORT (1 << 4)
+
+/**
+ * Block jobs: wait until the job is ready (copy, active commit) or done (pull, commit).
+ */
+#define LV_BLOCK_JOB_WAIT (1 << 0)
+
+/**
+ * Block jobs: after waiting, switch the disk to the new image (copy, active commit).
+ */
+#define LV_BLOCK_JOB_PIVOT (1 << 1)
+
+/**
+ * Block copy: after waiting, end the job and keep the disk on its source (the copy stays).
+ */
+#define LV_BLOCK_JOB_FINISH (1 << 2)
+
+/**
+ * Block copy: copy only the top image; the copy gets the same backing chain.
+ */
+#define LV_BLOCK_COPY_SHALLOW (1 << 3)
+
+/**
+ * Block copy: the destination exists already and is used as it is.
+ */
+#define LV_BLOCK_COPY_REUSE_EXT (1 << 4)
+
+/**
  * The host's context for one driver call. Opaque to drivers: pass it back to the host's
  * callbacks. Valid until the driver function returns.
  */
@@ -353,6 +438,11 @@ typedef int32_t (*LvDomainOpFn)(void *conn, struct LvStr name, uint32_t flags, s
 typedef int32_t (*LvDomainStrOpFn)(void *conn, struct LvStr name, struct LvStr arg, uint32_t flags, struct LvCall *call);
 
 /**
+ * An operation on the domain called `name` with one string argument and typed parameters.
+ */
+typedef int32_t (*LvDomainParamsOpFn)(void *conn, struct LvStr name, struct LvStr arg, const struct LvParam *params, size_t nparams, uint32_t flags, struct LvCall *call);
+
+/**
  * The driver's functions. NULL means unsupported. Append-only.
  */
 typedef struct LvDriverVtable {
@@ -408,6 +498,53 @@ typedef struct LvDriverVtable {
    * chain, nearest first, a `backing` (string path) followed by its `backing_format`.
    */
   LvDomainStrOpFn domain_get_block_info;
+  /**
+   * Takes a snapshot. `arg` is a `<domainsnapshot>` in which the host has resolved every
+   * disk (each `<disk>` has `snapshot=` no, internal, external or manual, and an external
+   * one its overlay `<source file>` and `<driver type>`). Flags: `LV_SNAPSHOT_CREATE_*`.
+   * Emits the snapshot as stored (with creation time, state, parent and `<domain>`).
+   */
+  LvDomainStrOpFn domain_snapshot_create;
+  /**
+   * Emits each snapshot's XML as one text, in creation order, then one record with
+   * `current` (string, absent when there is none).
+   */
+  LvDomainOpFn domain_snapshot_list;
+  /**
+   * Reverts the domain to snapshot `arg`. Flags: `LV_SNAPSHOT_REVERT_*`.
+   */
+  LvDomainStrOpFn domain_snapshot_revert;
+  /**
+   * Deletes snapshot `arg` (only it; the host orders deletes of several), keeping every
+   * other snapshot's data. Flags: `LV_SNAPSHOT_DELETE_*`.
+   */
+  LvDomainStrOpFn domain_snapshot_delete;
+  /**
+   * Copies disk `arg` to `dest` (string param; `format` optional) while the domain runs.
+   * Flags: `LV_BLOCK_JOB_*`, `LV_BLOCK_COPY_*`.
+   */
+  LvDomainParamsOpFn domain_block_copy;
+  /**
+   * Pulls the data of the backing images of disk `arg` into it, down to `base` (string
+   * param, optional: all of them). Flags: `LV_BLOCK_JOB_WAIT`.
+   */
+  LvDomainParamsOpFn domain_block_pull;
+  /**
+   * Commits disk `arg`'s images from `top` (default: the active image) down into `base`
+   * (default: the next one below). Flags: `LV_BLOCK_JOB_WAIT`, `LV_BLOCK_JOB_PIVOT`.
+   */
+  LvDomainParamsOpFn domain_block_commit;
+  /**
+   * Emits one record about disk `arg`'s block job: `type` (copy, pull, commit,
+   * active-commit), `current` and `end` (uint), `ready` (bool), `status` (string); no
+   * record when there is no job.
+   */
+  LvDomainStrOpFn domain_block_job_info;
+  /**
+   * Ends disk `arg`'s block job: cancels it, or with `LV_BLOCK_JOB_PIVOT` switches the disk
+   * to the new image (a ready copy or active commit).
+   */
+  LvDomainStrOpFn domain_block_job_abort;
 } LvDriverVtable;
 
 /**

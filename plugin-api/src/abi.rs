@@ -27,7 +27,7 @@ use std::ffi::c_void;
 /// Major version of this ABI. A host loads only drivers of the same major.
 pub const LV_ABI_MAJOR: u16 = 1;
 /// Minor version of this ABI: the number of append-only extensions since the major began.
-pub const LV_ABI_MINOR: u16 = 0;
+pub const LV_ABI_MINOR: u16 = 1;
 
 /// Every call succeeded.
 pub const LV_OK: i32 = 0;
@@ -109,6 +109,43 @@ pub const LV_CAP_MIGRATION: u64 = 1 << 6;
 
 /// `domain_get_xml` flag: the persistent definition even when the domain is running.
 pub const LV_XML_INACTIVE: u32 = 1 << 0;
+
+// ---- ABI 1.1: snapshot and block job flags (libvirt's numbers where libvirt has the flag) ----
+
+/// `domain_snapshot_create`: take the snapshot but keep no metadata for it.
+pub const LV_SNAPSHOT_CREATE_NO_METADATA: u32 = 1 << 2;
+/// `domain_snapshot_create`: stop the domain once the snapshot is taken.
+pub const LV_SNAPSHOT_CREATE_HALT: u32 = 1 << 3;
+/// `domain_snapshot_create`: disks only, no memory state.
+pub const LV_SNAPSHOT_CREATE_DISK_ONLY: u32 = 1 << 4;
+/// `domain_snapshot_create`: overlay files that already exist are used as they are.
+pub const LV_SNAPSHOT_CREATE_REUSE_EXT: u32 = 1 << 5;
+/// `domain_snapshot_create`: all disks or none (luavirt always works this way).
+pub const LV_SNAPSHOT_CREATE_ATOMIC: u32 = 1 << 7;
+/// `domain_snapshot_create`: keep the domain running while its memory is saved.
+pub const LV_SNAPSHOT_CREATE_LIVE: u32 = 1 << 8;
+/// `domain_snapshot_revert`: the domain runs after the revert.
+pub const LV_SNAPSHOT_REVERT_RUNNING: u32 = 1 << 0;
+/// `domain_snapshot_revert`: the domain is paused after the revert.
+pub const LV_SNAPSHOT_REVERT_PAUSED: u32 = 1 << 1;
+/// `domain_snapshot_revert`: revert even where it loses a running domain's state.
+pub const LV_SNAPSHOT_REVERT_FORCE: u32 = 1 << 2;
+/// `domain_snapshot_delete`: only forget the snapshot; leave images as they are.
+pub const LV_SNAPSHOT_DELETE_METADATA_ONLY: u32 = 1 << 1;
+/// `domain_snapshot_delete`: end the snapshot's mirrors by switching the disks to the mirror.
+pub const LV_SNAPSHOT_DELETE_MIRROR_PIVOT: u32 = 1 << 3;
+/// `domain_snapshot_delete`: end the snapshot's mirrors and keep the disks on their source.
+pub const LV_SNAPSHOT_DELETE_MIRROR_ABORT: u32 = 1 << 4;
+/// Block jobs: wait until the job is ready (copy, active commit) or done (pull, commit).
+pub const LV_BLOCK_JOB_WAIT: u32 = 1 << 0;
+/// Block jobs: after waiting, switch the disk to the new image (copy, active commit).
+pub const LV_BLOCK_JOB_PIVOT: u32 = 1 << 1;
+/// Block copy: after waiting, end the job and keep the disk on its source (the copy stays).
+pub const LV_BLOCK_JOB_FINISH: u32 = 1 << 2;
+/// Block copy: copy only the top image; the copy gets the same backing chain.
+pub const LV_BLOCK_COPY_SHALLOW: u32 = 1 << 3;
+/// Block copy: the destination exists already and is used as it is.
+pub const LV_BLOCK_COPY_REUSE_EXT: u32 = 1 << 4;
 
 /// A borrowed UTF-8 string: `len` bytes at `ptr`, not NUL-terminated. `ptr` may be NULL only
 /// when `len` is 0. Valid for the duration of the call that passes it.
@@ -198,6 +235,18 @@ pub type LvConnectStrOpFn = Option<
 pub type LvDomainOpFn = Option<
     unsafe extern "C" fn(conn: *mut c_void, name: LvStr, flags: u32, call: *mut LvCall) -> i32,
 >;
+/// An operation on the domain called `name` with one string argument and typed parameters.
+pub type LvDomainParamsOpFn = Option<
+    unsafe extern "C" fn(
+        conn: *mut c_void,
+        name: LvStr,
+        arg: LvStr,
+        params: *const LvParam,
+        nparams: usize,
+        flags: u32,
+        call: *mut LvCall,
+    ) -> i32,
+>;
 /// An operation on the domain called `name` with one string argument.
 pub type LvDomainStrOpFn = Option<
     unsafe extern "C" fn(
@@ -241,7 +290,37 @@ pub struct LvDriverVtable {
     /// `capacity` and `allocation` (uint, bytes), then for each image below it in the backing
     /// chain, nearest first, a `backing` (string path) followed by its `backing_format`.
     pub domain_get_block_info: LvDomainStrOpFn,
-    // ---- ABI 1.1: append here ----
+    // ---- ABI 1.1: snapshots and block jobs ----
+    /// Takes a snapshot. `arg` is a `<domainsnapshot>` in which the host has resolved every
+    /// disk (each `<disk>` has `snapshot=` no, internal, external or manual, and an external
+    /// one its overlay `<source file>` and `<driver type>`). Flags: `LV_SNAPSHOT_CREATE_*`.
+    /// Emits the snapshot as stored (with creation time, state, parent and `<domain>`).
+    pub domain_snapshot_create: LvDomainStrOpFn,
+    /// Emits each snapshot's XML as one text, in creation order, then one record with
+    /// `current` (string, absent when there is none).
+    pub domain_snapshot_list: LvDomainOpFn,
+    /// Reverts the domain to snapshot `arg`. Flags: `LV_SNAPSHOT_REVERT_*`.
+    pub domain_snapshot_revert: LvDomainStrOpFn,
+    /// Deletes snapshot `arg` (only it; the host orders deletes of several), keeping every
+    /// other snapshot's data. Flags: `LV_SNAPSHOT_DELETE_*`.
+    pub domain_snapshot_delete: LvDomainStrOpFn,
+    /// Copies disk `arg` to `dest` (string param; `format` optional) while the domain runs.
+    /// Flags: `LV_BLOCK_JOB_*`, `LV_BLOCK_COPY_*`.
+    pub domain_block_copy: LvDomainParamsOpFn,
+    /// Pulls the data of the backing images of disk `arg` into it, down to `base` (string
+    /// param, optional: all of them). Flags: `LV_BLOCK_JOB_WAIT`.
+    pub domain_block_pull: LvDomainParamsOpFn,
+    /// Commits disk `arg`'s images from `top` (default: the active image) down into `base`
+    /// (default: the next one below). Flags: `LV_BLOCK_JOB_WAIT`, `LV_BLOCK_JOB_PIVOT`.
+    pub domain_block_commit: LvDomainParamsOpFn,
+    /// Emits one record about disk `arg`'s block job: `type` (copy, pull, commit,
+    /// active-commit), `current` and `end` (uint), `ready` (bool), `status` (string); no
+    /// record when there is no job.
+    pub domain_block_job_info: LvDomainStrOpFn,
+    /// Ends disk `arg`'s block job: cancels it, or with `LV_BLOCK_JOB_PIVOT` switches the disk
+    /// to the new image (a ready copy or active commit).
+    pub domain_block_job_abort: LvDomainStrOpFn,
+    // ---- ABI 1.2: append here ----
 }
 
 /// What a driver says about itself. Returned by the driver's entry function; must stay valid
@@ -338,6 +417,15 @@ impl LvDriverVtable {
         domain_create: None,
         domain_destroy: None,
         domain_get_block_info: None,
+        domain_snapshot_create: None,
+        domain_snapshot_list: None,
+        domain_snapshot_revert: None,
+        domain_snapshot_delete: None,
+        domain_block_copy: None,
+        domain_block_pull: None,
+        domain_block_commit: None,
+        domain_block_job_info: None,
+        domain_block_job_abort: None,
     };
 }
 

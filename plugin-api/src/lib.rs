@@ -20,6 +20,7 @@ pub mod fsutil;
 pub mod kit;
 pub mod params;
 pub mod snapshot;
+pub mod time;
 pub mod uri;
 pub mod xml;
 

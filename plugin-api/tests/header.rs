@@ -103,6 +103,8 @@ fn layout_facts() -> Vec<(String, usize)> {
         ("LV_PARAM_STRING", LV_PARAM_STRING as usize),
         ("LV_STATE_SHUTOFF", LV_STATE_SHUTOFF as usize),
         ("LV_CAP_MIGRATION", LV_CAP_MIGRATION as usize),
+        ("LV_SNAPSHOT_CREATE_LIVE", LV_SNAPSHOT_CREATE_LIVE as usize),
+        ("LV_BLOCK_COPY_REUSE_EXT", LV_BLOCK_COPY_REUSE_EXT as usize),
     ] {
         facts.push((name.to_string(), value));
     }

@@ -313,3 +313,110 @@ pub fn validate_domain(file: &Path) -> Result<(), String> {
         ))
     }
 }
+
+/// Runs HMP command lines on a running domain's monitor (QMP `human-monitor-command`) and
+/// returns what each printed. `qemu-io` output goes to QEMU's log, not here: check data with
+/// [`image_holds`] after the domain stops.
+pub fn hmp(env: &Env, domain: &str, lines: &[&str]) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = env.state.join("qemu/run").join(domain).join("qmp.sock");
+    let stream = std::os::unix::net::UnixStream::connect(&sock)
+        .unwrap_or_else(|e| panic!("{}: {e}", sock.display()));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let read_reply = |reader: &mut BufReader<std::os::unix::net::UnixStream>| loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "QEMU closed the monitor"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v.get("return").is_some() || v.get("error").is_some() || v.get("QMP").is_some() {
+            return v;
+        }
+    };
+    read_reply(&mut reader);
+    writeln!(
+        writer,
+        "{}",
+        serde_json::json!({ "execute": "qmp_capabilities" })
+    )
+    .unwrap();
+    read_reply(&mut reader);
+    lines
+        .iter()
+        .map(|l| {
+            writeln!(writer, "{}", serde_json::json!({ "execute": "human-monitor-command", "arguments": { "command-line": l } })).unwrap();
+            let r = read_reply(&mut reader);
+            r["return"].as_str().unwrap_or_else(|| panic!("HMP {l}: {r}")).to_string()
+        })
+        .collect()
+}
+
+/// Writes `pattern` over the first MiB of disk `target` of a running domain, through its
+/// guest device (`qemu-io` on the device's backend).
+pub fn write_live(env: &Env, domain: &str, target: &str, pattern: u8) {
+    let out = hmp(
+        env,
+        domain,
+        &[&format!(
+            "qemu-io -d /machine/peripheral/{target}/virtio-backend \"write -P {pattern:#x} 0 1M\""
+        )],
+    );
+    assert_eq!(out[0], "", "qemu-io on {domain}/{target} said: {}", out[0]);
+}
+
+/// Writes `pattern` over the first MiB of an image that no QEMU has open.
+pub fn write_offline(image: &Path, format: &str, pattern: u8) {
+    let out = Command::new("qemu-io")
+        .args(["-f", format, "-c", &format!("write -P {pattern:#x} 0 1M")])
+        .arg(image)
+        .output()
+        .expect("qemu-io runs");
+    assert!(
+        out.status.success(),
+        "qemu-io write on {}: {}",
+        image.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether the first MiB of `image` (read through its backing chain) holds `pattern`.
+pub fn image_holds(image: &Path, format: &str, pattern: u8) -> bool {
+    Command::new("qemu-io")
+        .args([
+            "-r",
+            "-U",
+            "-f",
+            format,
+            "-c",
+            &format!("read -P {pattern:#x} 0 1M"),
+        ])
+        .arg(image)
+        .output()
+        .expect("qemu-io runs")
+        .status
+        .success()
+}
+
+/// The image disk `target` of `domain` uses now, and its format, from `domblklist --details`.
+pub fn disk_image(env: &Env, domain: &str, target: &str) -> (PathBuf, String) {
+    let list: serde_json::Value =
+        serde_json::from_str(&env.ok(&["domblklist", domain, "--details", "--json"])).unwrap();
+    let d = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["target"] == target)
+        .unwrap_or_else(|| panic!("no disk {target}: {list}"));
+    (
+        PathBuf::from(d["source"].as_str().unwrap()),
+        d["format"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Whether disk `target` of `domain` (through its current image and chain) holds `pattern`.
+pub fn disk_holds(env: &Env, domain: &str, target: &str, pattern: u8) -> bool {
+    let (image, format) = disk_image(env, domain, target);
+    image_holds(&image, &format, pattern)
+}

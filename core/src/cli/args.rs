@@ -93,6 +93,152 @@ pub enum Command {
     /// Manage a domain's named disk sets.
     #[command(subcommand)]
     Diskset(DisksetCommand),
+    /// Take a snapshot (disks chosen by --diskspec, else --disk-set, else their defaults).
+    SnapshotCreateAs(SnapshotCreateArgs),
+    /// List a domain's snapshots.
+    SnapshotList {
+        /// Domain name.
+        domain: String,
+        /// Show them as a tree.
+        #[arg(long)]
+        tree: bool,
+        /// Add a Parent column.
+        #[arg(long)]
+        parent: bool,
+        /// Only snapshots without a parent.
+        #[arg(long)]
+        roots: bool,
+        /// Only snapshots without children.
+        #[arg(long)]
+        leaves: bool,
+        /// Only the current snapshot.
+        #[arg(long)]
+        current: bool,
+        /// Only names, one per line.
+        #[arg(long)]
+        name: bool,
+    },
+    /// Print a snapshot's XML.
+    SnapshotDumpxml {
+        /// Domain name.
+        domain: String,
+        /// Snapshot name.
+        snapshot: String,
+    },
+    /// Print facts about a snapshot (the current one with --current).
+    SnapshotInfo {
+        /// Domain name.
+        domain: String,
+        /// Snapshot name.
+        snapshot: Option<String>,
+        /// The current snapshot.
+        #[arg(long)]
+        current: bool,
+    },
+    /// Print the current snapshot's XML (or name).
+    SnapshotCurrent {
+        /// Domain name.
+        domain: String,
+        /// Only its name.
+        #[arg(long)]
+        name: bool,
+    },
+    /// Revert a domain to a snapshot.
+    SnapshotRevert {
+        /// Domain name.
+        domain: String,
+        /// Snapshot name.
+        snapshot: Option<String>,
+        /// The current snapshot.
+        #[arg(long)]
+        current: bool,
+        /// Running afterwards.
+        #[arg(long)]
+        running: bool,
+        /// Paused afterwards.
+        #[arg(long)]
+        paused: bool,
+        /// Also when it throws away a running domain's state.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete a snapshot, keeping every other snapshot's data.
+    SnapshotDelete {
+        /// Domain name.
+        domain: String,
+        /// Snapshot name.
+        snapshot: Option<String>,
+        /// The current snapshot.
+        #[arg(long)]
+        current: bool,
+        /// It and all its descendants.
+        #[arg(long)]
+        children: bool,
+        /// Only its descendants.
+        #[arg(long)]
+        children_only: bool,
+        /// Forget it; leave its images as they are.
+        #[arg(long)]
+        metadata: bool,
+        /// End its mirrors on the mirror.
+        #[arg(long)]
+        mirror_pivot: bool,
+        /// End its mirrors on the source.
+        #[arg(long)]
+        mirror_abort: bool,
+    },
+}
+
+/// `snapshot-create-as`, with virsh's options and luavirt's disk sets and plan.
+#[derive(Args, Debug)]
+pub struct SnapshotCreateArgs {
+    /// Domain name.
+    pub domain: String,
+    /// Snapshot name (default: the time in seconds).
+    #[arg(value_name = "NAME")]
+    pub name_pos: Option<String>,
+    /// Description.
+    #[arg(value_name = "DESCRIPTION")]
+    pub description_pos: Option<String>,
+    /// Snapshot name.
+    #[arg(long, conflicts_with = "name_pos")]
+    pub name: Option<String>,
+    /// Description.
+    #[arg(long, conflicts_with = "description_pos")]
+    pub description: Option<String>,
+    /// A disk and how: disk[,snapshot=type][,driver=type][,file=name][,mirror=name] (",," is a comma).
+    #[arg(long = "diskspec", value_name = "DISKSPEC")]
+    pub diskspecs: Vec<String>,
+    /// Take the disks of this disk set (when no --diskspec is given).
+    #[arg(long, value_name = "NAME", conflicts_with = "diskspecs")]
+    pub disk_set: Option<String>,
+    /// Memory: [file=]name[,snapshot=type].
+    #[arg(long, value_name = "MEMSPEC")]
+    pub memspec: Option<String>,
+    /// Disks only, no memory.
+    #[arg(long)]
+    pub disk_only: bool,
+    /// Keep the domain running while its memory is saved.
+    #[arg(long)]
+    pub live: bool,
+    /// Stop the domain afterwards.
+    #[arg(long)]
+    pub halt: bool,
+    /// Use overlay files that already exist.
+    #[arg(long)]
+    pub reuse_external: bool,
+    /// Take the snapshot but keep no metadata.
+    #[arg(long)]
+    pub no_metadata: bool,
+    /// All disks or none (always so).
+    #[arg(long)]
+    pub atomic: bool,
+    /// Print the resolved plan and take nothing.
+    #[arg(long, visible_alias = "dry-run")]
+    pub print_plan: bool,
+    /// Print the resolved <domainsnapshot> and take nothing.
+    #[arg(long)]
+    pub print_xml: bool,
 }
 
 /// Domain and set of a disk-set command.

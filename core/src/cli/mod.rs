@@ -2,6 +2,7 @@
 
 pub mod args;
 mod run;
+mod snapshot;
 mod table;
 
 pub use run::run;

@@ -10,12 +10,13 @@ use serde_json::json;
 use std::io::Read;
 
 /// What a command prints on success: text for people, JSON for `--json`.
-struct Output {
+pub struct Output {
     text: String,
     json: serde_json::Value,
 }
 
-fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
+/// An output of `text` and `json`.
+pub fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
     Output {
         text: text.into(),
         json,
@@ -131,6 +132,13 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             )
         }
         Command::Diskset(cmd) => diskset(&conn, cmd)?,
+        cmd @ (Command::SnapshotCreateAs(_)
+        | Command::SnapshotList { .. }
+        | Command::SnapshotDumpxml { .. }
+        | Command::SnapshotInfo { .. }
+        | Command::SnapshotCurrent { .. }
+        | Command::SnapshotRevert { .. }
+        | Command::SnapshotDelete { .. }) => super::snapshot::run(&conn, cmd)?,
         Command::DiskMode {
             domain,
             disk,

@@ -154,7 +154,7 @@ impl Connection {
     }
 
     /// Turns a driver's "no such domain" into an error that suggests close names.
-    fn explain_missing(&self, name: &str, err: Error) -> Error {
+    pub(crate) fn explain_missing(&self, name: &str, err: Error) -> Error {
         if err.code() != ErrorCode::NoDomain {
             return err;
         }

@@ -5,6 +5,7 @@ mod diskmode;
 mod diskset;
 mod domain;
 mod lock;
+pub mod snapshot;
 mod suggest;
 
 pub use diskset::{DiskSetChange, DiskSetOps};

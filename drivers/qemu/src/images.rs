@@ -114,3 +114,79 @@ pub fn block_info(domain: &str, disk: &Disk, path: &str) -> Result<Params, Drive
     debug_assert!(!Path::new(&top.filename).as_os_str().is_empty());
     Ok(r)
 }
+
+/// Creates a qcow2 overlay `overlay` on top of `backing` (of format `backing_format`).
+pub fn create_overlay(
+    overlay: &str,
+    backing: &str,
+    backing_format: &str,
+) -> Result<(), DriverError> {
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        backing_format,
+        "-b",
+        backing,
+        overlay,
+    ])
+    .map(|_| ())
+}
+
+/// The backing file of `image` as recorded in it (absolute, as luavirt writes them), if any.
+pub fn backing_of(image: &str) -> Result<Option<String>, DriverError> {
+    #[derive(Deserialize)]
+    struct Info {
+        #[serde(rename = "full-backing-filename")]
+        full: Option<String>,
+        #[serde(rename = "backing-filename")]
+        plain: Option<String>,
+    }
+    let json = qemu_img(&["info", "--output=json", "-U", image])?;
+    let info: Info = serde_json::from_str(&json).map_err(|e| {
+        DriverError::new(
+            ErrorCode::Hypervisor,
+            format!("Unexpected output of qemu-img info for {image}: {e}"),
+        )
+    })?;
+    Ok(info.full.or(info.plain))
+}
+
+/// Names of the internal snapshots in a qcow2 `image`.
+pub fn internal_snapshots(image: &str) -> Result<Vec<String>, DriverError> {
+    #[derive(Deserialize)]
+    struct Snap {
+        name: String,
+    }
+    #[derive(Deserialize)]
+    struct Info {
+        #[serde(default)]
+        snapshots: Vec<Snap>,
+    }
+    let json = qemu_img(&["info", "--output=json", "-U", "-f", "qcow2", image])?;
+    let info: Info = serde_json::from_str(&json).map_err(|e| {
+        DriverError::new(
+            ErrorCode::Hypervisor,
+            format!("Unexpected output of qemu-img info for {image}: {e}"),
+        )
+    })?;
+    Ok(info.snapshots.into_iter().map(|s| s.name).collect())
+}
+
+/// The format of `image`, as `qemu-img info` detects it.
+pub fn format_of(image: &str) -> Result<String, DriverError> {
+    #[derive(Deserialize)]
+    struct Info {
+        format: String,
+    }
+    let json = qemu_img(&["info", "--output=json", "-U", image])?;
+    let info: Info = serde_json::from_str(&json).map_err(|e| {
+        DriverError::new(
+            ErrorCode::Hypervisor,
+            format!("Unexpected output of qemu-img info for {image}: {e}"),
+        )
+    })?;
+    Ok(info.format)
+}

@@ -9,12 +9,14 @@
 mod cmdline;
 mod images;
 mod lifecycle;
+mod monitor;
 mod process;
 mod qmp;
+mod snapshot;
 mod state;
 
 use luavirt_plugin_api::abi::{
-    LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_STATE_SHUTOFF,
+    LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_SNAPSHOT, LV_STATE_SHUTOFF,
 };
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::fsutil::state_dir_for;
@@ -32,7 +34,8 @@ impl Driver for QemuDriver {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "QEMU domains: qemu-system over QMP, images through qemu-img";
     const URI_SCHEMES: &'static str = "qemu";
-    const CAPABILITIES: u64 = LV_CAP_DEFINE | LV_CAP_LIFECYCLE | LV_CAP_BLOCK_INFO;
+    const CAPABILITIES: u64 =
+        LV_CAP_DEFINE | LV_CAP_LIFECYCLE | LV_CAP_BLOCK_INFO | LV_CAP_SNAPSHOT;
 
     fn open(uri: &Uri, _flags: u32, _call: &mut Call) -> DriverResult<Self> {
         if !uri.host.is_empty() {
@@ -98,6 +101,15 @@ impl Driver for QemuDriver {
                 format!("Domain '{name}' is running; destroy it first (luavirt destroy {name})"),
             ));
         }
+        let snapshots = self.read_tree(name)?.all().len();
+        if snapshots > 0 {
+            return Err(DriverError::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "Domain '{name}' has {snapshots} snapshot(s); delete them first (luavirt snapshot-delete {name} NAME, or --metadata to keep their files)"
+                ),
+            ));
+        }
         let path = self.state.definition(name)?;
         std::fs::remove_file(&path).map_err(|e| DriverError::io("remove", &path, e))?;
         self.state.clear_run(name)
@@ -122,7 +134,7 @@ impl Driver for QemuDriver {
     fn create(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
         let _lock = self.state.lock(name)?;
         let (_, dom) = self.state.read_definition(name)?;
-        self.start(&dom, call)
+        self.start(&dom, &lifecycle::StartOptions::default(), call)
     }
 
     fn destroy(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
@@ -156,6 +168,34 @@ impl Driver for QemuDriver {
         call.emit_record(&record);
         Ok(())
     }
+
+    fn snapshot_create(&self, name: &str, xml: &str, flags: u32, call: &mut Call) -> DriverResult {
+        self.snapshot_create_impl(name, xml, flags, call)
+    }
+
+    fn snapshot_list(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.snapshot_list_impl(name, call)
+    }
+
+    fn snapshot_revert(
+        &self,
+        name: &str,
+        snapshot: &str,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        self.snapshot_revert_impl(name, snapshot, flags, call)
+    }
+
+    fn snapshot_delete(
+        &self,
+        name: &str,
+        snapshot: &str,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        self.snapshot_delete_impl(name, snapshot, flags, call)
+    }
 }
 
 luavirt_plugin_api::export_driver!(
@@ -169,5 +209,9 @@ luavirt_plugin_api::export_driver!(
         domain_create,
         domain_destroy,
         domain_get_block_info,
+        domain_snapshot_create,
+        domain_snapshot_list,
+        domain_snapshot_revert,
+        domain_snapshot_delete,
     ]
 );

@@ -1,5 +1,6 @@
 //! Starting, stopping and observing QEMU processes of domains.
 
+use crate::monitor::sh_quote;
 use crate::process;
 use crate::qmp::Qmp;
 use crate::state::{RunState, ensure_parent};
@@ -11,6 +12,7 @@ use luavirt_plugin_api::abi::{
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
 use luavirt_plugin_api::{DriverError, ErrorCode};
+use serde_json::{Value, json};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -27,7 +29,7 @@ fn hypervisor(message: String) -> DriverError {
 
 impl QemuDriver {
     /// The domain's QEMU, if one is running (a dead one reads as none).
-    fn running(&self, name: &str) -> DriverResult<Option<RunState>> {
+    pub(crate) fn running(&self, name: &str) -> DriverResult<Option<RunState>> {
         Ok(self
             .state
             .read_run_state(name)?
@@ -69,7 +71,12 @@ impl QemuDriver {
     }
 
     /// Starts `dom`'s QEMU; the caller holds the domain's lock.
-    pub(crate) fn start(&self, dom: &DomainXml, call: &mut Call) -> DriverResult {
+    pub(crate) fn start(
+        &self,
+        dom: &DomainXml,
+        opts: &StartOptions,
+        call: &mut Call,
+    ) -> DriverResult {
         let name = dom.name();
         if self.running(&name)?.is_some() {
             return Err(DriverError::new(
@@ -77,19 +84,25 @@ impl QemuDriver {
                 format!("Domain '{name}' is already running"),
             ));
         }
+        // Leftovers of a QEMU that died (transient overlays included) go first.
         self.state.clear_run(&name)?;
-        let plan = cmdline::build(dom)?;
-        for w in &plan.warnings {
-            call.log(Level::Warning, &format!("domain '{name}': {w}"));
-        }
         for d in dom.disks() {
             if let Some(path) = d.source.path() {
                 images::check_readable(&name, &d, path)?;
             }
         }
         let run_dir = self.state.run_dir(&name)?;
+        std::fs::create_dir_all(&run_dir).map_err(|e| DriverError::io("create", &run_dir, e))?;
+        let live = with_transient_overlays(dom, &run_dir)?;
+        let mut plan = cmdline::build(&live)?;
+        if opts.incoming.is_some() {
+            plan.argv
+                .extend(["-incoming".to_string(), "defer".to_string()]);
+        }
+        for w in &plan.warnings {
+            call.log(Level::Warning, &format!("domain '{name}': {w}"));
+        }
         let sock = run_dir.join("qmp.sock");
-        ensure_parent(&sock)?;
         if sock.as_os_str().len() > 100 {
             return Err(DriverError::new(
                 ErrorCode::InvalidArg,
@@ -113,7 +126,7 @@ impl QemuDriver {
         let _ = writeln!(
             log,
             "{} starting domain '{name}': {}",
-            now(),
+            luavirt_plugin_api::time::format_utc(luavirt_plugin_api::time::now_secs()),
             plan.argv.join(" ")
         );
 
@@ -148,7 +161,7 @@ impl QemuDriver {
         ) {
             return Err(fail(&mut child, e.message));
         }
-        let mut qmp = match Qmp::connect(&sock, STARTUP_TIMEOUT) {
+        let qmp = match Qmp::connect(&sock, STARTUP_TIMEOUT) {
             Ok(q) => q,
             Err(e) => {
                 return Err(fail(
@@ -160,11 +173,44 @@ impl QemuDriver {
                 ));
             }
         };
-        if let Err(e) = qmp.execute("cont", None) {
-            return Err(fail(&mut child, format!("it did not resume: {e}")));
+        drop(qmp);
+        if let Err(e) = self.resume_started(&name, opts, call) {
+            return Err(fail(&mut child, e.message));
         }
         // Reap QEMU when it exits if this process still runs then (a script, the watcher).
         std::thread::spawn(move || child.wait());
+        Ok(())
+    }
+
+    /// Brings a QEMU started with `-S` to where `opts` asks: memory loaded, running or paused.
+    fn resume_started(&self, name: &str, opts: &StartOptions, call: &mut Call) -> DriverResult {
+        let mut mon = self.monitor(name)?;
+        if let Some(file) = opts.incoming {
+            let _ = mon.exec(
+                "migrate-set-capabilities",
+                json!({ "capabilities": [{ "capability": "events", "state": true }] }),
+            );
+            mon.exec(
+                "migrate-incoming",
+                json!({ "uri": format!("exec:cat {}", sh_quote(file)) }),
+            )?;
+            mon.wait_migration(call, "loading memory")?;
+        }
+        if let Some((tag, vmstate, devices)) = &opts.load_internal {
+            let vm = mon.top_node(vmstate)?;
+            let nodes = devices
+                .iter()
+                .map(|t| mon.top_node(t))
+                .collect::<DriverResult<Vec<_>>>()?;
+            mon.run_job(
+                "snapshot-load",
+                json!({ "tag": tag, "vmstate": vm, "devices": nodes }),
+                "lv-load",
+            )?;
+        }
+        if !opts.paused {
+            mon.exec("cont", Value::Null)?;
+        }
         Ok(())
     }
 
@@ -196,6 +242,37 @@ impl QemuDriver {
     }
 }
 
+/// How `start` brings a domain up.
+#[derive(Default)]
+pub(crate) struct StartOptions<'a> {
+    /// Stay paused.
+    pub paused: bool,
+    /// Load memory saved in this file (`migrate` to `exec:`) before running.
+    pub incoming: Option<&'a str>,
+    /// Load memory from the internal snapshot `(tag, vmstate disk, disks)`.
+    pub load_internal: Option<(String, String, Vec<String>)>,
+}
+
+/// The domain as QEMU runs it: each `<transient/>` disk replaced by a fresh qcow2 overlay in
+/// the run folder, so its changes are thrown away with the run folder at stop, or at the
+/// next start after a crash.
+fn with_transient_overlays(dom: &DomainXml, run_dir: &Path) -> DriverResult<DomainXml> {
+    let mut live = dom.clone();
+    for d in dom.disks().into_iter().filter(|d| d.transient) {
+        let Some(path) = d.source.path() else {
+            continue;
+        };
+        let overlay = run_dir
+            .join(format!("transient-{}.qcow2", d.target))
+            .display()
+            .to_string();
+        images::create_overlay(&overlay, path, d.format_or_raw())?;
+        live.set_disk_source(&d.target, &overlay, "qcow2")
+            .map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
+    }
+    Ok(live)
+}
+
 /// What `path` holds after byte `offset` (QEMU's output since it was started).
 fn read_from(path: &Path, offset: u64) -> String {
     let mut s = String::new();
@@ -204,29 +281,4 @@ fn read_from(path: &Path, offset: u64) -> String {
         let _ = f.read_to_string(&mut s);
     }
     s
-}
-
-/// The time of day for log lines, UTC.
-fn now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86400, secs % 86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + (m <= 2) as i64;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

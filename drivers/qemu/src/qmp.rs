@@ -1,10 +1,13 @@
 //! A small QMP client: JSON lines over the monitor's Unix socket.
 //!
-//! Replies and asynchronous events share the stream, so `execute` keeps the events it reads
-//! past (a `SHUTDOWN` can arrive before the reply to `quit`) for callers that wait on them.
+//! Replies and asynchronous events share the stream, so `execute` queues the events it reads
+//! past (a `SHUTDOWN` can arrive before the reply to `quit`), and `next_event` hands them out
+//! before it reads more. Waiting for an event blocks on the socket with a timeout: it is
+//! woken by QEMU, never by a fixed sleep.
 
 use serde_json::{Value, json};
-use std::io::{self, BufRead, BufReader, Write};
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -14,20 +17,15 @@ use std::time::Duration;
 pub enum QmpError {
     /// The socket failed or closed.
     Io(io::Error),
-    /// QEMU answered with an error.
-    Command {
-        /// `class` of the error (GenericError, DeviceNotFound, ...).
-        class: String,
-        /// QEMU's description.
-        desc: String,
-    },
+    /// QEMU answered with an error; its description.
+    Command(String),
 }
 
 impl std::fmt::Display for QmpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             QmpError::Io(e) => write!(f, "QMP connection failed: {e}"),
-            QmpError::Command { class, desc } => write!(f, "{desc} ({class})"),
+            QmpError::Command(desc) => f.write_str(desc),
         }
     }
 }
@@ -40,24 +38,28 @@ impl From<io::Error> for QmpError {
 
 /// A negotiated QMP session.
 pub struct Qmp {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    stream: UnixStream,
+    /// Bytes read but not yet a whole line.
+    pending: Vec<u8>,
     /// Events read while waiting for replies, oldest first.
-    pub events: Vec<Value>,
+    events: VecDeque<Value>,
+    timeout: Duration,
 }
 
 impl Qmp {
     /// Connects to the monitor at `path`, reads the greeting and negotiates capabilities.
-    /// `timeout` bounds each wait for QEMU.
+    /// `timeout` bounds each wait for a reply.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
         let stream = UnixStream::connect(path)?;
-        stream.set_read_timeout(Some(timeout))?;
         let mut qmp = Qmp {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-            events: Vec::new(),
+            stream,
+            pending: Vec::new(),
+            events: VecDeque::new(),
+            timeout,
         };
-        let greeting = qmp.read_message()?;
+        let greeting = qmp
+            .read_message(timeout)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no QMP greeting"))?;
         if greeting.get("QMP").is_none() {
             return Err(QmpError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -68,20 +70,42 @@ impl Qmp {
         Ok(qmp)
     }
 
-    fn read_message(&mut self) -> Result<Value, QmpError> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(QmpError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "QEMU closed the monitor",
-            )));
+    /// Reads one message, waiting at most `timeout`; `None` when none came in time.
+    fn read_message(&mut self, timeout: Duration) -> Result<Option<Value>, QmpError> {
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&line);
+                return serde_json::from_str(&text).map(Some).map_err(|e| {
+                    QmpError::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("bad QMP message {text:?}: {e}"),
+                    ))
+                });
+            }
+            self.stream
+                .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+            let mut buf = [0u8; 8192];
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    return Err(QmpError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "QEMU closed the monitor",
+                    )));
+                }
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        serde_json::from_str(&line).map_err(|e| {
-            QmpError::Io(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad QMP message {line:?}: {e}"),
-            ))
-        })
     }
 
     /// Runs `command` with `arguments` and returns its `return` value.
@@ -92,29 +116,43 @@ impl Qmp {
         }
         let mut text = msg.to_string();
         text.push('\n');
-        self.writer.write_all(text.as_bytes())?;
+        self.stream.write_all(text.as_bytes())?;
         loop {
-            let reply = self.read_message()?;
+            let reply = self.read_message(self.timeout)?.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("QEMU did not answer {command} in {:?}", self.timeout),
+                )
+            })?;
             if let Some(r) = reply.get("return") {
                 return Ok(r.clone());
             }
             if let Some(e) = reply.get("error") {
-                let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                return Err(QmpError::Command {
-                    class: s("class"),
-                    desc: s("desc"),
-                });
+                return Err(QmpError::Command(
+                    e.get("desc")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown error")
+                        .to_string(),
+                ));
             }
             if reply.get("event").is_some() {
-                self.events.push(reply);
+                self.events.push_back(reply);
             }
         }
     }
 
-    /// Reads until the monitor closes (QEMU exiting after `quit`), keeping events.
-    pub fn wait_closed(&mut self) {
-        while let Ok(msg) = self.read_message() {
-            self.events.push(msg);
+    /// The next event: a queued one, or one QEMU sends within `timeout` (`None` if not).
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Value>, QmpError> {
+        if let Some(e) = self.events.pop_front() {
+            return Ok(Some(e));
         }
+        Ok(self
+            .read_message(timeout)?
+            .filter(|m| m.get("event").is_some()))
+    }
+
+    /// Reads until the monitor closes (QEMU exiting after `quit`).
+    pub fn wait_closed(&mut self) {
+        while self.read_message(self.timeout).is_ok_and(|m| m.is_some()) {}
     }
 }

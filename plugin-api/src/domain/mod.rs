@@ -188,6 +188,67 @@ impl DomainXml {
             .find(|e| e.child("target").and_then(|t| t.attr("dev")).as_deref() == Some(target))
     }
 
+    /// Points disk `target` at image `file` of `format` (a snapshot overlay, a copy), keeping
+    /// everything else of the disk as it is. A block or network source becomes a file source.
+    pub fn set_disk_source(
+        &mut self,
+        target: &str,
+        file: &str,
+        format: &str,
+    ) -> Result<(), String> {
+        let unit = self.doc.indent_unit();
+        let el = self
+            .disk_element_mut(target)
+            .ok_or_else(|| format!("No disk '{target}'"))?;
+        if el.attr("type").as_deref() != Some("file") {
+            el.set_attr("type", "file");
+        }
+        match el.position(|e| e.name() == "source") {
+            Some(i)
+                if el
+                    .elements()
+                    .nth(i)
+                    .is_some_and(|s| s.attr("file").is_some()) =>
+            {
+                el.elements_mut()
+                    .nth(i)
+                    .expect("position is valid")
+                    .set_attr("file", file);
+            }
+            Some(i) => {
+                el.remove_element(i);
+                el.insert_element(
+                    i,
+                    Element::new("source").with_attr("file", file),
+                    &unit,
+                    &unit,
+                );
+            }
+            None => el.insert_element(
+                0,
+                Element::new("source").with_attr("file", file),
+                &unit,
+                &unit,
+            ),
+        }
+        match el.child_mut("driver") {
+            Some(d) => {
+                if d.attr("type").as_deref() != Some(format) {
+                    d.set_attr("type", format);
+                }
+            }
+            None => el.insert_element(
+                0,
+                Element::new("driver")
+                    .with_attr("name", "qemu")
+                    .with_attr("type", format),
+                &unit,
+                &unit,
+            ),
+        }
+        Ok(())
+    }
+
     /// The metadata element of namespace `ns`, if any.
     pub fn metadata_element(&self, ns: &str) -> Option<&Element> {
         let root = &self.doc.root;

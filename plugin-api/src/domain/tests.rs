@@ -134,3 +134,23 @@ fn uuid_is_added_after_name() {
         "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
     );
 }
+
+#[test]
+fn a_disk_can_be_pointed_at_a_new_image() {
+    let mut d = DomainXml::parse(TWO_DISKS, None).unwrap();
+    d.set_disk_source("vda", "/var/lib/images/web1.s1", "qcow2")
+        .unwrap();
+    assert_eq!(d.to_xml(), TWO_DISKS.replace("web1.qcow2'", "web1.s1'"));
+    d.set_disk_source("vdb", "/o/b.s1", "qcow2").unwrap();
+    let b = d.disk("vdb").unwrap();
+    assert_eq!(
+        (b.disk_type.as_str(), b.source.path(), b.format.as_deref()),
+        ("file", Some("/o/b.s1"), Some("qcow2"))
+    );
+    assert!(
+        d.to_xml()
+            .contains("<driver name='qemu' type='qcow2'/>\n      <source file='/o/b.s1'/>"),
+        "{}",
+        d.to_xml()
+    );
+}

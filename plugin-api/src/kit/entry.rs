@@ -3,8 +3,8 @@
 //! an error code plus a message for the host.
 
 use super::{Call, Driver, Host};
-use crate::abi::{LvCall, LvHostApi, LvStr};
-use crate::{DriverError, ErrorCode, Uri};
+use crate::abi::{LvCall, LvHostApi, LvParam, LvStr};
+use crate::{DriverError, ErrorCode, Params, Uri};
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -109,6 +109,41 @@ macro_rules! entries {
     )*};
 }
 
+/// Generates the entry functions of operations that also take typed parameters.
+macro_rules! param_entries {
+    ($( $entry:ident => $method:ident ; )*) => {$(
+        #[doc = concat!("`", stringify!($entry), "`")]
+        ///
+        /// # Safety
+        /// Called by the host with the ABI's contract.
+        pub unsafe extern "C" fn $entry<D: Driver>(
+            conn: *mut c_void,
+            name: LvStr,
+            disk: LvStr,
+            params: *const LvParam,
+            nparams: usize,
+            flags: u32,
+            call: *mut LvCall,
+        ) -> i32 {
+            // SAFETY: the host passes the handle connect_open returned.
+            let conn = unsafe { &*(conn as *const Conn<D>) };
+            guarded::<D>(conn.host, call, stringify!($entry), |out| {
+                let name = text_arg(name, "domain name")?;
+                let disk = text_arg(disk, "disk name")?;
+                // SAFETY: the host passes `nparams` valid parameters.
+                let params = unsafe { Params::from_abi(params, nparams) };
+                conn.driver.$method(&name, &disk, &params, flags, out)
+            })
+        }
+    )*};
+}
+
+param_entries! {
+    domain_block_copy => block_copy;
+    domain_block_pull => block_pull;
+    domain_block_commit => block_commit;
+}
+
 entries! {
     connect_list_domains => list_domains();
     domain_define_xml => define_xml(xml: "domain XML");
@@ -118,6 +153,12 @@ entries! {
     domain_create => create(name: "domain name");
     domain_destroy => destroy(name: "domain name");
     domain_get_block_info => get_block_info(name: "domain name", disk: "disk name");
+    domain_snapshot_create => snapshot_create(name: "domain name", xml: "snapshot XML");
+    domain_snapshot_list => snapshot_list(name: "domain name");
+    domain_snapshot_revert => snapshot_revert(name: "domain name", snapshot: "snapshot name");
+    domain_snapshot_delete => snapshot_delete(name: "domain name", snapshot: "snapshot name");
+    domain_block_job_info => block_job_info(name: "domain name", disk: "disk name");
+    domain_block_job_abort => block_job_abort(name: "domain name", disk: "disk name");
 }
 
 /// Exports a [`Driver`] as a luavirt plugin: defines its vtable, its `LvDriverInfo` and the

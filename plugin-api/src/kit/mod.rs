@@ -158,4 +158,73 @@ pub trait Driver: Sized + Send + 'static {
     fn get_block_info(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Reading disk image details"))
     }
+    /// Takes the snapshot described by the resolved `<domainsnapshot>` `xml`.
+    fn snapshot_create(&self, name: &str, xml: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Taking snapshots"))
+    }
+    /// Emits every snapshot's XML, then a record with `current`.
+    fn snapshot_list(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Listing snapshots"))
+    }
+    /// Reverts to `snapshot`.
+    fn snapshot_revert(
+        &self,
+        name: &str,
+        snapshot: &str,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        Err(DriverError::unsupported("Reverting to snapshots"))
+    }
+    /// Deletes `snapshot`.
+    fn snapshot_delete(
+        &self,
+        name: &str,
+        snapshot: &str,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        Err(DriverError::unsupported("Deleting snapshots"))
+    }
+    /// Copies `disk` to `params["dest"]`.
+    fn block_copy(
+        &self,
+        name: &str,
+        disk: &str,
+        params: &Params,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        Err(DriverError::unsupported("Block copy"))
+    }
+    /// Pulls backing data into `disk`, down to `params["base"]`.
+    fn block_pull(
+        &self,
+        name: &str,
+        disk: &str,
+        params: &Params,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        Err(DriverError::unsupported("Block pull"))
+    }
+    /// Commits `disk`'s images from `params["top"]` into `params["base"]`.
+    fn block_commit(
+        &self,
+        name: &str,
+        disk: &str,
+        params: &Params,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        Err(DriverError::unsupported("Block commit"))
+    }
+    /// Emits a record about `disk`'s block job, if there is one.
+    fn block_job_info(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Block job information"))
+    }
+    /// Cancels or pivots `disk`'s block job.
+    fn block_job_abort(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Ending block jobs"))
+    }
 }

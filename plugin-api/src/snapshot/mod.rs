@@ -2,6 +2,10 @@
 //! description, memory, per-disk overrides with source, driver type and mirror) and, once
 //! taken, the record luavirt keeps (creation time, state, parent, the domain as it was).
 
+mod tree;
+
+pub use tree::SnapshotTree;
+
 use crate::xml::{Document, Element, XmlError};
 
 /// Values of `snapshot=` for a disk in a snapshot.
@@ -57,8 +61,11 @@ pub struct SnapshotXml {
 impl SnapshotXml {
     /// Parses and checks a `<domainsnapshot>` document.
     pub fn parse(text: &str) -> Result<SnapshotXml, XmlError> {
-        let doc = Document::parse(text)?;
-        let root = &doc.root;
+        SnapshotXml::from_element(&Document::parse(text)?.root)
+    }
+
+    /// Reads and checks a `<domainsnapshot>` element.
+    pub fn from_element(root: &Element) -> Result<SnapshotXml, XmlError> {
         let fail = |e: &Element, m: String| XmlError {
             source_name: None,
             line: e.line(),
@@ -153,6 +160,15 @@ impl SnapshotXml {
 
     /// Writes the document, indented by two spaces.
     pub fn to_xml(&self) -> String {
+        let mut root = self.to_element();
+        root.indent_children("", "  ");
+        let mut out = root.to_xml();
+        out.push('\n');
+        out
+    }
+
+    /// The document as an element (not indented).
+    pub fn to_element(&self) -> Element {
         let mut root = Element::new("domainsnapshot");
         let mut text_el = |name: &str, text: &str| {
             let mut e = Element::new(name);
@@ -213,10 +229,7 @@ impl SnapshotXml {
         if let Some(d) = &self.domain {
             root.push(d.clone());
         }
-        root.indent_children("", "  ");
-        let mut out = root.to_xml();
-        out.push('\n');
-        out
+        root
     }
 }
 

@@ -1,0 +1,485 @@
+//! Which disks a snapshot takes, and how: decided here, once, for every driver.
+//!
+//! - Explicit diskspecs name the disks that take part; else the members of a disk set; else
+//!   every disk whose `snapshot=` default is not `no`.
+//! - `<transient/>` disks never take part; nor do empty and read-only ones.
+//! - Each disk goes internal or external: its diskspec, else its `snapshot=` default, else
+//!   internal for qcow2 and external for other formats. A disk that cannot hold an internal
+//!   snapshot (raw, ...) goes external, or stays out if its default is `no`, instead of
+//!   failing the snapshot.
+//! - Memory: none for `--disk-only` or a shut-off domain; a file for `--memspec`; otherwise
+//!   inside the first disk taken internally.
+
+use super::spec::SnapshotRequest;
+use crate::error::{Error, Result};
+use luavirt_plugin_api::domain::{Disk, DomainXml};
+use luavirt_plugin_api::snapshot::{SnapshotDisk, SnapshotMemory, SnapshotXml};
+use serde::Serialize;
+use std::path::Path;
+
+/// One disk's part in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlannedDisk {
+    /// Target (vda).
+    pub target: String,
+    /// `no`, `internal`, `external` or `manual`.
+    pub snapshot: String,
+    /// Why, in words.
+    pub reason: String,
+    /// The new overlay (external).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The overlay's format (external).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Mirror file (mirrored snapshot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+}
+
+/// Memory in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "snapshot", rename_all = "lowercase")]
+pub enum PlannedMemory {
+    /// No memory state.
+    No,
+    /// Inside a disk's internal snapshot.
+    Internal {
+        /// The disk that holds it.
+        disk: String,
+    },
+    /// In a file.
+    External {
+        /// The file.
+        file: String,
+    },
+}
+
+/// A resolved snapshot: what `--print-plan` shows and what the driver is asked to do.
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotPlan {
+    /// Domain.
+    pub domain: String,
+    /// Snapshot name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Whether the domain runs.
+    pub running: bool,
+    /// Memory.
+    pub memory: PlannedMemory,
+    /// Every disk of the domain, in order.
+    pub disks: Vec<PlannedDisk>,
+}
+
+/// Checks a snapshot name: it becomes a qcow2 tag and part of file names.
+pub fn check_snapshot_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.+@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArg(format!(
+            "Invalid snapshot name {name:?}: use 1 to 64 letters, digits, '_', '-', '.', '+' or '@', not starting with '.'"
+        )))
+    }
+}
+
+/// The default overlay of `path` for snapshot `name`: the file name's extension replaced by
+/// the snapshot name (`/i/a.qcow2` → `/i/a.s1`), as libvirt names them.
+pub fn default_overlay(path: &str, name: &str) -> String {
+    let p = Path::new(path);
+    let stem = p
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    p.with_file_name(format!("{stem}.{name}"))
+        .display()
+        .to_string()
+}
+
+fn formats_with_internal_snapshots(format: &str) -> bool {
+    format == "qcow2"
+}
+
+impl SnapshotPlan {
+    /// Resolves `req` against domain `dom` (running or not).
+    pub fn resolve(dom: &DomainXml, req: &SnapshotRequest, running: bool) -> Result<SnapshotPlan> {
+        let domain = dom.name();
+        let name = match &req.name {
+            Some(n) => n.clone(),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+                .to_string(),
+        };
+        check_snapshot_name(&name)?;
+        let disks = dom.disks();
+        let invalid =
+            |m: String| Error::InvalidArg(format!("Snapshot '{name}' of domain '{domain}': {m}"));
+
+        // Who takes part, and with which diskspec.
+        let mut specs = vec![None; disks.len()];
+        let chosen: Vec<bool> = if !req.disks.is_empty() {
+            for spec in &req.disks {
+                let target = super::super::diskset::resolve(&domain, &disks, &spec.disk)?;
+                let i = disks
+                    .iter()
+                    .position(|d| d.target == target)
+                    .expect("resolved");
+                if specs[i].is_some() {
+                    return Err(invalid(format!("--diskspec names disk {target} twice")));
+                }
+                specs[i] = Some(spec.clone());
+            }
+            specs.iter().map(Option::is_some).collect()
+        } else if let Some(set) = &req.disk_set {
+            let members = dom.disk_sets().members(set).to_vec();
+            if members.is_empty() {
+                return Err(invalid(format!(
+                    "disk set '{set}' has no disks; add some with `luavirt diskset add {domain} DISK --set {set}`"
+                )));
+            }
+            disks.iter().map(|d| members.contains(&d.target)).collect()
+        } else {
+            vec![true; disks.len()]
+        };
+
+        let mut planned = Vec::new();
+        for (i, d) in disks.iter().enumerate() {
+            let p = if !chosen[i] {
+                let why = if req.disks.is_empty() {
+                    format!(
+                        "not in disk set '{}'",
+                        req.disk_set.as_deref().unwrap_or("")
+                    )
+                } else {
+                    "not named in a --diskspec".to_string()
+                };
+                PlannedDisk::no(d, why)
+            } else {
+                plan_disk(d, specs[i].as_ref(), &name, req, running).map_err(invalid)?
+            };
+            planned.push(p);
+        }
+
+        let memory = plan_memory(req, running, &planned).map_err(invalid)?;
+        if req.halt && !running {
+            return Err(invalid("--halt needs a running domain".to_string()));
+        }
+        if req.live && !matches!(memory, PlannedMemory::External { .. }) {
+            return Err(invalid(
+                "--live applies to memory saved in a file; add --memspec file=PATH".to_string(),
+            ));
+        }
+        if planned.iter().all(|p| p.snapshot == "no") && memory == PlannedMemory::No {
+            let why: Vec<String> = planned
+                .iter()
+                .map(|p| format!("{}: {}", p.target, p.reason))
+                .collect();
+            return Err(invalid(format!(
+                "no disk would be taken ({})",
+                if why.is_empty() {
+                    "the domain has no disks".to_string()
+                } else {
+                    why.join("; ")
+                }
+            )));
+        }
+        Ok(SnapshotPlan {
+            domain,
+            name,
+            description: req.description.clone(),
+            running,
+            memory,
+            disks: planned,
+        })
+    }
+
+    /// The `<domainsnapshot>` the driver receives: every disk resolved.
+    pub fn to_snapshot_xml(&self) -> SnapshotXml {
+        SnapshotXml {
+            name: Some(self.name.clone()),
+            description: self.description.clone(),
+            memory: Some(match &self.memory {
+                PlannedMemory::No => SnapshotMemory {
+                    snapshot: "no".into(),
+                    file: None,
+                },
+                PlannedMemory::Internal { .. } => SnapshotMemory {
+                    snapshot: "internal".into(),
+                    file: None,
+                },
+                PlannedMemory::External { file } => SnapshotMemory {
+                    snapshot: "external".into(),
+                    file: Some(file.clone()),
+                },
+            }),
+            disks: self
+                .disks
+                .iter()
+                .map(|p| SnapshotDisk {
+                    name: p.target.clone(),
+                    snapshot: Some(p.snapshot.clone()),
+                    source_type: p.file.as_ref().map(|_| "file".to_string()),
+                    source_file: p.file.clone(),
+                    driver_type: p.format.clone(),
+                    mirror_file: p.mirror.clone(),
+                })
+                .collect(),
+            ..SnapshotXml::default()
+        }
+    }
+
+    /// The plan in words, one line per disk.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "Snapshot '{}' of domain '{}' ({}):\n",
+            self.name,
+            self.domain,
+            if self.running { "running" } else { "shut off" }
+        );
+        out.push_str(&match &self.memory {
+            PlannedMemory::No => "  memory: not saved\n".to_string(),
+            PlannedMemory::Internal { disk } => format!("  memory: internal, in disk {disk}\n"),
+            PlannedMemory::External { file } => format!("  memory: external, file {file}\n"),
+        });
+        for p in &self.disks {
+            let mut line = format!("  {}: {}", p.target, p.snapshot);
+            if let Some(f) = &p.file {
+                line.push_str(&format!(
+                    " -> {f} ({})",
+                    p.format.as_deref().unwrap_or("qcow2")
+                ));
+            }
+            if let Some(m) = &p.mirror {
+                line.push_str(&format!(", mirrored to {m}"));
+            }
+            line.push_str(&format!(" ({})\n", p.reason));
+            out.push_str(&line);
+        }
+        out
+    }
+}
+
+impl PlannedDisk {
+    fn no(d: &Disk, reason: impl Into<String>) -> PlannedDisk {
+        PlannedDisk {
+            target: d.target.clone(),
+            snapshot: "no".into(),
+            reason: reason.into(),
+            file: None,
+            format: None,
+            mirror: None,
+        }
+    }
+}
+
+/// Plans one disk that was chosen to take part.
+fn plan_disk(
+    d: &Disk,
+    spec: Option<&super::spec::DiskSpec>,
+    name: &str,
+    req: &SnapshotRequest,
+    running: bool,
+) -> Result<PlannedDisk, String> {
+    // A file or mirror without a mode means external, as libvirt reads it.
+    let asked = spec.and_then(|s| {
+        s.snapshot
+            .clone()
+            .or_else(|| (s.file.is_some() || s.mirror.is_some()).then(|| "external".to_string()))
+    });
+    // Disks that never take part: an explicit request for them is an error, else a reason.
+    let never = if d.transient {
+        Some(format!(
+            "disk {} is transient (<transient/>): its changes are discarded, so it never takes part in snapshots",
+            d.target
+        ))
+    } else if d.source.path().is_none()
+        && !matches!(
+            d.source,
+            luavirt_plugin_api::domain::DiskSource::Network { .. }
+        )
+    {
+        Some(format!("disk {} has no local image", d.target))
+    } else if d.readonly || d.device == "cdrom" {
+        Some(format!("disk {} is read-only", d.target))
+    } else {
+        None
+    };
+    if let Some(why) = never {
+        // Naming a disk in a diskspec asks for it, unless with snapshot=no.
+        if spec.is_some() && asked.as_deref() != Some("no") {
+            return Err(why);
+        }
+        let short = if d.transient {
+            "transient"
+        } else if d.readonly || d.device == "cdrom" {
+            "read-only"
+        } else {
+            "no local image"
+        };
+        return Ok(PlannedDisk::no(d, short));
+    }
+    let format = d.format_or_raw().to_string();
+    let default = d.snapshot.clone();
+    let (mut mode, mut reason) = match (&asked, &default) {
+        (Some(m), _) => (m.clone(), "as the diskspec asks".to_string()),
+        (None, Some(m)) => (m.clone(), format!("its default snapshot='{m}'")),
+        (None, None) if formats_with_internal_snapshots(&format) => (
+            "internal".to_string(),
+            format!("{format} holds internal snapshots"),
+        ),
+        (None, None) => (
+            "external".to_string(),
+            format!("{format} cannot hold internal snapshots"),
+        ),
+    };
+    if mode == "internal" && !formats_with_internal_snapshots(&format) {
+        if default.as_deref() == Some("no") {
+            return Ok(PlannedDisk::no(
+                d,
+                format!(
+                    "{format} cannot hold an internal snapshot, and its default is snapshot='no'"
+                ),
+            ));
+        }
+        mode = "external".to_string();
+        reason = format!("{format} cannot hold an internal snapshot, so it is taken externally");
+    }
+    let mut p = PlannedDisk {
+        target: d.target.clone(),
+        snapshot: mode.clone(),
+        reason,
+        file: None,
+        format: None,
+        mirror: None,
+    };
+    let spec_file = spec.and_then(|s| s.file.clone());
+    let spec_mirror = spec.and_then(|s| s.mirror.clone());
+    if mode != "external" {
+        if spec_file.is_some() || spec_mirror.is_some() {
+            return Err(format!(
+                "disk {}: file= and mirror= need snapshot=external (it is {mode})",
+                d.target
+            ));
+        }
+        return Ok(p);
+    }
+    let file = match (spec_file, d.source.path()) {
+        (Some(f), _) => f,
+        (None, Some(path)) => default_overlay(path, name),
+        (None, None) => {
+            return Err(format!(
+                "disk {} has a network source; give its overlay with --diskspec {},file=PATH",
+                d.target, d.target
+            ));
+        }
+    };
+    if !Path::new(&file).is_absolute() {
+        return Err(format!(
+            "disk {}: overlay {file} must be an absolute path",
+            d.target
+        ));
+    }
+    if Some(file.as_str()) == d.source.path() {
+        return Err(format!(
+            "disk {}: the overlay {file} is the disk's own image",
+            d.target
+        ));
+    }
+    check_new_file(
+        &file,
+        req.reuse_external,
+        &format!("disk {}: overlay", d.target),
+    )?;
+    let overlay_format = spec
+        .and_then(|s| s.driver.clone())
+        .unwrap_or_else(|| "qcow2".to_string());
+    if overlay_format != "qcow2" {
+        return Err(format!(
+            "disk {}: overlays are qcow2 (driver={overlay_format} is not supported)",
+            d.target
+        ));
+    }
+    if let Some(m) = spec_mirror {
+        if !running {
+            return Err(format!(
+                "disk {}: a mirrored snapshot needs a running domain (mirror={m})",
+                d.target
+            ));
+        }
+        check_new_file(
+            &m,
+            req.reuse_external,
+            &format!("disk {}: mirror", d.target),
+        )?;
+        p.mirror = Some(m);
+    }
+    p.file = Some(file);
+    p.format = Some(overlay_format);
+    Ok(p)
+}
+
+/// A file the snapshot will create must not exist, unless reusing; a reused one must.
+fn check_new_file(file: &str, reuse: bool, what: &str) -> Result<(), String> {
+    let exists = Path::new(file).exists();
+    match (exists, reuse) {
+        (true, false) => Err(format!(
+            "{what} {file} already exists; pass --reuse-external to use it, or choose another file"
+        )),
+        (false, true) => Err(format!(
+            "{what} {file} does not exist, and --reuse-external uses existing files"
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn plan_memory(
+    req: &SnapshotRequest,
+    running: bool,
+    disks: &[PlannedDisk],
+) -> Result<PlannedMemory, String> {
+    let spec = req.memory.clone().unwrap_or_default();
+    let asked = spec
+        .snapshot
+        .clone()
+        .or_else(|| spec.file.as_ref().map(|_| "external".to_string()));
+    if req.disk_only {
+        if asked.as_deref().is_some_and(|m| m != "no") {
+            return Err("--disk-only takes no memory; drop --memspec".to_string());
+        }
+        return Ok(PlannedMemory::No);
+    }
+    if !running {
+        if asked.as_deref().is_some_and(|m| m != "no") {
+            return Err(
+                "the domain is shut off, so it has no memory to save; drop --memspec".to_string(),
+            );
+        }
+        return Ok(PlannedMemory::No);
+    }
+    match asked.as_deref() {
+        Some("no") => Ok(PlannedMemory::No),
+        Some("external") => {
+            let file = spec.file.ok_or("external memory needs a file: --memspec file=PATH")?;
+            if !Path::new(&file).is_absolute() {
+                return Err(format!("memory file {file} must be an absolute path"));
+            }
+            check_new_file(&file, false, "memory file")?;
+            Ok(PlannedMemory::External { file })
+        }
+        _ => match disks.iter().find(|p| p.snapshot == "internal") {
+            Some(p) => Ok(PlannedMemory::Internal { disk: p.target.clone() }),
+            None => Err("a running domain's memory goes into a qcow2 disk taken internally, and none is; add --memspec file=PATH, or --disk-only".to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+use super::*;
+use crate::host::snapshot::spec::{DiskSpec, MemSpec};
+
+const XML: &str = "<domain type='qemu'><name>mix</name><devices>\
+  <disk type='file'><driver type='qcow2'/><source file='/i/a.qcow2'/><target dev='vda'/></disk>\
+  <disk type='file'><driver type='raw'/><source file='/i/b.raw'/><target dev='vdb'/></disk>\
+  <disk type='file' snapshot='no'><driver type='raw'/><source file='/i/c.raw'/><target dev='vdc'/></disk>\
+  <disk type='file' snapshot='no'><driver type='qcow2'/><source file='/i/t.qcow2'/><target dev='vdd'/><transient/></disk>\
+  <disk type='file' device='cdrom'><target dev='hdc'/><readonly/></disk>\
+  </devices></domain>";
+
+fn dom() -> DomainXml {
+    DomainXml::parse(XML, None).unwrap()
+}
+
+fn req(name: &str) -> SnapshotRequest {
+    SnapshotRequest {
+        name: Some(name.into()),
+        ..SnapshotRequest::default()
+    }
+}
+
+fn modes(p: &SnapshotPlan) -> Vec<(&str, &str)> {
+    p.disks
+        .iter()
+        .map(|d| (d.target.as_str(), d.snapshot.as_str()))
+        .collect()
+}
+
+#[test]
+fn mixed_qcow2_and_raw_takes_raw_externally_and_skips_independent_transient_and_cdrom() {
+    let p = SnapshotPlan::resolve(&dom(), &req("s1"), false).unwrap();
+    assert_eq!(
+        modes(&p),
+        [
+            ("vda", "internal"),
+            ("vdb", "external"),
+            ("vdc", "no"),
+            ("vdd", "no"),
+            ("hdc", "no")
+        ]
+    );
+    assert_eq!(p.disks[1].file.as_deref(), Some("/i/b.s1"));
+    assert_eq!(p.disks[1].reason, "raw cannot hold internal snapshots");
+    assert_eq!(p.disks[2].reason, "its default snapshot='no'");
+    assert_eq!(p.disks[3].reason, "transient");
+    assert_eq!(p.memory, PlannedMemory::No);
+    // Running: the memory goes into the qcow2 disk taken internally.
+    let p = SnapshotPlan::resolve(&dom(), &req("s1"), true).unwrap();
+    assert_eq!(p.memory, PlannedMemory::Internal { disk: "vda".into() });
+}
+
+#[test]
+fn internal_asked_of_raw_goes_external_or_stays_out_by_default() {
+    let mut r = req("s2");
+    r.disks = vec![
+        DiskSpec::parse("vdb,snapshot=internal").unwrap(),
+        DiskSpec::parse("vdc,snapshot=internal").unwrap(),
+    ];
+    let p = SnapshotPlan::resolve(&dom(), &r, false).unwrap();
+    assert_eq!(
+        modes(&p),
+        [
+            ("vda", "no"),
+            ("vdb", "external"),
+            ("vdc", "no"),
+            ("vdd", "no"),
+            ("hdc", "no")
+        ]
+    );
+    assert_eq!(
+        p.disks[1].reason,
+        "raw cannot hold an internal snapshot, so it is taken externally"
+    );
+    assert!(p.disks[2].reason.contains("its default is snapshot='no'"));
+    assert_eq!(p.disks[0].reason, "not named in a --diskspec");
+}
+
+#[test]
+fn disk_sets_choose_the_disks() {
+    let mut d = dom();
+    let mut sets = d.disk_sets();
+    sets.add("nightly", "vdb");
+    d.set_disk_sets(&sets);
+    let mut r = req("s3");
+    r.disk_set = Some("nightly".into());
+    let p = SnapshotPlan::resolve(&d, &r, false).unwrap();
+    assert_eq!(modes(&p)[..2], [("vda", "no"), ("vdb", "external")]);
+    r.disk_set = Some("empty".into());
+    assert!(
+        SnapshotPlan::resolve(&d, &r, false)
+            .unwrap_err()
+            .to_string()
+            .contains("disk set 'empty' has no disks")
+    );
+}
+
+#[test]
+fn bad_requests_are_refused_with_the_reason() {
+    let err = |r: &SnapshotRequest, running: bool| {
+        SnapshotPlan::resolve(&dom(), r, running)
+            .unwrap_err()
+            .to_string()
+    };
+    let mut r = req("s4");
+    r.disks = vec![
+        DiskSpec::parse("vda").unwrap(),
+        DiskSpec::parse("/i/a.qcow2").unwrap(),
+    ];
+    assert!(err(&r, false).contains("--diskspec names disk vda twice"));
+    r.disks = vec![DiskSpec::parse("vdd").unwrap()];
+    assert!(err(&r, false).contains("disk vdd is transient"));
+    r.disks = vec![DiskSpec::parse("vdz").unwrap()];
+    assert!(err(&r, false).contains("has no disk 'vdz'"));
+    r.disks = vec![DiskSpec::parse("vdb,mirror=/m/b").unwrap()];
+    assert!(err(&r, false).contains("a mirrored snapshot needs a running domain"));
+    r.disks = vec![DiskSpec::parse("vda,snapshot=internal,file=/x").unwrap()];
+    assert!(err(&r, false).contains("need snapshot=external"));
+    let mut r = req("s5");
+    r.memory = Some(MemSpec::parse("/m/s5").unwrap());
+    assert!(err(&r, false).contains("shut off, so it has no memory"));
+    r.disk_only = true;
+    assert!(err(&r, true).contains("--disk-only takes no memory"));
+    let mut r = req("bad name");
+    assert!(err(&r, false).contains("Invalid snapshot name"));
+    r.name = Some("s6".into());
+    r.halt = true;
+    assert!(err(&r, false).contains("--halt needs a running domain"));
+    // Only raw disks, running, no memspec: nowhere to keep memory.
+    let raw_only = DomainXml::parse("<domain><name>r</name><devices><disk type='file'><driver type='raw'/><source file='/i/r.raw'/><target dev='vda'/></disk></devices></domain>", None).unwrap();
+    let e = SnapshotPlan::resolve(&raw_only, &req("s7"), true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("add --memspec file=PATH, or --disk-only"), "{e}");
+}
+
+#[test]
+fn an_existing_overlay_needs_reuse_external() {
+    let dir = std::env::temp_dir().join(format!("lv-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let existing = dir.join("exists.qcow2");
+    std::fs::write(&existing, "x").unwrap();
+    let mut r = req("s8");
+    r.disks = vec![DiskSpec::parse(&format!("vdb,file={}", existing.display())).unwrap()];
+    let e = SnapshotPlan::resolve(&dom(), &r, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already exists; pass --reuse-external"), "{e}");
+    r.reuse_external = true;
+    assert!(SnapshotPlan::resolve(&dom(), &r, false).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(default_overlay("/i/a.qcow2", "s1"), "/i/a.s1");
+    assert_eq!(default_overlay("/i/noext", "s1"), "/i/noext.s1");
+}
+
+#[test]
+fn a_file_without_a_mode_means_external() {
+    let mut r = req("s9");
+    r.disks = vec![DiskSpec::parse("vda,file=/o/a.s9").unwrap()];
+    let p = SnapshotPlan::resolve(&dom(), &r, false).unwrap();
+    assert_eq!(
+        (p.disks[0].snapshot.as_str(), p.disks[0].file.as_deref()),
+        ("external", Some("/o/a.s9"))
+    );
+}

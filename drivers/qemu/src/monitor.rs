@@ -1,0 +1,330 @@
+//! A running domain's QMP monitor, with what snapshot and block-job work needs on top of raw
+//! QMP: finding a disk's nodes, waiting for jobs by their events (with progress reports and
+//! cancellation), and errors that name the domain.
+
+use crate::QemuDriver;
+use crate::qmp::{Qmp, QmpError};
+use luavirt_plugin_api::kit::{Call, DriverResult};
+use luavirt_plugin_api::{DriverError, ErrorCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How long a monitor command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a wait reports progress and checks for cancellation when QEMU is quiet.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The monitor of one running domain.
+pub struct Monitor {
+    qmp: Qmp,
+    domain: String,
+}
+
+/// What to wait for in a block job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// `BLOCK_JOB_READY`: a copy or active commit mirrors every new write.
+    Ready,
+    /// `BLOCK_JOB_COMPLETED`: the job finished.
+    Done,
+}
+
+impl QemuDriver {
+    /// Connects to the monitor of `name`, which must be running.
+    pub(crate) fn monitor(&self, name: &str) -> DriverResult<Monitor> {
+        if self.running(name)?.is_none() {
+            return Err(DriverError::new(
+                ErrorCode::InvalidState,
+                format!("Domain '{name}' is not running"),
+            ));
+        }
+        let sock = self.state.run_dir(name)?.join("qmp.sock");
+        let qmp = Qmp::connect(&sock, COMMAND_TIMEOUT).map_err(|e| {
+            DriverError::new(
+                ErrorCode::Hypervisor,
+                format!("Cannot reach the QEMU monitor of domain '{name}': {e}"),
+            )
+        })?;
+        Ok(Monitor {
+            qmp,
+            domain: name.to_string(),
+        })
+    }
+}
+
+impl Monitor {
+    fn fail(&self, what: &str, e: QmpError) -> DriverError {
+        DriverError::new(
+            ErrorCode::Hypervisor,
+            format!("QEMU of domain '{}' refused {what}: {e}", self.domain),
+        )
+    }
+
+    /// Runs a QMP command.
+    pub fn exec(&mut self, command: &str, args: Value) -> DriverResult<Value> {
+        let args = if args.is_null() { None } else { Some(args) };
+        self.qmp
+            .execute(command, args)
+            .map_err(|e| self.fail(command, e))
+    }
+
+    /// QEMU's run status (`running`, `paused`, `postmigrate`, ...).
+    pub fn status(&mut self) -> DriverResult<String> {
+        Ok(self.exec("query-status", Value::Null)?["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string())
+    }
+
+    /// The `query-block` entry of disk `target` (its device id).
+    fn block_entry(&mut self, target: &str) -> DriverResult<Value> {
+        let list = self.exec("query-block", Value::Null)?;
+        let peripheral = format!("/machine/peripheral/{target}");
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .find(|b| {
+                let qdev = b["qdev"].as_str().unwrap_or("");
+                qdev == target || qdev == peripheral || qdev.starts_with(&format!("{peripheral}/"))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                DriverError::new(
+                    ErrorCode::NoDisk,
+                    format!("QEMU of domain '{}' has no disk '{target}'", self.domain),
+                )
+            })
+    }
+
+    /// The node name of disk `target`'s active image.
+    pub fn top_node(&mut self, target: &str) -> DriverResult<String> {
+        let b = self.block_entry(target)?;
+        b["inserted"]["node-name"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| {
+                DriverError::new(
+                    ErrorCode::InvalidState,
+                    format!("Disk {target} of domain '{}' has no medium", self.domain),
+                )
+            })
+    }
+
+    /// Disk `target`'s active image file and format, as QEMU sees them.
+    pub fn active_image(&mut self, target: &str) -> DriverResult<(String, String)> {
+        let b = self.block_entry(target)?;
+        let i = &b["inserted"];
+        Ok((
+            i["file"].as_str().unwrap_or("").to_string(),
+            i["drv"].as_str().unwrap_or("").to_string(),
+        ))
+    }
+
+    /// The format node reading `file`, if QEMU has the file open.
+    pub fn node_of_file(&mut self, file: &str) -> DriverResult<Option<String>> {
+        let nodes = self.exec("query-named-block-nodes", json!({ "flat": true }))?;
+        Ok(nodes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| {
+                n["file"].as_str() == Some(file)
+                    && !matches!(n["drv"].as_str(), Some("file" | "host_device"))
+            })
+            .and_then(|n| n["node-name"].as_str().map(str::to_string)))
+    }
+
+    /// A node name starting with `prefix` that no node has yet (QEMU needs one for each new
+    /// overlay; names are at most 31 characters).
+    pub fn fresh_node_name(&mut self, prefix: &str) -> DriverResult<String> {
+        let nodes = self.exec("query-named-block-nodes", json!({ "flat": true }))?;
+        let taken: Vec<&str> = nodes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["node-name"].as_str())
+            .collect();
+        let name = (1..)
+            .map(|n| format!("{prefix}-{n}"))
+            .find(|c| !taken.contains(&c.as_str()))
+            .expect("some name is free");
+        Ok(name)
+    }
+
+    /// Waits for block job `job` to be ready or done, reporting progress and honouring
+    /// cancellation (the job is then cancelled and `Cancelled` returned).
+    pub fn wait_block_job(
+        &mut self,
+        job: &str,
+        until: Until,
+        call: &mut Call,
+        stage: &str,
+    ) -> DriverResult<()> {
+        loop {
+            if call.is_cancelled() {
+                let _ = self.qmp.execute(
+                    "block-job-cancel",
+                    Some(json!({ "device": job, "force": true })),
+                );
+                self.wait_gone(job);
+                return Err(DriverError::new(
+                    ErrorCode::Cancelled,
+                    format!(
+                        "{stage} on domain '{}' was cancelled; the job was stopped",
+                        self.domain
+                    ),
+                ));
+            }
+            let event = self
+                .qmp
+                .next_event(TICK)
+                .map_err(|e| self.fail("waiting for a block job", e))?;
+            let Some(ev) = event else {
+                match self.block_job(job)? {
+                    Some(info) => {
+                        call.progress(
+                            info["offset"].as_u64().unwrap_or(0),
+                            info["len"].as_u64().unwrap_or(0),
+                            stage,
+                        );
+                        if until == Until::Ready && info["ready"].as_bool() == Some(true) {
+                            return Ok(());
+                        }
+                    }
+                    // Finished between two looks, and its event went to another client.
+                    None => return Ok(()),
+                }
+                continue;
+            };
+            if ev["data"]["device"].as_str() != Some(job) {
+                continue;
+            }
+            match ev["event"].as_str().unwrap_or("") {
+                "BLOCK_JOB_READY" if until == Until::Ready => return Ok(()),
+                "BLOCK_JOB_COMPLETED" => {
+                    if let Some(err) = ev["data"]["error"].as_str() {
+                        return Err(DriverError::new(
+                            ErrorCode::Hypervisor,
+                            format!("{stage} on domain '{}' failed: {err}", self.domain),
+                        ));
+                    }
+                    let len = ev["data"]["len"].as_u64().unwrap_or(0);
+                    call.progress(len, len, stage);
+                    return Ok(());
+                }
+                "BLOCK_JOB_CANCELLED" => {
+                    return Err(DriverError::new(
+                        ErrorCode::Cancelled,
+                        format!("{stage} on domain '{}' was cancelled", self.domain),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits until block job `job` has gone (after a cancel).
+    fn wait_gone(&mut self, job: &str) {
+        loop {
+            match self.qmp.next_event(COMMAND_TIMEOUT) {
+                Ok(Some(ev))
+                    if ev["data"]["device"].as_str() == Some(job)
+                        && matches!(
+                            ev["event"].as_str(),
+                            Some("BLOCK_JOB_CANCELLED" | "BLOCK_JOB_COMPLETED")
+                        ) =>
+                {
+                    return;
+                }
+                Ok(Some(_)) => {}
+                _ => return,
+            }
+        }
+    }
+
+    /// The `query-block-jobs` entry of job `job`.
+    pub fn block_job(&mut self, job: &str) -> DriverResult<Option<Value>> {
+        let jobs = self.exec("query-block-jobs", Value::Null)?;
+        Ok(jobs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|j| j["device"].as_str() == Some(job))
+            .cloned())
+    }
+
+    /// Runs a job command (`snapshot-save`, ...) with `job-id` and waits for it to conclude;
+    /// returns its error, then dismisses it.
+    pub fn run_job(&mut self, command: &str, mut args: Value, id: &str) -> DriverResult<()> {
+        args["job-id"] = json!(id);
+        self.exec(command, args)?;
+        loop {
+            let ev = self
+                .qmp
+                .next_event(COMMAND_TIMEOUT)
+                .map_err(|e| self.fail(command, e))?;
+            let Some(ev) = ev else {
+                return Err(DriverError::new(
+                    ErrorCode::Hypervisor,
+                    format!("QEMU of domain '{}' did not finish {command}", self.domain),
+                ));
+            };
+            if ev["event"] == "JOB_STATUS_CHANGE"
+                && ev["data"]["id"] == id
+                && ev["data"]["status"] == "concluded"
+            {
+                break;
+            }
+        }
+        let jobs = self.exec("query-jobs", Value::Null)?;
+        let error = jobs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|j| j["id"] == id)
+            .and_then(|j| j["error"].as_str().map(str::to_string));
+        self.exec("job-dismiss", json!({ "id": id }))?;
+        match error {
+            Some(e) => Err(DriverError::new(
+                ErrorCode::Hypervisor,
+                format!("QEMU of domain '{}' failed {command}: {e}", self.domain),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for an incoming or outgoing migration to end; `Ok` when it completed.
+    pub fn wait_migration(&mut self, call: &mut Call, stage: &str) -> DriverResult<()> {
+        loop {
+            let info = self.exec("query-migrate", Value::Null)?;
+            match info["status"].as_str().unwrap_or("") {
+                "completed" => return Ok(()),
+                "failed" | "cancelled" => {
+                    let why = info["error-desc"].as_str().unwrap_or("no reason given");
+                    return Err(DriverError::new(
+                        ErrorCode::Hypervisor,
+                        format!("{stage} of domain '{}' failed: {why}", self.domain),
+                    ));
+                }
+                _ => {
+                    let ram = &info["ram"];
+                    call.progress(
+                        ram["transferred"].as_u64().unwrap_or(0),
+                        ram["total"].as_u64().unwrap_or(0),
+                        stage,
+                    );
+                }
+            }
+            // MIGRATION events wake this up as soon as the state changes.
+            let _ = self
+                .qmp
+                .next_event(TICK)
+                .map_err(|e| self.fail("waiting for a migration", e))?;
+        }
+    }
+}
+
+/// Quotes `s` for a POSIX shell (QEMU runs `exec:` migration URIs through `sh -c`).
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}

@@ -1,0 +1,54 @@
+//! The snapshot tree of each domain, one file per domain under `<state>/qemu/snapshots/`,
+//! written atomically so a change to the tree is all or nothing.
+
+use crate::QemuDriver;
+use crate::state::ensure_parent;
+use luavirt_plugin_api::fsutil::write_atomic;
+use luavirt_plugin_api::kit::DriverResult;
+use luavirt_plugin_api::snapshot::SnapshotTree;
+use luavirt_plugin_api::{DriverError, ErrorCode};
+use std::path::PathBuf;
+
+impl QemuDriver {
+    fn snapshots_file(&self, name: &str) -> DriverResult<PathBuf> {
+        // The definition's folder is checked for the name; the tree sits beside it.
+        let def = self.state.definition(name)?;
+        Ok(def
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("definitions live in <state>/qemu/domains")
+            .join("snapshots")
+            .join(format!("{name}.xml")))
+    }
+
+    /// The snapshots of `name` (none when it has no file yet).
+    pub(crate) fn read_tree(&self, name: &str) -> DriverResult<SnapshotTree> {
+        let path = self.snapshots_file(name)?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => SnapshotTree::parse(&text).map_err(|e| {
+                DriverError::new(
+                    ErrorCode::CorruptState,
+                    format!("The snapshot metadata of domain '{name}' is corrupt: {}: {e}; fix or move the file (nothing was changed)", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SnapshotTree::default()),
+            Err(e) => Err(DriverError::io("read", &path, e)),
+        }
+    }
+
+    /// Stores the snapshots of `name`; an empty tree removes the file.
+    pub(crate) fn write_tree(&self, name: &str, tree: &SnapshotTree) -> DriverResult {
+        let path = self.snapshots_file(name)?;
+        if tree.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(DriverError::io("remove", &path, e))
+                }
+                _ => Ok(()),
+            };
+        }
+        ensure_parent(&path)?;
+        write_atomic(&path, tree.to_xml().as_bytes())
+            .map_err(|e| DriverError::io("write", &path, e))
+    }
+}
