@@ -162,6 +162,81 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Copy a disk to a new image while the domain runs.
+    Blockcopy {
+        /// Domain name.
+        domain: String,
+        /// Disk target or source path.
+        disk: String,
+        /// The copy.
+        dest: String,
+        /// Format of the copy (default: the disk's).
+        #[arg(long)]
+        format: Option<String>,
+        /// Copy only the top image; the copy keeps the backing chain.
+        #[arg(long)]
+        shallow: bool,
+        /// The copy exists already.
+        #[arg(long)]
+        reuse_external: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+        /// After waiting, switch the disk to the copy.
+        #[arg(long)]
+        pivot: bool,
+        /// After waiting, end the job and stay on the source.
+        #[arg(long)]
+        finish: bool,
+    },
+    /// Pull backing images' data into a disk (down to --base).
+    Blockpull {
+        /// Domain name.
+        domain: String,
+        /// Disk target or source path.
+        disk: String,
+        /// Keep this image and those below it.
+        #[arg(long)]
+        base: Option<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Commit a disk's images down into a backing image.
+    Blockcommit {
+        /// Domain name.
+        domain: String,
+        /// Disk target or source path.
+        disk: String,
+        /// The image to commit into (default: the one below --top).
+        #[arg(long)]
+        base: Option<String>,
+        /// The highest image to commit (default: the active image).
+        #[arg(long)]
+        top: Option<String>,
+        /// Commit the active image (the default when --top is not given).
+        #[arg(long)]
+        active: bool,
+        /// After waiting, switch the disk to --base.
+        #[arg(long)]
+        pivot: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Show, cancel or pivot a disk's block job.
+    Blockjob {
+        /// Domain name.
+        domain: String,
+        /// Disk target or source path.
+        disk: String,
+        /// Show the job (the default).
+        #[arg(long)]
+        info: bool,
+        /// Cancel the job.
+        #[arg(long, conflicts_with = "pivot")]
+        abort: bool,
+        /// Switch the disk to the job's new image (a ready copy or active commit).
+        #[arg(long)]
+        pivot: bool,
+    },
     /// Delete a snapshot, keeping every other snapshot's data.
     SnapshotDelete {
         /// Domain name.
@@ -187,6 +262,17 @@ pub enum Command {
         #[arg(long)]
         mirror_abort: bool,
     },
+}
+
+/// Options of the block job verbs that wait.
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    /// Wait for the job (shows progress on a terminal; Ctrl-C cancels it).
+    #[arg(long)]
+    pub wait: bool,
+    /// Show progress even when standard error is not a terminal.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// `snapshot-create-as`, with virsh's options and luavirt's disk sets and plan.

@@ -1,6 +1,8 @@
 //! The `luavirt` command: parses arguments, calls the host API, prints results.
 
 pub mod args;
+mod blockjob;
+mod progress;
 mod run;
 mod snapshot;
 mod table;

@@ -139,6 +139,10 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         | Command::SnapshotCurrent { .. }
         | Command::SnapshotRevert { .. }
         | Command::SnapshotDelete { .. }) => super::snapshot::run(&conn, cmd)?,
+        cmd @ (Command::Blockcopy { .. }
+        | Command::Blockpull { .. }
+        | Command::Blockcommit { .. }
+        | Command::Blockjob { .. }) => super::blockjob::run(&conn, cmd)?,
         Command::DiskMode {
             domain,
             disk,

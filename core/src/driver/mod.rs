@@ -3,7 +3,7 @@
 mod call;
 pub mod loader;
 
-pub use call::{CallOptions, CallOutput};
+pub use call::{CallOptions, CallOutput, ProgressFn};
 
 use crate::error::{Error, Result};
 use luavirt_plugin_api::abi::{self, LvDriverVtable, LvStr};

@@ -1,6 +1,7 @@
 //! The host API: every operation luavirt offers, written once. The CLI, Lua scripts and the
 //! watcher all call these functions; drivers are reached only through the ABI.
 
+mod blockjob;
 mod diskmode;
 mod diskset;
 mod domain;
@@ -8,6 +9,7 @@ mod lock;
 pub mod snapshot;
 mod suggest;
 
+pub use blockjob::{BlockJobInfo, CommitOptions, CopyOptions, JobControl};
 pub use diskset::{DiskSetChange, DiskSetOps};
 pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState};
 

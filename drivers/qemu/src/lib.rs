@@ -6,6 +6,7 @@
 //! started it; any later call finds it by pid and start time and talks to it over its QMP
 //! socket. A QEMU that died is reported as shut off and its run state cleaned up.
 
+mod blockjob;
 mod cmdline;
 mod images;
 mod lifecycle;
@@ -16,7 +17,8 @@ mod snapshot;
 mod state;
 
 use luavirt_plugin_api::abi::{
-    LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_SNAPSHOT, LV_STATE_SHUTOFF,
+    LV_CAP_BLOCK_INFO, LV_CAP_BLOCK_JOBS, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_SNAPSHOT,
+    LV_STATE_SHUTOFF,
 };
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::fsutil::state_dir_for;
@@ -35,7 +37,7 @@ impl Driver for QemuDriver {
     const DESCRIPTION: &'static str = "QEMU domains: qemu-system over QMP, images through qemu-img";
     const URI_SCHEMES: &'static str = "qemu";
     const CAPABILITIES: u64 =
-        LV_CAP_DEFINE | LV_CAP_LIFECYCLE | LV_CAP_BLOCK_INFO | LV_CAP_SNAPSHOT;
+        LV_CAP_DEFINE | LV_CAP_LIFECYCLE | LV_CAP_BLOCK_INFO | LV_CAP_SNAPSHOT | LV_CAP_BLOCK_JOBS;
 
     fn open(uri: &Uri, _flags: u32, _call: &mut Call) -> DriverResult<Self> {
         if !uri.host.is_empty() {
@@ -196,6 +198,47 @@ impl Driver for QemuDriver {
     ) -> DriverResult {
         self.snapshot_delete_impl(name, snapshot, flags, call)
     }
+
+    fn block_copy(
+        &self,
+        name: &str,
+        disk: &str,
+        params: &Params,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        self.block_copy_impl(name, disk, params, flags, call)
+    }
+
+    fn block_pull(
+        &self,
+        name: &str,
+        disk: &str,
+        params: &Params,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        self.block_pull_impl(name, disk, params, flags, call)
+    }
+
+    fn block_commit(
+        &self,
+        name: &str,
+        disk: &str,
+        params: &Params,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        self.block_commit_impl(name, disk, params, flags, call)
+    }
+
+    fn block_job_info(&self, name: &str, disk: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.block_job_info_impl(name, disk, call)
+    }
+
+    fn block_job_abort(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
+        self.block_job_abort_impl(name, disk, flags, call)
+    }
 }
 
 luavirt_plugin_api::export_driver!(
@@ -213,5 +256,10 @@ luavirt_plugin_api::export_driver!(
         domain_snapshot_list,
         domain_snapshot_revert,
         domain_snapshot_delete,
+        domain_block_copy,
+        domain_block_pull,
+        domain_block_commit,
+        domain_block_job_info,
+        domain_block_job_abort,
     ]
 );

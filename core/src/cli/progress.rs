@@ -1,0 +1,60 @@
+//! Progress of long jobs on a terminal, and Ctrl-C as a request to cancel them.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by Ctrl-C while a job runs; the driver then cancels the job and cleans up.
+pub static CANCEL: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    CANCEL.store(true, Ordering::Relaxed);
+}
+
+/// Makes Ctrl-C ask for cancellation instead of killing luavirt mid-job.
+pub fn catch_interrupt() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
+}
+
+/// Whether progress should be drawn: on a terminal, or when asked.
+pub fn wanted(verbose: bool) -> bool {
+    verbose || std::io::stderr().is_terminal()
+}
+
+/// A progress line is drawn and not yet ended.
+static OPEN_LINE: AtomicBool = AtomicBool::new(false);
+
+/// Draws one progress line on standard error, replacing the previous one.
+pub fn draw(done: u64, total: u64, stage: &str) {
+    // A job with nothing to do (total 0) is done.
+    let pct = if total == 0 {
+        100
+    } else {
+        (done.min(total) * 100 / total) as usize
+    };
+    let filled = pct * 30 / 100;
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "\r{stage}: [{}{}] {pct:3} %",
+        "#".repeat(filled),
+        " ".repeat(30 - filled)
+    );
+    OPEN_LINE.store(pct != 100, Ordering::Relaxed);
+    if pct == 100 {
+        let _ = writeln!(err);
+    }
+    let _ = err.flush();
+}
+
+/// Ends a progress line a job left open (it failed or was cancelled mid-way).
+pub fn finish() {
+    if OPEN_LINE.swap(false, Ordering::Relaxed) {
+        eprintln!();
+    }
+}

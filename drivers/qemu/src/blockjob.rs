@@ -1,0 +1,347 @@
+//! Block jobs: `drive-mirror` (copy), `block-stream` (pull), `block-commit` (commit), and
+//! their info, cancel and pivot. Pull and commit also work on a shut-off domain through
+//! `qemu-img` (`rebase`, `commit`). A pivot points the definition at the new image.
+
+use crate::QemuDriver;
+use crate::images::{self, qemu_img};
+use crate::monitor::{Monitor, Until};
+use crate::snapshot::mirror_job;
+use luavirt_plugin_api::abi::{
+    LV_BLOCK_COPY_REUSE_EXT, LV_BLOCK_COPY_SHALLOW, LV_BLOCK_JOB_FINISH, LV_BLOCK_JOB_PIVOT,
+    LV_BLOCK_JOB_WAIT,
+};
+use luavirt_plugin_api::kit::{Call, DriverResult};
+use luavirt_plugin_api::{DriverError, ErrorCode, Params, Value};
+use serde_json::json;
+use std::path::Path;
+
+/// Job ids luavirt gives block jobs on disk `target`, and the kind each is.
+fn job_ids(target: &str) -> [(String, &'static str); 4] {
+    [
+        (format!("copy-{target}"), "copy"),
+        (format!("pull-{target}"), "pull"),
+        (format!("commit-{target}"), "commit"),
+        (mirror_job(target), "copy"),
+    ]
+}
+
+fn invalid(m: String) -> DriverError {
+    DriverError::new(ErrorCode::InvalidArg, m)
+}
+
+impl QemuDriver {
+    /// The block job running on disk `target`: `(job id, kind, QEMU's entry)`.
+    fn job_on(
+        &self,
+        mon: &mut Monitor,
+        target: &str,
+    ) -> DriverResult<Option<(String, &'static str, serde_json::Value)>> {
+        for (id, kind) in job_ids(target) {
+            if let Some(info) = mon.block_job(&id)? {
+                let kind = if kind == "commit" && info["type"] == "mirror" {
+                    "active-commit"
+                } else {
+                    kind
+                };
+                return Ok(Some((id, kind, info)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// After a pivot: the definition follows the image QEMU now uses for `target`.
+    fn follow_pivot(&self, name: &str, mon: &mut Monitor, target: &str) -> DriverResult {
+        let (file, format) = mon.active_image(target)?;
+        let (_, mut dom) = self.state.read_definition(name)?;
+        dom.set_disk_source(target, &file, &format)
+            .map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
+        self.state.write_definition(name, &dom.to_xml())
+    }
+
+    /// `domain_block_copy`.
+    pub(crate) fn block_copy_impl(
+        &self,
+        name: &str,
+        target: &str,
+        params: &Params,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        let _lock = self.state.lock(name)?;
+        let dest = params
+            .get_str("dest")
+            .ok_or_else(|| invalid("Block copy needs a destination".into()))?
+            .to_string();
+        if !Path::new(&dest).is_absolute() {
+            return Err(invalid(format!(
+                "The copy's destination {dest} must be an absolute path"
+            )));
+        }
+        let reuse = flags & LV_BLOCK_COPY_REUSE_EXT != 0;
+        match (Path::new(&dest).exists(), reuse) {
+            (true, false) => {
+                return Err(invalid(format!(
+                    "{dest} already exists; pass --reuse-external to copy into it, or choose another file"
+                )));
+            }
+            (false, true) => {
+                return Err(invalid(format!(
+                    "{dest} does not exist, and --reuse-external copies into an existing file"
+                )));
+            }
+            _ => {}
+        }
+        let mut mon = self.monitor(name)?;
+        if let Some((id, ..)) = self.job_on(&mut mon, target)? {
+            return Err(DriverError::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "Disk {target} of domain '{name}' already has block job {id}; end it first (luavirt blockjob {name} {target} --abort)"
+                ),
+            ));
+        }
+        let node = mon.top_node(target)?;
+        let (_, source_format) = mon.active_image(target)?;
+        let format = params
+            .get_str("format")
+            .map(str::to_string)
+            .unwrap_or(source_format);
+        let job = format!("copy-{target}");
+        mon.exec(
+            "drive-mirror",
+            json!({
+                "job-id": job, "device": node, "target": dest, "format": format,
+                "sync": if flags & LV_BLOCK_COPY_SHALLOW != 0 { "top" } else { "full" },
+                "mode": if reuse { "existing" } else { "absolute-paths" },
+            }),
+        )?;
+        if flags & LV_BLOCK_JOB_WAIT == 0 {
+            return Ok(());
+        }
+        mon.wait_block_job(&job, Until::Ready, call, "copying")?;
+        if flags & LV_BLOCK_JOB_PIVOT != 0 {
+            mon.exec("block-job-complete", json!({ "device": job }))?;
+            mon.wait_block_job(&job, Until::Done, call, "switching to the copy")?;
+            self.follow_pivot(name, &mut mon, target)?;
+        } else if flags & LV_BLOCK_JOB_FINISH != 0 {
+            mon.exec("block-job-cancel", json!({ "device": job }))?;
+            mon.wait_block_job(&job, Until::Done, call, "finishing the copy")?;
+        }
+        Ok(())
+    }
+
+    /// `domain_block_pull`.
+    pub(crate) fn block_pull_impl(
+        &self,
+        name: &str,
+        target: &str,
+        params: &Params,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        let _lock = self.state.lock(name)?;
+        let base = params.get_str("base").map(str::to_string);
+        if self.running(name)?.is_none() {
+            let (image, _) = self.offline_image(name, target)?;
+            self.check_in_chain(name, target, &image, base.as_deref())?;
+            let (b, f) = match &base {
+                Some(b) => (b.clone(), images::format_of(b)?),
+                None => (String::new(), String::new()),
+            };
+            let mut args = vec!["rebase", "-q"];
+            if !f.is_empty() {
+                args.extend(["-F", f.as_str()]);
+            }
+            args.extend(["-b", b.as_str(), image.as_str()]);
+            return qemu_img(&args).map(|_| ());
+        }
+        let mut mon = self.monitor(name)?;
+        let device = mon.top_node(target)?;
+        let mut args = json!({ "job-id": format!("pull-{target}"), "device": device });
+        if let Some(b) = &base {
+            let node = mon.node_of_file(b)?.ok_or_else(|| {
+                invalid(format!(
+                    "{b} is not in the backing chain of disk {target} of domain '{name}'"
+                ))
+            })?;
+            args["base-node"] = json!(node);
+        }
+        mon.exec("block-stream", args)?;
+        if flags & LV_BLOCK_JOB_WAIT != 0 {
+            mon.wait_block_job(&format!("pull-{target}"), Until::Done, call, "pulling")?;
+        }
+        Ok(())
+    }
+
+    /// `domain_block_commit`.
+    pub(crate) fn block_commit_impl(
+        &self,
+        name: &str,
+        target: &str,
+        params: &Params,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        let _lock = self.state.lock(name)?;
+        let base = params.get_str("base").map(str::to_string);
+        let top = params.get_str("top").map(str::to_string);
+        if self.running(name)?.is_none() {
+            let (image, _) = self.offline_image(name, target)?;
+            let top = top.unwrap_or(image.clone());
+            self.check_in_chain(name, target, &image, Some(&top))?;
+            let base = match base {
+                Some(b) => b,
+                None => images::backing_of(&top)?
+                    .ok_or_else(|| invalid(format!("{top} has no backing image to commit into")))?,
+            };
+            self.check_in_chain(name, target, &top, Some(&base))?;
+            qemu_img(&["commit", "-q", "-b", &base, &top])?;
+            if top == image && flags & LV_BLOCK_JOB_PIVOT != 0 {
+                let (_, mut dom) = self.state.read_definition(name)?;
+                dom.set_disk_source(target, &base, &images::format_of(&base)?)
+                    .map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
+                self.state.write_definition(name, &dom.to_xml())?;
+            }
+            return Ok(());
+        }
+        let mut mon = self.monitor(name)?;
+        let device = mon.top_node(target)?;
+        let top_node = match &top {
+            Some(t) => mon.node_of_file(t)?.ok_or_else(|| {
+                invalid(format!(
+                    "{t} is not in the backing chain of disk {target} of domain '{name}'"
+                ))
+            })?,
+            None => device.clone(),
+        };
+        let job = format!("commit-{target}");
+        let mut args = json!({ "job-id": job, "device": device, "top-node": top_node });
+        if let Some(b) = &base {
+            args["base-node"] = json!(mon.node_of_file(b)?.ok_or_else(|| invalid(format!(
+                "{b} is not in the backing chain of disk {target} of domain '{name}'"
+            )))?);
+        }
+        mon.exec("block-commit", args)?;
+        if flags & LV_BLOCK_JOB_WAIT == 0 {
+            return Ok(());
+        }
+        if top_node != device {
+            return mon.wait_block_job(&job, Until::Done, call, "committing");
+        }
+        mon.wait_block_job(&job, Until::Ready, call, "committing")?;
+        if flags & LV_BLOCK_JOB_PIVOT != 0 {
+            mon.exec("block-job-complete", json!({ "device": job }))?;
+            mon.wait_block_job(&job, Until::Done, call, "switching to the base")?;
+            self.follow_pivot(name, &mut mon, target)?;
+        }
+        Ok(())
+    }
+
+    /// `domain_block_job_info`.
+    pub(crate) fn block_job_info_impl(
+        &self,
+        name: &str,
+        target: &str,
+        call: &mut Call,
+    ) -> DriverResult {
+        if self.running(name)?.is_none() {
+            return Ok(());
+        }
+        let mut mon = self.monitor(name)?;
+        if let Some((_, kind, info)) = self.job_on(&mut mon, target)? {
+            let mut r = Params::new();
+            r.push_str("type", kind)
+                .push("current", Value::UInt(info["offset"].as_u64().unwrap_or(0)))
+                .push("end", Value::UInt(info["len"].as_u64().unwrap_or(0)))
+                .push(
+                    "ready",
+                    Value::Bool(info["ready"].as_bool().unwrap_or(false)),
+                )
+                .push_str("status", info["status"].as_str().unwrap_or(""));
+            call.emit_record(&r);
+        }
+        Ok(())
+    }
+
+    /// `domain_block_job_abort`.
+    pub(crate) fn block_job_abort_impl(
+        &self,
+        name: &str,
+        target: &str,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        let _lock = self.state.lock(name)?;
+        let mut mon = self.monitor(name)?;
+        let (job, kind, info) = self.job_on(&mut mon, target)?.ok_or_else(|| {
+            DriverError::new(
+                ErrorCode::InvalidState,
+                format!("Disk {target} of domain '{name}' has no block job"),
+            )
+        })?;
+        if job == mirror_job(target) {
+            return Err(DriverError::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "Disk {target} of domain '{name}' is mirrored by a snapshot; end it with snapshot-delete --mirror-pivot or --mirror-abort"
+                ),
+            ));
+        }
+        if flags & LV_BLOCK_JOB_PIVOT != 0 {
+            if info["ready"].as_bool() != Some(true) {
+                return Err(DriverError::new(
+                    ErrorCode::InvalidState,
+                    format!(
+                        "The {kind} job on disk {target} of domain '{name}' is not ready to pivot yet; wait for it (blockjob --info)"
+                    ),
+                ));
+            }
+            mon.exec("block-job-complete", json!({ "device": job }))?;
+            mon.wait_block_job(&job, Until::Done, call, "pivoting")?;
+            return self.follow_pivot(name, &mut mon, target);
+        }
+        mon.exec("block-job-cancel", json!({ "device": job, "force": true }))?;
+        match mon.wait_block_job(&job, Until::Done, call, "cancelling") {
+            Err(e) if e.code != ErrorCode::Cancelled => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The image of `target` in the definition of shut-off domain `name`.
+    fn offline_image(&self, name: &str, target: &str) -> DriverResult<(String, String)> {
+        let (_, dom) = self.state.read_definition(name)?;
+        let d = dom.disk(target).ok_or_else(|| {
+            DriverError::new(
+                ErrorCode::NoDisk,
+                format!("Domain '{name}' has no disk '{target}'"),
+            )
+        })?;
+        let path = d.source.path().ok_or_else(|| {
+            invalid(format!(
+                "Disk {target} of domain '{name}' has no local image"
+            ))
+        })?;
+        Ok((path.to_string(), d.format_or_raw().to_string()))
+    }
+
+    /// Checks that `wanted` is `image` or below it in its backing chain.
+    fn check_in_chain(
+        &self,
+        name: &str,
+        target: &str,
+        image: &str,
+        wanted: Option<&str>,
+    ) -> DriverResult {
+        let Some(wanted) = wanted else { return Ok(()) };
+        let mut cur = Some(image.to_string());
+        while let Some(c) = cur {
+            if c == wanted {
+                return Ok(());
+            }
+            cur = images::backing_of(&c)?;
+        }
+        Err(invalid(format!(
+            "{wanted} is not in the backing chain of disk {target} of domain '{name}'"
+        )))
+    }
+}
