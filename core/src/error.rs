@@ -88,29 +88,21 @@ fn suggestion(close: &[String]) -> String {
     match close {
         [] => "; `luavirt list --all` shows every domain".to_string(),
         [one] => format!(". Did you mean '{one}'?"),
-        many => format!(
-            ". Did you mean one of {}?",
-            many.iter()
-                .map(|n| format!("'{n}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        many => {
+            format!(". Did you mean one of {}?", many.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 
 fn snapshot_suggestion(close: &[String]) -> String {
     match close {
-        [] => format!("; `luavirt snapshot-list DOMAIN` shows its snapshots"),
+        [] => "; `luavirt snapshot-list DOMAIN` shows its snapshots".to_string(),
         _ => suggestion(close),
     }
 }
 
 fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "(none)".to_string()
-    } else {
-        items.join(", ")
-    }
+    if items.is_empty() { "(none)".to_string() } else { items.join(", ") }
 }
 
 impl Error {

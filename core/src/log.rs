@@ -39,17 +39,11 @@ impl Level {
 
 fn threshold() -> Level {
     static T: OnceLock<Level> = OnceLock::new();
-    *T.get_or_init(|| {
-        match std::env::var("LUAVIRT_LOG")
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "error" => Level::Error,
-            "info" => Level::Info,
-            "debug" => Level::Debug,
-            _ => Level::Warning,
-        }
+    *T.get_or_init(|| match std::env::var("LUAVIRT_LOG").unwrap_or_default().to_ascii_lowercase().as_str() {
+        "error" => Level::Error,
+        "info" => Level::Info,
+        "debug" => Level::Debug,
+        _ => Level::Warning,
     })
 }
 

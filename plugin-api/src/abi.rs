@@ -225,16 +225,13 @@ pub type LvConnectOpenFn = Option<
 /// Releases a connection handle returned by `connect_open`.
 pub type LvConnectCloseFn = Option<unsafe extern "C" fn(conn: *mut c_void)>;
 /// An operation on the connection.
-pub type LvConnectOpFn =
-    Option<unsafe extern "C" fn(conn: *mut c_void, flags: u32, call: *mut LvCall) -> i32>;
+pub type LvConnectOpFn = Option<unsafe extern "C" fn(conn: *mut c_void, flags: u32, call: *mut LvCall) -> i32>;
 /// An operation on the connection with one string argument.
-pub type LvConnectStrOpFn = Option<
-    unsafe extern "C" fn(conn: *mut c_void, arg: LvStr, flags: u32, call: *mut LvCall) -> i32,
->;
+pub type LvConnectStrOpFn =
+    Option<unsafe extern "C" fn(conn: *mut c_void, arg: LvStr, flags: u32, call: *mut LvCall) -> i32>;
 /// An operation on the domain called `name`.
-pub type LvDomainOpFn = Option<
-    unsafe extern "C" fn(conn: *mut c_void, name: LvStr, flags: u32, call: *mut LvCall) -> i32,
->;
+pub type LvDomainOpFn =
+    Option<unsafe extern "C" fn(conn: *mut c_void, name: LvStr, flags: u32, call: *mut LvCall) -> i32>;
 /// An operation on the domain called `name` with one string argument and typed parameters.
 pub type LvDomainParamsOpFn = Option<
     unsafe extern "C" fn(
@@ -248,15 +245,8 @@ pub type LvDomainParamsOpFn = Option<
     ) -> i32,
 >;
 /// An operation on the domain called `name` with one string argument.
-pub type LvDomainStrOpFn = Option<
-    unsafe extern "C" fn(
-        conn: *mut c_void,
-        name: LvStr,
-        arg: LvStr,
-        flags: u32,
-        call: *mut LvCall,
-    ) -> i32,
->;
+pub type LvDomainStrOpFn =
+    Option<unsafe extern "C" fn(conn: *mut c_void, name: LvStr, arg: LvStr, flags: u32, call: *mut LvCall) -> i32>;
 
 /// The driver's functions. NULL means unsupported. Append-only.
 #[repr(C)]
@@ -367,17 +357,11 @@ unsafe impl Sync for LvDriverVtable {}
 
 impl LvStr {
     /// An empty string.
-    pub const EMPTY: LvStr = LvStr {
-        ptr: std::ptr::null(),
-        len: 0,
-    };
+    pub const EMPTY: LvStr = LvStr { ptr: std::ptr::null(), len: 0 };
 
     /// Borrows a Rust string.
     pub const fn from_str(s: &str) -> LvStr {
-        LvStr {
-            ptr: s.as_ptr(),
-            len: s.len(),
-        }
+        LvStr { ptr: s.as_ptr(), len: s.len() }
     }
 
     /// Reads the bytes back.

@@ -10,13 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// `path`, fsync of the folder. Readers see the old content or the new, never a mix.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}-{}",
         name.to_string_lossy(),
@@ -25,6 +20,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     ));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        // The new file keeps the old one's permissions (a .vmx is often 0755).
+        if let Ok(meta) = fs::metadata(path) {
+            f.set_permissions(meta.permissions())?;
+        }
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -56,17 +55,9 @@ pub fn lock_exclusive(path: &Path) -> io::Result<LockGuard> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
     file.lock()?;
-    Ok(LockGuard {
-        _file: file,
-        path: path.to_path_buf(),
-    })
+    Ok(LockGuard { _file: file, path: path.to_path_buf() })
 }
 
 /// luavirt's state folder, shared by the host and the drivers: `LUAVIRT_STATE_DIR` if set,
@@ -82,28 +73,33 @@ pub fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("luavirt");
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".local/share/luavirt")
 }
 
 /// The state folder for a connection: its `?state=DIR`, else [`default_state_dir`].
 pub fn state_dir_for(uri: &crate::Uri) -> PathBuf {
-    uri.param("state")
-        .map(PathBuf::from)
-        .unwrap_or_else(default_state_dir)
+    uri.param("state").map(PathBuf::from).unwrap_or_else(default_state_dir)
 }
 
 fn running_as_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false)
+}
+
+/// Takes an exclusive lock on `path` if nobody holds it; `None` when someone does.
+pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<LockGuard>> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(LockGuard { _file: file, path: path.to_path_buf() })),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -116,8 +112,11 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let p = dir.join("state.json");
         write_atomic(&p, b"one").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o751)).unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o751);
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         let missing = dir.join("no/such/dir/file");
         assert!(write_atomic(&missing, b"x").is_err());

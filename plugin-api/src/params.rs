@@ -53,10 +53,7 @@ impl Params {
 
     /// Every value of `key`, in order.
     pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.entries
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.entries.iter().filter(move |(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// The first value of `key` if it is a string.
@@ -69,15 +66,7 @@ impl Params {
 
     /// Every string value of `key`, in order.
     pub fn get_strs<'a>(&'a self, key: &'a str) -> Vec<&'a str> {
-        self.get_all(key)
-            .filter_map(|v| {
-                if let Value::String(s) = v {
-                    Some(s.as_str())
-                } else {
-                    None
-                }
-            })
-            .collect()
+        self.get_all(key).filter_map(|v| if let Value::String(s) = v { Some(s.as_str()) } else { None }).collect()
     }
 
     /// The first value of `key` as u64 (from a UInt, or a non-negative Int).
@@ -125,9 +114,7 @@ impl Params {
                     Value::UInt(n) => (p.kind, p.uint_value) = (abi::LV_PARAM_UINT, *n),
                     Value::Double(d) => (p.kind, p.double_value) = (abi::LV_PARAM_DOUBLE, *d),
                     Value::Bool(b) => (p.kind, p.int_value) = (abi::LV_PARAM_BOOL, *b as i64),
-                    Value::String(s) => {
-                        (p.kind, p.string_value) = (abi::LV_PARAM_STRING, LvStr::from_str(s))
-                    }
+                    Value::String(s) => (p.kind, p.string_value) = (abi::LV_PARAM_STRING, LvStr::from_str(s)),
                 }
                 p
             })

@@ -19,9 +19,7 @@ pub struct Uri {
 
 /// Why a URI could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "Invalid connection URI {uri:?}: {reason}; expected the form scheme:///path, like qemu:///session"
-)]
+#[error("Invalid connection URI {uri:?}: {reason}; expected the form scheme:///path, like qemu:///session")]
 pub struct UriError {
     /// The text given.
     pub uri: String,
@@ -32,18 +30,9 @@ pub struct UriError {
 impl Uri {
     /// Parses `text`.
     pub fn parse(text: &str) -> Result<Uri, UriError> {
-        let err = |reason: &str| UriError {
-            uri: text.to_string(),
-            reason: reason.to_string(),
-        };
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| err("no \"://\" after the scheme"))?;
-        if scheme.is_empty()
-            || !scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
+        let err = |reason: &str| UriError { uri: text.to_string(), reason: reason.to_string() };
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| err("no \"://\" after the scheme"))?;
+        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
             return Err(err("the scheme must be letters, digits, '+', '-' or '.'"));
         }
         let (before_query, query) = match rest.split_once('?') {
@@ -57,10 +46,7 @@ impl Uri {
         let mut params = Vec::new();
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            params.push((
-                decode(k).map_err(|e| err(&e))?,
-                decode(v).map_err(|e| err(&e))?,
-            ));
+            params.push((decode(k).map_err(|e| err(&e))?, decode(v).map_err(|e| err(&e))?));
         }
         Ok(Uri {
             scheme: scheme.to_ascii_lowercase(),
@@ -73,10 +59,7 @@ impl Uri {
 
     /// The first value of query parameter `key`.
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// The URI as it was written.
@@ -97,9 +80,7 @@ fn decode(s: &str) -> Result<String, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .ok_or_else(|| format!("incomplete escape at {:?}", &s[i..]))?;
+            let hex = s.get(i + 1..i + 3).ok_or_else(|| format!("incomplete escape at {:?}", &s[i..]))?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape %{hex}"))?);
             i += 3;
         } else {
@@ -117,10 +98,7 @@ mod tests {
     #[test]
     fn parses_libvirt_style_uris() {
         let u = Uri::parse("qemu:///session?state=/srv/b%20c&x=1").unwrap();
-        assert_eq!(
-            (u.scheme.as_str(), u.host.as_str(), u.path.as_str()),
-            ("qemu", "", "/session")
-        );
+        assert_eq!((u.scheme.as_str(), u.host.as_str(), u.path.as_str()), ("qemu", "", "/session"));
         assert_eq!(u.param("state"), Some("/srv/b c"));
         assert_eq!(u.param("x"), Some("1"));
         let v = Uri::parse("vmx:///srv/ds1?datastore.ds2=/mnt/ds2").unwrap();
@@ -130,12 +108,7 @@ mod tests {
 
     #[test]
     fn rejects_uris_without_scheme() {
-        assert!(
-            Uri::parse("/var/lib")
-                .unwrap_err()
-                .to_string()
-                .contains("no \"://\"")
-        );
+        assert!(Uri::parse("/var/lib").unwrap_err().to_string().contains("no \"://\""));
         assert!(Uri::parse("://x").is_err());
     }
 }

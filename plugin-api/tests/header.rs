@@ -12,8 +12,7 @@ fn crate_dir() -> PathBuf {
 
 fn generate() -> String {
     let dir = crate_dir();
-    let config =
-        cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
+    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
     let mut out = Vec::new();
     cbindgen::Builder::new()
         .with_config(config)
@@ -48,15 +47,7 @@ fn layout_facts() -> Vec<(String, usize)> {
         };
     }
     layout!(LvStr { ptr, len });
-    layout!(LvParam {
-        key,
-        kind,
-        reserved,
-        int_value,
-        uint_value,
-        double_value,
-        string_value
-    });
+    layout!(LvParam { key, kind, reserved, int_value, uint_value, double_value, string_value });
     layout!(LvHostApi {
         struct_size,
         abi_major,
@@ -114,13 +105,10 @@ fn layout_facts() -> Vec<(String, usize)> {
 #[test]
 fn c_compiler_agrees_on_every_size_and_offset() {
     let facts = layout_facts();
-    let mut c = String::from(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"luavirt_driver.h\"\nint main(void) {\n",
-    );
+    let mut c =
+        String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"luavirt_driver.h\"\nint main(void) {\n");
     for (expr, _) in &facts {
-        c.push_str(&format!(
-            "  printf(\"%s=%zu\\n\", \"{expr}\", (size_t)({expr}));\n"
-        ));
+        c.push_str(&format!("  printf(\"%s=%zu\\n\", \"{expr}\", (size_t)({expr}));\n"));
     }
     c.push_str("  return 0;\n}\n");
     let dir = std::env::temp_dir().join(format!("lv-header-{}", std::process::id()));
@@ -139,11 +127,7 @@ fn c_compiler_agrees_on_every_size_and_offset() {
     let out = Command::new(dir.join("probe")).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     for ((expr, rust), line) in facts.iter().zip(text.lines()) {
-        assert_eq!(
-            line,
-            format!("{expr}={rust}"),
-            "C and Rust disagree on {expr}"
-        );
+        assert_eq!(line, format!("{expr}={rust}"), "C and Rust disagree on {expr}");
     }
     assert_eq!(text.lines().count(), facts.len());
     std::fs::remove_dir_all(&dir).unwrap();

@@ -14,13 +14,13 @@ fn env_with_domain(test: &str) -> Env {
 fn malformed_xml_names_file_line_and_column_and_defines_nothing() {
     let env = env_with_domain("malformed");
     let before = env.state_snapshot();
-    let f = env.write("broken.xml", "<domain type='qemu'>\n  <name>x</name>\n  <devices>\n    <disk type='file'>\n  </devices>\n</domain>\n");
+    let f = env.write(
+        "broken.xml",
+        "<domain type='qemu'>\n  <name>x</name>\n  <devices>\n    <disk type='file'>\n  </devices>\n</domain>\n",
+    );
     let err = env.fails(&["define", f.to_str().unwrap()], 1);
     assert!(err.contains(&format!("{}:5:", f.display())), "{err}");
-    assert!(
-        err.contains("closing tag </devices> does not match the open element <disk>"),
-        "{err}"
-    );
+    assert!(err.contains("closing tag </devices> does not match the open element <disk>"), "{err}");
     let f = env.write("entity.xml", "<domain>\n<name>a&b</name></domain>");
     let err = env.fails(&["define", f.to_str().unwrap()], 1);
     assert!(err.contains(":2:") && err.contains("'&'"), "{err}");
@@ -31,19 +31,10 @@ fn malformed_xml_names_file_line_and_column_and_defines_nothing() {
 fn a_disk_target_used_twice_is_refused() {
     let env = env_with_domain("twice");
     let before = env.state_snapshot();
-    let xml = domain_xml(
-        "dup",
-        &[
-            ("vda", Path::new("/a"), "raw"),
-            ("vda", Path::new("/b"), "raw"),
-        ],
-    );
+    let xml = domain_xml("dup", &[("vda", Path::new("/a"), "raw"), ("vda", Path::new("/b"), "raw")]);
     let f = env.write("dup.xml", &xml);
     let err = env.fails(&["define", f.to_str().unwrap()], 1);
-    assert!(
-        err.contains("disk target 'vda' is used twice (lines 9 and 14)"),
-        "{err}"
-    );
+    assert!(err.contains("disk target 'vda' is used twice (lines 9 and 14)"), "{err}");
     assert_eq!(env.state_snapshot(), before);
     env.fails(&["dumpxml", "dup"], 1);
 }
@@ -53,20 +44,11 @@ fn unknown_names_are_errors_that_suggest_close_ones() {
     let env = env_with_domain("unknown");
     let before = env.state_snapshot();
     let err = env.fails(&["dumpxml", "bd"], 1);
-    assert_eq!(
-        err,
-        "error: Domain 'bd' not found on qemu:///session. Did you mean 'db'?\n"
-    );
+    assert_eq!(err, "error: Domain 'bd' not found on qemu:///session. Did you mean 'db'?\n");
     let err = env.fails(&["start", "zzzzzzzz"], 1);
-    assert!(
-        err.contains("`luavirt list --all` shows every domain"),
-        "{err}"
-    );
+    assert!(err.contains("`luavirt list --all` shows every domain"), "{err}");
     let err = env.fails(&["diskset", "remove", "db", "vdq"], 1);
-    assert!(
-        err.contains("Domain 'db' has no disk 'vdq'; its disks are: vda"),
-        "{err}"
-    );
+    assert!(err.contains("Domain 'db' has no disk 'vdq'; its disks are: vda"), "{err}");
     let err = env.fails(&["--json", "undefine", "bd"], 1);
     let v: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
     assert_eq!(v["error"]["code"], "no-domain");
@@ -85,10 +67,7 @@ fn a_missing_image_stops_start_with_the_disk_file_and_line() {
     );
     assert_eq!(env.state_snapshot(), before);
     let err = env.fails(&["domblklist", "db", "--details"], 1);
-    assert!(
-        err.contains("image /nowhere/db.qcow2 does not exist"),
-        "{err}"
-    );
+    assert!(err.contains("image /nowhere/db.qcow2 does not exist"), "{err}");
 }
 
 #[test]
@@ -99,8 +78,7 @@ fn a_corrupt_state_file_is_named_and_left_alone() {
     let before = env.state_snapshot();
     let err = env.fails(&["list", "--all"], 1);
     assert!(
-        err.contains("The stored definition of domain 'db' is corrupt")
-            && err.contains(&def.display().to_string()),
+        err.contains("The stored definition of domain 'db' is corrupt") && err.contains(&def.display().to_string()),
         "{err}"
     );
     env.fails(&["diskset", "add", "db", "vda"], 1);
@@ -112,43 +90,22 @@ fn a_corrupt_state_file_is_named_and_left_alone() {
     std::fs::write(run.join("state.json"), "{ not json").unwrap();
     let before = env.state_snapshot();
     let err = env.fails(&["domstate", "db"], 1);
-    assert!(
-        err.contains("The run state") && err.contains("state.json of domain 'db' is corrupt"),
-        "{err}"
-    );
+    assert!(err.contains("The run state") && err.contains("state.json of domain 'db' is corrupt"), "{err}");
     assert_eq!(env.state_snapshot(), before);
 }
 
 #[test]
 fn a_uuid_clash_is_refused() {
     let env = env_with_domain("uuid");
-    let uuid = env
-        .ok(&["dumpxml", "db"])
-        .split("<uuid>")
-        .nth(1)
-        .unwrap()
-        .split("</uuid>")
-        .next()
-        .unwrap()
-        .to_string();
-    let xml = domain_xml("other", &[]).replace(
-        "<name>other</name>",
-        &format!("<name>other</name>\n  <uuid>{uuid}</uuid>"),
-    );
+    let uuid = env.ok(&["dumpxml", "db"]).split("<uuid>").nth(1).unwrap().split("</uuid>").next().unwrap().to_string();
+    let xml =
+        domain_xml("other", &[]).replace("<name>other</name>", &format!("<name>other</name>\n  <uuid>{uuid}</uuid>"));
     let f = env.write("other.xml", &xml);
     let err = env.fails(&["define", f.to_str().unwrap()], 1);
-    assert!(
-        err.contains(&format!("UUID {uuid} is already used by domain 'db'")),
-        "{err}"
-    );
-    let xml = domain_xml("db", &[]).replace(
-        "<name>db</name>",
-        "<name>db</name>\n  <uuid>00000000-0000-0000-0000-000000000001</uuid>",
-    );
+    assert!(err.contains(&format!("UUID {uuid} is already used by domain 'db'")), "{err}");
+    let xml = domain_xml("db", &[])
+        .replace("<name>db</name>", "<name>db</name>\n  <uuid>00000000-0000-0000-0000-000000000001</uuid>");
     let f = env.write("db2.xml", &xml);
     let err = env.fails(&["define", f.to_str().unwrap()], 1);
-    assert!(
-        err.contains("Domain 'db' already exists with UUID"),
-        "{err}"
-    );
+    assert!(err.contains("Domain 'db' already exists with UUID"), "{err}");
 }

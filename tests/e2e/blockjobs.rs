@@ -26,14 +26,7 @@ fn blockcopy_pivots_to_the_copy_or_finishes_on_the_source() {
     write_live(&env, "c1", "vda", 0x21);
     let copy = env.dir.join("copy.qcow2");
     assert_eq!(
-        env.ok(&[
-            "blockcopy",
-            "c1",
-            "vda",
-            copy.to_str().unwrap(),
-            "--wait",
-            "--pivot"
-        ]),
+        env.ok(&["blockcopy", "c1", "vda", copy.to_str().unwrap(), "--wait", "--pivot"]),
         "Successfully pivoted\n"
     );
     assert_eq!(disk_image(&env, "c1", "vda").0, copy);
@@ -43,15 +36,7 @@ fn blockcopy_pivots_to_the_copy_or_finishes_on_the_source() {
     env.ok(&["blockcopy", "c1", "vda", second.to_str().unwrap()]);
     let info = job(&env, "c1");
     assert_eq!(info["type"], "copy");
-    let err = env.fails(
-        &[
-            "blockcopy",
-            "c1",
-            "vda",
-            env.dir.join("third.qcow2").to_str().unwrap(),
-        ],
-        1,
-    );
+    let err = env.fails(&["blockcopy", "c1", "vda", env.dir.join("third.qcow2").to_str().unwrap()], 1);
     assert!(err.contains("already has block job copy-vda"), "{err}");
     while !job(&env, "c1")["ready"].as_bool().unwrap() {
         std::thread::yield_now();
@@ -62,27 +47,14 @@ fn blockcopy_pivots_to_the_copy_or_finishes_on_the_source() {
     // --finish keeps the disk on its source and leaves a point-in-time copy.
     let snapshot_copy = env.dir.join("finished.qcow2");
     assert_eq!(
-        env.ok(&[
-            "blockcopy",
-            "c1",
-            "vda",
-            snapshot_copy.to_str().unwrap(),
-            "--wait",
-            "--finish"
-        ]),
+        env.ok(&["blockcopy", "c1", "vda", snapshot_copy.to_str().unwrap(), "--wait", "--finish"]),
         "Successfully copied\n"
     );
     assert_eq!(disk_image(&env, "c1", "vda").0, second);
     write_live(&env, "c1", "vda", 0x23);
     env.ok(&["destroy", "c1"]);
-    assert!(
-        image_holds(&copy, "qcow2", 0x22),
-        "the first copy lost data written after its pivot"
-    );
-    assert!(
-        image_holds(&snapshot_copy, "qcow2", 0x22),
-        "the finished copy is not the point-in-time copy"
-    );
+    assert!(image_holds(&copy, "qcow2", 0x22), "the first copy lost data written after its pivot");
+    assert!(image_holds(&snapshot_copy, "qcow2", 0x22), "the finished copy is not the point-in-time copy");
     assert!(image_holds(&second, "qcow2", 0x23));
     assert!(
         image_holds(&a, "qcow2", 0x21) && !image_holds(&a, "qcow2", 0x22),
@@ -96,20 +68,12 @@ fn blockpull_with_and_without_base_shortens_the_chain_and_keeps_data() {
     let a = running(&env, "p1");
     // Build a chain a <- s1 <- s2 <- s3 with a different pattern at each level.
     for (snap, pattern) in [("s1", 0x31u8), ("s2", 0x32), ("s3", 0x33)] {
-        env.ok(&[
-            "snapshot-create-as",
-            "p1",
-            snap,
-            "--disk-only",
-            "--diskspec",
-            "vda,snapshot=external",
-        ]);
+        env.ok(&["snapshot-create-as", "p1", snap, "--disk-only", "--diskspec", "vda,snapshot=external"]);
         write_live(&env, "p1", "vda", pattern);
     }
     let s1 = env.dir.join("p1-a.s1");
     let chain = |env: &Env| {
-        let d: serde_json::Value =
-            serde_json::from_str(&env.ok(&["domblklist", "p1", "--details", "--json"])).unwrap();
+        let d: serde_json::Value = serde_json::from_str(&env.ok(&["domblklist", "p1", "--details", "--json"])).unwrap();
         d[0]["backing"]
             .as_array()
             .into_iter()
@@ -118,36 +82,14 @@ fn blockpull_with_and_without_base_shortens_the_chain_and_keeps_data() {
             .collect::<Vec<_>>()
     };
     assert_eq!(chain(&env).len(), 3);
-    assert_eq!(
-        env.ok(&[
-            "blockpull",
-            "p1",
-            "vda",
-            "--base",
-            s1.to_str().unwrap(),
-            "--wait"
-        ]),
-        "Pull complete\n"
-    );
-    assert_eq!(
-        chain(&env),
-        [s1.display().to_string(), a.display().to_string()]
-    );
+    assert_eq!(env.ok(&["blockpull", "p1", "vda", "--base", s1.to_str().unwrap(), "--wait"]), "Pull complete\n");
+    assert_eq!(chain(&env), [s1.display().to_string(), a.display().to_string()]);
     env.ok(&["blockpull", "p1", "vda", "--wait"]);
-    assert!(
-        chain(&env).is_empty(),
-        "a full pull leaves no backing image"
-    );
+    assert!(chain(&env).is_empty(), "a full pull leaves no backing image");
     env.ok(&["destroy", "p1"]);
     assert!(disk_holds(&env, "p1", "vda", 0x33));
     // Offline, the same through qemu-img.
-    env.ok(&[
-        "snapshot-create-as",
-        "p1",
-        "s4",
-        "--diskspec",
-        "vda,snapshot=external",
-    ]);
+    env.ok(&["snapshot-create-as", "p1", "s4", "--diskspec", "vda,snapshot=external"]);
     write_offline(&disk_image(&env, "p1", "vda").0, "qcow2", 0x34);
     env.ok(&["blockpull", "p1", "vda", "--wait"]);
     assert!(chain(&env).is_empty());
@@ -158,25 +100,12 @@ fn blockpull_with_and_without_base_shortens_the_chain_and_keeps_data() {
 fn blockcommit_of_the_active_image_pivots_to_the_base() {
     let env = Env::new("commit");
     let a = running(&env, "k1");
-    env.ok(&[
-        "snapshot-create-as",
-        "k1",
-        "s1",
-        "--disk-only",
-        "--diskspec",
-        "vda,snapshot=external",
-    ]);
+    env.ok(&["snapshot-create-as", "k1", "s1", "--disk-only", "--diskspec", "vda,snapshot=external"]);
     write_live(&env, "k1", "vda", 0x41);
-    assert_eq!(
-        env.ok(&["blockcommit", "k1", "vda", "--active", "--wait", "--pivot"]),
-        "Successfully pivoted\n"
-    );
+    assert_eq!(env.ok(&["blockcommit", "k1", "vda", "--active", "--wait", "--pivot"]), "Successfully pivoted\n");
     assert_eq!(disk_image(&env, "k1", "vda").0, a);
     env.ok(&["destroy", "k1"]);
-    assert!(
-        image_holds(&a, "qcow2", 0x41),
-        "the commit did not reach the base"
-    );
+    assert!(image_holds(&a, "qcow2", 0x41), "the commit did not reach the base");
 }
 
 #[test]
@@ -200,20 +129,8 @@ fn a_mirrored_snapshot_ends_with_pivot_or_abort() {
     let err = env.fails(&["snapshot-revert", "r1", "m"], 1);
     assert!(err.contains("still mirrored by snapshot 'm'"), "{err}");
     let err = env.fails(&["snapshot-delete", "r1", "m"], 1);
-    assert!(
-        err.contains("pass --mirror-pivot to switch to the mirror, or --mirror-abort"),
-        "{err}"
-    );
-    let err = env.fails(
-        &[
-            "snapshot-delete",
-            "r1",
-            "m",
-            "--mirror-pivot",
-            "--mirror-abort",
-        ],
-        1,
-    );
+    assert!(err.contains("pass --mirror-pivot to switch to the mirror, or --mirror-abort"), "{err}");
+    let err = env.fails(&["snapshot-delete", "r1", "m", "--mirror-pivot", "--mirror-abort"], 1);
     assert!(err.contains("choose one"), "{err}");
     env.ok(&["snapshot-delete", "r1", "m", "--mirror-pivot"]);
     assert_eq!(disk_image(&env, "r1", "vda").0, mirror);
@@ -235,14 +152,8 @@ fn a_mirrored_snapshot_ends_with_pivot_or_abort() {
     assert_eq!(disk_image(&env, "r1", "vda").0, overlay);
     write_live(&env, "r1", "vda", 0x54);
     env.ok(&["destroy", "r1"]);
-    assert!(
-        image_holds(&mirror, "qcow2", 0x52),
-        "the pivoted mirror lost writes"
-    );
-    assert!(
-        image_holds(&mirror2, "qcow2", 0x53),
-        "the aborted mirror did not follow writes before the abort"
-    );
+    assert!(image_holds(&mirror, "qcow2", 0x52), "the pivoted mirror lost writes");
+    assert!(image_holds(&mirror2, "qcow2", 0x53), "the aborted mirror did not follow writes before the abort");
     assert!(image_holds(&overlay, "qcow2", 0x54));
     assert!(image_holds(&a, "qcow2", 0x11), "the base image was written");
 }
@@ -253,15 +164,42 @@ fn an_image_locked_by_another_qemu_is_a_clear_error() {
     let a = running(&env, "l1");
     env.define_domain("l2", &[("vda", &a, "qcow2")]);
     let err = env.fails(&["start", "l2"], 1);
-    assert!(
-        err.contains("QEMU failed to start domain 'l2'") && err.contains("lock"),
-        "{err}"
-    );
+    assert!(err.contains("QEMU failed to start domain 'l2'") && err.contains("lock"), "{err}");
     let before = env.state_snapshot();
     let err = env.fails(&["snapshot-create-as", "l2", "s"], 1);
-    assert!(
-        err.contains("lock") && err.contains("nothing was changed"),
-        "{err}"
-    );
+    assert!(err.contains("lock") && err.contains("nothing was changed"), "{err}");
     assert_eq!(env.state_snapshot(), before);
+}
+
+#[test]
+fn ctrl_c_cancels_a_waiting_copy_and_leaves_the_disk_on_its_source() {
+    let env = Env::new("cancel");
+    let a = env.image("x-a.qcow2", "qcow2", "64M");
+    let out = std::process::Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", "write -P 0x61 0 48M"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    require("qemu-system-x86_64", "qemu-system-x86");
+    env.define_domain("x1", &[("vda", &a, "qcow2")]);
+    env.ok(&["start", "x1"]);
+    let copy = env.dir.join("slow-copy.qcow2");
+    // 1 MiB/s over 48 MiB: long enough to interrupt.
+    let child = env
+        .command(&["blockcopy", "x1", "vda", copy.to_str().unwrap(), "--wait", "--pivot", "--bandwidth", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while job(&env, "x1") == serde_json::Value::Null {
+        std::thread::yield_now();
+    }
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("was cancelled; the job was stopped"), "{err}");
+    assert_eq!(job(&env, "x1"), serde_json::Value::Null, "the job still runs");
+    assert_eq!(disk_image(&env, "x1", "vda").0, a);
+    env.ok(&["destroy", "x1"]);
 }

@@ -15,17 +15,12 @@ fn copy_built(lib: &str, dir: &Path) {
 fn drivers_lists_the_qemu_driver_with_its_capabilities() {
     let env = Env::new("drivers");
     let out: serde_json::Value = serde_json::from_str(&env.ok(&["drivers", "--json"])).unwrap();
-    let qemu = out["drivers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == "qemu")
-        .expect("qemu driver loaded");
-    assert_eq!(qemu["abi"], "1.0");
+    let qemu = out["drivers"].as_array().unwrap().iter().find(|d| d["name"] == "qemu").expect("qemu driver loaded");
+    assert_eq!(qemu["abi"], "1.1");
     assert_eq!(qemu["schemes"], serde_json::json!(["qemu"]));
     assert_eq!(
         qemu["capabilities"],
-        serde_json::json!(["define", "lifecycle", "block-info"])
+        serde_json::json!(["define", "lifecycle", "block-info", "snapshot", "block-jobs"])
     );
     assert!(env.ok(&["drivers"]).contains(" qemu "));
 }
@@ -34,16 +29,8 @@ fn drivers_lists_the_qemu_driver_with_its_capabilities() {
 /// domain XML files for it to serve.
 fn c_driver_env() -> (Env, std::path::PathBuf) {
     let env = Env::new("cdriver").with_driver_dir();
-    let so = env
-        .driver_dir
-        .as_ref()
-        .unwrap()
-        .join("libluavirt_folder.so");
-    build_c_driver(
-        &repo_dir().join("examples/c-driver/folder_driver.c"),
-        &so,
-        &[],
-    );
+    let so = env.driver_dir.as_ref().unwrap().join("libluavirt_folder.so");
+    build_c_driver(&repo_dir().join("examples/c-driver/folder_driver.c"), &so, &[]);
     let folder = env.dir.join("domains");
     std::fs::create_dir_all(&folder).unwrap();
     for (file, xml) in corpus("valid").into_iter().take(5) {
@@ -57,17 +44,10 @@ fn c_example_driver_serves_a_folder_of_domains() {
     let (env, folder) = c_driver_env();
     let uri = format!("folder://{}", folder.display());
     let drivers = env.ok(&["drivers"]);
-    assert!(
-        drivers.contains(" folder ") && drivers.contains("read-only"),
-        "{drivers}"
-    );
+    assert!(drivers.contains(" folder ") && drivers.contains("read-only"), "{drivers}");
     let names = env.ok(&["-c", &uri, "list", "--all", "--name"]);
     let expected: Vec<String> = {
-        let mut v: Vec<String> = corpus("valid")
-            .into_iter()
-            .take(5)
-            .map(|(_, x)| domain_name(&x))
-            .collect();
+        let mut v: Vec<String> = corpus("valid").into_iter().take(5).map(|(_, x)| domain_name(&x)).collect();
         v.sort();
         v
     };
@@ -76,16 +56,10 @@ fn c_example_driver_serves_a_folder_of_domains() {
     let (file, xml) = corpus("valid").into_iter().next().unwrap();
     let dumped = env.ok(&["-c", &uri, "dumpxml", &domain_name(&xml)]);
     assert_eq!(dumped.trim_end(), xml.trim_end(), "{file}");
-    assert_eq!(
-        env.ok(&["-c", &uri, "domstate", &domain_name(&xml)]),
-        "shut off\n"
-    );
+    assert_eq!(env.ok(&["-c", &uri, "domstate", &domain_name(&xml)]), "shut off\n");
     // Operations it leaves NULL are reported as unsupported, naming the driver.
     let err = env.fails(&["-c", &uri, "start", &domain_name(&xml)], 1);
-    assert!(
-        err.contains("Driver 'folder' does not support starting domains"),
-        "{err}"
-    );
+    assert!(err.contains("Driver 'folder' does not support starting domains"), "{err}");
     let err = env.fails(&["-c", &uri, "dumpxml", "no-such-domain"], 1);
     assert!(err.contains("Domain 'no-such-domain' not found"), "{err}");
 }
@@ -93,22 +67,12 @@ fn c_example_driver_serves_a_folder_of_domains() {
 #[test]
 fn both_drivers_load_in_process_through_the_abi() {
     let (env, folder) = c_driver_env();
-    let host = Host::load_from(&[
-        (luavirt_tests::bin_dir(), true),
-        (env.driver_dir.clone().unwrap(), false),
-    ]);
+    let host = Host::load_from(&[(luavirt_tests::bin_dir(), true), (env.driver_dir.clone().unwrap(), false)]);
     let names: Vec<&str> = host.drivers().iter().map(|d| d.name.as_str()).collect();
-    assert!(
-        names.contains(&"qemu") && names.contains(&"folder"),
-        "{names:?}"
-    );
-    let c = host
-        .connect(&format!("folder://{}", folder.display()))
-        .unwrap();
+    assert!(names.contains(&"qemu") && names.contains(&"folder"), "{names:?}");
+    let c = host.connect(&format!("folder://{}", folder.display())).unwrap();
     assert_eq!(c.list_domains().unwrap().len(), 5);
-    let q = host
-        .connect(&format!("qemu:///session?state={}", env.state.display()))
-        .unwrap();
+    let q = host.connect(&format!("qemu:///session?state={}", env.state.display())).unwrap();
     assert!(q.list_domains().unwrap().is_empty());
 }
 
@@ -117,50 +81,36 @@ fn misfit_drivers_are_refused_with_the_reason() {
     let env = Env::new("misfits").with_driver_dir();
     let dir = env.driver_dir.clone().unwrap();
     let src = repo_dir().join("tests/drivers/c/misfit.c");
-    for (flag, file) in [
-        ("MAJOR", "major"),
-        ("POINTERS", "pointers"),
-        ("SIZE", "size"),
-        ("NO_ENTRY", "noentry"),
-    ] {
-        build_c_driver(
-            &src,
-            &dir.join(format!("misfit_{file}.so")),
-            &[&format!("-DMISFIT_{flag}")],
-        );
+    for (flag, file) in [("MAJOR", "major"), ("POINTERS", "pointers"), ("SIZE", "size"), ("NO_ENTRY", "noentry")] {
+        build_c_driver(&src, &dir.join(format!("misfit_{file}.so")), &[&format!("-DMISFIT_{flag}")]);
     }
     std::fs::write(dir.join("not_a_library.so"), "just text").unwrap();
     let out = env.ok(&["drivers"]);
     let reason = |file: &str| {
-        out.lines()
-            .find(|l| l.contains(file))
-            .unwrap_or_else(|| panic!("{file} not reported:\n{out}"))
-            .to_string()
+        out.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("{file} not reported:\n{out}")).to_string()
     };
+    assert!(reason("misfit_major.so").contains("built for driver ABI 2.0, this host speaks ABI 1.1"), "{out}");
     assert!(
-        reason("misfit_major.so").contains("built for driver ABI 2.0, this host speaks ABI 1.0"),
+        reason("misfit_pointers.so").contains("built for 32-bit pointers, this host uses 64-bit pointers"),
         "{out}"
     );
-    assert!(
-        reason("misfit_pointers.so")
-            .contains("built for 32-bit pointers, this host uses 64-bit pointers"),
-        "{out}"
-    );
-    assert!(
-        reason("misfit_size.so").contains("its LvDriverInfo is 8 bytes"),
-        "{out}"
-    );
-    assert!(
-        reason("misfit_noentry.so").contains("no entry point luavirt_driver_entry_v1"),
-        "{out}"
-    );
+    assert!(reason("misfit_size.so").contains("its LvDriverInfo is 8 bytes"), "{out}");
+    assert!(reason("misfit_noentry.so").contains("no entry point luavirt_driver_entry_v1"), "{out}");
     assert!(reason("not_a_library.so").contains("cannot load"), "{out}");
-    assert!(
-        out.lines().all(|l| !l.starts_with(" misfit")),
-        "a misfit was loaded:\n{out}"
-    );
+    assert!(out.lines().all(|l| !l.starts_with(" misfit")), "a misfit was loaded:\n{out}");
     // The host still works with the good drivers.
     env.ok(&["list", "--all"]);
+}
+
+#[test]
+fn a_driver_built_for_an_older_minor_loads_and_lacks_only_the_newer_functions() {
+    let env = Env::new("oldminor").with_driver_dir();
+    let dir = env.driver_dir.clone().unwrap();
+    build_c_driver(&repo_dir().join("tests/drivers/c/misfit.c"), &dir.join("old_minor.so"), &["-DMISFIT_OLD_MINOR"]);
+    let out = env.ok(&["drivers"]);
+    assert!(out.lines().any(|l| l.starts_with(" misfit ") && l.contains(" 1.0 ")), "{out}");
+    let err = env.fails(&["-c", "misfit:///", "snapshot-list", "x"], 1);
+    assert!(err.contains("Driver 'misfit' does not support snapshots"), "{err}");
 }
 
 #[test]
@@ -168,12 +118,7 @@ fn a_panicking_driver_call_becomes_an_error_and_the_host_goes_on() {
     let env = Env::new("panicky").with_driver_dir();
     copy_built("liblvtest_panicky.so", env.driver_dir.as_ref().unwrap());
     let err = env.fails(&["-c", "panicky:///", "list", "--all"], 1);
-    assert!(
-        err.contains(
-            "Driver 'panicky' panicked in connect_list_domains: listing is broken on purpose"
-        ),
-        "{err}"
-    );
+    assert!(err.contains("Driver 'panicky' panicked in connect_list_domains: listing is broken on purpose"), "{err}");
 
     let host = Host::load_from(&[(env.driver_dir.clone().unwrap(), false)]);
     let conn = host.connect("panicky:///").unwrap();
@@ -181,8 +126,5 @@ fn a_panicking_driver_call_becomes_an_error_and_the_host_goes_on() {
     assert_eq!(e.code(), ErrorCode::DriverPanic);
     // The same connection keeps working after the panic.
     assert_eq!(conn.domain_state("any").unwrap().0.as_str(), "shut off");
-    assert_eq!(
-        conn.domain_xml("any", false).unwrap_err().code(),
-        ErrorCode::NoDomain
-    );
+    assert_eq!(conn.domain_xml("any", false).unwrap_err().code(), ErrorCode::NoDomain);
 }

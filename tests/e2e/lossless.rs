@@ -27,12 +27,7 @@ fn every_corpus_file_round_trips_through_define_and_dumpxml() {
         }
     }
     assert!(count >= 40, "corpus too small: {count}");
-    assert!(
-        failures.is_empty(),
-        "{} of {count} files changed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {count} files changed:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// The document without luavirt's disk-set metadata (and `<metadata>` if that leaves it empty).
@@ -52,12 +47,7 @@ fn disk_set_changes_touch_only_metadata_and_stay_schema_valid() {
         env.ok(&["define", original.to_str().unwrap()]);
         let name = domain_name(&xml);
         let before = env.ok(&["dumpxml", &name]);
-        let disks: Vec<String> = DomainXml::parse(&xml, None)
-            .unwrap()
-            .disks()
-            .into_iter()
-            .map(|d| d.target)
-            .collect();
+        let disks: Vec<String> = DomainXml::parse(&xml, None).unwrap().disks().into_iter().map(|d| d.target).collect();
         env.ok(&["diskset", "add-all", &name]);
         if let Some(first) = disks.first() {
             env.ok(&["diskset", "add", &name, first, "--set", "migrate"]);
@@ -79,9 +69,7 @@ fn disk_set_changes_touch_only_metadata_and_stay_schema_valid() {
         let stripped = env.write(&format!("{file}.stripped"), &without_disksets(&after));
         let before_file = env.write(&format!("{file}.before"), &before);
         if let Err(why) = xml_same(&before_file, &stripped) {
-            failures.push(format!(
-                "{file}: a set change changed more than metadata: {why}"
-            ));
+            failures.push(format!("{file}: a set change changed more than metadata: {why}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -92,19 +80,11 @@ fn seed_attribute_selected_yes_means_membership_in_selected() {
     let env = Env::new("seeds");
     for (file, xml) in corpus("odd") {
         let dom = DomainXml::parse(&xml, None).unwrap();
-        let seeded: Vec<String> = dom
-            .disks()
-            .into_iter()
-            .filter(|d| d.selected == Some(true))
-            .map(|d| d.target)
-            .collect();
+        let seeded: Vec<String> =
+            dom.disks().into_iter().filter(|d| d.selected == Some(true)).map(|d| d.target).collect();
         let path = env.write(&file, &xml);
         env.ok(&["define", path.to_str().unwrap()]);
-        let listed: Vec<String> = env
-            .ok(&["diskset", "list", &dom.name()])
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let listed: Vec<String> = env.ok(&["diskset", "list", &dom.name()]).lines().map(str::to_string).collect();
         assert_eq!(listed, seeded, "{file}");
     }
 }

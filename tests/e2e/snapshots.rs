@@ -34,10 +34,7 @@ fn offline_snapshot_of_qcow2_and_raw_reverts_and_deletes_with_data_intact() {
     let overlay = env.dir.join("m1-b.s1");
     assert_eq!(plan["disks"][1]["file"], overlay.display().to_string());
     assert!(!overlay.exists(), "--print-plan must not create anything");
-    assert_eq!(
-        env.ok(&["snapshot-create-as", "m1", "s1"]),
-        "Domain snapshot s1 created\n"
-    );
+    assert_eq!(env.ok(&["snapshot-create-as", "m1", "s1"]), "Domain snapshot s1 created\n");
     assert_eq!(disk_image(&env, "m1", "vdb").0, overlay);
 
     write_offline(&a, "qcow2", 0x33);
@@ -51,25 +48,12 @@ fn offline_snapshot_of_qcow2_and_raw_reverts_and_deletes_with_data_intact() {
     // After the revert, new writes, then delete: the overlay merges into the raw image.
     write_offline(&disk_image(&env, "m1", "vdb").0, "qcow2", 0x55);
     env.ok(&["snapshot-delete", "m1", "s1"]);
-    assert_eq!(
-        disk_image(&env, "m1", "vdb"),
-        (b.clone(), "raw".to_string())
-    );
-    assert!(
-        image_holds(&b, "raw", 0x55),
-        "the overlay's data was lost in the merge"
-    );
+    assert_eq!(disk_image(&env, "m1", "vdb"), (b.clone(), "raw".to_string()));
+    assert!(image_holds(&b, "raw", 0x55), "the overlay's data was lost in the merge");
     assert!(!overlay.exists());
     assert_eq!(env.ok(&["snapshot-list", "m1", "--name"]), "");
-    let tags = std::process::Command::new("qemu-img")
-        .args(["snapshot", "-l"])
-        .arg(&a)
-        .output()
-        .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&tags.stdout).contains("s1"),
-        "internal snapshot s1 still in vda"
-    );
+    let tags = std::process::Command::new("qemu-img").args(["snapshot", "-l"]).arg(&a).output().unwrap();
+    assert!(!String::from_utf8_lossy(&tags.stdout).contains("s1"), "internal snapshot s1 still in vda");
 }
 
 #[test]
@@ -81,28 +65,18 @@ fn running_snapshot_with_memory_reverts_to_a_running_domain_with_its_data() {
     write_live(&env, "m2", "vdb", 0x62);
     // Memory goes into the qcow2 disk, taken internally; the raw disk goes external.
     let plan = json(&env, &["snapshot-create-as", "m2", "live", "--print-plan"]);
-    assert_eq!(
-        plan["memory"],
-        serde_json::json!({ "snapshot": "internal", "disk": "vda" })
-    );
+    assert_eq!(plan["memory"], serde_json::json!({ "snapshot": "internal", "disk": "vda" }));
     env.ok(&["snapshot-create-as", "m2", "live"]);
     assert_eq!(env.ok(&["domstate", "m2"]), "running\n");
     write_live(&env, "m2", "vda", 0x63);
     write_live(&env, "m2", "vdb", 0x64);
     env.ok(&["snapshot-revert", "m2", "live"]);
-    assert_eq!(
-        env.ok(&["domstate", "m2"]),
-        "running\n",
-        "a snapshot with memory comes back running"
-    );
+    assert_eq!(env.ok(&["domstate", "m2"]), "running\n", "a snapshot with memory comes back running");
     env.ok(&["destroy", "m2"]);
     assert!(disk_holds(&env, "m2", "vda", 0x61));
     assert!(disk_holds(&env, "m2", "vdb", 0x62));
     let info = json(&env, &["snapshot-info", "m2", "live"]);
-    assert_eq!(
-        (info["state"].as_str(), info["location"].as_str()),
-        (Some("running"), Some("mixed"))
-    );
+    assert_eq!((info["state"].as_str(), info["location"].as_str()), (Some("running"), Some("mixed")));
 }
 
 #[test]
@@ -139,10 +113,7 @@ fn external_memory_file_and_disk_only_snapshots_of_a_running_domain() {
     env.ok(&["snapshot-revert", "m3", "disks", "--paused"]);
     assert_eq!(env.ok(&["domstate", "m3"]), "paused\n");
     env.ok(&["destroy", "m3"]);
-    assert_eq!(
-        env.ok(&["snapshot-list", "m3", "--tree"]),
-        "ext\n  |\n  +- disks\n\n"
-    );
+    assert_eq!(env.ok(&["snapshot-list", "m3", "--tree"]), "ext\n  |\n  +- disks\n\n");
 }
 
 #[test]
@@ -161,21 +132,12 @@ fn a_transient_disk_is_left_out_and_comes_back_empty_of_changes() {
     env.ok(&["start", "m4"]);
     write_live(&env, "m4", "vdc", 0x0b);
     let plan = json(&env, &["snapshot-create-as", "m4", "s", "--print-plan"]);
-    assert_eq!(
-        plan["disks"][2],
-        serde_json::json!({ "target": "vdc", "snapshot": "no", "reason": "transient" })
-    );
+    assert_eq!(plan["disks"][2], serde_json::json!({ "target": "vdc", "snapshot": "no", "reason": "transient" }));
     env.ok(&["snapshot-create-as", "m4", "s"]);
     env.ok(&["snapshot-revert", "m4", "s"]);
     env.ok(&["destroy", "m4"]);
-    assert!(
-        image_holds(&t, "qcow2", 0x0a),
-        "the transient disk's base image was written"
-    );
-    assert!(
-        !env.state.join("qemu/run/m4").exists(),
-        "transient overlays were left behind"
-    );
+    assert!(image_holds(&t, "qcow2", 0x0a), "the transient disk's base image was written");
+    assert!(!env.state.join("qemu/run/m4").exists(), "transient overlays were left behind");
     let err = env.fails(&["snapshot-create-as", "m4", "x", "--diskspec", "vdc"], 1);
     assert!(err.contains("disk vdc is transient"), "{err}");
 }
@@ -190,10 +152,7 @@ fn an_independent_disk_keeps_its_current_content_across_a_revert() {
     write_offline(&b, "raw", 0x82);
     env.ok(&["snapshot-revert", "m5", "s"]);
     assert!(disk_holds(&env, "m5", "vda", 0x11));
-    assert!(
-        disk_holds(&env, "m5", "vdb", 0x82),
-        "the independent disk lost its current content"
-    );
+    assert!(disk_holds(&env, "m5", "vdb", 0x82), "the independent disk lost its current content");
 }
 
 #[test]
@@ -222,24 +181,15 @@ fn deleting_a_snapshot_in_the_middle_of_a_chain_keeps_the_others_data() {
     for disk in ["vda", "vdb"] {
         write_offline(&disk_image(&env, "m6", disk).0, "qcow2", 0x14);
     }
-    assert_eq!(
-        env.ok(&["snapshot-list", "m6", "--tree"]),
-        "s1\n  |\n  +- s2\n      |\n      +- s3\n\n"
-    );
+    assert_eq!(env.ok(&["snapshot-list", "m6", "--tree"]), "s1\n  |\n  +- s2\n      |\n      +- s3\n\n");
     env.ok(&["snapshot-delete", "m6", "s2"]);
     assert_eq!(json(&env, &["snapshot-info", "m6", "s3"])["parent"], "s1");
     // The present state, and every remaining snapshot, still hold their own data.
     assert!(disk_holds(&env, "m6", "vda", 0x14) && disk_holds(&env, "m6", "vdb", 0x14));
     env.ok(&["snapshot-revert", "m6", "s3"]);
-    assert!(
-        disk_holds(&env, "m6", "vda", 0x13) && disk_holds(&env, "m6", "vdb", 0x13),
-        "s3 lost its data"
-    );
+    assert!(disk_holds(&env, "m6", "vda", 0x13) && disk_holds(&env, "m6", "vdb", 0x13), "s3 lost its data");
     env.ok(&["snapshot-revert", "m6", "s1"]);
-    assert!(
-        disk_holds(&env, "m6", "vda", 0x11) && disk_holds(&env, "m6", "vdb", 0x22),
-        "s1 lost its data"
-    );
+    assert!(disk_holds(&env, "m6", "vda", 0x11) && disk_holds(&env, "m6", "vdb", 0x22), "s1 lost its data");
     // After the revert to s1 its point-in-time images carry two branches; deleting s1 keeps both.
     write_offline(&disk_image(&env, "m6", "vda").0, "qcow2", 0x15);
     env.ok(&["snapshot-delete", "m6", "s1"]);
@@ -247,10 +197,7 @@ fn deleting_a_snapshot_in_the_middle_of_a_chain_keeps_the_others_data() {
     env.ok(&["snapshot-revert", "m6", "s3"]);
     assert!(disk_holds(&env, "m6", "vda", 0x13) && disk_holds(&env, "m6", "vdb", 0x13));
     // --children deletes what remains below and merges it all down.
-    assert_eq!(
-        json(&env, &["snapshot-delete", "m6", "s3", "--children"])["deleted"],
-        serde_json::json!(["s3"])
-    );
+    assert_eq!(json(&env, &["snapshot-delete", "m6", "s3", "--children"])["deleted"], serde_json::json!(["s3"]));
     assert!(disk_holds(&env, "m6", "vda", 0x13));
 }
 
@@ -261,50 +208,16 @@ fn bad_snapshot_requests_are_clear_errors_and_change_nothing() {
     env.ok(&["snapshot-create-as", "m7", "s1"]);
     let before = env.state_snapshot();
     let err = env.fails(&["snapshot-revert", "m7", "s2"], 1);
-    assert_eq!(
-        err,
-        "error: Domain 'm7' has no snapshot 's2'. Did you mean 's1'?\n"
-    );
-    let err = env.fails(
-        &[
-            "snapshot-create-as",
-            "m7",
-            "x",
-            "--diskspec",
-            "vda",
-            "--diskspec",
-            "vda,snapshot=internal",
-        ],
-        1,
-    );
+    assert_eq!(err, "error: Domain 'm7' has no snapshot 's2'. Did you mean 's1'?\n");
+    let err =
+        env.fails(&["snapshot-create-as", "m7", "x", "--diskspec", "vda", "--diskspec", "vda,snapshot=internal"], 1);
     assert!(err.contains("--diskspec names disk vda twice"), "{err}");
     let err = env.fails(&["snapshot-create-as", "m7", "s1"], 1);
     assert!(err.contains("already has a snapshot named 's1'"), "{err}");
     let taken = env.write("taken.qcow2", "x");
-    let err = env.fails(
-        &[
-            "snapshot-create-as",
-            "m7",
-            "s3",
-            "--diskspec",
-            &format!("vdb,file={}", taken.display()),
-        ],
-        1,
-    );
-    assert!(
-        err.contains("already exists; pass --reuse-external"),
-        "{err}"
-    );
-    let err = env.fails(
-        &[
-            "snapshot-delete",
-            "m7",
-            "s1",
-            "--mirror-pivot",
-            "--mirror-abort",
-        ],
-        1,
-    );
+    let err = env.fails(&["snapshot-create-as", "m7", "s3", "--diskspec", &format!("vdb,file={}", taken.display())], 1);
+    assert!(err.contains("already exists; pass --reuse-external"), "{err}");
+    let err = env.fails(&["snapshot-delete", "m7", "s1", "--mirror-pivot", "--mirror-abort"], 1);
     assert!(err.contains("choose one"), "{err}");
     assert_eq!(env.state_snapshot(), before);
     // A snapshot whose point-in-time image was removed cannot be restored; nothing changes.
@@ -312,18 +225,9 @@ fn bad_snapshot_requests_are_clear_errors_and_change_nothing() {
     std::fs::rename(&b, &moved).unwrap();
     let before = env.state_snapshot();
     let err = env.fails(&["snapshot-revert", "m7", "s1"], 1);
-    assert!(
-        err.contains(&format!(
-            "image {} of disk vdb was removed; nothing was changed",
-            b.display()
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("image {} of disk vdb was removed; nothing was changed", b.display())), "{err}");
     assert_eq!(env.state_snapshot(), before);
     std::fs::rename(&moved, &b).unwrap();
     let err = env.fails(&["undefine", "m7"], 1);
-    assert!(
-        err.contains("has 1 snapshot(s); delete them first"),
-        "{err}"
-    );
+    assert!(err.contains("has 1 snapshot(s); delete them first"), "{err}");
 }

@@ -14,18 +14,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test>-<hash>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
 }
 
 /// The repository's top folder.
 pub fn repo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
 }
 
 /// Path of a built artifact, with a clear failure when it is missing.
@@ -41,20 +35,14 @@ pub fn built(name: &str) -> PathBuf {
 
 /// Checks that an external program is installed, with a hint when it is not.
 pub fn require(program: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
-    assert!(
-        found,
-        "{program} is not installed; run tools/setup.sh (it installs {package})"
-    );
+    let found = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    assert!(found, "{program} is not installed; run tools/setup.sh (it installs {package})");
 }
 
 /// Compiles a C driver into a shared object against the generated header.
 pub fn build_c_driver(source: &Path, out: &Path, defines: &[&str]) {
     let status = Command::new("cc")
-        .args([
-            "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-I",
-        ])
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-I"])
         .arg(repo_dir().join("plugin-api/include"))
         .args(defines)
         .arg(source)
@@ -109,11 +97,7 @@ impl Env {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Env {
-            state: dir.join("state"),
-            dir,
-            driver_dir: None,
-        }
+        Env { state: dir.join("state"), dir, driver_dir: None }
     }
 
     /// Adds a folder searched for drivers (`LUAVIRT_DRIVER_DIR`), created empty.
@@ -127,10 +111,7 @@ impl Env {
     /// A `luavirt` command set up for this host.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(built("luavirt"));
-        c.args(args)
-            .env("LUAVIRT_STATE_DIR", &self.state)
-            .env_remove("LUAVIRT_DEFAULT_URI")
-            .env_remove("LUAVIRT_LOG");
+        c.args(args).env("LUAVIRT_STATE_DIR", &self.state).env_remove("LUAVIRT_DEFAULT_URI").env_remove("LUAVIRT_LOG");
         match &self.driver_dir {
             Some(d) => c.env("LUAVIRT_DRIVER_DIR", d),
             None => c.env_remove("LUAVIRT_DRIVER_DIR"),
@@ -146,14 +127,7 @@ impl Env {
     /// Runs `luavirt args`, expects success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args);
-        assert_eq!(
-            r.code,
-            0,
-            "luavirt {} failed:\n{}{}",
-            args.join(" "),
-            r.stdout,
-            r.stderr
-        );
+        assert_eq!(r.code, 0, "luavirt {} failed:\n{}{}", args.join(" "), r.stdout, r.stderr);
         r.stdout
     }
 
@@ -188,11 +162,7 @@ impl Env {
             .arg(size)
             .output()
             .expect("qemu-img runs");
-        assert!(
-            out.status.success(),
-            "qemu-img create failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "qemu-img create failed: {}", String::from_utf8_lossy(&out.stderr));
         p
     }
 
@@ -230,9 +200,7 @@ impl Drop for Env {
         let run = self.state.join("qemu/run");
         for e in std::fs::read_dir(&run).into_iter().flatten().flatten() {
             if let Ok(text) = std::fs::read_to_string(e.path().join("state.json"))
-                && let Some(pid) = serde_json::from_str::<serde_json::Value>(&text)
-                    .ok()
-                    .and_then(|v| v["pid"].as_i64())
+                && let Some(pid) = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["pid"].as_i64())
             {
                 let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
             }
@@ -261,12 +229,7 @@ pub fn corpus(kind: &str) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .flatten()
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read_to_string(e.path()).unwrap(),
-            )
-        })
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap()))
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no corpus files in {}", dir.display());
@@ -275,9 +238,7 @@ pub fn corpus(kind: &str) -> Vec<(String, String)> {
 
 /// The name a domain XML gives itself.
 pub fn domain_name(xml: &str) -> String {
-    luavirt_plugin_api::domain::DomainXml::parse(xml, None)
-        .expect("corpus file parses")
-        .name()
+    luavirt_plugin_api::domain::DomainXml::parse(xml, None).expect("corpus file parses").name()
 }
 
 /// Runs the project's losslessness check (tests/tools/xml-same.py): `Ok` or its explanation.
@@ -289,28 +250,16 @@ pub fn xml_same(original: &Path, written: &Path) -> Result<(), String> {
         .arg("--added-uuid")
         .output()
         .expect("python3 runs");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stdout).into_owned()) }
 }
 
 /// Runs `virt-xml-validate FILE domain`: `Ok` or its output.
 pub fn validate_domain(file: &Path) -> Result<(), String> {
-    let out = Command::new("virt-xml-validate")
-        .arg(file)
-        .arg("domain")
-        .output()
-        .expect("virt-xml-validate runs");
+    let out = Command::new("virt-xml-validate").arg(file).arg("domain").output().expect("virt-xml-validate runs");
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
     }
 }
 
@@ -319,34 +268,38 @@ pub fn validate_domain(file: &Path) -> Result<(), String> {
 /// [`image_holds`] after the domain stops.
 pub fn hmp(env: &Env, domain: &str, lines: &[&str]) -> Vec<String> {
     use std::io::{BufRead, BufReader, Write};
-    let sock = env.state.join("qemu/run").join(domain).join("qmp.sock");
-    let stream = std::os::unix::net::UnixStream::connect(&sock)
-        .unwrap_or_else(|e| panic!("{}: {e}", sock.display()));
+    // Claim a monitor the way luavirt does (qmp-K.lock), so a luavirt call never waits on us.
+    let run = env.state.join("qemu/run").join(domain);
+    let (sock, _claim) = (0..4)
+        .find_map(|k| {
+            luavirt_plugin_api::fsutil::try_lock_exclusive(&run.join(format!("qmp-{k}.lock")))
+                .unwrap()
+                .map(|g| (run.join(format!("qmp-{k}.sock")), g))
+        })
+        .expect("a free monitor");
+    let stream = std::os::unix::net::UnixStream::connect(&sock).unwrap_or_else(|e| panic!("{}: {e}", sock.display()));
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     let read_reply = |reader: &mut BufReader<std::os::unix::net::UnixStream>| loop {
         let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "QEMU closed the monitor"
-        );
+        assert!(reader.read_line(&mut line).unwrap() > 0, "QEMU closed the monitor");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         if v.get("return").is_some() || v.get("error").is_some() || v.get("QMP").is_some() {
             return v;
         }
     };
     read_reply(&mut reader);
-    writeln!(
-        writer,
-        "{}",
-        serde_json::json!({ "execute": "qmp_capabilities" })
-    )
-    .unwrap();
+    writeln!(writer, "{}", serde_json::json!({ "execute": "qmp_capabilities" })).unwrap();
     read_reply(&mut reader);
     lines
         .iter()
         .map(|l| {
-            writeln!(writer, "{}", serde_json::json!({ "execute": "human-monitor-command", "arguments": { "command-line": l } })).unwrap();
+            writeln!(
+                writer,
+                "{}",
+                serde_json::json!({ "execute": "human-monitor-command", "arguments": { "command-line": l } })
+            )
+            .unwrap();
             let r = read_reply(&mut reader);
             r["return"].as_str().unwrap_or_else(|| panic!("HMP {l}: {r}")).to_string()
         })
@@ -359,9 +312,7 @@ pub fn write_live(env: &Env, domain: &str, target: &str, pattern: u8) {
     let out = hmp(
         env,
         domain,
-        &[&format!(
-            "qemu-io -d /machine/peripheral/{target}/virtio-backend \"write -P {pattern:#x} 0 1M\""
-        )],
+        &[&format!("qemu-io -d /machine/peripheral/{target}/virtio-backend \"write -P {pattern:#x} 0 1M\"")],
     );
     assert_eq!(out[0], "", "qemu-io on {domain}/{target} said: {}", out[0]);
 }
@@ -373,25 +324,13 @@ pub fn write_offline(image: &Path, format: &str, pattern: u8) {
         .arg(image)
         .output()
         .expect("qemu-io runs");
-    assert!(
-        out.status.success(),
-        "qemu-io write on {}: {}",
-        image.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "qemu-io write on {}: {}", image.display(), String::from_utf8_lossy(&out.stderr));
 }
 
 /// Whether the first MiB of `image` (read through its backing chain) holds `pattern`.
 pub fn image_holds(image: &Path, format: &str, pattern: u8) -> bool {
     Command::new("qemu-io")
-        .args([
-            "-r",
-            "-U",
-            "-f",
-            format,
-            "-c",
-            &format!("read -P {pattern:#x} 0 1M"),
-        ])
+        .args(["-r", "-U", "-f", format, "-c", &format!("read -P {pattern:#x} 0 1M")])
         .arg(image)
         .output()
         .expect("qemu-io runs")
@@ -409,10 +348,7 @@ pub fn disk_image(env: &Env, domain: &str, target: &str) -> (PathBuf, String) {
         .iter()
         .find(|d| d["target"] == target)
         .unwrap_or_else(|| panic!("no disk {target}: {list}"));
-    (
-        PathBuf::from(d["source"].as_str().unwrap()),
-        d["format"].as_str().unwrap().to_string(),
-    )
+    (PathBuf::from(d["source"].as_str().unwrap()), d["format"].as_str().unwrap().to_string())
 }
 
 /// Whether disk `target` of `domain` (through its current image and chain) holds `pattern`.

@@ -5,13 +5,7 @@ use std::path::PathBuf;
 
 /// Hypervisor driver host with scriptable disk sets.
 #[derive(Parser, Debug)]
-#[command(
-    name = "luavirt",
-    version,
-    about,
-    propagate_version = true,
-    disable_help_subcommand = true
-)]
+#[command(name = "luavirt", version, about, propagate_version = true, disable_help_subcommand = true)]
 pub struct Cli {
     /// Connection URI (default: LUAVIRT_DEFAULT_URI, else qemu:///session).
     #[arg(short = 'c', long = "connect", global = true, value_name = "URI")]
@@ -273,6 +267,9 @@ pub struct WaitArgs {
     /// Show progress even when standard error is not a terminal.
     #[arg(long)]
     pub verbose: bool,
+    /// Speed limit in MiB/s.
+    #[arg(long, value_name = "MiB/s")]
+    pub bandwidth: Option<u64>,
 }
 
 /// `snapshot-create-as`, with virsh's options and luavirt's disk sets and plan.

@@ -4,7 +4,7 @@ use super::args::{Command, WaitArgs};
 use super::progress;
 use super::run::{Output, out};
 use luavirt_core::Connection;
-use luavirt_core::host::{CommitOptions, CopyOptions, JobControl};
+use luavirt_core::host::{CommitOptions, CopyOptions, JobControl, PullOptions};
 use serde_json::json;
 
 /// Runs one block job command.
@@ -21,23 +21,12 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
             progress::catch_interrupt();
         }
         JobControl {
-            progress: (w.wait && progress::wanted(w.verbose))
-                .then_some(&draw as &dyn Fn(u64, u64, &str)),
+            progress: (w.wait && progress::wanted(w.verbose)).then_some(&draw as &dyn Fn(u64, u64, &str)),
             cancel: Some(&progress::CANCEL),
         }
     };
     Ok(match cmd {
-        Command::Blockcopy {
-            domain,
-            disk,
-            dest,
-            format,
-            shallow,
-            reuse_external,
-            wait,
-            pivot,
-            finish,
-        } => {
+        Command::Blockcopy { domain, disk, dest, format, shallow, reuse_external, wait, pivot, finish } => {
             let opts = CopyOptions {
                 dest: dest.clone(),
                 format,
@@ -46,6 +35,7 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
                 wait: wait.wait,
                 pivot,
                 finish,
+                bandwidth: wait.bandwidth,
             };
             conn.block_copy(&domain, &disk, &opts, control(&wait))?;
             let text = match (wait.wait, pivot, finish) {
@@ -54,83 +44,47 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
                 (true, _, true) => "Successfully copied\n",
                 _ => "Now in mirroring phase\n",
             };
-            out(
-                text,
-                json!({ "domain": domain, "disk": disk, "dest": dest, "waited": wait.wait, "pivoted": pivot }),
-            )
+            out(text, json!({ "domain": domain, "disk": disk, "dest": dest, "waited": wait.wait, "pivoted": pivot }))
         }
-        Command::Blockpull {
-            domain,
-            disk,
-            base,
-            wait,
-        } => {
-            conn.block_pull(&domain, &disk, base.as_deref(), wait.wait, control(&wait))?;
-            let text = if wait.wait {
-                "Pull complete\n"
-            } else {
-                "Block Pull started\n"
-            };
-            out(
-                text,
-                json!({ "domain": domain, "disk": disk, "base": base, "waited": wait.wait }),
-            )
+        Command::Blockpull { domain, disk, base, wait } => {
+            conn.block_pull(
+                &domain,
+                &disk,
+                &PullOptions { base: base.clone(), wait: wait.wait, bandwidth: wait.bandwidth },
+                control(&wait),
+            )?;
+            let text = if wait.wait { "Pull complete\n" } else { "Block Pull started\n" };
+            out(text, json!({ "domain": domain, "disk": disk, "base": base, "waited": wait.wait }))
         }
-        Command::Blockcommit {
-            domain,
-            disk,
-            base,
-            top,
-            active: _,
-            pivot,
-            wait,
-        } => {
+        Command::Blockcommit { domain, disk, base, top, active: _, pivot, wait } => {
             let opts = CommitOptions {
                 base: base.clone(),
                 top: top.clone(),
                 wait: wait.wait,
                 pivot,
+                bandwidth: wait.bandwidth,
             };
             conn.block_commit(&domain, &disk, &opts, control(&wait))?;
             let text = match (wait.wait, pivot) {
                 (false, _) => "Block Commit started\n",
                 (true, true) => "Successfully pivoted\n",
-                (true, false) => {
-                    "Commit complete (an active commit now mirrors until blockjob --pivot or --abort)\n"
-                }
+                (true, false) => "Commit complete (an active commit now mirrors until blockjob --pivot or --abort)\n",
             };
             out(
                 text,
                 json!({ "domain": domain, "disk": disk, "base": base, "top": top, "waited": wait.wait, "pivoted": pivot }),
             )
         }
-        Command::Blockjob {
-            domain,
-            disk,
-            info: _,
-            abort,
-            pivot,
-        } => {
+        Command::Blockjob { domain, disk, info: _, abort, pivot } => {
             if abort || pivot {
                 conn.block_job_abort(&domain, &disk, pivot)?;
-                let text = if pivot {
-                    "Successfully pivoted\n"
-                } else {
-                    "Job aborted\n"
-                };
-                return Ok(out(
-                    text,
-                    json!({ "domain": domain, "disk": disk, "pivoted": pivot }),
-                ));
+                let text = if pivot { "Successfully pivoted\n" } else { "Job aborted\n" };
+                return Ok(out(text, json!({ "domain": domain, "disk": disk, "pivoted": pivot })));
             }
             match conn.block_job_info(&domain, &disk)? {
                 None => out(format!("No current block job for {disk}\n"), json!(null)),
                 Some(j) => {
-                    let pct = if j.end == 0 {
-                        100
-                    } else {
-                        j.current * 100 / j.end
-                    };
+                    let pct = (j.current * 100).checked_div(j.end).unwrap_or(100);
                     let kind = match j.kind.as_str() {
                         "copy" => "Block Copy",
                         "pull" => "Block Pull",
@@ -138,10 +92,7 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
                         _ => "Block Commit",
                     };
                     let ready = if j.ready { " (ready to pivot)" } else { "" };
-                    out(
-                        format!("{kind}: [{pct:3} %]{ready}\n"),
-                        serde_json::to_value(&j)?,
-                    )
+                    out(format!("{kind}: [{pct:3} %]{ready}\n"), serde_json::to_value(&j)?)
                 }
             }
         }

@@ -14,10 +14,7 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 pub fn catch_interrupt() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
+        libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
     }
 }
 
@@ -32,19 +29,10 @@ static OPEN_LINE: AtomicBool = AtomicBool::new(false);
 /// Draws one progress line on standard error, replacing the previous one.
 pub fn draw(done: u64, total: u64, stage: &str) {
     // A job with nothing to do (total 0) is done.
-    let pct = if total == 0 {
-        100
-    } else {
-        (done.min(total) * 100 / total) as usize
-    };
+    let pct = (done.min(total) * 100).checked_div(total).unwrap_or(100) as usize;
     let filled = pct * 30 / 100;
     let mut err = std::io::stderr();
-    let _ = write!(
-        err,
-        "\r{stage}: [{}{}] {pct:3} %",
-        "#".repeat(filled),
-        " ".repeat(30 - filled)
-    );
+    let _ = write!(err, "\r{stage}: [{}{}] {pct:3} %", "#".repeat(filled), " ".repeat(30 - filled));
     OPEN_LINE.store(pct != 100, Ordering::Relaxed);
     if pct == 100 {
         let _ = writeln!(err);

@@ -17,10 +17,7 @@ pub struct Output {
 
 /// An output of `text` and `json`.
 pub fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
-    Output {
-        text: text.into(),
-        json,
-    }
+    Output { text: text.into(), json }
 }
 
 /// Runs the command; returns the exit status.
@@ -29,10 +26,7 @@ pub fn run(cli: Cli) -> i32 {
     match execute(cli) {
         Ok(o) => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&o.json).expect("JSON values serialize")
-                );
+                println!("{}", serde_json::to_string_pretty(&o.json).expect("JSON values serialize"));
             } else {
                 print!("{}", o.text);
             }
@@ -40,10 +34,7 @@ pub fn run(cli: Cli) -> i32 {
         }
         Err(e) => {
             if json {
-                eprintln!(
-                    "{}",
-                    json!({ "error": { "code": error_code(&e), "message": e.to_string() } })
-                );
+                eprintln!("{}", json!({ "error": { "code": error_code(&e), "message": e.to_string() } }));
             } else {
                 eprintln!("error: {e}");
             }
@@ -53,8 +44,7 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn error_code(e: &anyhow::Error) -> &'static str {
-    e.downcast_ref::<Error>()
-        .map_or("internal", |e| e.code().name())
+    e.downcast_ref::<Error>().map_or("internal", |e| e.code().name())
 }
 
 fn execute(cli: Cli) -> anyhow::Result<Output> {
@@ -66,11 +56,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
     let conn = host.connect(&uri)?;
     Ok(match cli.command {
         Command::Drivers => unreachable!("handled above"),
-        Command::List {
-            all,
-            inactive,
-            name,
-        } => list(&conn, all, inactive, name)?,
+        Command::List { all, inactive, name } => list(&conn, all, inactive, name)?,
         Command::Define { file } => {
             let (text, source) = if file.as_os_str() == "-" {
                 let mut s = String::new();
@@ -87,49 +73,31 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             let o = conn.define(&text, Some(&source))?;
             let mut msg = format!("Domain '{}' defined from {source}\n", o.name);
             for (set, disk) in &o.left_sets {
-                msg.push_str(&format!(
-                    "Disk {disk} is no longer in the domain and left set '{set}'\n"
-                ));
+                msg.push_str(&format!("Disk {disk} is no longer in the domain and left set '{set}'\n"));
             }
             out(msg, serde_json::to_value(&o)?)
         }
         Command::Undefine { domain } => {
             conn.undefine(&domain)?;
-            out(
-                format!("Domain '{domain}' has been undefined\n"),
-                json!({ "domain": domain, "undefined": true }),
-            )
+            out(format!("Domain '{domain}' has been undefined\n"), json!({ "domain": domain, "undefined": true }))
         }
         Command::Dumpxml { domain, inactive } => {
             let xml = conn.domain_xml(&domain, inactive)?;
-            let text = if xml.ends_with('\n') {
-                xml.clone()
-            } else {
-                format!("{xml}\n")
-            };
+            let text = if xml.ends_with('\n') { xml.clone() } else { format!("{xml}\n") };
             out(text, json!({ "domain": domain, "xml": xml }))
         }
         Command::Domstate { domain } => {
             let (state, id) = conn.domain_state(&domain)?;
-            out(
-                format!("{}\n", state.as_str()),
-                json!({ "domain": domain, "state": state, "id": id }),
-            )
+            out(format!("{}\n", state.as_str()), json!({ "domain": domain, "state": state, "id": id }))
         }
         Command::Domblklist { domain, details } => domblklist(&conn, &domain, details)?,
         Command::Start { domain } => {
             conn.start(&domain)?;
-            out(
-                format!("Domain '{domain}' started\n"),
-                json!({ "domain": domain, "state": DomainState::Running }),
-            )
+            out(format!("Domain '{domain}' started\n"), json!({ "domain": domain, "state": DomainState::Running }))
         }
         Command::Destroy { domain } => {
             conn.destroy(&domain)?;
-            out(
-                format!("Domain '{domain}' destroyed\n"),
-                json!({ "domain": domain, "state": DomainState::ShutOff }),
-            )
+            out(format!("Domain '{domain}' destroyed\n"), json!({ "domain": domain, "state": DomainState::ShutOff }))
         }
         Command::Diskset(cmd) => diskset(&conn, cmd)?,
         cmd @ (Command::SnapshotCreateAs(_)
@@ -143,22 +111,11 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         | Command::Blockpull { .. }
         | Command::Blockcommit { .. }
         | Command::Blockjob { .. }) => super::blockjob::run(&conn, cmd)?,
-        Command::DiskMode {
-            domain,
-            disk,
-            mode: None,
-        } => {
+        Command::DiskMode { domain, disk, mode: None } => {
             let mode = conn.disk_mode(&domain, &disk)?;
-            out(
-                format!("{mode}\n"),
-                json!({ "domain": domain, "disk": disk, "mode": mode.name() }),
-            )
+            out(format!("{mode}\n"), json!({ "domain": domain, "disk": disk, "mode": mode.name() }))
         }
-        Command::DiskMode {
-            domain,
-            disk,
-            mode: Some(m),
-        } => {
+        Command::DiskMode { domain, disk, mode: Some(m) } => {
             let mode = DiskMode::parse(&m).map_err(Error::InvalidArg)?;
             let changed = conn.set_disk_mode(&domain, &disk, mode)?;
             let text = if changed {
@@ -166,10 +123,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             } else {
                 format!("Disk {disk} of domain '{domain}' is already {mode}\n")
             };
-            out(
-                text,
-                json!({ "domain": domain, "disk": disk, "mode": mode.name(), "changed": changed }),
-            )
+            out(text, json!({ "domain": domain, "disk": disk, "mode": mode.name(), "changed": changed }))
         }
     })
 }
@@ -189,10 +143,7 @@ fn drivers(host: &Host) -> Output {
             ]
         })
         .collect();
-    let mut text = render(
-        &["Name", "Version", "ABI", "Schemes", "Capabilities", "Path"],
-        &rows,
-    );
+    let mut text = render(&["Name", "Version", "ABI", "Schemes", "Capabilities", "Path"], &rows);
     for r in host.refused() {
         text.push_str(&format!("refused: {}: {}\n", r.path.display(), r.reason));
     }
@@ -211,13 +162,7 @@ fn list(conn: &Connection, all: bool, inactive: bool, names_only: bool) -> anyho
     let doms: Vec<_> = conn
         .list_domains()?
         .into_iter()
-        .filter(|d| {
-            if inactive {
-                !d.state.is_active()
-            } else {
-                all || d.state.is_active()
-            }
-        })
+        .filter(|d| if inactive { !d.state.is_active() } else { all || d.state.is_active() })
         .collect();
     let text = if names_only {
         doms.iter().map(|d| format!("{}\n", d.name)).collect()
@@ -225,11 +170,7 @@ fn list(conn: &Connection, all: bool, inactive: bool, names_only: bool) -> anyho
         let rows: Vec<Vec<String>> = doms
             .iter()
             .map(|d| {
-                vec![
-                    d.id.map_or("-".to_string(), |i| i.to_string()),
-                    d.name.clone(),
-                    d.state.as_str().to_string(),
-                ]
+                vec![d.id.map_or("-".to_string(), |i| i.to_string()), d.name.clone(), d.state.as_str().to_string()]
             })
             .collect();
         render(&["Id", "Name", "State"], &rows)
@@ -243,11 +184,7 @@ fn domblklist(conn: &Connection, domain: &str, details: bool) -> anyhow::Result<
         let rows: Vec<Vec<String>> = devs
             .iter()
             .map(|d| {
-                let chain: Vec<String> = d
-                    .backing
-                    .iter()
-                    .map(|b| format!("{} ({})", b.path, b.format))
-                    .collect();
+                let chain: Vec<String> = d.backing.iter().map(|b| format!("{} ({})", b.path, b.format)).collect();
                 vec![
                     d.disk_type.clone(),
                     d.device.clone(),
@@ -255,31 +192,13 @@ fn domblklist(conn: &Connection, domain: &str, details: bool) -> anyhow::Result<
                     d.source.clone(),
                     d.format.clone().unwrap_or_else(|| "-".into()),
                     d.capacity.map_or("-".into(), human_size),
-                    if chain.is_empty() {
-                        "-".into()
-                    } else {
-                        chain.join(" <- ")
-                    },
+                    if chain.is_empty() { "-".into() } else { chain.join(" <- ") },
                 ]
             })
             .collect();
-        render(
-            &[
-                "Type",
-                "Device",
-                "Target",
-                "Source",
-                "Format",
-                "Virtual size",
-                "Backing chain",
-            ],
-            &rows,
-        )
+        render(&["Type", "Device", "Target", "Source", "Format", "Virtual size", "Backing chain"], &rows)
     } else {
-        let rows: Vec<Vec<String>> = devs
-            .iter()
-            .map(|d| vec![d.target.clone(), d.source.clone()])
-            .collect();
+        let rows: Vec<Vec<String>> = devs.iter().map(|d| vec![d.target.clone(), d.source.clone()]).collect();
         render(&["Target", "Source"], &rows)
     };
     Ok(out(text, serde_json::to_value(&devs)?))
@@ -297,57 +216,29 @@ fn diskset(conn: &Connection, cmd: DisksetCommand) -> anyhow::Result<Output> {
                 }
                 _ => format!("Disk {disk} added to {}\n", where_(&set)),
             };
-            out(
-                text,
-                json!({ "domain": set.domain, "set": set.set, "disk": disk, "change": change }),
-            )
+            out(text, json!({ "domain": set.domain, "set": set.set, "disk": disk, "change": change }))
         }
         DisksetCommand::Remove { set, disk } => {
             let change = ops(&set)?.remove(&disk)?;
             let text = match change {
-                DiskSetChange::AlreadyAbsent => format!(
-                    "Disk {disk} is not in {}; nothing to remove\n",
-                    where_(&set)
-                ),
+                DiskSetChange::AlreadyAbsent => format!("Disk {disk} is not in {}; nothing to remove\n", where_(&set)),
                 _ => format!("Disk {disk} removed from {}\n", where_(&set)),
             };
-            out(
-                text,
-                json!({ "domain": set.domain, "set": set.set, "disk": disk, "change": change }),
-            )
+            out(text, json!({ "domain": set.domain, "set": set.set, "disk": disk, "change": change }))
         }
         DisksetCommand::AddAll { set } => {
             let added = ops(&set)?.add_all()?;
-            let text = format!(
-                "Added {} disk(s) to {}{}\n",
-                added.len(),
-                where_(&set),
-                list_suffix(&added)
-            );
-            out(
-                text,
-                json!({ "domain": set.domain, "set": set.set, "added": added }),
-            )
+            let text = format!("Added {} disk(s) to {}{}\n", added.len(), where_(&set), list_suffix(&added));
+            out(text, json!({ "domain": set.domain, "set": set.set, "added": added }))
         }
         DisksetCommand::RemoveAll { set } => {
             let removed = ops(&set)?.remove_all()?;
-            let text = format!(
-                "Removed {} disk(s) from {}{}\n",
-                removed.len(),
-                where_(&set),
-                list_suffix(&removed)
-            );
-            out(
-                text,
-                json!({ "domain": set.domain, "set": set.set, "removed": removed }),
-            )
+            let text = format!("Removed {} disk(s) from {}{}\n", removed.len(), where_(&set), list_suffix(&removed));
+            out(text, json!({ "domain": set.domain, "set": set.set, "removed": removed }))
         }
         DisksetCommand::Size { set } => {
             let n = ops(&set)?.size()?;
-            out(
-                format!("{n}\n"),
-                json!({ "domain": set.domain, "set": set.set, "size": n }),
-            )
+            out(format!("{n}\n"), json!({ "domain": set.domain, "set": set.set, "size": n }))
         }
         DisksetCommand::List { set } => {
             let members = ops(&set)?.list()?;
@@ -365,18 +256,11 @@ fn diskset(conn: &Connection, cmd: DisksetCommand) -> anyhow::Result<Output> {
         }
         DisksetCommand::Names { domain } => {
             let names = conn.diskset_names(&domain)?;
-            out(
-                names.iter().map(|m| format!("{m}\n")).collect::<String>(),
-                json!({ "domain": domain, "sets": names }),
-            )
+            out(names.iter().map(|m| format!("{m}\n")).collect::<String>(), json!({ "domain": domain, "sets": names }))
         }
     })
 }
 
 fn list_suffix(items: &[String]) -> String {
-    if items.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", items.join(", "))
-    }
+    if items.is_empty() { String::new() } else { format!(": {}", items.join(", ")) }
 }

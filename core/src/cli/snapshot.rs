@@ -5,9 +5,7 @@ use super::run::{Output, out};
 use super::table::render;
 use luavirt_core::Connection;
 use luavirt_core::error::Error;
-use luavirt_core::host::snapshot::{
-    DeleteOptions, DiskSpec, MemSpec, RevertOptions, SnapshotRequest,
-};
+use luavirt_core::host::snapshot::{DeleteOptions, DiskSpec, MemSpec, RevertOptions, SnapshotRequest};
 use luavirt_plugin_api::snapshot::{SnapshotTree, SnapshotXml};
 use luavirt_plugin_api::time::format_utc;
 use serde_json::json;
@@ -16,30 +14,15 @@ use serde_json::json;
 pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
     Ok(match cmd {
         Command::SnapshotCreateAs(a) => create(conn, a)?,
-        Command::SnapshotList {
-            domain,
-            tree,
-            parent,
-            roots,
-            leaves,
-            current,
-            name,
-        } => {
+        Command::SnapshotList { domain, tree, parent, roots, leaves, current, name } => {
             let t = conn.snapshots(&domain)?;
             list(&t, tree, parent, roots, leaves, current, name)
         }
         Command::SnapshotDumpxml { domain, snapshot } => {
             let s = conn.snapshot(&domain, &snapshot)?;
-            out(
-                s.to_xml(),
-                json!({ "domain": domain, "snapshot": snapshot, "xml": s.to_xml() }),
-            )
+            out(s.to_xml(), json!({ "domain": domain, "snapshot": snapshot, "xml": s.to_xml() }))
         }
-        Command::SnapshotInfo {
-            domain,
-            snapshot,
-            current,
-        } => {
+        Command::SnapshotInfo { domain, snapshot, current } => {
             let t = conn.snapshots(&domain)?;
             let name = pick(&domain, snapshot, current, &t)?;
             let s = conn.snapshot(&domain, &name)?;
@@ -47,37 +30,20 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
         }
         Command::SnapshotCurrent { domain, name } => {
             let t = conn.snapshots(&domain)?;
-            let cur = t.current.clone().ok_or_else(|| {
-                Error::InvalidArg(format!("Domain '{domain}' has no current snapshot"))
-            })?;
+            let cur = t
+                .current
+                .clone()
+                .ok_or_else(|| Error::InvalidArg(format!("Domain '{domain}' has no current snapshot")))?;
             let s = conn.snapshot(&domain, &cur)?;
             let text = if name { format!("{cur}\n") } else { s.to_xml() };
             out(text, json!({ "domain": domain, "current": cur }))
         }
-        Command::SnapshotRevert {
-            domain,
-            snapshot,
-            current,
-            running,
-            paused,
-            force,
-        } => {
+        Command::SnapshotRevert { domain, snapshot, current, running, paused, force } => {
             let name = pick(&domain, snapshot, current, &conn.snapshots(&domain)?)?;
-            conn.snapshot_revert(
-                &domain,
-                &name,
-                RevertOptions {
-                    running,
-                    paused,
-                    force,
-                },
-            )?;
+            conn.snapshot_revert(&domain, &name, RevertOptions { running, paused, force })?;
             let (state, _) = conn.domain_state(&domain)?;
             out(
-                format!(
-                    "Domain '{domain}' reverted to snapshot '{name}' ({})\n",
-                    state.as_str()
-                ),
+                format!("Domain '{domain}' reverted to snapshot '{name}' ({})\n", state.as_str()),
                 json!({ "domain": domain, "snapshot": name, "state": state }),
             )
         }
@@ -92,13 +58,7 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
             mirror_abort,
         } => {
             let name = pick(&domain, snapshot, current, &conn.snapshots(&domain)?)?;
-            let opts = DeleteOptions {
-                children,
-                children_only,
-                metadata_only: metadata,
-                mirror_pivot,
-                mirror_abort,
-            };
+            let opts = DeleteOptions { children, children_only, metadata_only: metadata, mirror_pivot, mirror_abort };
             let deleted = conn.snapshot_delete(&domain, &name, opts)?;
             let text = if children_only {
                 format!("Domain snapshot {name} children deleted\n")
@@ -112,23 +72,15 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
 }
 
 /// The snapshot a command is about: the one named, or the current one with `--current`.
-fn pick(
-    domain: &str,
-    name: Option<String>,
-    current: bool,
-    tree: &SnapshotTree,
-) -> anyhow::Result<String> {
+fn pick(domain: &str, name: Option<String>, current: bool, tree: &SnapshotTree) -> anyhow::Result<String> {
     match (name, current) {
         (Some(n), false) => Ok(n),
-        (None, true) => tree.current.clone().ok_or_else(|| {
-            Error::InvalidArg(format!("Domain '{domain}' has no current snapshot")).into()
-        }),
-        (Some(_), true) => {
-            Err(Error::InvalidArg("Give a snapshot name or --current, not both".into()).into())
-        }
-        (None, false) => {
-            Err(Error::InvalidArg("Which snapshot? Give its name, or --current".into()).into())
-        }
+        (None, true) => tree
+            .current
+            .clone()
+            .ok_or_else(|| Error::InvalidArg(format!("Domain '{domain}' has no current snapshot")).into()),
+        (Some(_), true) => Err(Error::InvalidArg("Give a snapshot name or --current, not both".into()).into()),
+        (None, false) => Err(Error::InvalidArg("Which snapshot? Give its name, or --current".into()).into()),
     }
 }
 
@@ -136,11 +88,7 @@ fn create(conn: &Connection, a: SnapshotCreateArgs) -> anyhow::Result<Output> {
     let req = SnapshotRequest {
         name: a.name.or(a.name_pos),
         description: a.description.or(a.description_pos),
-        disks: a
-            .diskspecs
-            .iter()
-            .map(|s| DiskSpec::parse(s))
-            .collect::<Result<_, _>>()?,
+        disks: a.diskspecs.iter().map(|s| DiskSpec::parse(s)).collect::<Result<_, _>>()?,
         disk_set: a.disk_set,
         memory: a.memspec.as_deref().map(MemSpec::parse).transpose()?,
         disk_only: a.disk_only,
@@ -152,19 +100,12 @@ fn create(conn: &Connection, a: SnapshotCreateArgs) -> anyhow::Result<Output> {
     };
     if a.print_plan || a.print_xml {
         let plan = conn.snapshot_plan(&a.domain, &req)?;
-        let text = if a.print_xml {
-            plan.to_snapshot_xml().to_xml()
-        } else {
-            plan.describe()
-        };
+        let text = if a.print_xml { plan.to_snapshot_xml().to_xml() } else { plan.describe() };
         return Ok(out(text, serde_json::to_value(&plan)?));
     }
     let (plan, stored) = conn.snapshot_create(&a.domain, &req)?;
     let name = stored.name.clone().unwrap_or_default();
-    Ok(out(
-        format!("Domain snapshot {name} created\n"),
-        json!({ "domain": a.domain, "snapshot": name, "plan": plan }),
-    ))
+    Ok(out(format!("Domain snapshot {name} created\n"), json!({ "domain": a.domain, "snapshot": name, "plan": plan })))
 }
 
 fn row_json(s: &SnapshotXml, tree: &SnapshotTree) -> serde_json::Value {
@@ -203,13 +144,7 @@ fn list(
         return out(text, json);
     }
     if names {
-        return out(
-            shown
-                .iter()
-                .map(|s| format!("{}\n", s.name.as_deref().unwrap_or("")))
-                .collect::<String>(),
-            json,
-        );
+        return out(shown.iter().map(|s| format!("{}\n", s.name.as_deref().unwrap_or(""))).collect::<String>(), json);
     }
     let mut headers = vec!["Name", "Creation Time", "State"];
     if parent {
@@ -237,31 +172,16 @@ fn tree_lines(t: &SnapshotTree, name: &str, indent: &str, text: &mut String) {
     let children = t.children(Some(name));
     for (i, child) in children.iter().enumerate() {
         text.push_str(&format!("{indent}  |\n{indent}  +- {child}\n"));
-        let next = format!(
-            "{indent}{}",
-            if i + 1 == children.len() {
-                "    "
-            } else {
-                "  | "
-            }
-        );
+        let next = format!("{indent}{}", if i + 1 == children.len() { "    " } else { "  | " });
         tree_lines(t, child, &next, text);
     }
 }
 
 fn info(domain: &str, t: &SnapshotTree, s: &SnapshotXml) -> Output {
     let name = s.name.clone().unwrap_or_default();
-    let modes: Vec<&str> = s
-        .disks
-        .iter()
-        .filter_map(|d| d.snapshot.as_deref())
-        .filter(|m| *m == "internal" || *m == "external")
-        .collect();
-    let memory = s
-        .memory
-        .as_ref()
-        .map(|m| m.snapshot.as_str())
-        .unwrap_or("no");
+    let modes: Vec<&str> =
+        s.disks.iter().filter_map(|d| d.snapshot.as_deref()).filter(|m| *m == "internal" || *m == "external").collect();
+    let memory = s.memory.as_ref().map(|m| m.snapshot.as_str()).unwrap_or("no");
     let location = match (
         modes.contains(&"internal") || memory == "internal",
         modes.contains(&"external") || memory == "external",
@@ -280,18 +200,12 @@ fn info(domain: &str, t: &SnapshotTree, s: &SnapshotXml) -> Output {
         ("Current", if current { "yes" } else { "no" }.to_string()),
         ("State", s.state.clone().unwrap_or_default()),
         ("Location", location.to_string()),
-        (
-            "Parent",
-            s.parent.clone().unwrap_or_else(|| "-".to_string()),
-        ),
+        ("Parent", s.parent.clone().unwrap_or_else(|| "-".to_string())),
         ("Children", children.to_string()),
         ("Descendants", descendants.to_string()),
         ("Metadata", "yes".to_string()),
     ];
-    let text: String = lines
-        .iter()
-        .map(|(k, v)| format!("{:<15} {v}\n", format!("{k}:")))
-        .collect();
+    let text: String = lines.iter().map(|(k, v)| format!("{:<15} {v}\n", format!("{k}:"))).collect();
     out(
         text,
         json!({ "name": name, "domain": domain, "current": current, "state": s.state, "location": location,

@@ -51,14 +51,8 @@ mod tests {
 
     #[test]
     fn renders_like_virsh() {
-        let t = render(
-            &["Id", "Name", "State"],
-            &[vec!["1".into(), "web1".into(), "running".into()]],
-        );
-        assert_eq!(
-            t,
-            " Id   Name   State\n----------------------\n 1    web1   running\n"
-        );
+        let t = render(&["Id", "Name", "State"], &[vec!["1".into(), "web1".into(), "running".into()]]);
+        assert_eq!(t, " Id   Name   State\n----------------------\n 1    web1   running\n");
         assert_eq!(human_size(1 << 30), "1 GiB");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(12), "12 B");

@@ -62,9 +62,7 @@ unsafe extern "C" fn emit_text(call: *mut LvCall, text: LvStr) {
 
 unsafe extern "C" fn emit_record(call: *mut LvCall, params: *const LvParam, count: usize) {
     if let Some(s) = unsafe { state(call) } {
-        s.out
-            .records
-            .push(unsafe { Params::from_abi(params, count) });
+        s.out.records.push(unsafe { Params::from_abi(params, count) });
     }
 }
 
@@ -83,16 +81,12 @@ unsafe extern "C" fn progress(call: *mut LvCall, done: u64, total: u64, stage: L
 }
 
 unsafe extern "C" fn is_cancelled(call: *mut LvCall) -> bool {
-    unsafe { state(call) }
-        .and_then(|s| s.options.cancel)
-        .is_some_and(|c| c.load(Ordering::Relaxed))
+    unsafe { state(call) }.and_then(|s| s.options.cancel).is_some_and(|c| c.load(Ordering::Relaxed))
 }
 
 unsafe extern "C" fn log_line(call: *mut LvCall, level: i32, message: LvStr) {
     let driver = unsafe { state(call) }.map_or("driver", |s| s.driver);
-    log::write(log::Level::from_i32(level), driver, &unsafe {
-        message.to_string_lossy()
-    });
+    log::write(log::Level::from_i32(level), driver, &unsafe { message.to_string_lossy() });
 }
 
 static HOST_API: LvHostApi = LvHostApi {
@@ -119,12 +113,7 @@ pub(crate) fn invoke(
     options: &CallOptions,
     f: impl FnOnce(*mut LvCall) -> i32,
 ) -> Result<CallOutput> {
-    let mut st = CallState {
-        out: CallOutput::default(),
-        error: None,
-        driver,
-        options,
-    };
+    let mut st = CallState { out: CallOutput::default(), error: None, driver, options };
     let rc = f((&mut st as *mut CallState).cast::<LvCall>());
     if rc == abi::LV_OK {
         return Ok(st.out);
@@ -132,15 +121,10 @@ pub(crate) fn invoke(
     let code = ErrorCode::from_i32(rc);
     let message = match st.error {
         Some((_, m)) if !m.is_empty() => m,
-        _ => format!(
-            "Driver '{driver}' failed while {operation} (error code {rc}) without saying why"
-        ),
+        _ => format!("Driver '{driver}' failed while {operation} (error code {rc}) without saying why"),
     };
     if code == ErrorCode::Unsupported && message.is_empty() {
-        return Err(Error::Unsupported {
-            driver: driver.to_string(),
-            operation: operation.to_string(),
-        });
+        return Err(Error::Unsupported { driver: driver.to_string(), operation: operation.to_string() });
     }
     Err(Error::Driver { code, message })
 }

@@ -14,18 +14,11 @@ use std::path::{Path, PathBuf};
 /// of `LUAVIRT_DRIVER_DIR`.
 pub fn search_path() -> Vec<(PathBuf, bool)> {
     let mut dirs = Vec::new();
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-    {
+    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
         dirs.push((dir, true));
     }
     if let Some(list) = std::env::var_os("LUAVIRT_DRIVER_DIR") {
-        dirs.extend(
-            std::env::split_paths(&list)
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(|p| (p, false)),
-        );
+        dirs.extend(std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).map(|p| (p, false)));
     }
     dirs
 }
@@ -38,10 +31,7 @@ fn candidates(dir: &Path, prefixed_only: bool) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             name.ends_with(".so") && (!prefixed_only || name.starts_with("libluavirt_"))
         })
         .collect();
@@ -65,11 +55,7 @@ pub fn load_all(dirs: &[(PathBuf, bool)]) -> (Vec<LoadedDriver>, Vec<RefusedDriv
                 Ok(d) => match loaded.iter().find(|l| l.name == d.name) {
                     Some(first) => refused.push(RefusedDriver {
                         path,
-                        reason: format!(
-                            "a driver named '{}' is already loaded from {}",
-                            d.name,
-                            first.path.display()
-                        ),
+                        reason: format!("a driver named '{}' is already loaded from {}", d.name, first.path.display()),
                     }),
                     None => loaded.push(d),
                 },
@@ -94,9 +80,7 @@ pub fn load_one(path: &Path) -> Result<LoadedDriver, String> {
     // operator (as libvirt trusts its modules).
     let lib = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) }
         .map_err(|e| format!("cannot load: {e}"))?;
-    let entry: LvDriverEntryFn = match unsafe {
-        lib.get::<LvDriverEntryFn>(abi::LV_DRIVER_ENTRY_SYMBOL.as_bytes())
-    } {
+    let entry: LvDriverEntryFn = match unsafe { lib.get::<LvDriverEntryFn>(abi::LV_DRIVER_ENTRY_SYMBOL.as_bytes()) } {
         Ok(sym) => *sym,
         Err(_) => {
             return Err(format!(
@@ -143,16 +127,12 @@ pub fn load_one(path: &Path) -> Result<LoadedDriver, String> {
     }
     let vt_size = unsafe { (*info.vtable).struct_size } as usize;
     if vt_size < MIN_VTABLE_SIZE {
-        return Err(format!(
-            "its LvDriverVtable is {vt_size} bytes; ABI {major} needs at least {MIN_VTABLE_SIZE}"
-        ));
+        return Err(format!("its LvDriverVtable is {vt_size} bytes; ABI {major} needs at least {MIN_VTABLE_SIZE}"));
     }
     // Copy the vtable, keeping only the functions within the size the driver declared.
     let vtable = unsafe { super::copy_vtable(info.vtable, vt_size) };
     if vtable.connect_open.is_none() || vtable.connect_close.is_none() {
-        return Err(
-            "its vtable lacks connect_open or connect_close, which every driver needs".to_string(),
-        );
+        return Err("its vtable lacks connect_open or connect_close, which every driver needs".to_string());
     }
     let text = |s: abi::LvStr| unsafe { s.to_string_lossy() };
     let name = text(info.name);

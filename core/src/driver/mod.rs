@@ -59,10 +59,7 @@ unsafe fn copy_vtable(src: *const LvDriverVtable, size: usize) -> LvDriverVtable
 
 impl std::fmt::Debug for LoadedDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedDriver")
-            .field("name", &self.name)
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("LoadedDriver").field("name", &self.name).field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -74,11 +71,7 @@ impl LoadedDriver {
 
     /// Names of the capability bits it declares.
     pub fn capability_names(&self) -> Vec<&'static str> {
-        abi::CAPABILITY_NAMES
-            .iter()
-            .filter(|(bit, _)| self.capabilities & bit != 0)
-            .map(|(_, n)| *n)
-            .collect()
+        abi::CAPABILITY_NAMES.iter().filter(|(bit, _)| self.capabilities & bit != 0).map(|(_, n)| *n).collect()
     }
 
     /// The vtable (functions outside the driver's declared size are NULL).
@@ -88,25 +81,17 @@ impl LoadedDriver {
 
     /// Opens a connection to `uri`.
     pub(crate) fn open(&self, uri: &Uri) -> Result<*mut c_void> {
-        let open = self
-            .vtable
-            .connect_open
-            .expect("the loader checked connect_open");
+        let open = self.vtable.connect_open.expect("the loader checked connect_open");
         let mut conn: *mut c_void = std::ptr::null_mut();
         let conn_ptr = &mut conn as *mut *mut c_void;
         let text = uri.as_str();
-        self.invoke(
-            "opening a connection",
-            &CallOptions::default(),
-            |call| unsafe { open(call::host_api(), LvStr::from_str(text), 0, conn_ptr, call) },
-        )?;
+        self.invoke("opening a connection", &CallOptions::default(), |call| unsafe {
+            open(call::host_api(), LvStr::from_str(text), 0, conn_ptr, call)
+        })?;
         if conn.is_null() {
             return Err(Error::Driver {
                 code: ErrorCode::Internal,
-                message: format!(
-                    "Driver '{}' opened {uri} but returned no connection",
-                    self.name
-                ),
+                message: format!("Driver '{}' opened {uri} but returned no connection", self.name),
             });
         }
         Ok(conn)

@@ -36,6 +36,19 @@ pub struct CopyOptions {
     pub pivot: bool,
     /// Then end the job and stay on the source (the copy is kept).
     pub finish: bool,
+    /// Speed limit in MiB/s.
+    pub bandwidth: Option<u64>,
+}
+
+/// `blockpull` options.
+#[derive(Clone, Debug, Default)]
+pub struct PullOptions {
+    /// Keep this image and those below it (default: pull everything).
+    pub base: Option<String>,
+    /// Wait until done.
+    pub wait: bool,
+    /// Speed limit in MiB/s.
+    pub bandwidth: Option<u64>,
 }
 
 /// `blockcommit` options.
@@ -49,6 +62,15 @@ pub struct CommitOptions {
     pub wait: bool,
     /// Committing the active image: then switch the disk to `base`.
     pub pivot: bool,
+    /// Speed limit in MiB/s.
+    pub bandwidth: Option<u64>,
+}
+
+/// Adds a speed limit, in bytes per second, to a job's parameters.
+fn with_bandwidth(p: &mut Params, mib: Option<u64>) {
+    if let Some(m) = mib {
+        p.push("bandwidth", Value::UInt(m.saturating_mul(1 << 20)));
+    }
 }
 
 /// A running block job.
@@ -68,10 +90,7 @@ pub struct BlockJobInfo {
 }
 
 fn flags_of(pairs: &[(bool, u32)]) -> u32 {
-    pairs
-        .iter()
-        .filter(|(on, _)| *on)
-        .fold(0, |f, (_, bit)| f | bit)
+    pairs.iter().filter(|(on, _)| *on).fold(0, |f, (_, bit)| f | bit)
 }
 
 impl Connection {
@@ -81,6 +100,7 @@ impl Connection {
         super::diskset::resolve(domain, &dom.disks(), disk)
     }
 
+    #[allow(clippy::too_many_arguments)] // the ABI function's own arguments, passed through
     fn call_params(
         &self,
         what: &str,
@@ -100,32 +120,15 @@ impl Connection {
         control: JobControl,
     ) -> Result<()> {
         let p = params.to_abi();
-        let options = CallOptions {
-            progress: control.progress,
-            cancel: control.cancel,
-        };
+        let options = CallOptions { progress: control.progress, cancel: control.cancel };
         self.call(what, &options, |h, c| unsafe {
-            f(
-                h,
-                LvStr::from_str(domain),
-                LvStr::from_str(target),
-                p.as_ptr(),
-                p.len(),
-                flags,
-                c,
-            )
+            f(h, LvStr::from_str(domain), LvStr::from_str(target), p.as_ptr(), p.len(), flags, c)
         })?;
         Ok(())
     }
 
     /// Copies a disk to a new image while the domain runs.
-    pub fn block_copy(
-        &self,
-        domain: &str,
-        disk: &str,
-        opts: &CopyOptions,
-        control: JobControl,
-    ) -> Result<()> {
+    pub fn block_copy(&self, domain: &str, disk: &str, opts: &CopyOptions, control: JobControl) -> Result<()> {
         let f = entry!(self, domain_block_copy, "block copy");
         if (opts.pivot || opts.finish) && !opts.wait {
             return Err(Error::InvalidArg("--pivot and --finish need --wait".into()));
@@ -142,6 +145,7 @@ impl Connection {
         if let Some(fmt) = &opts.format {
             p.push_str("format", fmt.clone());
         }
+        with_bandwidth(&mut p, opts.bandwidth);
         let flags = flags_of(&[
             (opts.wait, abi::LV_BLOCK_JOB_WAIT),
             (opts.pivot, abi::LV_BLOCK_JOB_PIVOT),
@@ -153,40 +157,21 @@ impl Connection {
     }
 
     /// Pulls backing data into a disk, down to `base` (all of it without one).
-    pub fn block_pull(
-        &self,
-        domain: &str,
-        disk: &str,
-        base: Option<&str>,
-        wait: bool,
-        control: JobControl,
-    ) -> Result<()> {
+    pub fn block_pull(&self, domain: &str, disk: &str, opts: &PullOptions, control: JobControl) -> Result<()> {
         let f = entry!(self, domain_block_pull, "block pull");
         let _lock = self.lock_domain(domain)?;
         let target = self.disk_target(domain, disk)?;
         let mut p = Params::new();
-        if let Some(b) = base {
-            p.push_str("base", b);
+        if let Some(b) = &opts.base {
+            p.push_str("base", b.clone());
         }
-        self.call_params(
-            "pulling a disk's backing data",
-            f,
-            domain,
-            &target,
-            &p,
-            flags_of(&[(wait, abi::LV_BLOCK_JOB_WAIT)]),
-            control,
-        )
+        with_bandwidth(&mut p, opts.bandwidth);
+        let flags = flags_of(&[(opts.wait, abi::LV_BLOCK_JOB_WAIT)]);
+        self.call_params("pulling a disk's backing data", f, domain, &target, &p, flags, control)
     }
 
     /// Commits a disk's images down into a backing image.
-    pub fn block_commit(
-        &self,
-        domain: &str,
-        disk: &str,
-        opts: &CommitOptions,
-        control: JobControl,
-    ) -> Result<()> {
+    pub fn block_commit(&self, domain: &str, disk: &str, opts: &CommitOptions, control: JobControl) -> Result<()> {
         let f = entry!(self, domain_block_commit, "block commit");
         if opts.pivot && !opts.wait {
             return Err(Error::InvalidArg("--pivot needs --wait".into()));
@@ -199,10 +184,8 @@ impl Connection {
                 p.push(k, Value::String(v.clone()));
             }
         }
-        let flags = flags_of(&[
-            (opts.wait, abi::LV_BLOCK_JOB_WAIT),
-            (opts.pivot, abi::LV_BLOCK_JOB_PIVOT),
-        ]);
+        with_bandwidth(&mut p, opts.bandwidth);
+        let flags = flags_of(&[(opts.wait, abi::LV_BLOCK_JOB_WAIT), (opts.pivot, abi::LV_BLOCK_JOB_PIVOT)]);
         self.call_params("committing a disk", f, domain, &target, &p, flags, control)
     }
 
@@ -229,13 +212,7 @@ impl Connection {
         let target = self.disk_target(domain, disk)?;
         let flags = flags_of(&[(pivot, abi::LV_BLOCK_JOB_PIVOT)]);
         self.call("ending a block job", &Default::default(), |h, c| unsafe {
-            f(
-                h,
-                LvStr::from_str(domain),
-                LvStr::from_str(&target),
-                flags,
-                c,
-            )
+            f(h, LvStr::from_str(domain), LvStr::from_str(&target), flags, c)
         })?;
         Ok(())
     }

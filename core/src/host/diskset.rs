@@ -30,21 +30,12 @@ impl Connection {
     /// The disk set `set` of `domain` (the set need not have members yet).
     pub fn diskset(&self, domain: &str, set: &str) -> Result<DiskSetOps<'_>> {
         check_set_name(set).map_err(Error::InvalidArg)?;
-        Ok(DiskSetOps {
-            conn: self,
-            domain: domain.to_string(),
-            set: set.to_string(),
-        })
+        Ok(DiskSetOps { conn: self, domain: domain.to_string(), set: set.to_string() })
     }
 
     /// Names of the domain's disk sets that have members.
     pub fn diskset_names(&self, domain: &str) -> Result<Vec<String>> {
-        Ok(self
-            .read_domain(domain)?
-            .disk_sets()
-            .names()
-            .map(str::to_string)
-            .collect())
+        Ok(self.read_domain(domain)?.disk_sets().names().map(str::to_string).collect())
     }
 }
 
@@ -92,11 +83,7 @@ impl DiskSetOps<'_> {
     pub fn add(&self, disk: &str) -> Result<DiskSetChange> {
         self.modify(|sets, disks| {
             let target = resolve(&self.domain, disks, disk)?;
-            Ok(if sets.add(&self.set, &target) {
-                DiskSetChange::Changed
-            } else {
-                DiskSetChange::AlreadyMember
-            })
+            Ok(if sets.add(&self.set, &target) { DiskSetChange::Changed } else { DiskSetChange::AlreadyMember })
         })
     }
 
@@ -104,22 +91,14 @@ impl DiskSetOps<'_> {
     pub fn remove(&self, disk: &str) -> Result<DiskSetChange> {
         self.modify(|sets, disks| {
             let target = resolve(&self.domain, disks, disk)?;
-            Ok(if sets.remove(&self.set, &target) {
-                DiskSetChange::Changed
-            } else {
-                DiskSetChange::AlreadyAbsent
-            })
+            Ok(if sets.remove(&self.set, &target) { DiskSetChange::Changed } else { DiskSetChange::AlreadyAbsent })
         })
     }
 
     /// Adds every disk of the domain; returns those that were not members yet.
     pub fn add_all(&self) -> Result<Vec<String>> {
         self.modify(|sets, disks| {
-            let added = disks
-                .iter()
-                .filter(|d| sets.add(&self.set, &d.target))
-                .map(|d| d.target.clone())
-                .collect();
+            let added = disks.iter().filter(|d| sets.add(&self.set, &d.target)).map(|d| d.target.clone()).collect();
             let targets: Vec<String> = disks.iter().map(|d| d.target.clone()).collect();
             sets.keep_only(&targets);
             Ok(added)
@@ -137,12 +116,7 @@ impl DiskSetOps<'_> {
 
     /// Members, in the order the domain lists its disks.
     pub fn list(&self) -> Result<Vec<String>> {
-        Ok(self
-            .conn
-            .read_domain(&self.domain)?
-            .disk_sets()
-            .members(&self.set)
-            .to_vec())
+        Ok(self.conn.read_domain(&self.domain)?.disk_sets().members(&self.set).to_vec())
     }
 
     /// Number of members.

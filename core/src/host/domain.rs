@@ -59,10 +59,7 @@ impl DomainState {
 
     /// Whether the domain has a running hypervisor process.
     pub fn is_active(self) -> bool {
-        !matches!(
-            self,
-            DomainState::ShutOff | DomainState::NoState | DomainState::Crashed
-        )
+        !matches!(self, DomainState::ShutOff | DomainState::NoState | DomainState::Crashed)
     }
 }
 
@@ -145,9 +142,7 @@ impl Connection {
     /// Every domain: running ones first by id, then the others by name.
     pub fn list_domains(&self) -> Result<Vec<DomainInfo>> {
         let f = entry!(self, connect_list_domains, "listing domains");
-        let out = self.call("listing domains", &Default::default(), |h, c| unsafe {
-            f(h, 0, c)
-        })?;
+        let out = self.call("listing domains", &Default::default(), |h, c| unsafe { f(h, 0, c) })?;
         let mut list: Vec<DomainInfo> = out.records.iter().map(DomainInfo::from_record).collect();
         list.sort_by(|a, b| (a.id.is_none(), a.id, &a.name).cmp(&(b.id.is_none(), b.id, &b.name)));
         Ok(list)
@@ -158,32 +153,23 @@ impl Connection {
         if err.code() != ErrorCode::NoDomain {
             return err;
         }
-        let known: Vec<String> = self
-            .list_domains()
-            .map(|l| l.into_iter().map(|d| d.name).collect())
-            .unwrap_or_default();
-        Error::NoDomain {
-            name: name.to_string(),
-            uri: self.uri.to_string(),
-            close: suggest::close_names(name, &known),
-        }
+        let known: Vec<String> =
+            self.list_domains().map(|l| l.into_iter().map(|d| d.name).collect()).unwrap_or_default();
+        Error::NoDomain { name: name.to_string(), uri: self.uri.to_string(), close: suggest::close_names(name, &known) }
     }
 
     /// The domain's XML; with `inactive`, its persistent definition even while it runs.
     pub fn domain_xml(&self, name: &str, inactive: bool) -> Result<String> {
         let f = entry!(self, domain_get_xml, "reading domain XML");
         let flags = if inactive { abi::LV_XML_INACTIVE } else { 0 };
-        let out = self
-            .call_domain("reading domain XML", f, name, flags)
-            .map_err(|e| self.explain_missing(name, e))?;
+        let out = self.call_domain("reading domain XML", f, name, flags).map_err(|e| self.explain_missing(name, e))?;
         Ok(out.into_text())
     }
 
     /// The domain's persistent definition, parsed.
     pub(crate) fn read_domain(&self, name: &str) -> Result<DomainXml> {
         let text = self.domain_xml(name, true)?;
-        DomainXml::parse(&text, Some(&format!("definition of domain '{name}'")))
-            .map_err(Error::from)
+        DomainXml::parse(&text, Some(&format!("definition of domain '{name}'"))).map_err(Error::from)
     }
 
     /// The domain's state and, while running, its id.
@@ -193,10 +179,7 @@ impl Connection {
             .call_domain("reading domain state", f, name, 0)
             .map_err(|e| self.explain_missing(name, e))?
             .into_record();
-        Ok((
-            DomainState::from_abi(r.get_u64("state").unwrap_or(0)),
-            r.get_i64("id").filter(|i| *i >= 0),
-        ))
+        Ok((DomainState::from_abi(r.get_u64("state").unwrap_or(0)), r.get_i64("id").filter(|i| *i >= 0)))
     }
 
     /// Defines a domain from XML (`source_name`, a file name, goes into errors). A missing
@@ -226,11 +209,7 @@ impl Connection {
                 source,
             })?,
         };
-        if let Some(other) = self
-            .list_domains()?
-            .into_iter()
-            .find(|d| d.uuid == uuid && d.name != name)
-        {
+        if let Some(other) = self.list_domains()?.into_iter().find(|d| d.uuid == uuid && d.name != name) {
             return Err(Error::InvalidArg(format!(
                 "UUID {uuid} is already used by domain '{}'; remove <uuid> to get a new one",
                 other.name
@@ -241,24 +220,15 @@ impl Connection {
         }
         let left_sets = dom.prune_disk_sets();
         let text = dom.to_xml();
-        self.call("defining a domain", &Default::default(), |h, c| unsafe {
-            f(h, LvStr::from_str(&text), 0, c)
-        })?;
-        Ok(DefineOutcome {
-            name,
-            uuid,
-            created: existing.is_none(),
-            left_sets,
-        })
+        self.call("defining a domain", &Default::default(), |h, c| unsafe { f(h, LvStr::from_str(&text), 0, c) })?;
+        Ok(DefineOutcome { name, uuid, created: existing.is_none(), left_sets })
     }
 
     /// Writes a changed definition of an existing domain; the caller holds its lock.
     pub(crate) fn redefine(&self, dom: &DomainXml) -> Result<()> {
         let f = entry!(self, domain_define_xml, "defining domains");
         let text = dom.to_xml();
-        self.call("defining a domain", &Default::default(), |h, c| unsafe {
-            f(h, LvStr::from_str(&text), 0, c)
-        })?;
+        self.call("defining a domain", &Default::default(), |h, c| unsafe { f(h, LvStr::from_str(&text), 0, c) })?;
         Ok(())
     }
 
@@ -266,24 +236,21 @@ impl Connection {
     pub fn undefine(&self, name: &str) -> Result<()> {
         let f = entry!(self, domain_undefine, "undefining domains");
         let _lock = self.lock_domain(name)?;
-        self.call_domain("undefining a domain", f, name, 0)
-            .map_err(|e| self.explain_missing(name, e))?;
+        self.call_domain("undefining a domain", f, name, 0).map_err(|e| self.explain_missing(name, e))?;
         Ok(())
     }
 
     /// Starts a domain.
     pub fn start(&self, name: &str) -> Result<()> {
         let f = entry!(self, domain_create, "starting domains");
-        self.call_domain("starting a domain", f, name, 0)
-            .map_err(|e| self.explain_missing(name, e))?;
+        self.call_domain("starting a domain", f, name, 0).map_err(|e| self.explain_missing(name, e))?;
         Ok(())
     }
 
     /// Stops a domain at once.
     pub fn destroy(&self, name: &str) -> Result<()> {
         let f = entry!(self, domain_destroy, "destroying domains");
-        self.call_domain("destroying a domain", f, name, 0)
-            .map_err(|e| self.explain_missing(name, e))?;
+        self.call_domain("destroying a domain", f, name, 0).map_err(|e| self.explain_missing(name, e))?;
         Ok(())
     }
 
@@ -291,11 +258,7 @@ impl Connection {
     /// the driver reads them.
     pub fn block_devices(&self, name: &str, details: bool) -> Result<Vec<BlockDevice>> {
         let dom = self.read_domain(name)?;
-        let info_fn = if details {
-            self.driver.vtable().domain_get_block_info
-        } else {
-            None
-        };
+        let info_fn = if details { self.driver.vtable().domain_get_block_info } else { None };
         let mut out = Vec::new();
         for d in dom.disks() {
             let mut dev = BlockDevice {
@@ -310,13 +273,9 @@ impl Connection {
             };
             if let (Some(f), Some(_)) = (info_fn, d.source.path()) {
                 let r = self
-                    .call(
-                        "reading disk image details",
-                        &Default::default(),
-                        |h, c| unsafe {
-                            f(h, LvStr::from_str(name), LvStr::from_str(&d.target), 0, c)
-                        },
-                    )?
+                    .call("reading disk image details", &Default::default(), |h, c| unsafe {
+                        f(h, LvStr::from_str(name), LvStr::from_str(&d.target), 0, c)
+                    })?
                     .into_record();
                 dev.format = r.get_str("format").map(str::to_string).or(dev.format);
                 dev.capacity = r.get_u64("capacity");
@@ -324,15 +283,8 @@ impl Connection {
                 dev.backing = r
                     .get_strs("backing")
                     .into_iter()
-                    .zip(
-                        r.get_strs("backing_format")
-                            .into_iter()
-                            .chain(std::iter::repeat("")),
-                    )
-                    .map(|(p, f)| BackingImage {
-                        path: p.to_string(),
-                        format: f.to_string(),
-                    })
+                    .zip(r.get_strs("backing_format").into_iter().chain(std::iter::repeat("")))
+                    .map(|(p, f)| BackingImage { path: p.to_string(), format: f.to_string() })
                     .collect();
             }
             out.push(dev);

@@ -10,10 +10,6 @@ impl Connection {
     pub(crate) fn lock_domain(&self, name: &str) -> Result<LockGuard> {
         luavirt_plugin_api::domain::check_domain_name(name).map_err(Error::InvalidArg)?;
         let path = self.lock_dir().join(format!("{name}.lock"));
-        lock_exclusive(&path).map_err(|source| Error::Io {
-            doing: "lock",
-            path,
-            source,
-        })
+        lock_exclusive(&path).map_err(|source| Error::Io { doing: "lock", path, source })
     }
 }

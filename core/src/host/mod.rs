@@ -9,7 +9,7 @@ mod lock;
 pub mod snapshot;
 mod suggest;
 
-pub use blockjob::{BlockJobInfo, CommitOptions, CopyOptions, JobControl};
+pub use blockjob::{BlockJobInfo, CommitOptions, CopyOptions, JobControl, PullOptions};
 pub use diskset::{DiskSetChange, DiskSetOps};
 pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState};
 
@@ -23,10 +23,7 @@ use std::sync::Arc;
 
 /// The URI used when none is given: `LUAVIRT_DEFAULT_URI`, else `qemu:///session`.
 pub fn default_uri() -> String {
-    std::env::var("LUAVIRT_DEFAULT_URI")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "qemu:///session".to_string())
+    std::env::var("LUAVIRT_DEFAULT_URI").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "qemu:///session".to_string())
 }
 
 /// The loaded drivers, and those refused.
@@ -44,10 +41,7 @@ impl Host {
     /// Loads the drivers found in `dirs` (`true` = only `libluavirt_*.so`).
     pub fn load_from(dirs: &[(PathBuf, bool)]) -> Host {
         let (loaded, refused) = driver::loader::load_all(dirs);
-        Host {
-            drivers: loaded.into_iter().map(Arc::new).collect(),
-            refused,
-        }
+        Host { drivers: loaded.into_iter().map(Arc::new).collect(), refused }
     }
 
     /// Drivers that loaded.
@@ -63,33 +57,17 @@ impl Host {
     /// Opens a connection to `uri` with the driver that serves its scheme.
     pub fn connect(&self, uri: &str) -> Result<Connection> {
         let parsed = Uri::parse(uri).map_err(|e| Error::InvalidArg(e.to_string()))?;
-        let driver = self
-            .drivers
-            .iter()
-            .find(|d| d.serves(&parsed.scheme))
-            .cloned()
-            .ok_or_else(|| Error::NoDriver {
+        let driver =
+            self.drivers.iter().find(|d| d.serves(&parsed.scheme)).cloned().ok_or_else(|| Error::NoDriver {
                 uri: uri.to_string(),
                 scheme: parsed.scheme.clone(),
                 loaded: {
-                    let s: Vec<String> = self
-                        .drivers
-                        .iter()
-                        .flat_map(|d| d.schemes.clone())
-                        .collect();
-                    if s.is_empty() {
-                        "none".to_string()
-                    } else {
-                        s.join(", ")
-                    }
+                    let s: Vec<String> = self.drivers.iter().flat_map(|d| d.schemes.clone()).collect();
+                    if s.is_empty() { "none".to_string() } else { s.join(", ") }
                 },
             })?;
         let handle = driver.open(&parsed)?;
-        Ok(Connection {
-            driver,
-            handle,
-            uri: parsed,
-        })
+        Ok(Connection { driver, handle, uri: parsed })
     }
 }
 
@@ -113,10 +91,7 @@ macro_rules! entry {
             .driver
             .vtable()
             .$field
-            .ok_or_else(|| Error::Unsupported {
-                driver: $conn.driver.name.clone(),
-                operation: $what.to_string(),
-            })?
+            .ok_or_else(|| Error::Unsupported { driver: $conn.driver.name.clone(), operation: $what.to_string() })?
     };
 }
 pub(crate) use entry;
@@ -133,13 +108,12 @@ impl Connection {
     }
 
     /// Where this connection's host-side locks live: the URI's `?state=DIR` or the default
-    /// state folder, then one folder per URI.
+    /// state folder, then one folder per scheme and path. Other query parameters do not
+    /// matter: `vmx:///ds` and `vmx:///ds?datastore=x` change the same files.
     fn lock_dir(&self) -> PathBuf {
-        let text = self.uri.as_str();
-        // FNV-1a: a stable short name for the URI.
-        let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        });
+        let key = format!("{}://{}{}", self.uri.scheme, self.uri.host, self.uri.path);
+        // FNV-1a: a stable short name for the key.
+        let hash = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
         luavirt_plugin_api::fsutil::state_dir_for(&self.uri)
             .join("locks")
             .join(format!("{}-{hash:016x}", self.uri.scheme))
@@ -153,8 +127,7 @@ impl Connection {
         f: impl FnOnce(*mut c_void, *mut LvCall) -> i32,
     ) -> Result<CallOutput> {
         let handle = self.handle;
-        self.driver
-            .invoke(operation, options, |call| f(handle, call))
+        self.driver.invoke(operation, options, |call| f(handle, call))
     }
 
     /// Calls a domain operation (`fn(conn, name, flags, call)`).
@@ -165,8 +138,6 @@ impl Connection {
         name: &str,
         flags: u32,
     ) -> Result<CallOutput> {
-        self.call(operation, &CallOptions::default(), |h, c| unsafe {
-            f(h, LvStr::from_str(name), flags, c)
-        })
+        self.call(operation, &CallOptions::default(), |h, c| unsafe { f(h, LvStr::from_str(name), flags, c) })
     }
 }

@@ -25,11 +25,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + (ca != *cb) as usize)
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
+            cur.push((prev[j] + (ca != *cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1));
         }
         prev = cur;
     }
@@ -42,10 +38,7 @@ mod tests {
 
     #[test]
     fn suggests_close_names_best_first() {
-        let known: Vec<String> = ["web1", "web2", "db", "webserver-prod"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let known: Vec<String> = ["web1", "web2", "db", "webserver-prod"].iter().map(|s| s.to_string()).collect();
         assert_eq!(close_names("webl", &known), ["web1", "web2"]);
         assert_eq!(close_names("WEB1", &known), ["web1", "web2"]);
         assert_eq!(close_names("server", &known), ["webserver-prod"]);

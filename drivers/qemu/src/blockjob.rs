@@ -7,8 +7,7 @@ use crate::images::{self, qemu_img};
 use crate::monitor::{Monitor, Until};
 use crate::snapshot::mirror_job;
 use luavirt_plugin_api::abi::{
-    LV_BLOCK_COPY_REUSE_EXT, LV_BLOCK_COPY_SHALLOW, LV_BLOCK_JOB_FINISH, LV_BLOCK_JOB_PIVOT,
-    LV_BLOCK_JOB_WAIT,
+    LV_BLOCK_COPY_REUSE_EXT, LV_BLOCK_COPY_SHALLOW, LV_BLOCK_JOB_FINISH, LV_BLOCK_JOB_PIVOT, LV_BLOCK_JOB_WAIT,
 };
 use luavirt_plugin_api::kit::{Call, DriverResult};
 use luavirt_plugin_api::{DriverError, ErrorCode, Params, Value};
@@ -25,6 +24,14 @@ fn job_ids(target: &str) -> [(String, &'static str); 4] {
     ]
 }
 
+/// Adds the `bandwidth` parameter (bytes/s) as QMP's `speed`.
+fn with_speed(mut args: serde_json::Value, params: &Params) -> serde_json::Value {
+    if let Some(bps) = params.get_u64("bandwidth") {
+        args["speed"] = json!(bps);
+    }
+    args
+}
+
 fn invalid(m: String) -> DriverError {
     DriverError::new(ErrorCode::InvalidArg, m)
 }
@@ -38,11 +45,7 @@ impl QemuDriver {
     ) -> DriverResult<Option<(String, &'static str, serde_json::Value)>> {
         for (id, kind) in job_ids(target) {
             if let Some(info) = mon.block_job(&id)? {
-                let kind = if kind == "commit" && info["type"] == "mirror" {
-                    "active-commit"
-                } else {
-                    kind
-                };
+                let kind = if kind == "commit" && info["type"] == "mirror" { "active-commit" } else { kind };
                 return Ok(Some((id, kind, info)));
             }
         }
@@ -53,8 +56,7 @@ impl QemuDriver {
     fn follow_pivot(&self, name: &str, mon: &mut Monitor, target: &str) -> DriverResult {
         let (file, format) = mon.active_image(target)?;
         let (_, mut dom) = self.state.read_definition(name)?;
-        dom.set_disk_source(target, &file, &format)
-            .map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
+        dom.set_disk_source(target, &file, &format).map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
         self.state.write_definition(name, &dom.to_xml())
     }
 
@@ -68,14 +70,9 @@ impl QemuDriver {
         call: &mut Call,
     ) -> DriverResult {
         let _lock = self.state.lock(name)?;
-        let dest = params
-            .get_str("dest")
-            .ok_or_else(|| invalid("Block copy needs a destination".into()))?
-            .to_string();
+        let dest = params.get_str("dest").ok_or_else(|| invalid("Block copy needs a destination".into()))?.to_string();
         if !Path::new(&dest).is_absolute() {
-            return Err(invalid(format!(
-                "The copy's destination {dest} must be an absolute path"
-            )));
+            return Err(invalid(format!("The copy's destination {dest} must be an absolute path")));
         }
         let reuse = flags & LV_BLOCK_COPY_REUSE_EXT != 0;
         match (Path::new(&dest).exists(), reuse) {
@@ -102,18 +99,18 @@ impl QemuDriver {
         }
         let node = mon.top_node(target)?;
         let (_, source_format) = mon.active_image(target)?;
-        let format = params
-            .get_str("format")
-            .map(str::to_string)
-            .unwrap_or(source_format);
+        let format = params.get_str("format").map(str::to_string).unwrap_or(source_format);
         let job = format!("copy-{target}");
         mon.exec(
             "drive-mirror",
-            json!({
-                "job-id": job, "device": node, "target": dest, "format": format,
-                "sync": if flags & LV_BLOCK_COPY_SHALLOW != 0 { "top" } else { "full" },
-                "mode": if reuse { "existing" } else { "absolute-paths" },
-            }),
+            with_speed(
+                json!({
+                    "job-id": job, "device": node, "target": dest, "format": format,
+                    "sync": if flags & LV_BLOCK_COPY_SHALLOW != 0 { "top" } else { "full" },
+                    "mode": if reuse { "existing" } else { "absolute-paths" },
+                }),
+                params,
+            ),
         )?;
         if flags & LV_BLOCK_JOB_WAIT == 0 {
             return Ok(());
@@ -160,13 +157,11 @@ impl QemuDriver {
         let mut args = json!({ "job-id": format!("pull-{target}"), "device": device });
         if let Some(b) = &base {
             let node = mon.node_of_file(b)?.ok_or_else(|| {
-                invalid(format!(
-                    "{b} is not in the backing chain of disk {target} of domain '{name}'"
-                ))
+                invalid(format!("{b} is not in the backing chain of disk {target} of domain '{name}'"))
             })?;
             args["base-node"] = json!(node);
         }
-        mon.exec("block-stream", args)?;
+        mon.exec("block-stream", with_speed(args, params))?;
         if flags & LV_BLOCK_JOB_WAIT != 0 {
             mon.wait_block_job(&format!("pull-{target}"), Until::Done, call, "pulling")?;
         }
@@ -208,9 +203,7 @@ impl QemuDriver {
         let device = mon.top_node(target)?;
         let top_node = match &top {
             Some(t) => mon.node_of_file(t)?.ok_or_else(|| {
-                invalid(format!(
-                    "{t} is not in the backing chain of disk {target} of domain '{name}'"
-                ))
+                invalid(format!("{t} is not in the backing chain of disk {target} of domain '{name}'"))
             })?,
             None => device.clone(),
         };
@@ -221,7 +214,7 @@ impl QemuDriver {
                 "{b} is not in the backing chain of disk {target} of domain '{name}'"
             )))?);
         }
-        mon.exec("block-commit", args)?;
+        mon.exec("block-commit", with_speed(args, params))?;
         if flags & LV_BLOCK_JOB_WAIT == 0 {
             return Ok(());
         }
@@ -238,12 +231,7 @@ impl QemuDriver {
     }
 
     /// `domain_block_job_info`.
-    pub(crate) fn block_job_info_impl(
-        &self,
-        name: &str,
-        target: &str,
-        call: &mut Call,
-    ) -> DriverResult {
+    pub(crate) fn block_job_info_impl(&self, name: &str, target: &str, call: &mut Call) -> DriverResult {
         if self.running(name)?.is_none() {
             return Ok(());
         }
@@ -253,10 +241,7 @@ impl QemuDriver {
             r.push_str("type", kind)
                 .push("current", Value::UInt(info["offset"].as_u64().unwrap_or(0)))
                 .push("end", Value::UInt(info["len"].as_u64().unwrap_or(0)))
-                .push(
-                    "ready",
-                    Value::Bool(info["ready"].as_bool().unwrap_or(false)),
-                )
+                .push("ready", Value::Bool(info["ready"].as_bool().unwrap_or(false)))
                 .push_str("status", info["status"].as_str().unwrap_or(""));
             call.emit_record(&r);
         }
@@ -264,20 +249,11 @@ impl QemuDriver {
     }
 
     /// `domain_block_job_abort`.
-    pub(crate) fn block_job_abort_impl(
-        &self,
-        name: &str,
-        target: &str,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    pub(crate) fn block_job_abort_impl(&self, name: &str, target: &str, flags: u32, call: &mut Call) -> DriverResult {
         let _lock = self.state.lock(name)?;
         let mut mon = self.monitor(name)?;
         let (job, kind, info) = self.job_on(&mut mon, target)?.ok_or_else(|| {
-            DriverError::new(
-                ErrorCode::InvalidState,
-                format!("Disk {target} of domain '{name}' has no block job"),
-            )
+            DriverError::new(ErrorCode::InvalidState, format!("Disk {target} of domain '{name}' has no block job"))
         })?;
         if job == mirror_job(target) {
             return Err(DriverError::new(
@@ -310,28 +286,16 @@ impl QemuDriver {
     /// The image of `target` in the definition of shut-off domain `name`.
     fn offline_image(&self, name: &str, target: &str) -> DriverResult<(String, String)> {
         let (_, dom) = self.state.read_definition(name)?;
-        let d = dom.disk(target).ok_or_else(|| {
-            DriverError::new(
-                ErrorCode::NoDisk,
-                format!("Domain '{name}' has no disk '{target}'"),
-            )
-        })?;
-        let path = d.source.path().ok_or_else(|| {
-            invalid(format!(
-                "Disk {target} of domain '{name}' has no local image"
-            ))
-        })?;
+        let d = dom
+            .disk(target)
+            .ok_or_else(|| DriverError::new(ErrorCode::NoDisk, format!("Domain '{name}' has no disk '{target}'")))?;
+        let path =
+            d.source.path().ok_or_else(|| invalid(format!("Disk {target} of domain '{name}' has no local image")))?;
         Ok((path.to_string(), d.format_or_raw().to_string()))
     }
 
     /// Checks that `wanted` is `image` or below it in its backing chain.
-    fn check_in_chain(
-        &self,
-        name: &str,
-        target: &str,
-        image: &str,
-        wanted: Option<&str>,
-    ) -> DriverResult {
+    fn check_in_chain(&self, name: &str, target: &str, image: &str, wanted: Option<&str>) -> DriverResult {
         let Some(wanted) = wanted else { return Ok(()) };
         let mut cur = Some(image.to_string());
         while let Some(c) = cur {
@@ -340,8 +304,6 @@ impl QemuDriver {
             }
             cur = images::backing_of(&c)?;
         }
-        Err(invalid(format!(
-            "{wanted} is not in the backing chain of disk {target} of domain '{name}'"
-        )))
+        Err(invalid(format!("{wanted} is not in the backing chain of disk {target} of domain '{name}'")))
     }
 }

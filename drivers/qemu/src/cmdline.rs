@@ -38,11 +38,7 @@ fn memory_mib(root: &Element) -> Result<u64, String> {
     let Some(m) = root.child("memory") else {
         return Ok(128);
     };
-    let value: u64 = m
-        .text()
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid <memory> {:?}", m.text()))?;
+    let value: u64 = m.text().trim().parse().map_err(|_| format!("invalid <memory> {:?}", m.text()))?;
     let unit = m.attr("unit").unwrap_or_else(|| "KiB".to_string());
     let bytes_per = match unit.as_str() {
         "b" | "bytes" => 1,
@@ -61,20 +57,14 @@ fn memory_mib(root: &Element) -> Result<u64, String> {
 
 /// The emulator: `<emulator>` if that file exists, else `qemu-system-<arch>` from PATH.
 fn emulator(root: &Element, arch: &str) -> Result<String, String> {
-    if let Some(e) = root
-        .child("devices")
-        .and_then(|d| d.child("emulator"))
-        .map(|e| e.text())
+    if let Some(e) = root.child("devices").and_then(|d| d.child("emulator")).map(|e| e.text())
         && Path::new(e.trim()).is_file()
     {
         return Ok(e.trim().to_string());
     }
     let program = format!("qemu-system-{arch}");
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(&program))
-            .find(|c| c.is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(&program)).find(|c| c.is_file()));
     found.map(|p| p.display().to_string()).ok_or_else(|| {
         format!("{program} is not installed; on Debian install it with: apt-get install -y qemu-system-x86 qemu-utils")
     })
@@ -93,23 +83,11 @@ pub fn build(dom: &DomainXml) -> Result<Plan, DriverError> {
     let name = dom.name();
     let root = &dom.document().root;
     let os_type = root.child("os").and_then(|o| o.child("type"));
-    let arch = os_type
-        .and_then(|t| t.attr("arch"))
-        .unwrap_or_else(|| "x86_64".to_string());
-    let machine = os_type
-        .and_then(|t| t.attr("machine"))
-        .unwrap_or_else(|| "pc".to_string());
-    let accel = if dom.domain_type().as_deref() == Some("kvm") {
-        "kvm:tcg"
-    } else {
-        "tcg"
-    };
-    let mem = memory_mib(root)
-        .map_err(|m| DriverError::new(ErrorCode::Xml, format!("Domain '{name}': {m}")))?;
-    let vcpus: u32 = root
-        .child("vcpu")
-        .and_then(|v| v.text().trim().parse().ok())
-        .unwrap_or(1);
+    let arch = os_type.and_then(|t| t.attr("arch")).unwrap_or_else(|| "x86_64".to_string());
+    let machine = os_type.and_then(|t| t.attr("machine")).unwrap_or_else(|| "pc".to_string());
+    let accel = if dom.domain_type().as_deref() == Some("kvm") { "kvm:tcg" } else { "tcg" };
+    let mem = memory_mib(root).map_err(|m| DriverError::new(ErrorCode::Xml, format!("Domain '{name}': {m}")))?;
+    let vcpus: u32 = root.child("vcpu").and_then(|v| v.text().trim().parse().ok()).unwrap_or(1);
     let program = emulator(root, &arch).map_err(|m| DriverError::new(ErrorCode::Hypervisor, m))?;
     let uuid = dom.uuid().unwrap_or_default();
 
@@ -125,14 +103,11 @@ pub fn build(dom: &DomainXml) -> Result<Plan, DriverError> {
     arg("-machine", format!("{},accel={accel}", opt(&machine)));
     arg("-m", format!("{mem}M"));
     arg("-smp", vcpus.to_string());
-    arg(
-        "-chardev",
-        format!(
-            "socket,id=monitor,fd={},server=on,wait=off",
-            crate::process::MONITOR_FD
-        ),
-    );
-    arg("-mon", "chardev=monitor,mode=control".to_string());
+    for k in 0..crate::state::MONITORS {
+        let fd = crate::process::FIRST_MONITOR_FD + k as i32;
+        arg("-chardev", format!("socket,id=monitor{k},fd={fd},server=on,wait=off"));
+        arg("-mon", format!("chardev=monitor{k},mode=control"));
+    }
     argv.extend(["-nodefaults", "-no-user-config", "-display", "none", "-S"].map(String::from));
 
     let q35 = machine.contains("q35");
@@ -143,20 +118,13 @@ pub fn build(dom: &DomainXml) -> Result<Plan, DriverError> {
     }
     if let Some(devices) = root.child("devices") {
         let mut ignored: Vec<&str> = Vec::new();
-        for n in devices
-            .elements()
-            .map(|e| e.name())
-            .filter(|n| !["disk", "emulator", "controller"].contains(n))
-        {
+        for n in devices.elements().map(|e| e.name()).filter(|n| !["disk", "emulator", "controller"].contains(n)) {
             if !ignored.contains(&n) {
                 ignored.push(n);
             }
         }
         if !ignored.is_empty() {
-            warnings.push(format!(
-                "devices not passed to QEMU by luavirt yet: {}",
-                ignored.join(", ")
-            ));
+            warnings.push(format!("devices not passed to QEMU by luavirt yet: {}", ignored.join(", ")));
         }
     }
     Ok(Plan { argv, warnings })
@@ -164,14 +132,10 @@ pub fn build(dom: &DomainXml) -> Result<Plan, DriverError> {
 
 /// Index of a target among its kind: `vdc` → 2, `hdb` → 1, `sdaa` → 26.
 fn target_index(target: &str) -> usize {
-    let letters = target
-        .trim_start_matches(|c: char| c.is_ascii_lowercase())
-        .len();
+    let letters = target.trim_start_matches(|c: char| c.is_ascii_lowercase()).len();
     let suffix = &target[..target.len() - letters];
     let tail = suffix.get(2..).unwrap_or("");
-    tail.chars()
-        .fold(0usize, |n, c| n * 26 + (c as usize - 'a' as usize + 1))
-        .saturating_sub(1)
+    tail.chars().fold(0usize, |n, c| n * 26 + (c as usize - 'a' as usize + 1)).saturating_sub(1)
 }
 
 fn disk_args(
@@ -183,24 +147,13 @@ fn disk_args(
     warnings: &mut Vec<String>,
 ) -> Result<(), DriverError> {
     let node = node_name(&d.target);
-    let read_only = if d.readonly || d.device == "cdrom" {
-        "on"
-    } else {
-        "off"
-    };
+    let read_only = if d.readonly || d.device == "cdrom" { "on" } else { "off" };
     let mut has_media = true;
     match &d.source {
         DiskSource::File(path) | DiskSource::Block(path) => {
-            let protocol = if matches!(d.source, DiskSource::Block(_)) {
-                "host_device"
-            } else {
-                "file"
-            };
+            let protocol = if matches!(d.source, DiskSource::Block(_)) { "host_device" } else { "file" };
             argv.push("-blockdev".into());
-            argv.push(format!(
-                "driver={protocol},filename={},node-name={node}-file,read-only={read_only}",
-                opt(path)
-            ));
+            argv.push(format!("driver={protocol},filename={},node-name={node}-file,read-only={read_only}", opt(path)));
             argv.push("-blockdev".into());
             argv.push(format!(
                 "driver={},file={node}-file,node-name={node},read-only={read_only}",
@@ -221,19 +174,10 @@ fn disk_args(
         }
     }
     if d.transient {
-        warnings.push(format!(
-            "disk {}: <transient/> is not applied yet; changes persist",
-            d.target
-        ));
+        warnings.push(format!("disk {}: <transient/> is not applied yet; changes persist", d.target));
     }
     let cdrom = d.device == "cdrom";
-    let bus = d.bus.clone().unwrap_or_else(|| {
-        if d.target.starts_with("vd") {
-            "virtio".into()
-        } else {
-            "ide".into()
-        }
-    });
+    let bus = d.bus.clone().unwrap_or_else(|| if d.target.starts_with("vd") { "virtio".into() } else { "ide".into() });
     let index = target_index(&d.target);
     let mut dev = match (bus.as_str(), cdrom) {
         ("virtio", false) => "virtio-blk-pci".to_string(),
@@ -246,36 +190,22 @@ fn disk_args(
                 ),
             ));
         }
-        ("ide", _) if q35 => format!(
-            "{},bus=ide.{index}",
-            if cdrom { "ide-cd" } else { "ide-hd" }
-        ),
-        ("ide", _) => format!(
-            "{},bus=ide.{},unit={}",
-            if cdrom { "ide-cd" } else { "ide-hd" },
-            index / 2,
-            index % 2
-        ),
+        ("ide", _) if q35 => format!("{},bus=ide.{index}", if cdrom { "ide-cd" } else { "ide-hd" }),
+        ("ide", _) => format!("{},bus=ide.{},unit={}", if cdrom { "ide-cd" } else { "ide-hd" }, index / 2, index % 2),
         ("sata", _) => {
             if !ctl.sata && !q35 {
                 argv.extend(["-device".into(), "ahci,id=sata0".into()]);
             }
             ctl.sata = true;
             let bus_name = if q35 { "ide" } else { "sata0" };
-            format!(
-                "{},bus={bus_name}.{index}",
-                if cdrom { "ide-cd" } else { "ide-hd" }
-            )
+            format!("{},bus={bus_name}.{index}", if cdrom { "ide-cd" } else { "ide-hd" })
         }
         ("scsi", _) => {
             if !ctl.scsi {
                 argv.extend(["-device".into(), "virtio-scsi-pci,id=scsi0".into()]);
                 ctl.scsi = true;
             }
-            format!(
-                "{},bus=scsi0.0,scsi-id={index}",
-                if cdrom { "scsi-cd" } else { "scsi-hd" }
-            )
+            format!("{},bus=scsi0.0,scsi-id={index}", if cdrom { "scsi-cd" } else { "scsi-hd" })
         }
         ("usb", false) => {
             if !ctl.usb {
@@ -285,23 +215,14 @@ fn disk_args(
             "usb-storage,bus=usb.0".to_string()
         }
         (other, _) => {
-            warnings.push(format!(
-                "disk {} on bus '{other}' is not passed to QEMU yet",
-                d.target
-            ));
+            warnings.push(format!("disk {} on bus '{other}' is not passed to QEMU yet", d.target));
             return Ok(());
         }
     };
     if has_media {
         dev.push_str(&format!(",drive={node}"));
     } else if !cdrom {
-        return Err(unsupported(
-            name,
-            format!(
-                "disk {} has no source; only a CD-ROM may be empty",
-                d.target
-            ),
-        ));
+        return Err(unsupported(name, format!("disk {} has no source; only a CD-ROM may be empty", d.target)));
     }
     dev.push_str(&format!(",id={}", opt(&d.target)));
     if let Some(s) = &d.serial {
@@ -343,28 +264,16 @@ mod tests {
         let plan = build(&dom).unwrap();
         let line = plan.argv.join(" ");
         assert!(
-            line.starts_with(
-                "/bin/sh -name guest=t,debug-threads=on -machine pc,accel=tcg -m 64M -smp 1"
-            ),
+            line.starts_with("/bin/sh -name guest=t,debug-threads=on -machine pc,accel=tcg -m 64M -smp 1"),
             "{line}"
         );
         assert!(line.contains("-blockdev driver=file,filename=/i/a,,b.qcow2,node-name=lv-vda-file,read-only=off -blockdev driver=qcow2,file=lv-vda-file,node-name=lv-vda,read-only=off"), "{line}");
+        assert!(line.contains("-device virtio-blk-pci,drive=lv-vda,id=vda,serial=X,bootindex=1"), "{line}");
+        assert!(line.contains("-device ide-cd,bus=ide.1,unit=0,id=hdc"), "{line}");
         assert!(
-            line.contains("-device virtio-blk-pci,drive=lv-vda,id=vda,serial=X,bootindex=1"),
+            line.contains("-device ahci,id=sata0") && line.contains("driver=host_device,filename=/dev/sdz"),
             "{line}"
         );
-        assert!(
-            line.contains("-device ide-cd,bus=ide.1,unit=0,id=hdc"),
-            "{line}"
-        );
-        assert!(
-            line.contains("-device ahci,id=sata0")
-                && line.contains("driver=host_device,filename=/dev/sdz"),
-            "{line}"
-        );
-        assert_eq!(
-            plan.warnings,
-            ["devices not passed to QEMU by luavirt yet: interface"]
-        );
+        assert_eq!(plan.warnings, ["devices not passed to QEMU by luavirt yet: interface"]);
     }
 }

@@ -20,11 +20,7 @@ struct ImageInfo {
 /// Checks that a disk's image exists and can be read; the error names the domain, disk,
 /// file and the definition's line, and says what to do.
 pub fn check_readable(domain: &str, disk: &Disk, path: &str) -> Result<(), DriverError> {
-    let at = if disk.line > 0 {
-        format!(" (definition line {})", disk.line)
-    } else {
-        String::new()
-    };
+    let at = if disk.line > 0 { format!(" (definition line {})", disk.line) } else { String::new() };
     match std::fs::File::open(path).and_then(|f| f.metadata()) {
         Ok(m) if m.is_dir() => Err(DriverError::new(
             ErrorCode::Io,
@@ -55,22 +51,13 @@ pub fn check_readable(domain: &str, disk: &Disk, path: &str) -> Result<(), Drive
 /// Runs `qemu-img` with `args`; its stdout, or an error carrying its stderr.
 pub fn qemu_img(args: &[&str]) -> Result<String, DriverError> {
     let out = Command::new("qemu-img").args(args).output().map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            "; install it: apt-get install -y qemu-utils"
-        } else {
-            ""
-        };
-        DriverError::new(
-            ErrorCode::Hypervisor,
-            format!("Cannot run qemu-img: {e}{hint}"),
-        )
+        let hint =
+            if e.kind() == std::io::ErrorKind::NotFound { "; install it: apt-get install -y qemu-utils" } else { "" };
+        DriverError::new(ErrorCode::Hypervisor, format!("Cannot run qemu-img: {e}{hint}"))
     })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(DriverError::new(
-            ErrorCode::Hypervisor,
-            format!("qemu-img {} failed: {err}", args.join(" ")),
-        ));
+        return Err(DriverError::new(ErrorCode::Hypervisor, format!("qemu-img {} failed: {err}", args.join(" "))));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -83,56 +70,29 @@ pub fn block_info(domain: &str, disk: &Disk, path: &str) -> Result<Params, Drive
         args.extend(["-f", f.as_str()]);
     }
     args.push(path);
-    let json = qemu_img(&args).map_err(|e| {
-        DriverError::new(
-            e.code,
-            format!("Disk {} of domain '{domain}': {}", disk.target, e.message),
-        )
-    })?;
+    let json = qemu_img(&args)
+        .map_err(|e| DriverError::new(e.code, format!("Disk {} of domain '{domain}': {}", disk.target, e.message)))?;
     let chain: Vec<ImageInfo> = serde_json::from_str(&json).map_err(|e| {
-        DriverError::new(
-            ErrorCode::Hypervisor,
-            format!("Unexpected output of qemu-img info for {path}: {e}"),
-        )
+        DriverError::new(ErrorCode::Hypervisor, format!("Unexpected output of qemu-img info for {path}: {e}"))
     })?;
-    let top = chain.first().ok_or_else(|| {
-        DriverError::new(
-            ErrorCode::Hypervisor,
-            format!("qemu-img info printed no image for {path}"),
-        )
-    })?;
+    let top = chain
+        .first()
+        .ok_or_else(|| DriverError::new(ErrorCode::Hypervisor, format!("qemu-img info printed no image for {path}")))?;
     let mut r = Params::new();
-    r.push_str("format", top.format.clone())
-        .push("capacity", Value::UInt(top.virtual_size));
+    r.push_str("format", top.format.clone()).push("capacity", Value::UInt(top.virtual_size));
     if let Some(a) = top.actual_size {
         r.push("allocation", Value::UInt(a));
     }
     for image in &chain[1..] {
-        r.push_str("backing", image.filename.clone())
-            .push_str("backing_format", image.format.clone());
+        r.push_str("backing", image.filename.clone()).push_str("backing_format", image.format.clone());
     }
     debug_assert!(!Path::new(&top.filename).as_os_str().is_empty());
     Ok(r)
 }
 
 /// Creates a qcow2 overlay `overlay` on top of `backing` (of format `backing_format`).
-pub fn create_overlay(
-    overlay: &str,
-    backing: &str,
-    backing_format: &str,
-) -> Result<(), DriverError> {
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-F",
-        backing_format,
-        "-b",
-        backing,
-        overlay,
-    ])
-    .map(|_| ())
+pub fn create_overlay(overlay: &str, backing: &str, backing_format: &str) -> Result<(), DriverError> {
+    qemu_img(&["create", "-q", "-f", "qcow2", "-F", backing_format, "-b", backing, overlay]).map(|_| ())
 }
 
 /// The backing file of `image` as recorded in it (absolute, as luavirt writes them), if any.
@@ -146,10 +106,7 @@ pub fn backing_of(image: &str) -> Result<Option<String>, DriverError> {
     }
     let json = qemu_img(&["info", "--output=json", "-U", image])?;
     let info: Info = serde_json::from_str(&json).map_err(|e| {
-        DriverError::new(
-            ErrorCode::Hypervisor,
-            format!("Unexpected output of qemu-img info for {image}: {e}"),
-        )
+        DriverError::new(ErrorCode::Hypervisor, format!("Unexpected output of qemu-img info for {image}: {e}"))
     })?;
     Ok(info.full.or(info.plain))
 }
@@ -167,10 +124,7 @@ pub fn internal_snapshots(image: &str) -> Result<Vec<String>, DriverError> {
     }
     let json = qemu_img(&["info", "--output=json", "-U", "-f", "qcow2", image])?;
     let info: Info = serde_json::from_str(&json).map_err(|e| {
-        DriverError::new(
-            ErrorCode::Hypervisor,
-            format!("Unexpected output of qemu-img info for {image}: {e}"),
-        )
+        DriverError::new(ErrorCode::Hypervisor, format!("Unexpected output of qemu-img info for {image}: {e}"))
     })?;
     Ok(info.snapshots.into_iter().map(|s| s.name).collect())
 }
@@ -183,10 +137,7 @@ pub fn format_of(image: &str) -> Result<String, DriverError> {
     }
     let json = qemu_img(&["info", "--output=json", "-U", image])?;
     let info: Info = serde_json::from_str(&json).map_err(|e| {
-        DriverError::new(
-            ErrorCode::Hypervisor,
-            format!("Unexpected output of qemu-img info for {image}: {e}"),
-        )
+        DriverError::new(ErrorCode::Hypervisor, format!("Unexpected output of qemu-img info for {image}: {e}"))
     })?;
     Ok(info.format)
 }

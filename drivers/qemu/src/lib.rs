@@ -17,8 +17,7 @@ mod snapshot;
 mod state;
 
 use luavirt_plugin_api::abi::{
-    LV_CAP_BLOCK_INFO, LV_CAP_BLOCK_JOBS, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_SNAPSHOT,
-    LV_STATE_SHUTOFF,
+    LV_CAP_BLOCK_INFO, LV_CAP_BLOCK_JOBS, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_SNAPSHOT, LV_STATE_SHUTOFF,
 };
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::fsutil::state_dir_for;
@@ -49,14 +48,10 @@ impl Driver for QemuDriver {
         if uri.path != "/session" {
             return Err(DriverError::new(
                 ErrorCode::InvalidUri,
-                format!(
-                    "{uri}: the QEMU driver serves qemu:///session (add ?state=DIR for another state folder)"
-                ),
+                format!("{uri}: the QEMU driver serves qemu:///session (add ?state=DIR for another state folder)"),
             ));
         }
-        Ok(QemuDriver {
-            state: StateDir::new(&state_dir_for(uri)),
-        })
+        Ok(QemuDriver { state: StateDir::new(&state_dir_for(uri)) })
     }
 
     fn list_domains(&self, _flags: u32, call: &mut Call) -> DriverResult {
@@ -75,20 +70,17 @@ impl Driver for QemuDriver {
     }
 
     fn define_xml(&self, xml: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        let mut dom = DomainXml::parse(xml, None)
-            .map_err(|e| DriverError::new(ErrorCode::Xml, e.to_string()))?;
+        let mut dom = DomainXml::parse(xml, None).map_err(|e| DriverError::new(ErrorCode::Xml, e.to_string()))?;
         let name = dom.name();
         let _lock = self.state.lock(&name)?;
         if dom.uuid().is_none() {
-            let uuid = luavirt_plugin_api::domain::generate_uuid().map_err(|e| {
-                DriverError::new(ErrorCode::Io, format!("Cannot generate a UUID: {e}"))
-            })?;
+            let uuid = luavirt_plugin_api::domain::generate_uuid()
+                .map_err(|e| DriverError::new(ErrorCode::Io, format!("Cannot generate a UUID: {e}")))?;
             dom.set_uuid(&uuid);
         }
         self.state.write_definition(&name, &dom.to_xml())?;
         let mut r = Params::new();
-        r.push_str("name", name)
-            .push_str("uuid", dom.uuid().unwrap_or_default());
+        r.push_str("name", name).push_str("uuid", dom.uuid().unwrap_or_default());
         call.emit_record(&r);
         Ok(())
     }
@@ -127,8 +119,7 @@ impl Driver for QemuDriver {
         self.state.read_definition(name)?;
         let (state, id) = self.state_of(name, call)?;
         let mut r = Params::new();
-        r.push("state", Value::UInt(state))
-            .push("id", Value::Int(id));
+        r.push("state", Value::UInt(state)).push("id", Value::Int(id));
         call.emit_record(&r);
         Ok(())
     }
@@ -151,19 +142,13 @@ impl Driver for QemuDriver {
             let all: Vec<String> = dom.disks().into_iter().map(|d| d.target).collect();
             DriverError::new(
                 ErrorCode::NoDisk,
-                format!(
-                    "Domain '{name}' has no disk '{disk}'; its disks are: {}",
-                    all.join(", ")
-                ),
+                format!("Domain '{name}' has no disk '{disk}'; its disks are: {}", all.join(", ")),
             )
         })?;
         let path = d.source.path().ok_or_else(|| {
             DriverError::new(
                 ErrorCode::Unsupported,
-                format!(
-                    "Disk {disk} of domain '{name}' has no local image ({})",
-                    d.source.display()
-                ),
+                format!("Disk {disk} of domain '{name}' has no local image ({})", d.source.display()),
             )
         })?;
         let record = images::block_info(name, &d, path)?;
@@ -179,56 +164,23 @@ impl Driver for QemuDriver {
         self.snapshot_list_impl(name, call)
     }
 
-    fn snapshot_revert(
-        &self,
-        name: &str,
-        snapshot: &str,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn snapshot_revert(&self, name: &str, snapshot: &str, flags: u32, call: &mut Call) -> DriverResult {
         self.snapshot_revert_impl(name, snapshot, flags, call)
     }
 
-    fn snapshot_delete(
-        &self,
-        name: &str,
-        snapshot: &str,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn snapshot_delete(&self, name: &str, snapshot: &str, flags: u32, call: &mut Call) -> DriverResult {
         self.snapshot_delete_impl(name, snapshot, flags, call)
     }
 
-    fn block_copy(
-        &self,
-        name: &str,
-        disk: &str,
-        params: &Params,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn block_copy(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
         self.block_copy_impl(name, disk, params, flags, call)
     }
 
-    fn block_pull(
-        &self,
-        name: &str,
-        disk: &str,
-        params: &Params,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn block_pull(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
         self.block_pull_impl(name, disk, params, flags, call)
     }
 
-    fn block_commit(
-        &self,
-        name: &str,
-        disk: &str,
-        params: &Params,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn block_commit(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
         self.block_commit_impl(name, disk, params, flags, call)
     }
 

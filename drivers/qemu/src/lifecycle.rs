@@ -3,11 +3,10 @@
 use crate::monitor::sh_quote;
 use crate::process;
 use crate::qmp::Qmp;
-use crate::state::{RunState, ensure_parent};
+use crate::state::{MONITORS, RunState, ensure_parent};
 use crate::{QemuDriver, cmdline, images};
 use luavirt_plugin_api::abi::{
-    LV_STATE_CRASHED, LV_STATE_PAUSED, LV_STATE_PMSUSPENDED, LV_STATE_RUNNING, LV_STATE_SHUTDOWN,
-    LV_STATE_SHUTOFF,
+    LV_STATE_CRASHED, LV_STATE_PAUSED, LV_STATE_PMSUSPENDED, LV_STATE_RUNNING, LV_STATE_SHUTDOWN, LV_STATE_SHUTOFF,
 };
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
@@ -30,10 +29,7 @@ fn hypervisor(message: String) -> DriverError {
 impl QemuDriver {
     /// The domain's QEMU, if one is running (a dead one reads as none).
     pub(crate) fn running(&self, name: &str) -> DriverResult<Option<RunState>> {
-        Ok(self
-            .state
-            .read_run_state(name)?
-            .filter(|rs| process::is_alive(rs.pid, rs.start_time)))
+        Ok(self.state.read_run_state(name)?.filter(|rs| process::is_alive(rs.pid, rs.start_time)))
     }
 
     /// `(LV_STATE_*, id)` of a domain. The id is QEMU's pid while it runs, else -1.
@@ -41,15 +37,10 @@ impl QemuDriver {
         let Some(rs) = self.running(name)? else {
             return Ok((LV_STATE_SHUTOFF, -1));
         };
-        let sock = self.state.run_dir(name)?.join("qmp.sock");
-        let status =
-            Qmp::connect(&sock, MONITOR_TIMEOUT).and_then(|mut q| q.execute("query-status", None));
+        let (sock, _claim) = self.state.claim_monitor(name)?;
+        let status = Qmp::connect(&sock, MONITOR_TIMEOUT).and_then(|mut q| q.execute("query-status", None));
         let state = match status {
-            Ok(s) => match s
-                .get("status")
-                .and_then(|v| v.as_str())
-                .unwrap_or("running")
-            {
+            Ok(s) => match s.get("status").and_then(|v| v.as_str()).unwrap_or("running") {
                 "running" | "debug" => LV_STATE_RUNNING,
                 "shutdown" => LV_STATE_SHUTDOWN,
                 "internal-error" | "io-error" | "guest-panicked" => LV_STATE_CRASHED,
@@ -59,10 +50,7 @@ impl QemuDriver {
             Err(e) => {
                 call.log(
                     Level::Warning,
-                    &format!(
-                        "domain '{name}': QEMU (pid {}) runs but its monitor did not answer: {e}",
-                        rs.pid
-                    ),
+                    &format!("domain '{name}': QEMU (pid {}) runs but its monitor did not answer: {e}", rs.pid),
                 );
                 LV_STATE_RUNNING
             }
@@ -71,18 +59,10 @@ impl QemuDriver {
     }
 
     /// Starts `dom`'s QEMU; the caller holds the domain's lock.
-    pub(crate) fn start(
-        &self,
-        dom: &DomainXml,
-        opts: &StartOptions,
-        call: &mut Call,
-    ) -> DriverResult {
+    pub(crate) fn start(&self, dom: &DomainXml, opts: &StartOptions, call: &mut Call) -> DriverResult {
         let name = dom.name();
         if self.running(&name)?.is_some() {
-            return Err(DriverError::new(
-                ErrorCode::InvalidState,
-                format!("Domain '{name}' is already running"),
-            ));
+            return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is already running")));
         }
         // Leftovers of a QEMU that died (transient overlays included) go first.
         self.state.clear_run(&name)?;
@@ -96,13 +76,12 @@ impl QemuDriver {
         let live = with_transient_overlays(dom, &run_dir)?;
         let mut plan = cmdline::build(&live)?;
         if opts.incoming.is_some() {
-            plan.argv
-                .extend(["-incoming".to_string(), "defer".to_string()]);
+            plan.argv.extend(["-incoming".to_string(), "defer".to_string()]);
         }
         for w in &plan.warnings {
             call.log(Level::Warning, &format!("domain '{name}': {w}"));
         }
-        let sock = run_dir.join("qmp.sock");
+        let sock = self.state.monitor_socket(&name, MONITORS - 1)?;
         if sock.as_os_str().len() > 100 {
             return Err(DriverError::new(
                 ErrorCode::InvalidArg,
@@ -112,8 +91,12 @@ impl QemuDriver {
                 ),
             ));
         }
-        let listener = UnixListener::bind(&sock)
-            .map_err(|e| DriverError::io("create the monitor socket", &sock, e))?;
+        let listeners = (0..MONITORS)
+            .map(|k| {
+                let path = self.state.monitor_socket(&name, k)?;
+                UnixListener::bind(&path).map_err(|e| DriverError::io("create the monitor socket", &path, e))
+            })
+            .collect::<DriverResult<Vec<_>>>()?;
         let log_path = self.state.log_file(&name)?;
         ensure_parent(&log_path)?;
         let mut log = std::fs::OpenOptions::new()
@@ -130,47 +113,28 @@ impl QemuDriver {
             plan.argv.join(" ")
         );
 
-        let mut child = process::spawn(&plan.argv, &listener, &log)
+        let mut child = process::spawn(&plan.argv, &listeners, &log)
             .map_err(|e| hypervisor(format!("Cannot run {}: {e}", plan.argv[0])))?;
-        drop(listener); // QEMU holds it as fd MONITOR_FD now; if QEMU dies, connecting fails.
+        drop(listeners); // QEMU holds them now; if QEMU dies, connecting fails at once.
         let pid = child.id() as i32;
         let fail = |child: &mut std::process::Child, why: String| -> DriverError {
             let _ = child.kill();
             let _ = child.wait();
             let _ = self.state.clear_run(&name);
             let output = read_from(&log_path, log_start);
-            hypervisor(format!(
-                "QEMU failed to start domain '{name}': {why}\n{}",
-                output.trim_end()
-            ))
+            hypervisor(format!("QEMU failed to start domain '{name}': {why}\n{}", output.trim_end()))
         };
         let Some(start_time) = process::start_time(pid) else {
             return Err(fail(&mut child, "it exited at once".to_string()));
         };
-        let started_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        if let Err(e) = self.state.write_run_state(
-            &name,
-            &RunState {
-                pid,
-                start_time,
-                started_at,
-            },
-        ) {
+        let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if let Err(e) = self.state.write_run_state(&name, &RunState { pid, start_time, started_at }) {
             return Err(fail(&mut child, e.message));
         }
-        let qmp = match Qmp::connect(&sock, STARTUP_TIMEOUT) {
+        let qmp = match Qmp::connect(&self.state.monitor_socket(&name, 0)?, STARTUP_TIMEOUT) {
             Ok(q) => q,
             Err(e) => {
-                return Err(fail(
-                    &mut child,
-                    format!(
-                        "its monitor did not answer ({e}); see {}",
-                        log_path.display()
-                    ),
-                ));
+                return Err(fail(&mut child, format!("its monitor did not answer ({e}); see {}", log_path.display())));
             }
         };
         drop(qmp);
@@ -190,23 +154,13 @@ impl QemuDriver {
                 "migrate-set-capabilities",
                 json!({ "capabilities": [{ "capability": "events", "state": true }] }),
             );
-            mon.exec(
-                "migrate-incoming",
-                json!({ "uri": format!("exec:cat {}", sh_quote(file)) }),
-            )?;
+            mon.exec("migrate-incoming", json!({ "uri": format!("exec:cat {}", sh_quote(file)) }))?;
             mon.wait_migration(call, "loading memory")?;
         }
         if let Some((tag, vmstate, devices)) = &opts.load_internal {
             let vm = mon.top_node(vmstate)?;
-            let nodes = devices
-                .iter()
-                .map(|t| mon.top_node(t))
-                .collect::<DriverResult<Vec<_>>>()?;
-            mon.run_job(
-                "snapshot-load",
-                json!({ "tag": tag, "vmstate": vm, "devices": nodes }),
-                "lv-load",
-            )?;
+            let nodes = devices.iter().map(|t| mon.top_node(t)).collect::<DriverResult<Vec<_>>>()?;
+            mon.run_job("snapshot-load", json!({ "tag": tag, "vmstate": vm, "devices": nodes }), "lv-load")?;
         }
         if !opts.paused {
             mon.exec("cont", Value::Null)?;
@@ -219,12 +173,9 @@ impl QemuDriver {
         let rs = self.state.read_run_state(name)?;
         let Some(rs) = rs.filter(|rs| process::is_alive(rs.pid, rs.start_time)) else {
             self.state.clear_run(name)?;
-            return Err(DriverError::new(
-                ErrorCode::InvalidState,
-                format!("Domain '{name}' is not running"),
-            ));
+            return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is not running")));
         };
-        let sock = self.state.run_dir(name)?.join("qmp.sock");
+        let (sock, _claim) = self.state.claim_monitor(name)?;
         let quit = Qmp::connect(&sock, MONITOR_TIMEOUT).and_then(|mut q| {
             q.execute("quit", None)?;
             q.wait_closed();
@@ -262,13 +213,9 @@ fn with_transient_overlays(dom: &DomainXml, run_dir: &Path) -> DriverResult<Doma
         let Some(path) = d.source.path() else {
             continue;
         };
-        let overlay = run_dir
-            .join(format!("transient-{}.qcow2", d.target))
-            .display()
-            .to_string();
+        let overlay = run_dir.join(format!("transient-{}.qcow2", d.target)).display().to_string();
         images::create_overlay(&overlay, path, d.format_or_raw())?;
-        live.set_disk_source(&d.target, &overlay, "qcow2")
-            .map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
+        live.set_disk_source(&d.target, &overlay, "qcow2").map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
     }
     Ok(live)
 }

@@ -18,6 +18,8 @@ const TICK: Duration = Duration::from_millis(250);
 pub struct Monitor {
     qmp: Qmp,
     domain: String,
+    /// Keeps the monitor ours while connected.
+    _claim: luavirt_plugin_api::fsutil::LockGuard,
 }
 
 /// What to wait for in a block job.
@@ -33,47 +35,30 @@ impl QemuDriver {
     /// Connects to the monitor of `name`, which must be running.
     pub(crate) fn monitor(&self, name: &str) -> DriverResult<Monitor> {
         if self.running(name)?.is_none() {
-            return Err(DriverError::new(
-                ErrorCode::InvalidState,
-                format!("Domain '{name}' is not running"),
-            ));
+            return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is not running")));
         }
-        let sock = self.state.run_dir(name)?.join("qmp.sock");
+        let (sock, claim) = self.state.claim_monitor(name)?;
         let qmp = Qmp::connect(&sock, COMMAND_TIMEOUT).map_err(|e| {
-            DriverError::new(
-                ErrorCode::Hypervisor,
-                format!("Cannot reach the QEMU monitor of domain '{name}': {e}"),
-            )
+            DriverError::new(ErrorCode::Hypervisor, format!("Cannot reach the QEMU monitor of domain '{name}': {e}"))
         })?;
-        Ok(Monitor {
-            qmp,
-            domain: name.to_string(),
-        })
+        Ok(Monitor { qmp, domain: name.to_string(), _claim: claim })
     }
 }
 
 impl Monitor {
     fn fail(&self, what: &str, e: QmpError) -> DriverError {
-        DriverError::new(
-            ErrorCode::Hypervisor,
-            format!("QEMU of domain '{}' refused {what}: {e}", self.domain),
-        )
+        DriverError::new(ErrorCode::Hypervisor, format!("QEMU of domain '{}' refused {what}: {e}", self.domain))
     }
 
     /// Runs a QMP command.
     pub fn exec(&mut self, command: &str, args: Value) -> DriverResult<Value> {
         let args = if args.is_null() { None } else { Some(args) };
-        self.qmp
-            .execute(command, args)
-            .map_err(|e| self.fail(command, e))
+        self.qmp.execute(command, args).map_err(|e| self.fail(command, e))
     }
 
     /// QEMU's run status (`running`, `paused`, `postmigrate`, ...).
     pub fn status(&mut self) -> DriverResult<String> {
-        Ok(self.exec("query-status", Value::Null)?["status"]
-            .as_str()
-            .unwrap_or("")
-            .to_string())
+        Ok(self.exec("query-status", Value::Null)?["status"].as_str().unwrap_or("").to_string())
     }
 
     /// The `query-block` entry of disk `target` (its device id).
@@ -89,35 +74,26 @@ impl Monitor {
             })
             .cloned()
             .ok_or_else(|| {
-                DriverError::new(
-                    ErrorCode::NoDisk,
-                    format!("QEMU of domain '{}' has no disk '{target}'", self.domain),
-                )
+                DriverError::new(ErrorCode::NoDisk, format!("QEMU of domain '{}' has no disk '{target}'", self.domain))
             })
     }
 
     /// The node name of disk `target`'s active image.
     pub fn top_node(&mut self, target: &str) -> DriverResult<String> {
         let b = self.block_entry(target)?;
-        b["inserted"]["node-name"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| {
-                DriverError::new(
-                    ErrorCode::InvalidState,
-                    format!("Disk {target} of domain '{}' has no medium", self.domain),
-                )
-            })
+        b["inserted"]["node-name"].as_str().map(str::to_string).ok_or_else(|| {
+            DriverError::new(
+                ErrorCode::InvalidState,
+                format!("Disk {target} of domain '{}' has no medium", self.domain),
+            )
+        })
     }
 
     /// Disk `target`'s active image file and format, as QEMU sees them.
     pub fn active_image(&mut self, target: &str) -> DriverResult<(String, String)> {
         let b = self.block_entry(target)?;
         let i = &b["inserted"];
-        Ok((
-            i["file"].as_str().unwrap_or("").to_string(),
-            i["drv"].as_str().unwrap_or("").to_string(),
-        ))
+        Ok((i["file"].as_str().unwrap_or("").to_string(), i["drv"].as_str().unwrap_or("").to_string()))
     }
 
     /// The format node reading `file`, if QEMU has the file open.
@@ -127,10 +103,7 @@ impl Monitor {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|n| {
-                n["file"].as_str() == Some(file)
-                    && !matches!(n["drv"].as_str(), Some("file" | "host_device"))
-            })
+            .find(|n| n["file"].as_str() == Some(file) && !matches!(n["drv"].as_str(), Some("file" | "host_device")))
             .and_then(|n| n["node-name"].as_str().map(str::to_string)))
     }
 
@@ -138,55 +111,29 @@ impl Monitor {
     /// overlay; names are at most 31 characters).
     pub fn fresh_node_name(&mut self, prefix: &str) -> DriverResult<String> {
         let nodes = self.exec("query-named-block-nodes", json!({ "flat": true }))?;
-        let taken: Vec<&str> = nodes
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n["node-name"].as_str())
-            .collect();
-        let name = (1..)
-            .map(|n| format!("{prefix}-{n}"))
-            .find(|c| !taken.contains(&c.as_str()))
-            .expect("some name is free");
+        let taken: Vec<&str> = nodes.as_array().into_iter().flatten().filter_map(|n| n["node-name"].as_str()).collect();
+        let name =
+            (1..).map(|n| format!("{prefix}-{n}")).find(|c| !taken.contains(&c.as_str())).expect("some name is free");
         Ok(name)
     }
 
     /// Waits for block job `job` to be ready or done, reporting progress and honouring
     /// cancellation (the job is then cancelled and `Cancelled` returned).
-    pub fn wait_block_job(
-        &mut self,
-        job: &str,
-        until: Until,
-        call: &mut Call,
-        stage: &str,
-    ) -> DriverResult<()> {
+    pub fn wait_block_job(&mut self, job: &str, until: Until, call: &mut Call, stage: &str) -> DriverResult<()> {
         loop {
             if call.is_cancelled() {
-                let _ = self.qmp.execute(
-                    "block-job-cancel",
-                    Some(json!({ "device": job, "force": true })),
-                );
+                let _ = self.qmp.execute("block-job-cancel", Some(json!({ "device": job, "force": true })));
                 self.wait_gone(job);
                 return Err(DriverError::new(
                     ErrorCode::Cancelled,
-                    format!(
-                        "{stage} on domain '{}' was cancelled; the job was stopped",
-                        self.domain
-                    ),
+                    format!("{stage} on domain '{}' was cancelled; the job was stopped", self.domain),
                 ));
             }
-            let event = self
-                .qmp
-                .next_event(TICK)
-                .map_err(|e| self.fail("waiting for a block job", e))?;
+            let event = self.qmp.next_event(TICK).map_err(|e| self.fail("waiting for a block job", e))?;
             let Some(ev) = event else {
                 match self.block_job(job)? {
                     Some(info) => {
-                        call.progress(
-                            info["offset"].as_u64().unwrap_or(0),
-                            info["len"].as_u64().unwrap_or(0),
-                            stage,
-                        );
+                        call.progress(info["offset"].as_u64().unwrap_or(0), info["len"].as_u64().unwrap_or(0), stage);
                         if until == Until::Ready && info["ready"].as_bool() == Some(true) {
                             return Ok(());
                         }
@@ -229,10 +176,7 @@ impl Monitor {
             match self.qmp.next_event(COMMAND_TIMEOUT) {
                 Ok(Some(ev))
                     if ev["data"]["device"].as_str() == Some(job)
-                        && matches!(
-                            ev["event"].as_str(),
-                            Some("BLOCK_JOB_CANCELLED" | "BLOCK_JOB_COMPLETED")
-                        ) =>
+                        && matches!(ev["event"].as_str(), Some("BLOCK_JOB_CANCELLED" | "BLOCK_JOB_COMPLETED")) =>
                 {
                     return;
                 }
@@ -245,12 +189,7 @@ impl Monitor {
     /// The `query-block-jobs` entry of job `job`.
     pub fn block_job(&mut self, job: &str) -> DriverResult<Option<Value>> {
         let jobs = self.exec("query-block-jobs", Value::Null)?;
-        Ok(jobs
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|j| j["device"].as_str() == Some(job))
-            .cloned())
+        Ok(jobs.as_array().into_iter().flatten().find(|j| j["device"].as_str() == Some(job)).cloned())
     }
 
     /// Runs a job command (`snapshot-save`, ...) with `job-id` and waits for it to conclude;
@@ -259,20 +198,14 @@ impl Monitor {
         args["job-id"] = json!(id);
         self.exec(command, args)?;
         loop {
-            let ev = self
-                .qmp
-                .next_event(COMMAND_TIMEOUT)
-                .map_err(|e| self.fail(command, e))?;
+            let ev = self.qmp.next_event(COMMAND_TIMEOUT).map_err(|e| self.fail(command, e))?;
             let Some(ev) = ev else {
                 return Err(DriverError::new(
                     ErrorCode::Hypervisor,
                     format!("QEMU of domain '{}' did not finish {command}", self.domain),
                 ));
             };
-            if ev["event"] == "JOB_STATUS_CHANGE"
-                && ev["data"]["id"] == id
-                && ev["data"]["status"] == "concluded"
-            {
+            if ev["event"] == "JOB_STATUS_CHANGE" && ev["data"]["id"] == id && ev["data"]["status"] == "concluded" {
                 break;
             }
         }
@@ -308,18 +241,11 @@ impl Monitor {
                 }
                 _ => {
                     let ram = &info["ram"];
-                    call.progress(
-                        ram["transferred"].as_u64().unwrap_or(0),
-                        ram["total"].as_u64().unwrap_or(0),
-                        stage,
-                    );
+                    call.progress(ram["transferred"].as_u64().unwrap_or(0), ram["total"].as_u64().unwrap_or(0), stage);
                 }
             }
             // MIGRATION events wake this up as soon as the state changes.
-            let _ = self
-                .qmp
-                .next_event(TICK)
-                .map_err(|e| self.fail("waiting for a migration", e))?;
+            let _ = self.qmp.next_event(TICK).map_err(|e| self.fail("waiting for a migration", e))?;
         }
     }
 }

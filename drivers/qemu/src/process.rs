@@ -9,30 +9,37 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The fd number QEMU finds its monitor socket on (`-chardev socket,fd=3`).
-pub const MONITOR_FD: RawFd = 3;
+/// The fd number QEMU finds its first monitor socket on (`-chardev socket,fd=3`); the
+/// others follow.
+pub const FIRST_MONITOR_FD: RawFd = 3;
 
 /// Starts `argv` in a session of its own, so it outlives luavirt and the terminal, with
-/// stdout and stderr appended to `log` and `listener` as fd 3.
-pub fn spawn(argv: &[String], listener: &UnixListener, log: &File) -> io::Result<Child> {
-    let fd = listener.as_raw_fd();
+/// stdout and stderr appended to `log` and `listeners` as fds 3, 4, ...
+pub fn spawn(argv: &[String], listeners: &[UnixListener], log: &File) -> io::Result<Child> {
+    let fds: Vec<RawFd> = listeners.iter().map(|l| l.as_raw_fd()).collect();
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log.try_clone()?);
-    // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) between fork and exec.
+    cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?);
+    // SAFETY: only async-signal-safe calls (setsid, fcntl, dup2) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
             }
-            if fd != MONITOR_FD && libc::dup2(fd, MONITOR_FD) < 0 {
-                return Err(io::Error::last_os_error());
+            // Move every listener above the target range first, so no dup2 overwrites one
+            // not yet moved.
+            let mut high = [0; 16];
+            for (k, fd) in fds.iter().enumerate() {
+                high[k] = libc::fcntl(*fd, libc::F_DUPFD, 64);
+                if high[k] < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
-            // dup2 clears close-on-exec on the copy, but not when fd already was 3.
-            if libc::fcntl(MONITOR_FD, libc::F_SETFD, 0) < 0 {
-                return Err(io::Error::last_os_error());
+            for (k, fd) in high.iter().take(fds.len()).enumerate() {
+                let target = FIRST_MONITOR_FD + k as RawFd;
+                // dup2 leaves the copy without close-on-exec, so QEMU inherits it.
+                if libc::dup2(*fd, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -67,11 +74,7 @@ pub fn wait_exit(pid: i32, timeout: Duration) -> bool {
             // ESRCH: no such process, so it is gone.
             return io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
         }
-        let mut pfd = libc::pollfd {
-            fd: pidfd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         let ready = loop {
             let r = libc::poll(&mut pfd, 1, ms);

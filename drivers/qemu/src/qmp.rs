@@ -51,15 +51,9 @@ impl Qmp {
     /// `timeout` bounds each wait for a reply.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
         let stream = UnixStream::connect(path)?;
-        let mut qmp = Qmp {
-            stream,
-            pending: Vec::new(),
-            events: VecDeque::new(),
-            timeout,
-        };
-        let greeting = qmp
-            .read_message(timeout)?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no QMP greeting"))?;
+        let mut qmp = Qmp { stream, pending: Vec::new(), events: VecDeque::new(), timeout };
+        let greeting =
+            qmp.read_message(timeout)?.ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no QMP greeting"))?;
         if greeting.get("QMP").is_none() {
             return Err(QmpError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -77,29 +71,17 @@ impl Qmp {
                 let line: Vec<u8> = self.pending.drain(..=end).collect();
                 let text = String::from_utf8_lossy(&line);
                 return serde_json::from_str(&text).map(Some).map_err(|e| {
-                    QmpError::Io(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("bad QMP message {text:?}: {e}"),
-                    ))
+                    QmpError::Io(io::Error::new(io::ErrorKind::InvalidData, format!("bad QMP message {text:?}: {e}")))
                 });
             }
-            self.stream
-                .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+            self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
             let mut buf = [0u8; 8192];
             match self.stream.read(&mut buf) {
                 Ok(0) => {
-                    return Err(QmpError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "QEMU closed the monitor",
-                    )));
+                    return Err(QmpError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "QEMU closed the monitor")));
                 }
                 Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     return Ok(None);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -119,20 +101,14 @@ impl Qmp {
         self.stream.write_all(text.as_bytes())?;
         loop {
             let reply = self.read_message(self.timeout)?.ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("QEMU did not answer {command} in {:?}", self.timeout),
-                )
+                io::Error::new(io::ErrorKind::TimedOut, format!("QEMU did not answer {command} in {:?}", self.timeout))
             })?;
             if let Some(r) = reply.get("return") {
                 return Ok(r.clone());
             }
             if let Some(e) = reply.get("error") {
                 return Err(QmpError::Command(
-                    e.get("desc")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown error")
-                        .to_string(),
+                    e.get("desc").and_then(Value::as_str).unwrap_or("unknown error").to_string(),
                 ));
             }
             if reply.get("event").is_some() {
@@ -146,9 +122,7 @@ impl Qmp {
         if let Some(e) = self.events.pop_front() {
             return Ok(Some(e));
         }
-        Ok(self
-            .read_message(timeout)?
-            .filter(|m| m.get("event").is_some()))
+        Ok(self.read_message(timeout)?.filter(|m| m.get("event").is_some()))
     }
 
     /// Reads until the monitor closes (QEMU exiting after `quit`).

@@ -3,16 +3,21 @@
 //! ```text
 //! <state>/qemu/domains/NAME.xml      definitions, as defined (lossless)
 //! <state>/qemu/run/NAME/state.json   the running QEMU: pid, its start time, monitor socket
-//! <state>/qemu/run/NAME/qmp.sock     the QMP monitor
+//! <state>/qemu/run/NAME/qmp-K.sock   its QMP monitors (K < MONITORS), each claimed through
+//!                                    qmp-K.lock by one luavirt call at a time
 //! <state>/qemu/log/NAME.log          QEMU's output, appended at each start
 //! <state>/qemu/locks/NAME.lock       held while a call changes NAME
 //! ```
 
 use luavirt_plugin_api::domain::{DomainXml, check_domain_name};
-use luavirt_plugin_api::fsutil::{LockGuard, lock_exclusive, write_atomic};
+use luavirt_plugin_api::fsutil::{LockGuard, lock_exclusive, try_lock_exclusive, write_atomic};
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// How many QMP monitors each QEMU offers. QMP serves one client per monitor, so this many
+/// luavirt calls can talk to one domain at once (a long block job wait holds one).
+pub const MONITORS: usize = 4;
 
 /// The driver's folders.
 #[derive(Clone, Debug)]
@@ -35,9 +40,7 @@ pub struct RunState {
 impl StateDir {
     /// The QEMU driver's folder inside luavirt's state folder `base`.
     pub fn new(base: &Path) -> StateDir {
-        StateDir {
-            root: base.join("qemu"),
-        }
+        StateDir { root: base.join("qemu") }
     }
 
     fn checked(name: &str) -> Result<&str, DriverError> {
@@ -47,10 +50,7 @@ impl StateDir {
 
     /// The definition file of `name`.
     pub fn definition(&self, name: &str) -> Result<PathBuf, DriverError> {
-        Ok(self
-            .root
-            .join("domains")
-            .join(format!("{}.xml", Self::checked(name)?)))
+        Ok(self.root.join("domains").join(format!("{}.xml", Self::checked(name)?)))
     }
 
     /// The run folder of `name`.
@@ -58,20 +58,35 @@ impl StateDir {
         Ok(self.root.join("run").join(Self::checked(name)?))
     }
 
+    /// Monitor socket `k` of `name`.
+    pub fn monitor_socket(&self, name: &str, k: usize) -> Result<PathBuf, DriverError> {
+        Ok(self.run_dir(name)?.join(format!("qmp-{k}.sock")))
+    }
+
+    /// Claims a free monitor of `name`: its socket, and the lock that keeps it ours. When all
+    /// are busy, waits for one.
+    pub fn claim_monitor(&self, name: &str) -> Result<(PathBuf, LockGuard), DriverError> {
+        let dir = self.run_dir(name)?;
+        for k in 0..MONITORS {
+            let lock = dir.join(format!("qmp-{k}.lock"));
+            if let Some(guard) = try_lock_exclusive(&lock).map_err(|e| DriverError::io("lock", &lock, e))? {
+                return Ok((self.monitor_socket(name, k)?, guard));
+            }
+        }
+        let k = std::process::id() as usize % MONITORS;
+        let lock = dir.join(format!("qmp-{k}.lock"));
+        let guard = lock_exclusive(&lock).map_err(|e| DriverError::io("lock", &lock, e))?;
+        Ok((self.monitor_socket(name, k)?, guard))
+    }
+
     /// QEMU's log of `name`.
     pub fn log_file(&self, name: &str) -> Result<PathBuf, DriverError> {
-        Ok(self
-            .root
-            .join("log")
-            .join(format!("{}.log", Self::checked(name)?)))
+        Ok(self.root.join("log").join(format!("{}.log", Self::checked(name)?)))
     }
 
     /// Takes the lock of `name`.
     pub fn lock(&self, name: &str) -> Result<LockGuard, DriverError> {
-        let path = self
-            .root
-            .join("locks")
-            .join(format!("{}.lock", Self::checked(name)?));
+        let path = self.root.join("locks").join(format!("{}.lock", Self::checked(name)?));
         lock_exclusive(&path).map_err(|e| DriverError::io("lock", &path, e))
     }
 
@@ -85,12 +100,7 @@ impl StateDir {
         };
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(".xml"))
-                    .map(str::to_string)
-            })
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".xml")).map(str::to_string))
             .filter(|n| !n.starts_with('.'))
             .collect();
         names.sort();
@@ -103,10 +113,7 @@ impl StateDir {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(DriverError::new(
-                    ErrorCode::NoDomain,
-                    format!("Domain '{name}' is not defined"),
-                ));
+                return Err(DriverError::new(ErrorCode::NoDomain, format!("Domain '{name}' is not defined")));
             }
             Err(e) => return Err(DriverError::io("read", &path, e)),
         };
@@ -160,9 +167,7 @@ impl StateDir {
     pub fn clear_run(&self, name: &str) -> Result<(), DriverError> {
         let dir = self.run_dir(name)?;
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(DriverError::io("remove", &dir, e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::io("remove", &dir, e)),
             _ => Ok(()),
         }
     }

@@ -47,11 +47,7 @@ impl DiskSource {
         match self {
             DiskSource::None => "-".to_string(),
             DiskSource::File(p) | DiskSource::Block(p) | DiskSource::Dir(p) => p.clone(),
-            DiskSource::Network {
-                protocol,
-                name,
-                hosts,
-            } => {
+            DiskSource::Network { protocol, name, hosts } => {
                 let host = hosts
                     .first()
                     .map(|(h, p)| match p {
@@ -124,10 +120,7 @@ impl Disk {
             transient: e.child("transient").is_some(),
             snapshot: e.attr("snapshot"),
             serial: e.child("serial").map(|s| s.text()),
-            boot_order: e
-                .child("boot")
-                .and_then(|b| b.attr("order"))
-                .and_then(|o| o.parse().ok()),
+            boot_order: e.child("boot").and_then(|b| b.attr("order")).and_then(|o| o.parse().ok()),
             selected: e.attr("selected").map(|v| v == "yes"),
             line: e.line(),
             disk_type,
@@ -149,15 +142,11 @@ fn source_of(disk_type: &str, s: &Element) -> DiskSource {
         "network" => DiskSource::Network {
             protocol: attr("protocol").unwrap_or_default(),
             name: attr("name"),
-            hosts: s
-                .children_named("host")
-                .filter_map(|h| Some((h.attr("name")?, h.attr("port"))))
-                .collect(),
+            hosts: s.children_named("host").filter_map(|h| Some((h.attr("name")?, h.attr("port")))).collect(),
         },
-        "volume" => DiskSource::Volume {
-            pool: attr("pool").unwrap_or_default(),
-            volume: attr("volume").unwrap_or_default(),
-        },
+        "volume" => {
+            DiskSource::Volume { pool: attr("pool").unwrap_or_default(), volume: attr("volume").unwrap_or_default() }
+        }
         other => DiskSource::Other(other.to_string()),
     }
 }

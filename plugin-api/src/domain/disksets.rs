@@ -31,17 +31,12 @@ pub struct DiskSets {
 
 /// Checks a set name: letters, digits, `_`, `-`, `.`; 1 to 64 characters.
 pub fn check_set_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "Invalid disk set name {name:?}: use 1 to 64 letters, digits, '_', '-' or '.'"
-        ))
+        Err(format!("Invalid disk set name {name:?}: use 1 to 64 letters, digits, '_', '-' or '.'"))
     }
 }
 
@@ -53,28 +48,17 @@ impl DiskSets {
             if set.local_name() != "set" {
                 return Err((
                     set.line(),
-                    format!(
-                        "unexpected <{}> in luavirt disk sets; only <set> belongs there",
-                        set.name()
-                    ),
+                    format!("unexpected <{}> in luavirt disk sets; only <set> belongs there", set.name()),
                 ));
             }
-            let name = set
-                .attr("name")
-                .ok_or((set.line(), "a disk <set> has no name attribute".to_string()))?;
+            let name = set.attr("name").ok_or((set.line(), "a disk <set> has no name attribute".to_string()))?;
             check_set_name(&name).map_err(|m| (set.line(), m))?;
             let members = sets.sets.entry(name.clone()).or_default();
             for disk in set.elements() {
-                let target = disk
-                    .attr("target")
-                    .filter(|_| disk.local_name() == "disk")
-                    .ok_or((
-                        disk.line(),
-                        format!(
-                            "disk set {name:?} holds <{}>; expected <disk target='...'/>",
-                            disk.name()
-                        ),
-                    ))?;
+                let target = disk.attr("target").filter(|_| disk.local_name() == "disk").ok_or((
+                    disk.line(),
+                    format!("disk set {name:?} holds <{}>; expected <disk target='...'/>", disk.name()),
+                ))?;
                 if !members.contains(&target) {
                     members.push(target);
                 }
@@ -88,25 +72,17 @@ impl DiskSets {
         let mut root = Element::new(format!("{DISKSETS_PREFIX}:disksets"))
             .with_attr(&format!("xmlns:{DISKSETS_PREFIX}"), DISKSETS_NS);
         for (name, members) in self.sets.iter().filter(|(_, m)| !m.is_empty()) {
-            let set =
-                root.push(Element::new(format!("{DISKSETS_PREFIX}:set")).with_attr("name", name));
+            let set = root.push(Element::new(format!("{DISKSETS_PREFIX}:set")).with_attr("name", name));
             for t in members {
                 set.push(Element::new(format!("{DISKSETS_PREFIX}:disk")).with_attr("target", t));
             }
         }
-        if root.elements().next().is_some() {
-            Some(root)
-        } else {
-            None
-        }
+        if root.elements().next().is_some() { Some(root) } else { None }
     }
 
     /// Names of the sets that have members.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.sets
-            .iter()
-            .filter(|(_, m)| !m.is_empty())
-            .map(|(n, _)| n.as_str())
+        self.sets.iter().filter(|(_, m)| !m.is_empty()).map(|(n, _)| n.as_str())
     }
 
     /// Members of `set` (empty if the set does not exist).

@@ -37,12 +37,7 @@ impl DomainXml {
     }
 
     fn error_at(e: &Element, message: String) -> XmlError {
-        XmlError {
-            source_name: None,
-            line: e.line().max(1),
-            column: e.column().max(1),
-            message,
-        }
+        XmlError { source_name: None, line: e.line().max(1), column: e.column().max(1), message }
     }
 
     fn check(&self) -> Result<(), XmlError> {
@@ -50,21 +45,23 @@ impl DomainXml {
         if root.name() != "domain" {
             return Err(Self::error_at(
                 root,
-                format!(
-                    "the root element is <{}>; domain XML starts with <domain type='...'>",
-                    root.name()
-                ),
+                format!("the root element is <{}>; domain XML starts with <domain type='...'>", root.name()),
             ));
         }
-        let name_el = root.child("name").ok_or_else(|| {
-            Self::error_at(
-                root,
-                "the domain has no <name>; add <name>NAME</name>".to_string(),
-            )
-        })?;
+        let name_el = root
+            .child("name")
+            .ok_or_else(|| Self::error_at(root, "the domain has no <name>; add <name>NAME</name>".to_string()))?;
         check_domain_name(&name_el.text()).map_err(|m| Self::error_at(name_el, m))?;
         if let Some(u) = root.child("uuid") {
-            normalize_uuid(&u.text()).ok_or_else(|| Self::error_at(u, format!("invalid <uuid> {:?}; write 32 hex digits like 4dea22b3-1d52-d8f3-2516-782e98ab3fa0", u.text())))?;
+            normalize_uuid(&u.text()).ok_or_else(|| {
+                Self::error_at(
+                    u,
+                    format!(
+                        "invalid <uuid> {:?}; write 32 hex digits like 4dea22b3-1d52-d8f3-2516-782e98ab3fa0",
+                        u.text()
+                    ),
+                )
+            })?;
         }
         let mut seen: Vec<(String, u32)> = Vec::new();
         for el in self.disk_elements() {
@@ -72,8 +69,7 @@ impl DomainXml {
             if disk.target.is_empty() {
                 return Err(Self::error_at(
                     el,
-                    "a <disk> has no <target dev='...'/>; every disk needs a target name like vda"
-                        .to_string(),
+                    "a <disk> has no <target dev='...'/>; every disk needs a target name like vda".to_string(),
                 ));
             }
             if let Some((_, line)) = seen.iter().find(|(t, _)| *t == disk.target) {
@@ -89,10 +85,7 @@ impl DomainXml {
             if let Some(v) = el.attr("selected").filter(|v| v != "yes" && v != "no") {
                 return Err(Self::error_at(
                     el,
-                    format!(
-                        "disk '{}' has selected={v:?}; use 'yes' or 'no'",
-                        disk.target
-                    ),
+                    format!("disk '{}' has selected={v:?}; use 'yes' or 'no'", disk.target),
                 ));
             }
             seen.push((disk.target, el.line()));
@@ -126,19 +119,12 @@ impl DomainXml {
 
     /// `<name>`.
     pub fn name(&self) -> String {
-        self.doc
-            .root
-            .child("name")
-            .map(|e| e.text())
-            .unwrap_or_default()
+        self.doc.root.child("name").map(|e| e.text()).unwrap_or_default()
     }
 
     /// `<uuid>`, normalized to lower case with dashes.
     pub fn uuid(&self) -> Option<String> {
-        self.doc
-            .root
-            .child("uuid")
-            .and_then(|u| normalize_uuid(&u.text()))
+        self.doc.root.child("uuid").and_then(|u| normalize_uuid(&u.text()))
     }
 
     /// `type=` of `<domain>`: kvm, qemu, xen, ...
@@ -161,11 +147,7 @@ impl DomainXml {
     }
 
     fn disk_elements(&self) -> impl Iterator<Item = &Element> {
-        self.doc
-            .root
-            .child("devices")
-            .into_iter()
-            .flat_map(|d| d.children_named("disk"))
+        self.doc.root.child("devices").into_iter().flat_map(|d| d.children_named("disk"))
     }
 
     /// Every disk, in document order.
@@ -190,46 +172,21 @@ impl DomainXml {
 
     /// Points disk `target` at image `file` of `format` (a snapshot overlay, a copy), keeping
     /// everything else of the disk as it is. A block or network source becomes a file source.
-    pub fn set_disk_source(
-        &mut self,
-        target: &str,
-        file: &str,
-        format: &str,
-    ) -> Result<(), String> {
+    pub fn set_disk_source(&mut self, target: &str, file: &str, format: &str) -> Result<(), String> {
         let unit = self.doc.indent_unit();
-        let el = self
-            .disk_element_mut(target)
-            .ok_or_else(|| format!("No disk '{target}'"))?;
+        let el = self.disk_element_mut(target).ok_or_else(|| format!("No disk '{target}'"))?;
         if el.attr("type").as_deref() != Some("file") {
             el.set_attr("type", "file");
         }
         match el.position(|e| e.name() == "source") {
-            Some(i)
-                if el
-                    .elements()
-                    .nth(i)
-                    .is_some_and(|s| s.attr("file").is_some()) =>
-            {
-                el.elements_mut()
-                    .nth(i)
-                    .expect("position is valid")
-                    .set_attr("file", file);
+            Some(i) if el.elements().nth(i).is_some_and(|s| s.attr("file").is_some()) => {
+                el.elements_mut().nth(i).expect("position is valid").set_attr("file", file);
             }
             Some(i) => {
                 el.remove_element(i);
-                el.insert_element(
-                    i,
-                    Element::new("source").with_attr("file", file),
-                    &unit,
-                    &unit,
-                );
+                el.insert_element(i, Element::new("source").with_attr("file", file), &unit, &unit);
             }
-            None => el.insert_element(
-                0,
-                Element::new("source").with_attr("file", file),
-                &unit,
-                &unit,
-            ),
+            None => el.insert_element(0, Element::new("source").with_attr("file", file), &unit, &unit),
         }
         match el.child_mut("driver") {
             Some(d) => {
@@ -239,9 +196,7 @@ impl DomainXml {
             }
             None => el.insert_element(
                 0,
-                Element::new("driver")
-                    .with_attr("name", "qemu")
-                    .with_attr("type", format),
+                Element::new("driver").with_attr("name", "qemu").with_attr("type", format),
                 &unit,
                 &unit,
             ),
@@ -253,8 +208,7 @@ impl DomainXml {
     pub fn metadata_element(&self, ns: &str) -> Option<&Element> {
         let root = &self.doc.root;
         let meta = root.child("metadata")?;
-        meta.elements()
-            .find(|e| namespace_of(&[root, meta, e], e.prefix()).as_deref() == Some(ns))
+        meta.elements().find(|e| namespace_of(&[root, meta, e], e.prefix()).as_deref() == Some(ns))
     }
 
     fn disksets_element(&self) -> Option<&Element> {
@@ -263,10 +217,7 @@ impl DomainXml {
 
     /// The disk sets: those in luavirt's metadata, plus disks seeded with `selected='yes'`.
     pub fn disk_sets(&self) -> DiskSets {
-        let mut sets = self
-            .disksets_element()
-            .and_then(|e| DiskSets::from_element(e).ok())
-            .unwrap_or_default();
+        let mut sets = self.disksets_element().and_then(|e| DiskSets::from_element(e).ok()).unwrap_or_default();
         for d in self.disks() {
             if d.selected == Some(true) {
                 sets.add(DEFAULT_SET, &d.target);
@@ -281,10 +232,7 @@ impl DomainXml {
     /// only; seed attributes sit on the disks themselves). Returns the `(set, disk)` pairs
     /// dropped; the XML changes only if there were any.
     pub fn prune_disk_sets(&mut self) -> Vec<(String, String)> {
-        let Some(mut sets) = self
-            .disksets_element()
-            .and_then(|e| DiskSets::from_element(e).ok())
-        else {
+        let Some(mut sets) = self.disksets_element().and_then(|e| DiskSets::from_element(e).ok()) else {
             return Vec::new();
         };
         let targets: Vec<String> = self.disks().into_iter().map(|d| d.target).collect();
@@ -340,17 +288,10 @@ impl DomainXml {
         // Find our element's position among metadata's children by namespace.
         let own_pos = {
             let root_ref = &*root;
-            let meta = root_ref
-                .elements()
-                .nth(meta_pos)
-                .expect("metadata position is valid");
-            meta.elements()
-                .position(|e| namespace_of(&[root_ref, meta, e], e.prefix()).as_deref() == Some(ns))
+            let meta = root_ref.elements().nth(meta_pos).expect("metadata position is valid");
+            meta.elements().position(|e| namespace_of(&[root_ref, meta, e], e.prefix()).as_deref() == Some(ns))
         };
-        let meta = root
-            .elements_mut()
-            .nth(meta_pos)
-            .expect("metadata position is valid");
+        let meta = root.elements_mut().nth(meta_pos).expect("metadata position is valid");
         let insert_at = match own_pos {
             Some(p) => {
                 meta.remove_element(p);
@@ -361,10 +302,7 @@ impl DomainXml {
         if let Some(new) = new {
             meta.insert_element(insert_at, new, &unit, &unit);
         }
-        let meta_is_empty = meta
-            .children
-            .iter()
-            .all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()));
+        let meta_is_empty = meta.children.iter().all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()));
         if meta_is_empty {
             root.remove_element(meta_pos);
         }
@@ -377,11 +315,7 @@ pub fn check_domain_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the domain <name> is empty".to_string());
     }
-    if name.len() > 200
-        || name.starts_with('.')
-        || name.contains('/')
-        || name.chars().any(char::is_control)
-    {
+    if name.len() > 200 || name.starts_with('.') || name.contains('/') || name.chars().any(char::is_control) {
         return Err(format!(
             "invalid domain name {name:?}: names may not contain '/' or control characters, start with '.', or exceed 200 bytes"
         ));
@@ -396,14 +330,7 @@ pub fn normalize_uuid(text: &str) -> Option<String> {
         return None;
     }
     let h = hex.to_ascii_lowercase();
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    ))
+    Some(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
 }
 
 /// A random (version 4) UUID.

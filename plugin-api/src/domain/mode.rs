@@ -35,10 +35,7 @@ pub enum DiskMode {
 const NAMES: &[(DiskMode, &str)] = &[
     (DiskMode::Persistent, "persistent"),
     (DiskMode::IndependentPersistent, "independent-persistent"),
-    (
-        DiskMode::IndependentNonpersistent,
-        "independent-nonpersistent",
-    ),
+    (DiskMode::IndependentNonpersistent, "independent-nonpersistent"),
     (DiskMode::Nonpersistent, "nonpersistent"),
     (DiskMode::Undoable, "undoable"),
 ];
@@ -46,11 +43,7 @@ const NAMES: &[(DiskMode, &str)] = &[
 impl DiskMode {
     /// The ESX name (`independent-persistent`).
     pub fn name(self) -> &'static str {
-        NAMES
-            .iter()
-            .find(|(m, _)| *m == self)
-            .map(|(_, n)| *n)
-            .expect("every mode has a name")
+        NAMES.iter().find(|(m, _)| *m == self).map(|(_, n)| *n).expect("every mode has a name")
     }
 
     /// Reads an ESX name; case and `_` for `-` do not matter (the vSphere API spells
@@ -73,28 +66,18 @@ impl DiskMode {
 
     /// Whether luavirt can set this mode (the old ESX modes can only be read).
     pub fn settable(self) -> bool {
-        matches!(
-            self,
-            DiskMode::Persistent
-                | DiskMode::IndependentPersistent
-                | DiskMode::IndependentNonpersistent
-        )
+        matches!(self, DiskMode::Persistent | DiskMode::IndependentPersistent | DiskMode::IndependentNonpersistent)
     }
 
-    /// Whether snapshots take the disk.
+    /// Whether snapshots take the disk. ESX leaves out independent disks, and disks in the
+    /// old redo-log modes too.
     pub fn in_snapshots(self) -> bool {
-        !matches!(
-            self,
-            DiskMode::IndependentPersistent | DiskMode::IndependentNonpersistent
-        )
+        self == DiskMode::Persistent
     }
 
     /// Whether changes survive the domain stopping.
     pub fn persistent(self) -> bool {
-        matches!(
-            self,
-            DiskMode::Persistent | DiskMode::IndependentPersistent | DiskMode::Undoable
-        )
+        matches!(self, DiskMode::Persistent | DiskMode::IndependentPersistent | DiskMode::Undoable)
     }
 }
 
@@ -111,9 +94,7 @@ impl DomainXml {
         let legacy = self
             .metadata_element(DISKMODES_NS)
             .and_then(|e| {
-                e.elements()
-                    .find(|d| d.attr("target").as_deref() == Some(target))
-                    .and_then(|d| d.attr("mode"))
+                e.elements().find(|d| d.attr("target").as_deref() == Some(target)).and_then(|d| d.attr("mode"))
             })
             .and_then(|m| DiskMode::parse(&m).ok());
         Some(legacy.unwrap_or_else(|| DiskMode::from_xml(disk.snapshot.as_deref(), disk.transient)))
@@ -129,9 +110,7 @@ impl DomainXml {
         }
         let unit = self.document().indent_unit();
         let legacy_left = self.without_legacy_mode(target);
-        let el = self
-            .disk_element_mut(target)
-            .ok_or_else(|| format!("No disk '{target}'"))?;
+        let el = self.disk_element_mut(target).ok_or_else(|| format!("No disk '{target}'"))?;
         match mode {
             DiskMode::Persistent => {
                 if el.attr("snapshot").as_deref() == Some("no") {
@@ -165,9 +144,8 @@ impl DomainXml {
     fn without_legacy_mode(&self, target: &str) -> Option<Option<Element>> {
         let root = &self.document().root;
         let meta = root.child("metadata")?;
-        let modes = meta.elements().find(|e| {
-            namespace_of(&[root, meta, e], e.prefix()).as_deref() == Some(DISKMODES_NS)
-        })?;
+        let modes =
+            meta.elements().find(|e| namespace_of(&[root, meta, e], e.prefix()).as_deref() == Some(DISKMODES_NS))?;
         let pos = modes.position(|d| d.attr("target").as_deref() == Some(target))?;
         let mut rest = modes.clone();
         rest.remove_element(pos);
@@ -186,38 +164,24 @@ mod tests {
     fn modes_map_to_snapshot_and_transient_and_back() {
         let mut d = DomainXml::parse(XML, None).unwrap();
         assert_eq!(d.disk_mode("sda"), Some(DiskMode::Persistent));
-        d.set_disk_mode("sda", DiskMode::IndependentNonpersistent)
-            .unwrap();
-        assert_eq!(
-            d.to_xml(),
-            XML.replace("snapshot='external'", "snapshot='no'").replace(
-                "<target dev='sda'/>",
-                "<target dev='sda'/>\n      <transient/>"
-            )
-        );
-        assert_eq!(d.disk_mode("sda"), Some(DiskMode::IndependentNonpersistent));
-        d.set_disk_mode("sda", DiskMode::IndependentPersistent)
-            .unwrap();
+        d.set_disk_mode("sda", DiskMode::IndependentNonpersistent).unwrap();
         assert_eq!(
             d.to_xml(),
             XML.replace("snapshot='external'", "snapshot='no'")
+                .replace("<target dev='sda'/>", "<target dev='sda'/>\n      <transient/>")
         );
+        assert_eq!(d.disk_mode("sda"), Some(DiskMode::IndependentNonpersistent));
+        d.set_disk_mode("sda", DiskMode::IndependentPersistent).unwrap();
+        assert_eq!(d.to_xml(), XML.replace("snapshot='external'", "snapshot='no'"));
         d.set_disk_mode("sda", DiskMode::Persistent).unwrap();
         assert_eq!(d.to_xml(), XML.replace(" snapshot='external'", ""));
-        assert!(
-            d.set_disk_mode("sda", DiskMode::Undoable)
-                .unwrap_err()
-                .contains("can only be read")
-        );
+        assert!(d.set_disk_mode("sda", DiskMode::Undoable).unwrap_err().contains("can only be read"));
         assert!(d.set_disk_mode("sdz", DiskMode::Persistent).is_err());
     }
 
     #[test]
     fn names_parse_in_either_spelling() {
-        assert_eq!(
-            DiskMode::parse("Independent_NonPersistent").unwrap(),
-            DiskMode::IndependentNonpersistent
-        );
+        assert_eq!(DiskMode::parse("Independent_NonPersistent").unwrap(), DiskMode::IndependentNonpersistent);
         assert!(DiskMode::parse("sometimes").is_err());
         for (m, n) in NAMES {
             assert_eq!(DiskMode::parse(n).unwrap(), *m);

@@ -28,22 +28,10 @@ fn typed_view_of_disks() {
     let disks = d.disks();
     assert_eq!(disks.len(), 2);
     let a = &disks[0];
-    assert_eq!(
-        (a.disk_type.as_str(), a.device.as_str(), a.format.as_deref()),
-        ("file", "disk", Some("qcow2"))
-    );
-    assert_eq!(
-        a.source,
-        DiskSource::File("/var/lib/images/web1.qcow2".into())
-    );
-    assert_eq!(
-        (a.target.as_str(), a.bus.as_deref(), a.snapshot.as_deref()),
-        ("vda", Some("virtio"), Some("external"))
-    );
-    assert_eq!(
-        (a.serial.as_deref(), a.boot_order, a.line),
-        (Some("S1"), Some(1), 5)
-    );
+    assert_eq!((a.disk_type.as_str(), a.device.as_str(), a.format.as_deref()), ("file", "disk", Some("qcow2")));
+    assert_eq!(a.source, DiskSource::File("/var/lib/images/web1.qcow2".into()));
+    assert_eq!((a.target.as_str(), a.bus.as_deref(), a.snapshot.as_deref()), ("vda", Some("virtio"), Some("external")));
+    assert_eq!((a.serial.as_deref(), a.boot_order, a.line), (Some("S1"), Some(1), 5));
     let b = &disks[1];
     assert_eq!(b.source.display(), "nbd://nas:10809/exp");
     assert!(b.readonly && b.shareable && b.transient);
@@ -71,11 +59,7 @@ fn other_checks_name_the_problem() {
     assert!(e.message.contains("root element is <dom>"), "{e}");
     let e = DomainXml::parse("<domain><name>../x</name></domain>", None).unwrap_err();
     assert!(e.message.contains("invalid domain name"), "{e}");
-    let e = DomainXml::parse(
-        &TWO_DISKS.replace("selected=\"yes\"", "selected=\"maybe\""),
-        None,
-    )
-    .unwrap_err();
+    let e = DomainXml::parse(&TWO_DISKS.replace("selected=\"yes\"", "selected=\"maybe\""), None).unwrap_err();
     assert!(e.message.contains("use 'yes' or 'no'"), "{e}");
 }
 
@@ -115,41 +99,28 @@ fn other_metadata_keeps_its_place() {
 
 #[test]
 fn uuid_is_added_after_name() {
-    let mut d = DomainXml::parse(
-        "<domain type='qemu'>\n  <name>a</name>\n  <memory>1</memory>\n</domain>",
-        None,
-    )
-    .unwrap();
+    let mut d =
+        DomainXml::parse("<domain type='qemu'>\n  <name>a</name>\n  <memory>1</memory>\n</domain>", None).unwrap();
     let u = generate_uuid().unwrap();
     d.set_uuid(&u);
     assert_eq!(
         d.to_xml(),
-        format!(
-            "<domain type='qemu'>\n  <name>a</name>\n  <uuid>{u}</uuid>\n  <memory>1</memory>\n</domain>"
-        )
+        format!("<domain type='qemu'>\n  <name>a</name>\n  <uuid>{u}</uuid>\n  <memory>1</memory>\n</domain>")
     );
     assert_eq!(d.uuid().as_deref(), Some(u.as_str()));
-    assert_eq!(
-        normalize_uuid("4DEA22B31D52D8F32516782E98AB3FA0").unwrap(),
-        "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
-    );
+    assert_eq!(normalize_uuid("4DEA22B31D52D8F32516782E98AB3FA0").unwrap(), "4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
 }
 
 #[test]
 fn a_disk_can_be_pointed_at_a_new_image() {
     let mut d = DomainXml::parse(TWO_DISKS, None).unwrap();
-    d.set_disk_source("vda", "/var/lib/images/web1.s1", "qcow2")
-        .unwrap();
+    d.set_disk_source("vda", "/var/lib/images/web1.s1", "qcow2").unwrap();
     assert_eq!(d.to_xml(), TWO_DISKS.replace("web1.qcow2'", "web1.s1'"));
     d.set_disk_source("vdb", "/o/b.s1", "qcow2").unwrap();
     let b = d.disk("vdb").unwrap();
-    assert_eq!(
-        (b.disk_type.as_str(), b.source.path(), b.format.as_deref()),
-        ("file", Some("/o/b.s1"), Some("qcow2"))
-    );
+    assert_eq!((b.disk_type.as_str(), b.source.path(), b.format.as_deref()), ("file", Some("/o/b.s1"), Some("qcow2")));
     assert!(
-        d.to_xml()
-            .contains("<driver name='qemu' type='qcow2'/>\n      <source file='/o/b.s1'/>"),
+        d.to_xml().contains("<driver name='qemu' type='qcow2'/>\n      <source file='/o/b.s1'/>"),
         "{}",
         d.to_xml()
     );

@@ -46,12 +46,8 @@ fn guarded<D: Driver>(
 fn text_arg(s: LvStr, what: &str) -> Result<String, DriverError> {
     // SAFETY: the host passes strings valid for the call.
     let bytes = unsafe { s.as_bytes() };
-    String::from_utf8(bytes.to_vec()).map_err(|_| {
-        DriverError::new(
-            ErrorCode::InvalidArg,
-            format!("The {what} is not valid UTF-8"),
-        )
-    })
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| DriverError::new(ErrorCode::InvalidArg, format!("The {what} is not valid UTF-8")))
 }
 
 /// `connect_open`
@@ -68,8 +64,7 @@ pub unsafe extern "C" fn connect_open<D: Driver>(
     let h = Host::new(host);
     guarded::<D>(h, call, "connect_open", |out| {
         let text = text_arg(uri, "URI")?;
-        let uri = Uri::parse(&text)
-            .map_err(|e| DriverError::new(ErrorCode::InvalidUri, e.to_string()))?;
+        let uri = Uri::parse(&text).map_err(|e| DriverError::new(ErrorCode::InvalidUri, e.to_string()))?;
         let driver = D::open(&uri, flags, out)?;
         let conn = Box::new(Conn { host: h, driver });
         // SAFETY: the host passes a writable out pointer.

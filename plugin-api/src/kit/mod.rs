@@ -167,56 +167,23 @@ pub trait Driver: Sized + Send + 'static {
         Err(DriverError::unsupported("Listing snapshots"))
     }
     /// Reverts to `snapshot`.
-    fn snapshot_revert(
-        &self,
-        name: &str,
-        snapshot: &str,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn snapshot_revert(&self, name: &str, snapshot: &str, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Reverting to snapshots"))
     }
     /// Deletes `snapshot`.
-    fn snapshot_delete(
-        &self,
-        name: &str,
-        snapshot: &str,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn snapshot_delete(&self, name: &str, snapshot: &str, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Deleting snapshots"))
     }
     /// Copies `disk` to `params["dest"]`.
-    fn block_copy(
-        &self,
-        name: &str,
-        disk: &str,
-        params: &Params,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn block_copy(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Block copy"))
     }
     /// Pulls backing data into `disk`, down to `params["base"]`.
-    fn block_pull(
-        &self,
-        name: &str,
-        disk: &str,
-        params: &Params,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn block_pull(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Block pull"))
     }
     /// Commits `disk`'s images from `params["top"]` into `params["base"]`.
-    fn block_commit(
-        &self,
-        name: &str,
-        disk: &str,
-        params: &Params,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn block_commit(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Block commit"))
     }
     /// Emits a record about `disk`'s block job, if there is one.

@@ -66,83 +66,48 @@ impl SnapshotXml {
 
     /// Reads and checks a `<domainsnapshot>` element.
     pub fn from_element(root: &Element) -> Result<SnapshotXml, XmlError> {
-        let fail = |e: &Element, m: String| XmlError {
-            source_name: None,
-            line: e.line(),
-            column: e.column(),
-            message: m,
-        };
+        let fail =
+            |e: &Element, m: String| XmlError { source_name: None, line: e.line(), column: e.column(), message: m };
         if root.name() != "domainsnapshot" {
-            return Err(fail(
-                root,
-                format!(
-                    "the root element is <{}>; expected <domainsnapshot>",
-                    root.name()
-                ),
-            ));
+            return Err(fail(root, format!("the root element is <{}>; expected <domainsnapshot>", root.name())));
         }
         let text_of = |n: &str| root.child(n).map(|e| e.text());
         let mut snap = SnapshotXml {
             name: text_of("name"),
             description: text_of("description"),
             state: text_of("state"),
-            parent: root
-                .child("parent")
-                .and_then(|p| p.child("name"))
-                .map(|n| n.text()),
+            parent: root.child("parent").and_then(|p| p.child("name")).map(|n| n.text()),
             domain: root.child("domain").cloned(),
             ..SnapshotXml::default()
         };
         if let Some(t) = root.child("creationTime") {
-            snap.creation_time = Some(
-                t.text()
-                    .trim()
-                    .parse()
-                    .map_err(|_| fail(t, format!("invalid <creationTime> {:?}", t.text())))?,
-            );
+            snap.creation_time =
+                Some(t.text().trim().parse().map_err(|_| fail(t, format!("invalid <creationTime> {:?}", t.text())))?);
         }
         if let Some(m) = root.child("memory") {
             let mode = m.attr("snapshot").unwrap_or_else(|| "no".to_string());
             if !["no", "internal", "external"].contains(&mode.as_str()) {
-                return Err(fail(
-                    m,
-                    format!("invalid memory snapshot={mode:?}; use no, internal or external"),
-                ));
+                return Err(fail(m, format!("invalid memory snapshot={mode:?}; use no, internal or external")));
             }
             let file = m.attr("file");
             if mode == "external" && file.is_none() {
                 return Err(fail(
                     m,
-                    "external memory needs a file: <memory snapshot='external' file='/path'/>"
-                        .to_string(),
+                    "external memory needs a file: <memory snapshot='external' file='/path'/>".to_string(),
                 ));
             }
-            snap.memory = Some(SnapshotMemory {
-                snapshot: mode,
-                file,
-            });
+            snap.memory = Some(SnapshotMemory { snapshot: mode, file });
         }
-        for d in root
-            .child("disks")
-            .into_iter()
-            .flat_map(|ds| ds.children_named("disk"))
-        {
-            let name = d
-                .attr("name")
-                .ok_or_else(|| fail(d, "a snapshot <disk> has no name".to_string()))?;
+        for d in root.child("disks").into_iter().flat_map(|ds| ds.children_named("disk")) {
+            let name = d.attr("name").ok_or_else(|| fail(d, "a snapshot <disk> has no name".to_string()))?;
             if snap.disks.iter().any(|x| x.name == name) {
-                return Err(fail(
-                    d,
-                    format!("disk {name:?} is named twice in the snapshot"),
-                ));
+                return Err(fail(d, format!("disk {name:?} is named twice in the snapshot")));
             }
             let mode = d.attr("snapshot");
             if let Some(m) = mode.as_deref().filter(|m| !DISK_SNAPSHOT_MODES.contains(m)) {
                 return Err(fail(
                     d,
-                    format!(
-                        "invalid snapshot={m:?} for disk {name:?}; use no, internal, external or manual"
-                    ),
+                    format!("invalid snapshot={m:?} for disk {name:?}; use no, internal, external or manual"),
                 ));
             }
             let source = d.child("source");
@@ -210,11 +175,7 @@ impl SnapshotXml {
                     e.set_attr("type", t);
                 }
                 if let Some(f) = &d.source_file {
-                    let attr = if d.source_type.as_deref() == Some("block") {
-                        "dev"
-                    } else {
-                        "file"
-                    };
+                    let attr = if d.source_type.as_deref() == Some("block") { "dev" } else { "file" };
                     e.push(Element::new("source").with_attr(attr, f));
                 }
                 if let Some(t) = &d.driver_type {
@@ -248,19 +209,14 @@ mod tests {
 
     #[test]
     fn bad_requests_are_refused() {
-        let e = SnapshotXml::parse(
-            "<domainsnapshot><disks><disk name='vda'/><disk name='vda'/></disks></domainsnapshot>",
-        )
-        .unwrap_err();
-        assert!(e.message.contains("named twice"), "{e}");
         let e =
-            SnapshotXml::parse("<domainsnapshot><memory snapshot='external'/></domainsnapshot>")
+            SnapshotXml::parse("<domainsnapshot><disks><disk name='vda'/><disk name='vda'/></disks></domainsnapshot>")
                 .unwrap_err();
+        assert!(e.message.contains("named twice"), "{e}");
+        let e = SnapshotXml::parse("<domainsnapshot><memory snapshot='external'/></domainsnapshot>").unwrap_err();
         assert!(e.message.contains("needs a file"), "{e}");
-        let e = SnapshotXml::parse(
-            "<domainsnapshot><disks><disk name='a' snapshot='yes'/></disks></domainsnapshot>",
-        )
-        .unwrap_err();
+        let e = SnapshotXml::parse("<domainsnapshot><disks><disk name='a' snapshot='yes'/></disks></domainsnapshot>")
+            .unwrap_err();
         assert!(e.message.contains("invalid snapshot"), "{e}");
     }
 }

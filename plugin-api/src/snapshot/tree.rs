@@ -29,10 +29,7 @@ impl SnapshotTree {
     /// Reads a `<snapshots>` document.
     pub fn parse(text: &str) -> Result<SnapshotTree, XmlError> {
         let doc = Document::parse(text)?;
-        let mut tree = SnapshotTree {
-            current: doc.root.attr("current"),
-            snapshots: Vec::new(),
-        };
+        let mut tree = SnapshotTree { current: doc.root.attr("current"), snapshots: Vec::new() };
         for e in doc.root.children_named("domainsnapshot") {
             let snap = SnapshotXml::from_element(e)?;
             if snap.name.is_none() {
@@ -75,25 +72,17 @@ impl SnapshotTree {
 
     /// The snapshot called `name`.
     pub fn get(&self, name: &str) -> Option<&SnapshotXml> {
-        self.snapshots
-            .iter()
-            .find(|s| s.name.as_deref() == Some(name))
+        self.snapshots.iter().find(|s| s.name.as_deref() == Some(name))
     }
 
     /// The snapshot called `name`, for changes.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut SnapshotXml> {
-        self.snapshots
-            .iter_mut()
-            .find(|s| s.name.as_deref() == Some(name))
+        self.snapshots.iter_mut().find(|s| s.name.as_deref() == Some(name))
     }
 
     /// Names of the children of `name` (of the roots, for `None`), in creation order.
     pub fn children(&self, name: Option<&str>) -> Vec<String> {
-        self.snapshots
-            .iter()
-            .filter(|s| s.parent.as_deref() == name)
-            .filter_map(|s| s.name.clone())
-            .collect()
+        self.snapshots.iter().filter(|s| s.parent.as_deref() == name).filter_map(|s| s.name.clone()).collect()
     }
 
     /// Every descendant of `name`, each after its own descendants (leaves first), so deleting
@@ -117,10 +106,7 @@ impl SnapshotTree {
     /// Removes `name`; its children take its parent, and if it was current its parent becomes
     /// current. Returns the removed snapshot.
     pub fn remove(&mut self, name: &str) -> Option<SnapshotXml> {
-        let pos = self
-            .snapshots
-            .iter()
-            .position(|s| s.name.as_deref() == Some(name))?;
+        let pos = self.snapshots.iter().position(|s| s.name.as_deref() == Some(name))?;
         let removed = self.snapshots.remove(pos);
         for s in &mut self.snapshots {
             if s.parent.as_deref() == Some(name) {
@@ -139,10 +125,7 @@ mod tests {
     use super::*;
 
     fn snap(name: &str) -> SnapshotXml {
-        SnapshotXml {
-            name: Some(name.into()),
-            ..SnapshotXml::default()
-        }
+        SnapshotXml { name: Some(name.into()), ..SnapshotXml::default() }
     }
 
     #[test]

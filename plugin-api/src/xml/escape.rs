@@ -13,9 +13,9 @@ pub fn unescape(raw: &str, attribute: bool) -> Result<String, String> {
             rest = &rest[i + 1..];
             continue;
         }
-        let end = rest[i..].find(';').ok_or_else(|| {
-            format!("'&' without ';' in {raw:?}; write '&amp;' for a literal '&'")
-        })?;
+        let end = rest[i..]
+            .find(';')
+            .ok_or_else(|| format!("'&' without ';' in {raw:?}; write '&amp;' for a literal '&'"))?;
         let name = &rest[i + 1..i + end];
         out.push(decode_reference(name)?);
         rest = &rest[i + end + 1..];
@@ -42,9 +42,7 @@ pub fn decode_reference(name: &str) -> Result<char, String> {
                     "undefined entity '&{name};'; only &amp; &lt; &gt; &quot; &apos; and character references are allowed"
                 ));
             };
-            return num
-                .and_then(char::from_u32)
-                .ok_or_else(|| format!("invalid character reference '&{name};'"));
+            return num.and_then(char::from_u32).ok_or_else(|| format!("invalid character reference '&{name};'"));
         }
     };
     Ok(c)
@@ -88,20 +86,10 @@ mod tests {
 
     #[test]
     fn round_trips_references() {
-        assert_eq!(
-            unescape("a &amp; b &#x41;&#66; &lt;", false).unwrap(),
-            "a & b AB <"
-        );
+        assert_eq!(unescape("a &amp; b &#x41;&#66; &lt;", false).unwrap(), "a & b AB <");
         assert_eq!(unescape("x\ny", true).unwrap(), "x y");
-        assert!(
-            unescape("&nbsp;", false)
-                .unwrap_err()
-                .contains("undefined entity")
-        );
+        assert!(unescape("&nbsp;", false).unwrap_err().contains("undefined entity"));
         assert!(unescape("a & b", false).is_err());
-        assert_eq!(
-            unescape(&escape_attr("it's \"x\" & <y>", '\''), true).unwrap(),
-            "it's \"x\" & <y>"
-        );
+        assert_eq!(unescape(&escape_attr("it's \"x\" & <y>", '\''), true).unwrap(), "it's \"x\" & <y>");
     }
 }

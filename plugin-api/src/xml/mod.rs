@@ -40,11 +40,7 @@ impl fmt::Display for XmlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source_name {
             Some(n) => write!(f, "{n}:{}:{}: {}", self.line, self.column, self.message),
-            None => write!(
-                f,
-                "line {}, column {}: {}",
-                self.line, self.column, self.message
-            ),
+            None => write!(f, "line {}, column {}: {}", self.line, self.column, self.message),
         }
     }
 }
@@ -120,10 +116,7 @@ impl Document {
 
     /// The document's indentation step: the indentation of the root's children, or two spaces.
     pub fn indent_unit(&self) -> String {
-        self.root
-            .child_indent()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "  ".to_string())
+        self.root.child_indent().filter(|u| !u.is_empty()).unwrap_or_else(|| "  ".to_string())
     }
 }
 
@@ -192,11 +185,7 @@ impl Element {
             Some(a) => a.raw_value = escape_attr(value, a.quote),
             None => {
                 let quote = self.attrs.first().map_or('\'', |a| a.quote);
-                self.attrs.push(Attr {
-                    name: name.to_string(),
-                    raw_value: escape_attr(value, quote),
-                    quote,
-                });
+                self.attrs.push(Attr { name: name.to_string(), raw_value: escape_attr(value, quote), quote });
             }
         }
     }
@@ -214,24 +203,12 @@ impl Element {
 
     /// Child elements in order.
     pub fn elements(&self) -> impl Iterator<Item = &Element> {
-        self.children.iter().filter_map(|n| {
-            if let Node::Element(e) = n {
-                Some(e)
-            } else {
-                None
-            }
-        })
+        self.children.iter().filter_map(|n| if let Node::Element(e) = n { Some(e) } else { None })
     }
 
     /// Child elements in order, mutable.
     pub fn elements_mut(&mut self) -> impl Iterator<Item = &mut Element> {
-        self.children.iter_mut().filter_map(|n| {
-            if let Node::Element(e) = n {
-                Some(e)
-            } else {
-                None
-            }
-        })
+        self.children.iter_mut().filter_map(|n| if let Node::Element(e) = n { Some(e) } else { None })
     }
 
     /// The first child element called `name` (qualified name as written).
@@ -264,21 +241,12 @@ impl Element {
 
     /// Replaces all children with one text node.
     pub fn set_text(&mut self, text: &str) {
-        self.children = if text.is_empty() {
-            Vec::new()
-        } else {
-            vec![Node::Text(escape_text(text))]
-        };
+        self.children = if text.is_empty() { Vec::new() } else { vec![Node::Text(escape_text(text))] };
     }
 
     /// Index in `children` of the `n`th child element.
     fn node_index_of_element(&self, n: usize) -> Option<usize> {
-        self.children
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| matches!(c, Node::Element(_)))
-            .nth(n)
-            .map(|(i, _)| i)
+        self.children.iter().enumerate().filter(|(_, c)| matches!(c, Node::Element(_))).nth(n).map(|(i, _)| i)
     }
 
     /// The indentation (whitespace after the last newline) in front of this element's child
@@ -305,21 +273,12 @@ impl Element {
     /// siblings: on its own line with their indentation. `parent_indent` is this element's own
     /// indentation and `unit` the document's indentation step (see [`Document::indent_unit`]),
     /// used when it has no indented children yet and for the children of `child`.
-    pub fn insert_element(
-        &mut self,
-        pos: usize,
-        mut child: Element,
-        parent_indent: &str,
-        unit: &str,
-    ) {
+    pub fn insert_element(&mut self, pos: usize, mut child: Element, parent_indent: &str, unit: &str) {
         let indent = self.child_indent();
-        let pretty =
-            indent.is_some() || self.children.is_empty() || self.children.iter().all(is_blank);
+        let pretty = indent.is_some() || self.children.is_empty() || self.children.iter().all(is_blank);
         if !pretty {
             // Unindented content (all on one line): insert as is.
-            let at = self
-                .node_index_of_element(pos)
-                .unwrap_or(self.children.len());
+            let at = self.node_index_of_element(pos).unwrap_or(self.children.len());
             self.children.insert(at, Node::Element(child));
             self.self_closing = false;
             return;
@@ -328,11 +287,8 @@ impl Element {
         child.indent_children(&indent, unit);
         if self.children.iter().all(is_blank) {
             // Empty or whitespace-only: becomes "\n<indent><child>\n<parent_indent>".
-            self.children = vec![
-                Node::Text(format!("\n{indent}")),
-                Node::Element(child),
-                Node::Text(format!("\n{parent_indent}")),
-            ];
+            self.children =
+                vec![Node::Text(format!("\n{indent}")), Node::Element(child), Node::Text(format!("\n{parent_indent}"))];
         } else if let Some(mut at) = self.node_index_of_element(pos) {
             // Before an existing element, and before the comments just above it (they belong
             // to it): "<child>\n<indent>" goes right there.
@@ -346,10 +302,7 @@ impl Element {
             self.children.insert(at, Node::Element(child));
         } else {
             // After the last element: "\n<indent><child>" goes right after it.
-            let last = self
-                .children
-                .iter()
-                .rposition(|n| matches!(n, Node::Element(_)));
+            let last = self.children.iter().rposition(|n| matches!(n, Node::Element(_)));
             let at = last.map_or(0, |i| i + 1);
             self.children.insert(at, Node::Element(child));
             self.children.insert(at, Node::Text(format!("\n{indent}")));
@@ -361,9 +314,7 @@ impl Element {
     pub fn remove_element(&mut self, n: usize) -> Option<Element> {
         let at = self.node_index_of_element(n)?;
         let removed = self.children.remove(at);
-        if at > 0
-            && matches!(&self.children[at - 1], Node::Text(t) if t.trim().is_empty() && t.contains('\n'))
-        {
+        if at > 0 && matches!(&self.children[at - 1], Node::Text(t) if t.trim().is_empty() && t.contains('\n')) {
             self.children.remove(at - 1);
         }
         if self.children.iter().all(is_blank) && self.elements().next().is_none() {
@@ -384,10 +335,7 @@ impl Element {
     /// element's indentation, `unit` the step. Elements holding text are left as they are.
     pub fn indent_children(&mut self, own_indent: &str, unit: &str) {
         if self.elements().next().is_none()
-            || self
-                .children
-                .iter()
-                .any(|n| matches!(n, Node::Text(t) if !t.trim().is_empty()))
+            || self.children.iter().any(|n| matches!(n, Node::Text(t) if !t.trim().is_empty()))
         {
             return;
         }
@@ -433,16 +381,8 @@ impl Element {
     pub fn same_content(&self, other: &Element) -> bool {
         self.name == other.name
             && {
-                let mut a: Vec<(String, String)> = self
-                    .attrs
-                    .iter()
-                    .map(|a| (a.name.clone(), a.value()))
-                    .collect();
-                let mut b: Vec<(String, String)> = other
-                    .attrs
-                    .iter()
-                    .map(|a| (a.name.clone(), a.value()))
-                    .collect();
+                let mut a: Vec<(String, String)> = self.attrs.iter().map(|a| (a.name.clone(), a.value())).collect();
+                let mut b: Vec<(String, String)> = other.attrs.iter().map(|a| (a.name.clone(), a.value())).collect();
                 a.sort();
                 b.sort();
                 a == b
@@ -470,10 +410,7 @@ pub fn namespace_of(path: &[&Element], prefix: Option<&str>) -> Option<String> {
         Some(p) => format!("xmlns:{p}"),
         None => "xmlns".to_string(),
     };
-    path.iter()
-        .rev()
-        .find_map(|e| e.attr(&attr))
-        .filter(|uri| !uri.is_empty())
+    path.iter().rev().find_map(|e| e.attr(&attr)).filter(|uri| !uri.is_empty())
 }
 
 #[cfg(test)]

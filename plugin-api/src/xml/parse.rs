@@ -22,21 +22,13 @@ impl<'a> Lines<'a> {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset) - 1;
         let start = self.starts[line];
-        let col = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count());
+        let col = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count());
         (line as u32 + 1, col as u32 + 1)
     }
 
     fn error(&self, offset: usize, message: impl Into<String>) -> XmlError {
         let (line, column) = self.at(offset);
-        XmlError {
-            source_name: None,
-            line,
-            column,
-            message: message.into(),
-        }
+        XmlError { source_name: None, line, column, message: message.into() }
     }
 }
 
@@ -60,9 +52,7 @@ pub(super) fn parse_document(src: &str) -> Result<Document, XmlError> {
 
     loop {
         let start = reader.buffer_position() as usize;
-        let event = reader
-            .read_event()
-            .map_err(|e| lines.error(reader.error_position() as usize, describe(&e)))?;
+        let event = reader.read_event().map_err(|e| lines.error(reader.error_position() as usize, describe(&e)))?;
         let end = reader.buffer_position() as usize;
         let raw = &text[start..end];
         let node = match event {
@@ -93,19 +83,14 @@ pub(super) fn parse_document(src: &str) -> Result<Document, XmlError> {
                 }
             }
             Event::End(_) => {
-                let mut el = stack
-                    .pop()
-                    .expect("quick-xml checks end tags against open elements");
+                let mut el = stack.pop().expect("quick-xml checks end tags against open elements");
                 el.raw_end = Some(raw[2..raw.len() - 1].to_string());
                 el.self_closing = false;
                 Node::Element(el)
             }
             Event::Text(_) => {
                 if stack.is_empty() && !raw.trim().is_empty() {
-                    return Err(lines.error(
-                        start,
-                        format!("text {:?} outside the root element", raw.trim()),
-                    ));
+                    return Err(lines.error(start, format!("text {:?} outside the root element", raw.trim())));
                 }
                 check_text(raw, start, &lines)?;
                 Node::Text(raw.to_string())
@@ -113,9 +98,7 @@ pub(super) fn parse_document(src: &str) -> Result<Document, XmlError> {
             Event::GeneralRef(_) => {
                 decode_reference(&raw[1..raw.len() - 1]).map_err(|m| lines.error(start, m))?;
                 if stack.is_empty() {
-                    return Err(
-                        lines.error(start, format!("reference {raw} outside the root element"))
-                    );
+                    return Err(lines.error(start, format!("reference {raw} outside the root element")));
                 }
                 Node::Text(raw.to_string())
             }
@@ -145,16 +128,14 @@ pub(super) fn parse_document(src: &str) -> Result<Document, XmlError> {
     if let Some(open) = stack.last() {
         return Err(lines.error(
             text.len(),
-            format!("the document ends inside <{}>, opened at line {}, column {}; it needs a closing </{}>", open.name, open.line, open.column, open.name),
+            format!(
+                "the document ends inside <{}>, opened at line {}, column {}; it needs a closing </{}>",
+                open.name, open.line, open.column, open.name
+            ),
         ));
     }
     let root = root.ok_or_else(|| lines.error(text.len(), "the document has no root element"))?;
-    Ok(Document {
-        bom,
-        prolog,
-        root,
-        epilog,
-    })
+    Ok(Document { bom, prolog, root, epilog })
 }
 
 /// Text and the references inside it arrive as separate events; keep them as one node.
@@ -175,10 +156,7 @@ fn check_text(raw: &str, offset: usize, lines: &Lines) -> Result<(), XmlError> {
 
 fn check_encoding(raw: &str, offset: usize, lines: &Lines) -> Result<(), XmlError> {
     if let Some(i) = raw.find("encoding") {
-        let rest = raw[i + 8..]
-            .trim_start()
-            .trim_start_matches('=')
-            .trim_start();
+        let rest = raw[i + 8..].trim_start().trim_start_matches('=').trim_start();
         let quote = rest.chars().next().unwrap_or('"');
         let value = rest[1..].split(quote).next().unwrap_or("");
         if !value.eq_ignore_ascii_case("utf-8") && !value.eq_ignore_ascii_case("utf8") {
@@ -202,9 +180,7 @@ fn is_name_char(c: char) -> bool {
 /// Reads `name attr="v" attr2='w'` (the inside of a start tag at `offset`).
 fn parse_start_tag(inner: &str, offset: usize, lines: &Lines) -> Result<Element, XmlError> {
     let err = |at: usize, m: String| lines.error(offset + at, m);
-    let name_end = inner
-        .find(|c: char| c.is_whitespace())
-        .unwrap_or(inner.len());
+    let name_end = inner.find(|c: char| c.is_whitespace()).unwrap_or(inner.len());
     let name = &inner[..name_end];
     check_name(name).map_err(|m| err(0, format!("bad element name {name:?}: {m}")))?;
     let mut el = Element::new(name);
@@ -217,34 +193,16 @@ fn parse_start_tag(inner: &str, offset: usize, lines: &Lines) -> Result<Element,
             break;
         }
         if ws == 0 {
-            return Err(err(
-                pos,
-                format!(
-                    "expected a space before attribute {:?} in <{name}>",
-                    &inner[pos..]
-                ),
-            ));
+            return Err(err(pos, format!("expected a space before attribute {:?} in <{name}>", &inner[pos..])));
         }
-        let name_len = inner[pos..]
-            .find(|c: char| c == '=' || c.is_whitespace())
-            .unwrap_or(inner.len() - pos);
+        let name_len = inner[pos..].find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(inner.len() - pos);
         let attr_name = &inner[pos..pos + name_len];
-        check_name(attr_name).map_err(|m| {
-            err(
-                pos,
-                format!("bad attribute name {attr_name:?} in <{name}>: {m}"),
-            )
-        })?;
+        check_name(attr_name).map_err(|m| err(pos, format!("bad attribute name {attr_name:?} in <{name}>: {m}")))?;
         let at = pos;
         pos += name_len;
         pos += inner[pos..].len() - inner[pos..].trim_start().len();
         if bytes.get(pos) != Some(&b'=') {
-            return Err(err(
-                at,
-                format!(
-                    "attribute {attr_name:?} of <{name}> has no value; write {attr_name}='...'"
-                ),
-            ));
+            return Err(err(at, format!("attribute {attr_name:?} of <{name}> has no value; write {attr_name}='...'")));
         }
         pos += 1;
         pos += inner[pos..].len() - inner[pos..].trim_start().len();
@@ -252,18 +210,12 @@ fn parse_start_tag(inner: &str, offset: usize, lines: &Lines) -> Result<Element,
             Some(b'"') => '"',
             Some(b'\'') => '\'',
             _ => {
-                return Err(err(
-                    pos,
-                    format!("the value of attribute {attr_name:?} of <{name}> must be quoted"),
-                ));
+                return Err(err(pos, format!("the value of attribute {attr_name:?} of <{name}> must be quoted")));
             }
         };
-        let len = inner[pos + 1..].find(quote).ok_or_else(|| {
-            err(
-                pos,
-                format!("unterminated value of attribute {attr_name:?} in <{name}>"),
-            )
-        })?;
+        let len = inner[pos + 1..]
+            .find(quote)
+            .ok_or_else(|| err(pos, format!("unterminated value of attribute {attr_name:?} in <{name}>")))?;
         let raw_value = &inner[pos + 1..pos + 1 + len];
         if let Some(i) = raw_value.find('<') {
             return Err(err(
@@ -271,23 +223,11 @@ fn parse_start_tag(inner: &str, offset: usize, lines: &Lines) -> Result<Element,
                 format!("'<' in the value of attribute {attr_name:?} of <{name}>; write '&lt;'"),
             ));
         }
-        unescape(raw_value, true).map_err(|m| {
-            err(
-                pos + 1,
-                format!("in attribute {attr_name:?} of <{name}>: {m}"),
-            )
-        })?;
+        unescape(raw_value, true).map_err(|m| err(pos + 1, format!("in attribute {attr_name:?} of <{name}>: {m}")))?;
         if el.attrs.iter().any(|a| a.name == attr_name) {
-            return Err(err(
-                at,
-                format!("attribute {attr_name:?} appears twice in <{name}>"),
-            ));
+            return Err(err(at, format!("attribute {attr_name:?} appears twice in <{name}>")));
         }
-        el.attrs.push(Attr {
-            name: attr_name.to_string(),
-            raw_value: raw_value.to_string(),
-            quote,
-        });
+        el.attrs.push(Attr { name: attr_name.to_string(), raw_value: raw_value.to_string(), quote });
         pos += len + 2;
     }
     Ok(el)
@@ -298,9 +238,7 @@ fn check_name(name: &str) -> Result<(), String> {
     match chars.next() {
         None => Err("empty name".to_string()),
         Some(c) if !is_name_start(c) => Err(format!("a name cannot start with {c:?}")),
-        _ if !chars.all(is_name_char) => {
-            Err("names hold letters, digits, '-', '.', '_' and ':' only".to_string())
-        }
+        _ if !chars.all(is_name_char) => Err("names hold letters, digits, '-', '.', '_' and ':' only".to_string()),
         _ => Ok(()),
     }
 }
@@ -318,12 +256,9 @@ fn describe(e: &quick_xml::Error) -> String {
             "'--' is not allowed inside a comment".to_string()
         }
         quick_xml::Error::IllFormed(IllFormedError::UnclosedReference) => {
-            "'&' starts a reference that is not closed with ';'; write '&amp;' for a literal '&'"
-                .to_string()
+            "'&' starts a reference that is not closed with ';'; write '&amp;' for a literal '&'".to_string()
         }
-        quick_xml::Error::Syntax(SyntaxError::UnclosedTag) => {
-            "a tag is not closed with '>'".to_string()
-        }
+        quick_xml::Error::Syntax(SyntaxError::UnclosedTag) => "a tag is not closed with '>'".to_string(),
         other => format!("malformed XML: {other}"),
     }
 }

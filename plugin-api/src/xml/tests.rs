@@ -9,10 +9,7 @@ fn unchanged_documents_write_back_byte_identical() {
     assert_eq!(doc.root.child("name").unwrap().text(), "a & bA");
     assert_eq!(doc.root.child("desc").unwrap().text(), "<raw> & ");
     assert_eq!(doc.root.attr("id").as_deref(), Some("1"));
-    assert_eq!(
-        doc.root.child("x:y").unwrap().attr("x:a").as_deref(),
-        Some("\"q\"")
-    );
+    assert_eq!(doc.root.child("x:y").unwrap().attr("x:a").as_deref(), Some("\"q\""));
 }
 
 #[test]
@@ -22,22 +19,15 @@ fn changing_one_attribute_rewrites_only_that_tag() {
     let out = doc.to_xml();
     assert_eq!(out, SAMPLE.replace("<empty/>", "<empty k='v&lt;&apos;>'/>"));
     let back = Document::parse(&out).unwrap();
-    assert_eq!(
-        back.root.child("empty").unwrap().attr("k").as_deref(),
-        Some("v<'>")
-    );
+    assert_eq!(back.root.child("empty").unwrap().attr("k").as_deref(), Some("v<'>"));
 }
 
 #[test]
 fn inserted_elements_copy_sibling_indentation() {
     let mut doc = Document::parse("<a>\n    <b/>\n    <c/>\n</a>").unwrap();
-    doc.root
-        .insert_element(1, Element::new("n").with_attr("x", "1"), "", "    ");
+    doc.root.insert_element(1, Element::new("n").with_attr("x", "1"), "", "    ");
     doc.root.insert_element(9, Element::new("z"), "", "    ");
-    assert_eq!(
-        doc.to_xml(),
-        "<a>\n    <b/>\n    <n x='1'/>\n    <c/>\n    <z/>\n</a>"
-    );
+    assert_eq!(doc.to_xml(), "<a>\n    <b/>\n    <n x='1'/>\n    <c/>\n    <z/>\n</a>");
     doc.root.remove_element(1);
     doc.root.remove_element(2);
     assert_eq!(doc.to_xml(), "<a>\n    <b/>\n    <c/>\n</a>");
@@ -50,14 +40,8 @@ fn nested_new_elements_are_indented() {
     set.push(Element::new("d"));
     let mut outer = Element::new("o");
     outer.push(set);
-    doc.root
-        .child_mut("m")
-        .unwrap()
-        .insert_element(0, outer, "  ", "  ");
-    assert_eq!(
-        doc.to_xml(),
-        "<a>\n  <m>\n    <o>\n      <s>\n        <d/>\n      </s>\n    </o>\n  </m>\n</a>"
-    );
+    doc.root.child_mut("m").unwrap().insert_element(0, outer, "  ", "  ");
+    assert_eq!(doc.to_xml(), "<a>\n  <m>\n    <o>\n      <s>\n        <d/>\n      </s>\n    </o>\n  </m>\n</a>");
 }
 
 #[test]
@@ -87,13 +71,7 @@ fn namespaces_resolve_along_the_path() {
     let doc = Document::parse("<r xmlns:p='urn:p'><m><p:x xmlns:q='urn:q'/></m></r>").unwrap();
     let m = doc.root.child("m").unwrap();
     let x = m.child("p:x").unwrap();
-    assert_eq!(
-        namespace_of(&[&doc.root, m, x], Some("p")).as_deref(),
-        Some("urn:p")
-    );
-    assert_eq!(
-        namespace_of(&[&doc.root, m, x], Some("q")).as_deref(),
-        Some("urn:q")
-    );
+    assert_eq!(namespace_of(&[&doc.root, m, x], Some("p")).as_deref(), Some("urn:p"));
+    assert_eq!(namespace_of(&[&doc.root, m, x], Some("q")).as_deref(), Some("urn:q"));
     assert_eq!(namespace_of(&[&doc.root, m, x], None), None);
 }

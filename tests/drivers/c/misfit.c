@@ -3,7 +3,10 @@
  *   -DMISFIT_POINTERS   claims 4-byte pointers
  *   -DMISFIT_SIZE       an LvDriverInfo too small to hold the ABI 1 fields
  *   -DMISFIT_NO_ENTRY   exports no entry point at all
- * The host must refuse each with a reason that names the mismatch. */
+ * The host must refuse each with a reason that names the mismatch. With
+ *   -DMISFIT_OLD_MINOR  built for ABI 1.0: a vtable that ends before the 1.1 functions
+ * it loads, and the 1.1 functions read as unsupported. */
+#include <stddef.h>
 #include "luavirt_driver.h"
 
 #define S(lit) { (const uint8_t *)(lit), sizeof(lit) - 1 }
@@ -18,7 +21,13 @@ static int32_t open_conn(const LvHostApi *host, LvStr uri, uint32_t flags, void 
 static void close_conn(void *conn) { (void)conn; }
 
 static const LvDriverVtable vtable = {
+#ifdef MISFIT_OLD_MINOR
+    .struct_size = offsetof(LvDriverVtable, domain_snapshot_create),
+    /* A 1.0 driver has no 1.1 fields; garbage here must not be called. */
+    .domain_snapshot_list = (LvDomainOpFn)1,
+#else
     .struct_size = sizeof(LvDriverVtable),
+#endif
     .connect_open = open_conn,
     .connect_close = close_conn,
 };
@@ -34,7 +43,7 @@ static const LvDriverInfo info = {
 #else
     .abi_major = LV_ABI_MAJOR,
 #endif
-    .abi_minor = 0,
+    .abi_minor = 0, /* older than the host's; the host accepts any minor of its major */
 #ifdef MISFIT_POINTERS
     .pointer_width = 4,
 #else

@@ -55,11 +55,7 @@ impl Connection {
     }
 
     /// Takes a snapshot; returns the plan it followed and the snapshot as stored.
-    pub fn snapshot_create(
-        &self,
-        domain: &str,
-        req: &SnapshotRequest,
-    ) -> Result<(SnapshotPlan, SnapshotXml)> {
+    pub fn snapshot_create(&self, domain: &str, req: &SnapshotRequest) -> Result<(SnapshotPlan, SnapshotXml)> {
         let f = entry!(self, domain_snapshot_create, "snapshots");
         let _lock = self.lock_domain(domain)?;
         let plan = self.snapshot_plan(domain, req)?;
@@ -87,18 +83,9 @@ impl Connection {
     /// Every snapshot of the domain, as a tree.
     pub fn snapshots(&self, domain: &str) -> Result<SnapshotTree> {
         let f = entry!(self, domain_snapshot_list, "snapshots");
-        let out = self
-            .call_domain("listing snapshots", f, domain, 0)
-            .map_err(|e| self.explain_missing(domain, e))?;
-        let current = out
-            .records
-            .first()
-            .and_then(|r| r.get_str("current").map(str::to_string));
-        let snaps = out
-            .texts
-            .iter()
-            .map(|t| SnapshotXml::parse(t))
-            .collect::<Result<Vec<_>, _>>()?;
+        let out = self.call_domain("listing snapshots", f, domain, 0).map_err(|e| self.explain_missing(domain, e))?;
+        let current = out.records.first().and_then(|r| r.get_str("current").map(str::to_string));
+        let snaps = out.texts.iter().map(|t| SnapshotXml::parse(t)).collect::<Result<Vec<_>, _>>()?;
         Ok(SnapshotTree::new(current, snaps))
     }
 
@@ -119,9 +106,7 @@ impl Connection {
     pub fn snapshot_revert(&self, domain: &str, name: &str, opts: RevertOptions) -> Result<()> {
         let f = entry!(self, domain_snapshot_revert, "reverting to snapshots");
         if opts.running && opts.paused {
-            return Err(Error::InvalidArg(
-                "--running and --paused cannot go together".to_string(),
-            ));
+            return Err(Error::InvalidArg("--running and --paused cannot go together".to_string()));
         }
         let _lock = self.lock_domain(domain)?;
         self.snapshot(domain, name)?;
@@ -135,33 +120,23 @@ impl Connection {
                 flags |= flag;
             }
         }
-        self.call(
-            "reverting to a snapshot",
-            &Default::default(),
-            |h, c| unsafe { f(h, LvStr::from_str(domain), LvStr::from_str(name), flags, c) },
-        )?;
+        self.call("reverting to a snapshot", &Default::default(), |h, c| unsafe {
+            f(h, LvStr::from_str(domain), LvStr::from_str(name), flags, c)
+        })?;
         Ok(())
     }
 
     /// Deletes a snapshot (with `children`, its descendants first; with `children_only`, only
     /// them). Returns the names deleted, in order.
-    pub fn snapshot_delete(
-        &self,
-        domain: &str,
-        name: &str,
-        opts: DeleteOptions,
-    ) -> Result<Vec<String>> {
+    pub fn snapshot_delete(&self, domain: &str, name: &str, opts: DeleteOptions) -> Result<Vec<String>> {
         let f = entry!(self, domain_snapshot_delete, "deleting snapshots");
         if opts.mirror_pivot && opts.mirror_abort {
             return Err(Error::InvalidArg(
-                "--mirror-pivot keeps the mirror and --mirror-abort keeps the source: choose one"
-                    .to_string(),
+                "--mirror-pivot keeps the mirror and --mirror-abort keeps the source: choose one".to_string(),
             ));
         }
         if opts.children && opts.children_only {
-            return Err(Error::InvalidArg(
-                "--children and --children-only cannot go together".to_string(),
-            ));
+            return Err(Error::InvalidArg("--children and --children-only cannot go together".to_string()));
         }
         let _lock = self.lock_domain(domain)?;
         self.snapshot(domain, name)?;

@@ -77,9 +77,7 @@ pub fn check_snapshot_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.+@".contains(c));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.+@".contains(c));
     if ok {
         Ok(())
     } else {
@@ -93,13 +91,8 @@ pub fn check_snapshot_name(name: &str) -> Result<()> {
 /// the snapshot name (`/i/a.qcow2` → `/i/a.s1`), as libvirt names them.
 pub fn default_overlay(path: &str, name: &str) -> String {
     let p = Path::new(path);
-    let stem = p
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    p.with_file_name(format!("{stem}.{name}"))
-        .display()
-        .to_string()
+    let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    p.with_file_name(format!("{stem}.{name}")).display().to_string()
 }
 
 fn formats_with_internal_snapshots(format: &str) -> bool {
@@ -120,18 +113,14 @@ impl SnapshotPlan {
         };
         check_snapshot_name(&name)?;
         let disks = dom.disks();
-        let invalid =
-            |m: String| Error::InvalidArg(format!("Snapshot '{name}' of domain '{domain}': {m}"));
+        let invalid = |m: String| Error::InvalidArg(format!("Snapshot '{name}' of domain '{domain}': {m}"));
 
         // Who takes part, and with which diskspec.
         let mut specs = vec![None; disks.len()];
         let chosen: Vec<bool> = if !req.disks.is_empty() {
             for spec in &req.disks {
                 let target = super::super::diskset::resolve(&domain, &disks, &spec.disk)?;
-                let i = disks
-                    .iter()
-                    .position(|d| d.target == target)
-                    .expect("resolved");
+                let i = disks.iter().position(|d| d.target == target).expect("resolved");
                 if specs[i].is_some() {
                     return Err(invalid(format!("--diskspec names disk {target} twice")));
                 }
@@ -154,10 +143,7 @@ impl SnapshotPlan {
         for (i, d) in disks.iter().enumerate() {
             let p = if !chosen[i] {
                 let why = if req.disks.is_empty() {
-                    format!(
-                        "not in disk set '{}'",
-                        req.disk_set.as_deref().unwrap_or("")
-                    )
+                    format!("not in disk set '{}'", req.disk_set.as_deref().unwrap_or(""))
                 } else {
                     "not named in a --diskspec".to_string()
                 };
@@ -173,32 +159,16 @@ impl SnapshotPlan {
             return Err(invalid("--halt needs a running domain".to_string()));
         }
         if req.live && !matches!(memory, PlannedMemory::External { .. }) {
-            return Err(invalid(
-                "--live applies to memory saved in a file; add --memspec file=PATH".to_string(),
-            ));
+            return Err(invalid("--live applies to memory saved in a file; add --memspec file=PATH".to_string()));
         }
         if planned.iter().all(|p| p.snapshot == "no") && memory == PlannedMemory::No {
-            let why: Vec<String> = planned
-                .iter()
-                .map(|p| format!("{}: {}", p.target, p.reason))
-                .collect();
+            let why: Vec<String> = planned.iter().map(|p| format!("{}: {}", p.target, p.reason)).collect();
             return Err(invalid(format!(
                 "no disk would be taken ({})",
-                if why.is_empty() {
-                    "the domain has no disks".to_string()
-                } else {
-                    why.join("; ")
-                }
+                if why.is_empty() { "the domain has no disks".to_string() } else { why.join("; ") }
             )));
         }
-        Ok(SnapshotPlan {
-            domain,
-            name,
-            description: req.description.clone(),
-            running,
-            memory,
-            disks: planned,
-        })
+        Ok(SnapshotPlan { domain, name, description: req.description.clone(), running, memory, disks: planned })
     }
 
     /// The `<domainsnapshot>` the driver receives: every disk resolved.
@@ -207,18 +177,11 @@ impl SnapshotPlan {
             name: Some(self.name.clone()),
             description: self.description.clone(),
             memory: Some(match &self.memory {
-                PlannedMemory::No => SnapshotMemory {
-                    snapshot: "no".into(),
-                    file: None,
-                },
-                PlannedMemory::Internal { .. } => SnapshotMemory {
-                    snapshot: "internal".into(),
-                    file: None,
-                },
-                PlannedMemory::External { file } => SnapshotMemory {
-                    snapshot: "external".into(),
-                    file: Some(file.clone()),
-                },
+                PlannedMemory::No => SnapshotMemory { snapshot: "no".into(), file: None },
+                PlannedMemory::Internal { .. } => SnapshotMemory { snapshot: "internal".into(), file: None },
+                PlannedMemory::External { file } => {
+                    SnapshotMemory { snapshot: "external".into(), file: Some(file.clone()) }
+                }
             }),
             disks: self
                 .disks
@@ -252,10 +215,7 @@ impl SnapshotPlan {
         for p in &self.disks {
             let mut line = format!("  {}: {}", p.target, p.snapshot);
             if let Some(f) = &p.file {
-                line.push_str(&format!(
-                    " -> {f} ({})",
-                    p.format.as_deref().unwrap_or("qcow2")
-                ));
+                line.push_str(&format!(" -> {f} ({})", p.format.as_deref().unwrap_or("qcow2")));
             }
             if let Some(m) = &p.mirror {
                 line.push_str(&format!(", mirrored to {m}"));
@@ -290,9 +250,7 @@ fn plan_disk(
 ) -> Result<PlannedDisk, String> {
     // A file or mirror without a mode means external, as libvirt reads it.
     let asked = spec.and_then(|s| {
-        s.snapshot
-            .clone()
-            .or_else(|| (s.file.is_some() || s.mirror.is_some()).then(|| "external".to_string()))
+        s.snapshot.clone().or_else(|| (s.file.is_some() || s.mirror.is_some()).then(|| "external".to_string()))
     });
     // Disks that never take part: an explicit request for them is an error, else a reason.
     let never = if d.transient {
@@ -300,12 +258,7 @@ fn plan_disk(
             "disk {} is transient (<transient/>): its changes are discarded, so it never takes part in snapshots",
             d.target
         ))
-    } else if d.source.path().is_none()
-        && !matches!(
-            d.source,
-            luavirt_plugin_api::domain::DiskSource::Network { .. }
-        )
-    {
+    } else if d.source.path().is_none() && !matches!(d.source, luavirt_plugin_api::domain::DiskSource::Network { .. }) {
         Some(format!("disk {} has no local image", d.target))
     } else if d.readonly || d.device == "cdrom" {
         Some(format!("disk {} is read-only", d.target))
@@ -331,22 +284,16 @@ fn plan_disk(
     let (mut mode, mut reason) = match (&asked, &default) {
         (Some(m), _) => (m.clone(), "as the diskspec asks".to_string()),
         (None, Some(m)) => (m.clone(), format!("its default snapshot='{m}'")),
-        (None, None) if formats_with_internal_snapshots(&format) => (
-            "internal".to_string(),
-            format!("{format} holds internal snapshots"),
-        ),
-        (None, None) => (
-            "external".to_string(),
-            format!("{format} cannot hold internal snapshots"),
-        ),
+        (None, None) if formats_with_internal_snapshots(&format) => {
+            ("internal".to_string(), format!("{format} holds internal snapshots"))
+        }
+        (None, None) => ("external".to_string(), format!("{format} cannot hold internal snapshots")),
     };
     if mode == "internal" && !formats_with_internal_snapshots(&format) {
         if default.as_deref() == Some("no") {
             return Ok(PlannedDisk::no(
                 d,
-                format!(
-                    "{format} cannot hold an internal snapshot, and its default is snapshot='no'"
-                ),
+                format!("{format} cannot hold an internal snapshot, and its default is snapshot='no'"),
             ));
         }
         mode = "external".to_string();
@@ -364,10 +311,7 @@ fn plan_disk(
     let spec_mirror = spec.and_then(|s| s.mirror.clone());
     if mode != "external" {
         if spec_file.is_some() || spec_mirror.is_some() {
-            return Err(format!(
-                "disk {}: file= and mirror= need snapshot=external (it is {mode})",
-                d.target
-            ));
+            return Err(format!("disk {}: file= and mirror= need snapshot=external (it is {mode})", d.target));
         }
         return Ok(p);
     }
@@ -382,43 +326,21 @@ fn plan_disk(
         }
     };
     if !Path::new(&file).is_absolute() {
-        return Err(format!(
-            "disk {}: overlay {file} must be an absolute path",
-            d.target
-        ));
+        return Err(format!("disk {}: overlay {file} must be an absolute path", d.target));
     }
     if Some(file.as_str()) == d.source.path() {
-        return Err(format!(
-            "disk {}: the overlay {file} is the disk's own image",
-            d.target
-        ));
+        return Err(format!("disk {}: the overlay {file} is the disk's own image", d.target));
     }
-    check_new_file(
-        &file,
-        req.reuse_external,
-        &format!("disk {}: overlay", d.target),
-    )?;
-    let overlay_format = spec
-        .and_then(|s| s.driver.clone())
-        .unwrap_or_else(|| "qcow2".to_string());
+    check_new_file(&file, req.reuse_external, &format!("disk {}: overlay", d.target))?;
+    let overlay_format = spec.and_then(|s| s.driver.clone()).unwrap_or_else(|| "qcow2".to_string());
     if overlay_format != "qcow2" {
-        return Err(format!(
-            "disk {}: overlays are qcow2 (driver={overlay_format} is not supported)",
-            d.target
-        ));
+        return Err(format!("disk {}: overlays are qcow2 (driver={overlay_format} is not supported)", d.target));
     }
     if let Some(m) = spec_mirror {
         if !running {
-            return Err(format!(
-                "disk {}: a mirrored snapshot needs a running domain (mirror={m})",
-                d.target
-            ));
+            return Err(format!("disk {}: a mirrored snapshot needs a running domain (mirror={m})", d.target));
         }
-        check_new_file(
-            &m,
-            req.reuse_external,
-            &format!("disk {}: mirror", d.target),
-        )?;
+        check_new_file(&m, req.reuse_external, &format!("disk {}: mirror", d.target))?;
         p.mirror = Some(m);
     }
     p.file = Some(file);
@@ -430,26 +352,17 @@ fn plan_disk(
 fn check_new_file(file: &str, reuse: bool, what: &str) -> Result<(), String> {
     let exists = Path::new(file).exists();
     match (exists, reuse) {
-        (true, false) => Err(format!(
-            "{what} {file} already exists; pass --reuse-external to use it, or choose another file"
-        )),
-        (false, true) => Err(format!(
-            "{what} {file} does not exist, and --reuse-external uses existing files"
-        )),
+        (true, false) => {
+            Err(format!("{what} {file} already exists; pass --reuse-external to use it, or choose another file"))
+        }
+        (false, true) => Err(format!("{what} {file} does not exist, and --reuse-external uses existing files")),
         _ => Ok(()),
     }
 }
 
-fn plan_memory(
-    req: &SnapshotRequest,
-    running: bool,
-    disks: &[PlannedDisk],
-) -> Result<PlannedMemory, String> {
+fn plan_memory(req: &SnapshotRequest, running: bool, disks: &[PlannedDisk]) -> Result<PlannedMemory, String> {
     let spec = req.memory.clone().unwrap_or_default();
-    let asked = spec
-        .snapshot
-        .clone()
-        .or_else(|| spec.file.as_ref().map(|_| "external".to_string()));
+    let asked = spec.snapshot.clone().or_else(|| spec.file.as_ref().map(|_| "external".to_string()));
     if req.disk_only {
         if asked.as_deref().is_some_and(|m| m != "no") {
             return Err("--disk-only takes no memory; drop --memspec".to_string());
@@ -458,9 +371,7 @@ fn plan_memory(
     }
     if !running {
         if asked.as_deref().is_some_and(|m| m != "no") {
-            return Err(
-                "the domain is shut off, so it has no memory to save; drop --memspec".to_string(),
-            );
+            return Err("the domain is shut off, so it has no memory to save; drop --memspec".to_string());
         }
         return Ok(PlannedMemory::No);
     }

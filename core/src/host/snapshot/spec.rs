@@ -49,10 +49,7 @@ fn check_mode(value: &str, allowed: &[&str], what: &str) -> Result<String> {
     if allowed.contains(&value) {
         Ok(value.to_string())
     } else {
-        Err(Error::InvalidArg(format!(
-            "Invalid snapshot={value:?} in {what}; use {}",
-            allowed.join(", ")
-        )))
+        Err(Error::InvalidArg(format!("Invalid snapshot={value:?} in {what}; use {}", allowed.join(", "))))
     }
 }
 
@@ -67,21 +64,14 @@ impl DiskSpec {
                 "{what} names no disk; write DISK[,snapshot=TYPE][,driver=TYPE][,file=NAME][,mirror=NAME]"
             )));
         }
-        let mut spec = DiskSpec {
-            disk,
-            ..DiskSpec::default()
-        };
+        let mut spec = DiskSpec { disk, ..DiskSpec::default() };
         for field in fields {
             let (key, value) = field
                 .split_once('=')
                 .ok_or_else(|| Error::InvalidArg(format!("{what}: {field:?} is not key=value")))?;
             let slot = match key {
                 "snapshot" => {
-                    spec.snapshot = Some(check_mode(
-                        value,
-                        &["no", "internal", "external", "manual"],
-                        &what,
-                    )?);
+                    spec.snapshot = Some(check_mode(value, &["no", "internal", "external", "manual"], &what)?);
                     continue;
                 }
                 "driver" => &mut spec.driver,
@@ -110,13 +100,9 @@ impl MemSpec {
         for field in split_fields(text).into_iter().filter(|f| !f.is_empty()) {
             match field.split_once('=') {
                 Some(("file", v)) => spec.file = Some(v.to_string()),
-                Some(("snapshot", v)) => {
-                    spec.snapshot = Some(check_mode(v, &["no", "internal", "external"], &what)?)
-                }
+                Some(("snapshot", v)) => spec.snapshot = Some(check_mode(v, &["no", "internal", "external"], &what)?),
                 Some((k, _)) => {
-                    return Err(Error::InvalidArg(format!(
-                        "{what}: unknown key {k:?}; use file or snapshot"
-                    )));
+                    return Err(Error::InvalidArg(format!("{what}: unknown key {k:?}; use file or snapshot")));
                 }
                 None => spec.file = Some(field),
             }
@@ -158,43 +144,24 @@ mod tests {
 
     #[test]
     fn diskspecs_parse_with_escaped_commas() {
-        let s =
-            DiskSpec::parse("vda,snapshot=external,file=/i/a,,b.qcow2,driver=qcow2,mirror=/m/a")
-                .unwrap();
+        let s = DiskSpec::parse("vda,snapshot=external,file=/i/a,,b.qcow2,driver=qcow2,mirror=/m/a").unwrap();
         assert_eq!(s.disk, "vda");
         assert_eq!(s.snapshot.as_deref(), Some("external"));
         assert_eq!(s.file.as_deref(), Some("/i/a,b.qcow2"));
         assert_eq!(s.mirror.as_deref(), Some("/m/a"));
-        assert_eq!(
-            DiskSpec::parse("/path/with,,comma.img").unwrap().disk,
-            "/path/with,comma.img"
-        );
+        assert_eq!(DiskSpec::parse("/path/with,,comma.img").unwrap().disk, "/path/with,comma.img");
         assert!(
-            DiskSpec::parse("vda,snapshot=yes")
-                .unwrap_err()
-                .to_string()
-                .contains("use no, internal, external, manual")
+            DiskSpec::parse("vda,snapshot=yes").unwrap_err().to_string().contains("use no, internal, external, manual")
         );
-        assert!(
-            DiskSpec::parse("vda,colour=red")
-                .unwrap_err()
-                .to_string()
-                .contains("unknown key \"colour\"")
-        );
+        assert!(DiskSpec::parse("vda,colour=red").unwrap_err().to_string().contains("unknown key \"colour\""));
         assert!(DiskSpec::parse(",file=x").is_err());
     }
 
     #[test]
     fn memspecs_parse() {
-        assert_eq!(
-            MemSpec::parse("/m/s1").unwrap().file.as_deref(),
-            Some("/m/s1")
-        );
+        assert_eq!(MemSpec::parse("/m/s1").unwrap().file.as_deref(), Some("/m/s1"));
         let m = MemSpec::parse("file=/m/s1,snapshot=external").unwrap();
-        assert_eq!(
-            (m.file.as_deref(), m.snapshot.as_deref()),
-            (Some("/m/s1"), Some("external"))
-        );
+        assert_eq!((m.file.as_deref(), m.snapshot.as_deref()), (Some("/m/s1"), Some("external")));
         assert!(MemSpec::parse("snapshot=maybe").is_err());
     }
 }

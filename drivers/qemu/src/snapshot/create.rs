@@ -10,8 +10,7 @@ use crate::QemuDriver;
 use crate::images::{self, qemu_img};
 use crate::monitor::{Monitor, Until, sh_quote};
 use luavirt_plugin_api::abi::{
-    LV_SNAPSHOT_CREATE_HALT, LV_SNAPSHOT_CREATE_LIVE, LV_SNAPSHOT_CREATE_NO_METADATA,
-    LV_SNAPSHOT_CREATE_REUSE_EXT,
+    LV_SNAPSHOT_CREATE_HALT, LV_SNAPSHOT_CREATE_LIVE, LV_SNAPSHOT_CREATE_NO_METADATA, LV_SNAPSHOT_CREATE_REUSE_EXT,
 };
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
 use luavirt_plugin_api::snapshot::SnapshotXml;
@@ -28,34 +27,27 @@ fn undo_all(snap: &str, undo: Vec<Undo>, call: &mut Call) {
     for u in undo.into_iter().rev() {
         let r = match &u {
             Undo::InternalTag { image } => qemu_img(&["snapshot", "-d", snap, image]).map(|_| ()),
-            Undo::File(f) => std::fs::remove_file(f)
-                .map_err(|e| DriverError::new(ErrorCode::Io, format!("Cannot remove {f}: {e}"))),
+            Undo::File(f) => {
+                std::fs::remove_file(f).map_err(|e| DriverError::new(ErrorCode::Io, format!("Cannot remove {f}: {e}")))
+            }
         };
         if let Err(e) = r {
-            call.log(
-                Level::Error,
-                &format!("rolling back snapshot '{snap}': {}", e.message),
-            );
+            call.log(Level::Error, &format!("rolling back snapshot '{snap}': {}", e.message));
         }
     }
 }
 
 impl QemuDriver {
     /// `domain_snapshot_create`.
-    pub(crate) fn snapshot_create_impl(
-        &self,
-        name: &str,
-        xml: &str,
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult {
+    pub(crate) fn snapshot_create_impl(&self, name: &str, xml: &str, flags: u32, call: &mut Call) -> DriverResult {
         let _lock = self.state.lock(name)?;
         let (_, dom) = self.state.read_definition(name)?;
-        let mut snap = SnapshotXml::parse(xml)
-            .map_err(|e| DriverError::new(ErrorCode::Xml, format!("Snapshot request: {e}")))?;
-        let snap_name = snap.name.clone().ok_or_else(|| {
-            DriverError::new(ErrorCode::InvalidArg, "The snapshot request has no name")
-        })?;
+        let mut snap =
+            SnapshotXml::parse(xml).map_err(|e| DriverError::new(ErrorCode::Xml, format!("Snapshot request: {e}")))?;
+        let snap_name = snap
+            .name
+            .clone()
+            .ok_or_else(|| DriverError::new(ErrorCode::InvalidArg, "The snapshot request has no name"))?;
         let mut tree = self.read_tree(name)?;
         if tree.get(&snap_name).is_some() {
             return Err(DriverError::new(
@@ -86,11 +78,7 @@ impl QemuDriver {
                 ));
             }
         }
-        let memory = snap
-            .memory
-            .clone()
-            .map(|m| m.snapshot)
-            .unwrap_or_else(|| "no".to_string());
+        let memory = snap.memory.clone().map(|m| m.snapshot).unwrap_or_else(|| "no".to_string());
         let state = if self.running(name)?.is_some() {
             self.create_live(name, &snap, &work, flags, call)?
         } else {
@@ -129,21 +117,12 @@ impl QemuDriver {
         Ok(())
     }
 
-    fn create_offline(
-        &self,
-        snap: &str,
-        work: &[DiskWork],
-        reuse: bool,
-        call: &mut Call,
-    ) -> DriverResult {
+    fn create_offline(&self, snap: &str, work: &[DiskWork], reuse: bool, call: &mut Call) -> DriverResult {
         let mut undo = Vec::new();
         for w in work {
             let step = match w.mode.as_str() {
-                "internal" => qemu_img(&["snapshot", "-c", snap, &w.image]).map(|_| {
-                    undo.push(Undo::InternalTag {
-                        image: w.image.clone(),
-                    })
-                }),
+                "internal" => qemu_img(&["snapshot", "-c", snap, &w.image])
+                    .map(|_| undo.push(Undo::InternalTag { image: w.image.clone() })),
                 "external" => {
                     let overlay = w.overlay.as_deref().expect("checked");
                     if reuse {
@@ -159,10 +138,7 @@ impl QemuDriver {
                 undo_all(snap, undo, call);
                 return Err(DriverError::new(
                     e.code,
-                    format!(
-                        "Snapshot '{snap}', disk {}: {}; nothing was changed",
-                        w.target, e.message
-                    ),
+                    format!("Snapshot '{snap}', disk {}: {}; nothing was changed", w.target, e.message),
                 ));
             }
         }
@@ -184,10 +160,7 @@ impl QemuDriver {
         let memory = snap
             .memory
             .clone()
-            .unwrap_or(luavirt_plugin_api::snapshot::SnapshotMemory {
-                snapshot: "no".into(),
-                file: None,
-            });
+            .unwrap_or(luavirt_plugin_api::snapshot::SnapshotMemory { snapshot: "no".into(), file: None });
         let live = flags & LV_SNAPSHOT_CREATE_LIVE != 0;
         let reuse = flags & LV_SNAPSHOT_CREATE_REUSE_EXT != 0;
         let resume = |mon: &mut Monitor| {
@@ -201,118 +174,86 @@ impl QemuDriver {
 
         // Memory first: after it the domain is paused, so the disks match it.
         let internal: Vec<&DiskWork> = work.iter().filter(|w| w.mode == "internal").collect();
-        let mut memory_undo: Option<Box<dyn FnOnce(&mut Monitor)>> = None;
-        match memory.snapshot.as_str() {
+        let fail = |mon: &mut Monitor, e: DriverError, what: &str| {
+            resume(mon);
+            DriverError::new(
+                e.code,
+                format!("Snapshot '{snap_name}' of domain '{name}': {what}{}; nothing was changed", e.message),
+            )
+        };
+        let saved = match memory.snapshot.as_str() {
             "external" => {
                 let file = memory.file.clone().unwrap_or_default();
                 let _ = mon.exec(
                     "migrate-set-capabilities",
                     json!({ "capabilities": [{ "capability": "events", "state": true }] }),
                 );
-                let saved = mon
-                    .exec(
-                        "migrate",
-                        json!({ "uri": format!("exec:cat > {}", sh_quote(&file)) }),
-                    )
+                let r = mon
+                    .exec("migrate", json!({ "uri": format!("exec:cat > {}", sh_quote(&file)) }))
                     .and_then(|_| mon.wait_migration(call, "saving memory"));
-                if let Err(e) = saved {
+                r.map(|_| SavedMemory::File(file.clone())).inspect_err(|_| {
                     let _ = std::fs::remove_file(&file);
-                    resume(&mut mon);
-                    return Err(DriverError::new(
-                        e.code,
-                        format!(
-                            "Snapshot '{snap_name}' of domain '{name}': {}; nothing was changed",
-                            e.message
-                        ),
-                    ));
-                }
-                memory_undo = Some(Box::new(move |_| {
-                    let _ = std::fs::remove_file(&file);
-                }));
+                })
             }
-            "internal" => {
+            "internal" => (|| {
                 let vmstate = internal.first().ok_or_else(|| {
-                    DriverError::new(
-                        ErrorCode::InvalidArg,
-                        "Internal memory needs a disk taken internally",
-                    )
+                    DriverError::new(ErrorCode::InvalidArg, "Internal memory needs a disk taken internally")
                 })?;
                 let vm = mon.top_node(&vmstate.target)?;
-                let devices = internal
-                    .iter()
-                    .map(|w| mon.top_node(&w.target))
-                    .collect::<DriverResult<Vec<_>>>()?;
-                if let Err(e) = mon.run_job(
+                let devices = internal.iter().map(|w| mon.top_node(&w.target)).collect::<DriverResult<Vec<_>>>()?;
+                mon.run_job(
                     "snapshot-save",
                     json!({ "tag": snap_name, "vmstate": vm, "devices": devices }),
                     "lv-save",
-                ) {
-                    resume(&mut mon);
-                    return Err(DriverError::new(
-                        e.code,
-                        format!(
-                            "Snapshot '{snap_name}' of domain '{name}': {}; nothing was changed",
-                            e.message
-                        ),
-                    ));
-                }
-                let tag = snap_name.clone();
-                memory_undo = Some(Box::new(move |m: &mut Monitor| {
-                    let _ = m.run_job(
-                        "snapshot-delete",
-                        json!({ "tag": tag, "devices": devices }),
-                        "lv-undo-save",
-                    );
-                }));
-            }
-            _ => {}
-        }
+                )?;
+                Ok(SavedMemory::Internal(devices))
+            })(),
+            _ => Ok(SavedMemory::None),
+        };
+        let saved = saved.map_err(|e| fail(&mut mon, e, ""))?;
 
-        // The disks, in one transaction.
-        let mut actions = Vec::new();
-        for w in work {
-            let node = mon.top_node(&w.target)?;
-            match w.mode.as_str() {
-                "internal" if memory.snapshot != "internal" => {
-                    actions.push(json!({ "type": "blockdev-snapshot-internal-sync", "data": { "device": node, "name": snap_name } }));
-                }
-                "external" => {
-                    let overlay = w.overlay.clone().expect("checked");
-                    if reuse {
-                        check_reused_overlay(&overlay, &w.image)?;
+        // The disks, in one transaction (atomic in QEMU).
+        let transaction = (|| {
+            let mut actions = Vec::new();
+            for w in work {
+                let node = mon.top_node(&w.target)?;
+                match w.mode.as_str() {
+                    "internal" if memory.snapshot != "internal" => {
+                        actions.push(json!({ "type": "blockdev-snapshot-internal-sync", "data": { "device": node, "name": snap_name } }));
                     }
-                    let mode = if reuse { "existing" } else { "absolute-paths" };
-                    let new_node = mon.fresh_node_name(&format!("lv-{}", w.target))?;
-                    actions.push(json!({ "type": "blockdev-snapshot-sync", "data": {
-                        "node-name": node, "snapshot-file": overlay, "snapshot-node-name": new_node, "format": "qcow2", "mode": mode } }));
+                    "external" => {
+                        let overlay = w.overlay.clone().expect("checked");
+                        if reuse {
+                            check_reused_overlay(&overlay, &w.image)?;
+                        }
+                        let mode = if reuse { "existing" } else { "absolute-paths" };
+                        let new_node = mon.fresh_node_name(&format!("lv-{}", w.target))?;
+                        actions.push(json!({ "type": "blockdev-snapshot-sync", "data": {
+                            "node-name": node, "snapshot-file": overlay, "snapshot-node-name": new_node, "format": "qcow2", "mode": mode } }));
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-        if !actions.is_empty() {
-            if let Err(e) = mon.exec("transaction", json!({ "actions": actions })) {
-                if let Some(undo) = memory_undo.take() {
-                    undo(&mut mon);
-                }
-                resume(&mut mon);
-                return Err(DriverError::new(
-                    e.code,
-                    format!(
-                        "Snapshot '{snap_name}' of domain '{name}': {}; nothing was changed",
-                        e.message
-                    ),
-                ));
+            if !actions.is_empty() {
+                mon.exec("transaction", json!({ "actions": actions }))?;
             }
+            Ok(())
+        })();
+        if let Err(e) = transaction {
+            saved.undo(&mut mon, &snap_name);
+            return Err(fail(&mut mon, e, ""));
         }
 
         // Mirrors: each new overlay is copied to its mirror, which then follows every write.
         let mut mirrored = Vec::new();
         for w in work.iter().filter(|w| w.mirror.is_some()) {
-            let node = mon.top_node(&w.target)?;
-            let mode = if reuse { "existing" } else { "absolute-paths" };
             let job = mirror_job(&w.target);
+            let mode = if reuse { "existing" } else { "absolute-paths" };
             let started = mon
-                .exec("drive-mirror", json!({ "job-id": job, "device": node, "target": w.mirror, "format": "qcow2", "sync": "top", "mode": mode }))
+                .top_node(&w.target)
+                .and_then(|node| {
+                    mon.exec("drive-mirror", json!({ "job-id": job, "device": node, "target": w.mirror, "format": "qcow2", "sync": "top", "mode": mode }))
+                })
                 .and_then(|_| {
                     mirrored.push(job.clone());
                     mon.wait_block_job(&job, Until::Ready, call, "starting the mirror")
@@ -321,24 +262,9 @@ impl QemuDriver {
                 for job in &mirrored {
                     let _ = mon.exec("block-job-cancel", json!({ "device": job, "force": true }));
                 }
-                self.undo_disks(
-                    &mut mon,
-                    &snap_name,
-                    work,
-                    memory.snapshot != "internal",
-                    call,
-                );
-                if let Some(undo) = memory_undo.take() {
-                    undo(&mut mon);
-                }
-                resume(&mut mon);
-                return Err(DriverError::new(
-                    e.code,
-                    format!(
-                        "Snapshot '{snap_name}' of domain '{name}': the mirror of disk {} failed: {}; nothing was changed",
-                        w.target, e.message
-                    ),
-                ));
+                self.undo_disks(&mut mon, &snap_name, work, memory.snapshot != "internal", call);
+                saved.undo(&mut mon, &snap_name);
+                return Err(fail(&mut mon, e, &format!("the mirror of disk {} failed: ", w.target)));
             }
         }
         let status = if memory.snapshot == "no" {
@@ -369,9 +295,9 @@ impl QemuDriver {
             let r = match w.mode.as_str() {
                 "external" => (|| {
                     let top = mon.top_node(&w.target)?;
-                    let base = mon.node_of_file(&w.image)?.ok_or_else(|| {
-                        DriverError::new(ErrorCode::Internal, format!("{} is not open", w.image))
-                    })?;
+                    let base = mon
+                        .node_of_file(&w.image)?
+                        .ok_or_else(|| DriverError::new(ErrorCode::Internal, format!("{} is not open", w.image)))?;
                     let job = format!("lv-undo-{}", w.target);
                     mon.exec(
                         "block-commit",
@@ -386,22 +312,35 @@ impl QemuDriver {
                 "internal" if internal_by_transaction => mon
                     .top_node(&w.target)
                     .and_then(|node| {
-                        mon.exec(
-                            "blockdev-snapshot-delete-internal-sync",
-                            json!({ "device": node, "name": snap }),
-                        )
+                        mon.exec("blockdev-snapshot-delete-internal-sync", json!({ "device": node, "name": snap }))
                     })
                     .map(|_| ()),
                 _ => Ok(()),
             };
             if let Err(e) = r {
-                call.log(
-                    Level::Error,
-                    &format!(
-                        "rolling back snapshot '{snap}' on disk {}: {}",
-                        w.target, e.message
-                    ),
-                );
+                call.log(Level::Error, &format!("rolling back snapshot '{snap}' on disk {}: {}", w.target, e.message));
+            }
+        }
+    }
+}
+
+/// Memory a running snapshot saved, to take back if the disks fail.
+enum SavedMemory {
+    None,
+    File(String),
+    /// The internal snapshot on these nodes.
+    Internal(Vec<String>),
+}
+
+impl SavedMemory {
+    fn undo(&self, mon: &mut Monitor, tag: &str) {
+        match self {
+            SavedMemory::None => {}
+            SavedMemory::File(f) => {
+                let _ = std::fs::remove_file(f);
+            }
+            SavedMemory::Internal(devices) => {
+                let _ = mon.run_job("snapshot-delete", json!({ "tag": tag, "devices": devices }), "lv-undo-save");
             }
         }
     }

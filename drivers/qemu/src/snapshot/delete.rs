@@ -17,8 +17,7 @@ use crate::QemuDriver;
 use crate::images::{self, qemu_img};
 use crate::monitor::{Monitor, Until};
 use luavirt_plugin_api::abi::{
-    LV_SNAPSHOT_DELETE_METADATA_ONLY, LV_SNAPSHOT_DELETE_MIRROR_ABORT,
-    LV_SNAPSHOT_DELETE_MIRROR_PIVOT,
+    LV_SNAPSHOT_DELETE_METADATA_ONLY, LV_SNAPSHOT_DELETE_MIRROR_ABORT, LV_SNAPSHOT_DELETE_MIRROR_PIVOT,
 };
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
@@ -39,11 +38,7 @@ impl QemuDriver {
         let (_, mut dom) = self.state.read_definition(name)?;
         let mut tree = self.read_tree(name)?;
         let snap = self.find_snapshot(name, &tree, snap_name)?;
-        let mut mon = if self.running(name)?.is_some() {
-            Some(self.monitor(name)?)
-        } else {
-            None
-        };
+        let mut mon = if self.running(name)?.is_some() { Some(self.monitor(name)?) } else { None };
 
         let mirrors: Vec<String> = self
             .active_mirrors(&tree, mon.as_mut())?
@@ -76,64 +71,32 @@ impl QemuDriver {
         }
 
         let then = recorded_domain(name, &snap)?;
-        for d in snap
-            .disks
-            .iter()
-            .filter(|d| d.snapshot.as_deref() == Some("internal"))
-        {
-            let Some(image) = then
-                .disk(&d.name)
-                .and_then(|x| x.source.path().map(str::to_string))
-            else {
+        for d in snap.disks.iter().filter(|d| d.snapshot.as_deref() == Some("internal")) {
+            let Some(image) = then.disk(&d.name).and_then(|x| x.source.path().map(str::to_string)) else {
                 continue;
             };
             if !std::path::Path::new(&image).is_file()
-                || !images::internal_snapshots(&image)?
-                    .iter()
-                    .any(|t| t == snap_name)
+                || !images::internal_snapshots(&image)?.iter().any(|t| t == snap_name)
             {
                 continue;
             }
-            match mon
-                .as_mut()
-                .map(|m| m.node_of_file(&image))
-                .transpose()?
-                .flatten()
-            {
+            match mon.as_mut().map(|m| m.node_of_file(&image)).transpose()?.flatten() {
                 Some(node) => {
                     let m = mon.as_mut().expect("node came from the monitor");
-                    m.exec(
-                        "blockdev-snapshot-delete-internal-sync",
-                        json!({ "device": node, "name": snap_name }),
-                    )?;
+                    m.exec("blockdev-snapshot-delete-internal-sync", json!({ "device": node, "name": snap_name }))?;
                 }
                 None => {
                     qemu_img(&["snapshot", "-d", snap_name, &image])?;
                 }
             }
         }
-        if let Some(file) = snap
-            .memory
-            .as_ref()
-            .filter(|m| m.snapshot == "external")
-            .and_then(|m| m.file.clone())
+        if let Some(file) = snap.memory.as_ref().filter(|m| m.snapshot == "external").and_then(|m| m.file.clone())
+            && let Err(e) = std::fs::remove_file(&file)
         {
-            if let Err(e) = std::fs::remove_file(&file) {
-                call.log(
-                    Level::Warning,
-                    &format!("snapshot '{snap_name}': could not remove memory file {file}: {e}"),
-                );
-            }
+            call.log(Level::Warning, &format!("snapshot '{snap_name}': could not remove memory file {file}: {e}"));
         }
-        for d in snap
-            .disks
-            .iter()
-            .filter(|d| d.snapshot.as_deref() == Some("external"))
-        {
-            let Some(base) = then
-                .disk(&d.name)
-                .and_then(|x| x.source.path().map(str::to_string))
-            else {
+        for d in snap.disks.iter().filter(|d| d.snapshot.as_deref() == Some("external")) {
+            let Some(base) = then.disk(&d.name).and_then(|x| x.source.path().map(str::to_string)) else {
                 continue;
             };
             let known = known_images(&dom, &tree);
@@ -146,10 +109,16 @@ impl QemuDriver {
             if let [x] = on_base.as_slice() {
                 self.merge_down(name, mon.as_mut(), &d.name, x, &base, &known, call)?;
                 replace_image(&mut dom, &mut tree, x, &base)?;
-                std::fs::remove_file(x)
-                    .map_err(|e| DriverError::io("remove", std::path::Path::new(x), e))?;
+                std::fs::remove_file(x).map_err(|e| DriverError::io("remove", std::path::Path::new(x), e))?;
             } else if on_base.len() > 1 {
-                call.log(Level::Info, &format!("snapshot '{snap_name}', disk {}: {} images build on {base}; they stay as they are", d.name, on_base.len()));
+                call.log(
+                    Level::Info,
+                    &format!(
+                        "snapshot '{snap_name}', disk {}: {} images build on {base}; they stay as they are",
+                        d.name,
+                        on_base.len()
+                    ),
+                );
             }
         }
         self.state.write_definition(name, &dom.to_xml())?;
@@ -181,7 +150,10 @@ impl QemuDriver {
             Some((m, top_node, base_node)) => {
                 let device = m.top_node(disk)?;
                 let job = format!("lv-commit-{disk}");
-                m.exec("block-commit", json!({ "job-id": job, "device": device, "top-node": top_node, "base-node": base_node }))?;
+                m.exec(
+                    "block-commit",
+                    json!({ "job-id": job, "device": device, "top-node": top_node, "base-node": base_node }),
+                )?;
                 if device == top_node {
                     m.wait_block_job(&job, Until::Ready, call, "merging the snapshot")?;
                     m.exec("block-job-complete", json!({ "device": job }))?;
@@ -193,18 +165,12 @@ impl QemuDriver {
             }
         }
         let base_format = images::format_of(base)?;
-        for other in known
-            .iter()
-            .filter(|k| k.as_str() != top && k.as_str() != base)
-        {
+        for other in known.iter().filter(|k| k.as_str() != top && k.as_str() != base) {
             if images::backing_of(other)?.as_deref() == Some(top) {
                 qemu_img(&["rebase", "-u", "-F", &base_format, "-b", base, other])?;
             }
         }
-        call.log(
-            Level::Debug,
-            &format!("domain '{name}', disk {disk}: merged {top} into {base}"),
-        );
+        call.log(Level::Debug, &format!("domain '{name}', disk {disk}: merged {top} into {base}"));
         Ok(())
     }
 
@@ -227,34 +193,19 @@ impl QemuDriver {
             &job,
             Until::Done,
             call,
-            if pivot {
-                "switching to the mirror"
-            } else {
-                "ending the mirror"
-            },
+            if pivot { "switching to the mirror" } else { "ending the mirror" },
         )?;
         let (file, format) = mon.active_image(disk)?;
-        dom.set_disk_source(disk, &file, &format)
-            .map_err(|m| DriverError::new(ErrorCode::Internal, m))
+        dom.set_disk_source(disk, &file, &format).map_err(|m| DriverError::new(ErrorCode::Internal, m))
     }
 }
 
 /// Replaces image `old` by `new` wherever the definition or a snapshot record names it.
-fn replace_image(
-    dom: &mut DomainXml,
-    tree: &mut SnapshotTree,
-    old: &str,
-    new: &str,
-) -> DriverResult {
+fn replace_image(dom: &mut DomainXml, tree: &mut SnapshotTree, old: &str, new: &str) -> DriverResult {
     let format = images::format_of(new)?;
     let retarget = |d: &mut DomainXml| -> DriverResult {
-        for disk in d
-            .disks()
-            .into_iter()
-            .filter(|x| x.source.path() == Some(old))
-        {
-            d.set_disk_source(&disk.target, new, &format)
-                .map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
+        for disk in d.disks().into_iter().filter(|x| x.source.path() == Some(old)) {
+            d.set_disk_source(&disk.target, new, &format).map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
         }
         Ok(())
     };
@@ -262,11 +213,7 @@ fn replace_image(
     let names: Vec<String> = tree.all().iter().filter_map(|s| s.name.clone()).collect();
     for n in names {
         let s = tree.get_mut(&n).expect("listed");
-        for d in s
-            .disks
-            .iter_mut()
-            .filter(|d| d.source_file.as_deref() == Some(old))
-        {
+        for d in s.disks.iter_mut().filter(|d| d.source_file.as_deref() == Some(old)) {
             d.source_file = Some(new.to_string());
         }
         if let Some(e) = s.domain.as_ref() {

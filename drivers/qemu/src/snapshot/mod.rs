@@ -50,19 +50,13 @@ pub(crate) fn disk_work(dom: &DomainXml, snap: &SnapshotXml) -> DriverResult<Vec
         if mode == "no" {
             continue;
         }
-        let d = dom.disk(&s.name).ok_or_else(|| {
-            DriverError::new(
-                ErrorCode::NoDisk,
-                format!("Domain '{name}' has no disk '{}'", s.name),
-            )
-        })?;
+        let d = dom
+            .disk(&s.name)
+            .ok_or_else(|| DriverError::new(ErrorCode::NoDisk, format!("Domain '{name}' has no disk '{}'", s.name)))?;
         let image = d.source.path().ok_or_else(|| {
             DriverError::new(
                 ErrorCode::Unsupported,
-                format!(
-                    "Disk {} of domain '{name}' has no local image to snapshot",
-                    d.target
-                ),
+                format!("Disk {} of domain '{name}' has no local image to snapshot", d.target),
             )
         })?;
         if mode == "external" && s.source_file.is_none() {
@@ -87,19 +81,11 @@ pub(crate) fn disk_work(dom: &DomainXml, snap: &SnapshotXml) -> DriverResult<Vec
 pub(crate) fn known_images(dom: &DomainXml, tree: &SnapshotTree) -> BTreeSet<String> {
     let mut all = BTreeSet::new();
     let add_dom = |all: &mut BTreeSet<String>, d: &DomainXml| {
-        all.extend(
-            d.disks()
-                .into_iter()
-                .filter_map(|disk| disk.source.path().map(str::to_string)),
-        );
+        all.extend(d.disks().into_iter().filter_map(|disk| disk.source.path().map(str::to_string)));
     };
     add_dom(&mut all, dom);
     for s in tree.all() {
-        if let Some(then) = s
-            .domain
-            .as_ref()
-            .and_then(|e| DomainXml::parse(&e.to_xml(), None).ok())
-        {
+        if let Some(then) = s.domain.as_ref().and_then(|e| DomainXml::parse(&e.to_xml(), None).ok()) {
             add_dom(&mut all, &then);
         }
         for d in &s.disks {
@@ -136,18 +122,10 @@ pub(crate) fn recorded_domain(domain: &str, snap: &SnapshotXml) -> DriverResult<
 
 impl QemuDriver {
     /// The snapshot called `snap`, or an error naming the domain.
-    pub(crate) fn find_snapshot(
-        &self,
-        name: &str,
-        tree: &SnapshotTree,
-        snap: &str,
-    ) -> DriverResult<SnapshotXml> {
-        tree.get(snap).cloned().ok_or_else(|| {
-            DriverError::new(
-                ErrorCode::NoSnapshot,
-                format!("Domain '{name}' has no snapshot '{snap}'"),
-            )
-        })
+    pub(crate) fn find_snapshot(&self, name: &str, tree: &SnapshotTree, snap: &str) -> DriverResult<SnapshotXml> {
+        tree.get(snap)
+            .cloned()
+            .ok_or_else(|| DriverError::new(ErrorCode::NoSnapshot, format!("Domain '{name}' has no snapshot '{snap}'")))
     }
 
     /// Disks of `name` whose mirrored-snapshot job still runs: `(snapshot, target)`.
@@ -171,17 +149,8 @@ impl QemuDriver {
     }
 
     /// Refuses `what` while a mirrored snapshot's mirror is active.
-    pub(crate) fn refuse_while_mirroring(
-        &self,
-        name: &str,
-        tree: &SnapshotTree,
-        what: &str,
-    ) -> DriverResult {
-        let mut mon = if self.running(name)?.is_some() {
-            Some(self.monitor(name)?)
-        } else {
-            None
-        };
+    pub(crate) fn refuse_while_mirroring(&self, name: &str, tree: &SnapshotTree, what: &str) -> DriverResult {
+        let mut mon = if self.running(name)?.is_some() { Some(self.monitor(name)?) } else { None };
         if let Some((snap, disk)) = self.active_mirrors(tree, mon.as_mut())?.into_iter().next() {
             return Err(DriverError::new(
                 ErrorCode::InvalidState,

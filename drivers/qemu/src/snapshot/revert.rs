@@ -32,10 +32,7 @@ fn free_name(wanted: &str) -> String {
     if !Path::new(wanted).exists() {
         return wanted.to_string();
     }
-    (1..)
-        .map(|n| format!("{wanted}-{n}"))
-        .find(|c| !Path::new(c).exists())
-        .expect("some name is free")
+    (1..).map(|n| format!("{wanted}-{n}")).find(|c| !Path::new(c).exists()).expect("some name is free")
 }
 
 impl QemuDriver {
@@ -53,20 +50,12 @@ impl QemuDriver {
         let snap = self.find_snapshot(name, &tree, snap_name)?;
         self.refuse_while_mirroring(name, &tree, &format!("revert to snapshot '{snap_name}'"))?;
         let then = recorded_domain(name, &snap)?;
-        let memory = snap
-            .memory
-            .clone()
-            .map(|m| (m.snapshot, m.file))
-            .unwrap_or(("no".into(), None));
+        let memory = snap.memory.clone().map(|m| (m.snapshot, m.file)).unwrap_or(("no".into(), None));
 
         // Check everything first.
         let known = known_images(&now, &tree);
         let taken = |target: &str| {
-            snap.disks
-                .iter()
-                .find(|d| d.name == target)
-                .and_then(|d| d.snapshot.clone())
-                .unwrap_or_else(|| "no".into())
+            snap.disks.iter().find(|d| d.name == target).and_then(|d| d.snapshot.clone()).unwrap_or_else(|| "no".into())
         };
         for d in then.disks() {
             let mode = taken(&d.target);
@@ -75,24 +64,14 @@ impl QemuDriver {
             }
             let image = d.source.path().unwrap_or_default();
             if !Path::new(image).is_file() {
-                return Err(refused(
-                    snap_name,
-                    name,
-                    format!("image {image} of disk {} was removed", d.target),
-                ));
+                return Err(refused(snap_name, name, format!("image {image} of disk {} was removed", d.target)));
             }
             if mode == "internal" {
-                if !images::internal_snapshots(image)?
-                    .iter()
-                    .any(|t| t == snap_name)
-                {
+                if !images::internal_snapshots(image)?.iter().any(|t| t == snap_name) {
                     return Err(refused(
                         snap_name,
                         name,
-                        format!(
-                            "image {image} of disk {} no longer holds the internal snapshot",
-                            d.target
-                        ),
+                        format!("image {image} of disk {} no longer holds the internal snapshot", d.target),
                     ));
                 }
                 // Rewinding an image that later overlays build on would change what they show.
@@ -110,31 +89,22 @@ impl QemuDriver {
                 }
             }
         }
-        if let ("external", Some(file)) = (memory.0.as_str(), &memory.1) {
-            if !Path::new(file).is_file() {
-                return Err(refused(
-                    snap_name,
-                    name,
-                    format!("its memory file {file} was removed"),
-                ));
-            }
+        if let ("external", Some(file)) = (memory.0.as_str(), &memory.1)
+            && !Path::new(file).is_file()
+        {
+            return Err(refused(snap_name, name, format!("its memory file {file} was removed")));
         }
         let has_memory = memory.0 != "no";
         let paused = flags & LV_SNAPSHOT_REVERT_PAUSED != 0
             || (flags & LV_SNAPSHOT_REVERT_RUNNING == 0 && snap.state.as_deref() == Some("paused"));
-        let run =
-            flags & (LV_SNAPSHOT_REVERT_RUNNING | LV_SNAPSHOT_REVERT_PAUSED) != 0 || has_memory;
+        let run = flags & (LV_SNAPSHOT_REVERT_RUNNING | LV_SNAPSHOT_REVERT_PAUSED) != 0 || has_memory;
 
         // Images the snapshot records (its point-in-time images and those of every other
         // snapshot) must stay; the images the domain uses now may go.
         let mut needed = std::collections::BTreeSet::new();
         for s in tree.all() {
             if let Ok(d) = recorded_domain(name, s) {
-                needed.extend(
-                    d.disks()
-                        .into_iter()
-                        .filter_map(|x| x.source.path().map(str::to_string)),
-                );
+                needed.extend(d.disks().into_iter().filter_map(|x| x.source.path().map(str::to_string)));
             }
         }
 
@@ -147,22 +117,15 @@ impl QemuDriver {
             let current = now.disk(&d.target);
             match taken(&d.target).as_str() {
                 "internal" => {
-                    qemu_img(&[
-                        "snapshot",
-                        "-a",
-                        snap_name,
-                        d.source.path().unwrap_or_default(),
-                    ])?;
+                    qemu_img(&["snapshot", "-a", snap_name, d.source.path().unwrap_or_default()])?;
                 }
                 "external" => {
                     let base = d.source.path().unwrap_or_default();
-                    if let Some(top) = current
-                        .as_ref()
-                        .and_then(|c| c.source.path().map(str::to_string))
+                    if let Some(top) = current.as_ref().and_then(|c| c.source.path().map(str::to_string))
+                        && top != base
+                        && !needed.contains(&top)
                     {
-                        if top != base && !needed.contains(&top) {
-                            discard.push(top);
-                        }
+                        discard.push(top);
                     }
                     let wanted = snap
                         .disks
@@ -170,11 +133,7 @@ impl QemuDriver {
                         .find(|s| s.name == d.target)
                         .and_then(|s| s.source_file.clone())
                         .unwrap_or_else(|| format!("{base}.{snap_name}"));
-                    let overlay = if discard.contains(&wanted) {
-                        wanted
-                    } else {
-                        free_name(&wanted)
-                    };
+                    let overlay = if discard.contains(&wanted) { wanted } else { free_name(&wanted) };
                     if Path::new(&overlay).exists() {
                         std::fs::remove_file(&overlay)
                             .map_err(|e| DriverError::io("remove", Path::new(&overlay), e))?;
@@ -187,12 +146,12 @@ impl QemuDriver {
                 }
                 _ => {
                     // Left out of the snapshot: keeps its current image and content.
-                    if let Some(c) = current.filter(|c| !c.transient) {
-                        if let Some(path) = c.source.path() {
-                            after
-                                .set_disk_source(&d.target, path, c.format_or_raw())
-                                .map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
-                        }
+                    if let Some(c) = current.filter(|c| !c.transient)
+                        && let Some(path) = c.source.path()
+                    {
+                        after
+                            .set_disk_source(&d.target, path, c.format_or_raw())
+                            .map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
                     }
                 }
             }
@@ -200,10 +159,7 @@ impl QemuDriver {
         self.state.write_definition(name, &after.to_xml())?;
         for f in discard {
             if let Err(e) = std::fs::remove_file(&f) {
-                call.log(
-                    Level::Warning,
-                    &format!("domain '{name}': could not remove the discarded overlay {f}: {e}"),
-                );
+                call.log(Level::Warning, &format!("domain '{name}': could not remove the discarded overlay {f}: {e}"));
             }
         }
         tree.current = Some(snap_name.to_string());
@@ -218,11 +174,7 @@ impl QemuDriver {
                 .collect();
             let opts = StartOptions {
                 paused,
-                incoming: if memory.0 == "external" {
-                    memory.1.as_deref()
-                } else {
-                    None
-                },
+                incoming: if memory.0 == "external" { memory.1.as_deref() } else { None },
                 load_internal: (memory.0 == "internal")
                     .then(|| (snap_name.to_string(), internal[0].clone(), internal.clone())),
             };

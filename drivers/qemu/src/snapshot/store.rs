@@ -41,14 +41,11 @@ impl QemuDriver {
         let path = self.snapshots_file(name)?;
         if tree.is_empty() {
             return match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(DriverError::io("remove", &path, e))
-                }
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::io("remove", &path, e)),
                 _ => Ok(()),
             };
         }
         ensure_parent(&path)?;
-        write_atomic(&path, tree.to_xml().as_bytes())
-            .map_err(|e| DriverError::io("write", &path, e))
+        write_atomic(&path, tree.to_xml().as_bytes()).map_err(|e| DriverError::io("write", &path, e))
     }
 }

@@ -25,16 +25,12 @@ impl Driver for Panicky {
     }
 
     fn get_xml(&self, name: &str, _flags: u32, _call: &mut Call) -> DriverResult {
-        Err(DriverError::new(
-            ErrorCode::NoDomain,
-            format!("Domain '{name}' is not defined"),
-        ))
+        Err(DriverError::new(ErrorCode::NoDomain, format!("Domain '{name}' is not defined")))
     }
 
     fn get_state(&self, _name: &str, _flags: u32, call: &mut Call) -> DriverResult {
         let mut r = Params::new();
-        r.push("state", Value::UInt(LV_STATE_SHUTOFF))
-            .push("id", Value::Int(-1));
+        r.push("state", Value::UInt(LV_STATE_SHUTOFF)).push("id", Value::Int(-1));
         call.emit_record(&r);
         Ok(())
     }

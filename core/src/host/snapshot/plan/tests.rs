@@ -14,32 +14,17 @@ fn dom() -> DomainXml {
 }
 
 fn req(name: &str) -> SnapshotRequest {
-    SnapshotRequest {
-        name: Some(name.into()),
-        ..SnapshotRequest::default()
-    }
+    SnapshotRequest { name: Some(name.into()), ..SnapshotRequest::default() }
 }
 
 fn modes(p: &SnapshotPlan) -> Vec<(&str, &str)> {
-    p.disks
-        .iter()
-        .map(|d| (d.target.as_str(), d.snapshot.as_str()))
-        .collect()
+    p.disks.iter().map(|d| (d.target.as_str(), d.snapshot.as_str())).collect()
 }
 
 #[test]
 fn mixed_qcow2_and_raw_takes_raw_externally_and_skips_independent_transient_and_cdrom() {
     let p = SnapshotPlan::resolve(&dom(), &req("s1"), false).unwrap();
-    assert_eq!(
-        modes(&p),
-        [
-            ("vda", "internal"),
-            ("vdb", "external"),
-            ("vdc", "no"),
-            ("vdd", "no"),
-            ("hdc", "no")
-        ]
-    );
+    assert_eq!(modes(&p), [("vda", "internal"), ("vdb", "external"), ("vdc", "no"), ("vdd", "no"), ("hdc", "no")]);
     assert_eq!(p.disks[1].file.as_deref(), Some("/i/b.s1"));
     assert_eq!(p.disks[1].reason, "raw cannot hold internal snapshots");
     assert_eq!(p.disks[2].reason, "its default snapshot='no'");
@@ -53,25 +38,11 @@ fn mixed_qcow2_and_raw_takes_raw_externally_and_skips_independent_transient_and_
 #[test]
 fn internal_asked_of_raw_goes_external_or_stays_out_by_default() {
     let mut r = req("s2");
-    r.disks = vec![
-        DiskSpec::parse("vdb,snapshot=internal").unwrap(),
-        DiskSpec::parse("vdc,snapshot=internal").unwrap(),
-    ];
+    r.disks =
+        vec![DiskSpec::parse("vdb,snapshot=internal").unwrap(), DiskSpec::parse("vdc,snapshot=internal").unwrap()];
     let p = SnapshotPlan::resolve(&dom(), &r, false).unwrap();
-    assert_eq!(
-        modes(&p),
-        [
-            ("vda", "no"),
-            ("vdb", "external"),
-            ("vdc", "no"),
-            ("vdd", "no"),
-            ("hdc", "no")
-        ]
-    );
-    assert_eq!(
-        p.disks[1].reason,
-        "raw cannot hold an internal snapshot, so it is taken externally"
-    );
+    assert_eq!(modes(&p), [("vda", "no"), ("vdb", "external"), ("vdc", "no"), ("vdd", "no"), ("hdc", "no")]);
+    assert_eq!(p.disks[1].reason, "raw cannot hold an internal snapshot, so it is taken externally");
     assert!(p.disks[2].reason.contains("its default is snapshot='no'"));
     assert_eq!(p.disks[0].reason, "not named in a --diskspec");
 }
@@ -87,26 +58,14 @@ fn disk_sets_choose_the_disks() {
     let p = SnapshotPlan::resolve(&d, &r, false).unwrap();
     assert_eq!(modes(&p)[..2], [("vda", "no"), ("vdb", "external")]);
     r.disk_set = Some("empty".into());
-    assert!(
-        SnapshotPlan::resolve(&d, &r, false)
-            .unwrap_err()
-            .to_string()
-            .contains("disk set 'empty' has no disks")
-    );
+    assert!(SnapshotPlan::resolve(&d, &r, false).unwrap_err().to_string().contains("disk set 'empty' has no disks"));
 }
 
 #[test]
 fn bad_requests_are_refused_with_the_reason() {
-    let err = |r: &SnapshotRequest, running: bool| {
-        SnapshotPlan::resolve(&dom(), r, running)
-            .unwrap_err()
-            .to_string()
-    };
+    let err = |r: &SnapshotRequest, running: bool| SnapshotPlan::resolve(&dom(), r, running).unwrap_err().to_string();
     let mut r = req("s4");
-    r.disks = vec![
-        DiskSpec::parse("vda").unwrap(),
-        DiskSpec::parse("/i/a.qcow2").unwrap(),
-    ];
+    r.disks = vec![DiskSpec::parse("vda").unwrap(), DiskSpec::parse("/i/a.qcow2").unwrap()];
     assert!(err(&r, false).contains("--diskspec names disk vda twice"));
     r.disks = vec![DiskSpec::parse("vdd").unwrap()];
     assert!(err(&r, false).contains("disk vdd is transient"));
@@ -128,9 +87,7 @@ fn bad_requests_are_refused_with_the_reason() {
     assert!(err(&r, false).contains("--halt needs a running domain"));
     // Only raw disks, running, no memspec: nowhere to keep memory.
     let raw_only = DomainXml::parse("<domain><name>r</name><devices><disk type='file'><driver type='raw'/><source file='/i/r.raw'/><target dev='vda'/></disk></devices></domain>", None).unwrap();
-    let e = SnapshotPlan::resolve(&raw_only, &req("s7"), true)
-        .unwrap_err()
-        .to_string();
+    let e = SnapshotPlan::resolve(&raw_only, &req("s7"), true).unwrap_err().to_string();
     assert!(e.contains("add --memspec file=PATH, or --disk-only"), "{e}");
 }
 
@@ -142,9 +99,7 @@ fn an_existing_overlay_needs_reuse_external() {
     std::fs::write(&existing, "x").unwrap();
     let mut r = req("s8");
     r.disks = vec![DiskSpec::parse(&format!("vdb,file={}", existing.display())).unwrap()];
-    let e = SnapshotPlan::resolve(&dom(), &r, false)
-        .unwrap_err()
-        .to_string();
+    let e = SnapshotPlan::resolve(&dom(), &r, false).unwrap_err().to_string();
     assert!(e.contains("already exists; pass --reuse-external"), "{e}");
     r.reuse_external = true;
     assert!(SnapshotPlan::resolve(&dom(), &r, false).is_ok());
@@ -158,8 +113,5 @@ fn a_file_without_a_mode_means_external() {
     let mut r = req("s9");
     r.disks = vec![DiskSpec::parse("vda,file=/o/a.s9").unwrap()];
     let p = SnapshotPlan::resolve(&dom(), &r, false).unwrap();
-    assert_eq!(
-        (p.disks[0].snapshot.as_str(), p.disks[0].file.as_deref()),
-        ("external", Some("/o/a.s9"))
-    );
+    assert_eq!((p.disks[0].snapshot.as_str(), p.disks[0].file.as_deref()), ("external", Some("/o/a.s9")));
 }
