@@ -43,6 +43,16 @@ impl Connection {
     /// Resolves a snapshot request against the domain as it is now.
     pub fn snapshot_plan(&self, domain: &str, req: &SnapshotRequest) -> Result<SnapshotPlan> {
         let dom = self.read_domain(domain)?;
+        let wants_memory = req.memory.as_ref().is_some_and(|m| m.snapshot.as_deref() != Some("no"));
+        if wants_memory && self.driver.capabilities & abi::LV_CAP_LIFECYCLE == 0 {
+            return Err(Error::Unsupported {
+                driver: self.driver.name.clone(),
+                operation: format!(
+                    "snapshots with memory of domain '{domain}': it cannot run domains ({}), and only a running hypervisor has memory to save",
+                    self.driver.description
+                ),
+            });
+        }
         let (state, _) = self.domain_state(domain)?;
         let plan = SnapshotPlan::resolve(&dom, req, state.is_active())?;
         if self.snapshots(domain)?.get(&plan.name).is_some() {

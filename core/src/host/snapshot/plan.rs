@@ -214,8 +214,10 @@ impl SnapshotPlan {
         });
         for p in &self.disks {
             let mut line = format!("  {}: {}", p.target, p.snapshot);
-            if let Some(f) = &p.file {
-                line.push_str(&format!(" -> {f} ({})", p.format.as_deref().unwrap_or("qcow2")));
+            match (&p.file, p.snapshot.as_str()) {
+                (Some(f), _) => line.push_str(&format!(" -> {f} ({})", p.format.as_deref().unwrap_or("qcow2"))),
+                (None, "external") => line.push_str(" -> an overlay the driver names"),
+                _ => {}
             }
             if let Some(m) = &p.mirror {
                 line.push_str(&format!(", mirrored to {m}"));
@@ -315,9 +317,12 @@ fn plan_disk(
         }
         return Ok(p);
     }
+    let local = d.source.path().is_some_and(|p| Path::new(p).is_absolute());
     let file = match (spec_file, d.source.path()) {
-        (Some(f), _) => f,
-        (None, Some(path)) => default_overlay(path, name),
+        (Some(f), _) => Some(f),
+        (None, Some(path)) if local => Some(default_overlay(path, name)),
+        // A datastore path or the like: the driver names the overlay as its hypervisor does.
+        (None, Some(_)) => None,
         (None, None) => {
             return Err(format!(
                 "disk {} has a network source; give its overlay with --diskspec {},file=PATH",
@@ -325,16 +330,16 @@ fn plan_disk(
             ));
         }
     };
-    if !Path::new(&file).is_absolute() {
-        return Err(format!("disk {}: overlay {file} must be an absolute path", d.target));
-    }
-    if Some(file.as_str()) == d.source.path() {
-        return Err(format!("disk {}: the overlay {file} is the disk's own image", d.target));
-    }
-    check_new_file(&file, req.reuse_external, &format!("disk {}: overlay", d.target))?;
-    let overlay_format = spec.and_then(|s| s.driver.clone()).unwrap_or_else(|| "qcow2".to_string());
-    if overlay_format != "qcow2" {
-        return Err(format!("disk {}: overlays are qcow2 (driver={overlay_format} is not supported)", d.target));
+    if let Some(file) = &file {
+        if local && !Path::new(file).is_absolute() {
+            return Err(format!("disk {}: overlay {file} must be an absolute path", d.target));
+        }
+        if Some(file.as_str()) == d.source.path() {
+            return Err(format!("disk {}: the overlay {file} is the disk's own image", d.target));
+        }
+        if local {
+            check_new_file(file, req.reuse_external, &format!("disk {}: overlay", d.target))?;
+        }
     }
     if let Some(m) = spec_mirror {
         if !running {
@@ -343,8 +348,10 @@ fn plan_disk(
         check_new_file(&m, req.reuse_external, &format!("disk {}: mirror", d.target))?;
         p.mirror = Some(m);
     }
-    p.file = Some(file);
-    p.format = Some(overlay_format);
+    // The overlay's format: as asked, else qcow2 where luavirt names the file, else the
+    // driver's choice.
+    p.format = spec.and_then(|s| s.driver.clone()).or_else(|| file.as_ref().map(|_| "qcow2".to_string()));
+    p.file = file;
     Ok(p)
 }
 
