@@ -4,6 +4,7 @@
 //!
 //! - [`driver`]: finding, checking and calling driver plugins.
 //! - [`host`]: connections and the operations on domains and disk sets.
+//! - [`lua`]: the sandboxed Lua scripting host and its `luavirt` module.
 //! - [`error`]: what failed, on which object, and what to do.
 #![deny(missing_docs)]
 
@@ -11,6 +12,7 @@ pub mod driver;
 pub mod error;
 pub mod host;
 pub mod log;
+pub mod lua;
 
 pub use error::{Error, Result};
 pub use host::{Connection, Host};

@@ -545,6 +545,12 @@ typedef struct LvDriverVtable {
    * to the new image (a ready copy or active commit).
    */
   LvDomainStrOpFn domain_block_job_abort;
+  /**
+   * Waits for disk `arg`'s block job: until ready (copy, active commit) or done (pull,
+   * commit), reporting progress; then with `LV_BLOCK_JOB_PIVOT` switches the disk to the
+   * new image, with `LV_BLOCK_JOB_FINISH` ends a copy on its source.
+   */
+  LvDomainStrOpFn domain_block_job_wait;
 } LvDriverVtable;
 
 /**

@@ -310,6 +310,10 @@ pub struct LvDriverVtable {
     /// Ends disk `arg`'s block job: cancels it, or with `LV_BLOCK_JOB_PIVOT` switches the disk
     /// to the new image (a ready copy or active commit).
     pub domain_block_job_abort: LvDomainStrOpFn,
+    /// Waits for disk `arg`'s block job: until ready (copy, active commit) or done (pull,
+    /// commit), reporting progress; then with `LV_BLOCK_JOB_PIVOT` switches the disk to the
+    /// new image, with `LV_BLOCK_JOB_FINISH` ends a copy on its source.
+    pub domain_block_job_wait: LvDomainStrOpFn,
     // ---- ABI 1.2: append here ----
 }
 
@@ -410,6 +414,7 @@ impl LvDriverVtable {
         domain_block_commit: None,
         domain_block_job_info: None,
         domain_block_job_abort: None,
+        domain_block_job_wait: None,
     };
 }
 

@@ -73,6 +73,34 @@ pub enum Command {
         /// Domain name.
         domain: String,
     },
+    /// Run a Lua script with the luavirt module (arguments in `arg` and `...`).
+    Run {
+        /// Record what the script would change and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Memory the script may use, in MiB.
+        #[arg(long, value_name = "MiB", default_value_t = 256)]
+        max_memory: usize,
+        /// How long the script may run, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+        timeout: u64,
+        /// The script.
+        script: PathBuf,
+        /// Arguments for the script.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run *_test.lua files (folders are searched), each with a fresh temporary host.
+    Test {
+        /// Memory each file may use, in MiB.
+        #[arg(long, value_name = "MiB", default_value_t = 256)]
+        max_memory: usize,
+        /// How long each file may run, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        timeout: u64,
+        /// Test files or folders (default: the current folder).
+        paths: Vec<PathBuf>,
+    },
     /// List loaded drivers and the ones refused, with reasons.
     Drivers,
     /// Print or set a disk's mode: persistent, independent-persistent, independent-nonpersistent.

@@ -4,6 +4,7 @@ pub mod args;
 mod blockjob;
 mod progress;
 mod run;
+mod script;
 mod snapshot;
 mod table;
 

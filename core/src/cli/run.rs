@@ -52,10 +52,13 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
     if let Command::Drivers = cli.command {
         return Ok(drivers(&host));
     }
+    if let cmd @ (Command::Run { .. } | Command::Test { .. }) = cli.command {
+        return super::script::run(host, cli.connect.clone().unwrap_or_else(default_uri), cmd);
+    }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
     let conn = host.connect(&uri)?;
     Ok(match cli.command {
-        Command::Drivers => unreachable!("handled above"),
+        Command::Drivers | Command::Run { .. } | Command::Test { .. } => unreachable!("handled above"),
         Command::List { all, inactive, name } => list(&conn, all, inactive, name)?,
         Command::Define { file } => {
             let (text, source) = if file.as_os_str() == "-" {

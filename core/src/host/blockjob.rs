@@ -89,6 +89,19 @@ pub struct BlockJobInfo {
     pub status: String,
 }
 
+/// Parameters in words for a dry run's plan: `dest=/x base=/y`.
+fn describe_params(p: &Params) -> String {
+    p.entries()
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            Value::UInt(n) => format!("{k}={n}"),
+            other => format!("{k}={other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn flags_of(pairs: &[(bool, u32)]) -> u32 {
     pairs.iter().filter(|(on, _)| *on).fold(0, |f, (_, bit)| f | bit)
 }
@@ -121,8 +134,11 @@ impl Connection {
     ) -> Result<()> {
         let p = params.to_abi();
         let options = CallOptions { progress: control.progress, cancel: control.cancel };
-        self.call(what, &options, |h, c| unsafe {
-            f(h, LvStr::from_str(domain), LvStr::from_str(target), p.as_ptr(), p.len(), flags, c)
+        let change = || format!("{what}: disk {target} {}", describe_params(params));
+        self.mutate(domain, change, || {
+            self.call(what, &options, |h, c| unsafe {
+                f(h, LvStr::from_str(domain), LvStr::from_str(target), p.as_ptr(), p.len(), flags, c)
+            })
         })?;
         Ok(())
     }
@@ -205,15 +221,62 @@ impl Connection {
         }))
     }
 
+    /// Waits for the disk's block job (until ready, or done), then with `pivot` switches the
+    /// disk to the new image, with `finish` ends a copy on its source.
+    pub fn block_job_wait(
+        &self,
+        domain: &str,
+        disk: &str,
+        pivot: bool,
+        finish: bool,
+        control: JobControl,
+    ) -> Result<()> {
+        let f = entry!(self, domain_block_job_wait, "waiting for block jobs");
+        if pivot && finish {
+            return Err(Error::InvalidArg(
+                "pivot switches to the copy and finish stays on the source: choose one".into(),
+            ));
+        }
+        // Pivoting rewrites the definition: hold the domain's lock, as every change does.
+        let _lock = if pivot { Some(self.lock_domain(domain)?) } else { None };
+        let target = self.disk_target(domain, disk)?;
+        let flags = flags_of(&[(pivot, abi::LV_BLOCK_JOB_PIVOT), (finish, abi::LV_BLOCK_JOB_FINISH)]);
+        let options = CallOptions { progress: control.progress, cancel: control.cancel };
+        let then = if pivot {
+            " then pivot"
+        } else if finish {
+            " then finish"
+        } else {
+            ""
+        };
+        self.mutate(
+            domain,
+            || format!("wait for the block job on disk {target}{then}"),
+            || {
+                self.call("waiting for a block job", &options, |h, c| unsafe {
+                    f(h, LvStr::from_str(domain), LvStr::from_str(&target), flags, c)
+                })
+            },
+        )?;
+        Ok(())
+    }
+
     /// Ends the disk's block job: cancels it, or with `pivot` switches the disk to the new image.
     pub fn block_job_abort(&self, domain: &str, disk: &str, pivot: bool) -> Result<()> {
         let f = entry!(self, domain_block_job_abort, "block jobs");
         let _lock = self.lock_domain(domain)?;
         let target = self.disk_target(domain, disk)?;
         let flags = flags_of(&[(pivot, abi::LV_BLOCK_JOB_PIVOT)]);
-        self.call("ending a block job", &Default::default(), |h, c| unsafe {
-            f(h, LvStr::from_str(domain), LvStr::from_str(&target), flags, c)
-        })?;
+        let how = if pivot { "pivot" } else { "abort" };
+        self.mutate(
+            domain,
+            || format!("{how} the block job on disk {target}"),
+            || {
+                self.call("ending a block job", &Default::default(), |h, c| unsafe {
+                    f(h, LvStr::from_str(domain), LvStr::from_str(&target), flags, c)
+                })
+            },
+        )?;
         Ok(())
     }
 }

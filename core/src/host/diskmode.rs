@@ -18,12 +18,13 @@ impl Connection {
         let _lock = self.lock_domain(domain)?;
         let mut dom = self.read_domain(domain)?;
         let target = super::diskset::resolve(domain, &dom.disks(), disk)?;
-        if dom.disk_mode(&target) == Some(mode) {
+        let was = dom.disk_mode(&target).expect("resolved disks exist");
+        if was == mode {
             return Ok(false);
         }
         dom.set_disk_mode(&target, mode)
             .map_err(|m| Error::InvalidArg(format!("Disk {target} of domain '{domain}': {m}")))?;
-        self.redefine(&dom)?;
+        self.redefine(&dom, || format!("disk {target}: mode {was} -> {mode}"))?;
         Ok(true)
     }
 }

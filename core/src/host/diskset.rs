@@ -74,7 +74,8 @@ impl DiskSetOps<'_> {
         let result = change(&mut sets, &dom.disks())?;
         if sets != before {
             dom.set_disk_sets(&sets);
-            self.conn.redefine(&dom)?;
+            let (was, now) = (before.members(&self.set).join(", "), sets.members(&self.set).join(", "));
+            self.conn.redefine(&dom, || format!("disk set '{}': [{was}] -> [{now}]", self.set))?;
         }
         Ok(result)
     }

@@ -144,6 +144,14 @@ impl Connection {
         let f = entry!(self, connect_list_domains, "listing domains");
         let out = self.call("listing domains", &Default::default(), |h, c| unsafe { f(h, 0, c) })?;
         let mut list: Vec<DomainInfo> = out.records.iter().map(DomainInfo::from_record).collect();
+        // A dry run sees the domains it defined, and not those it undefined.
+        for (name, planned) in self.planned_definitions() {
+            list.retain(|d| d.name != name || planned.is_some());
+            if let (Some(xml), false) = (planned, list.iter().any(|d| d.name == name)) {
+                let uuid = DomainXml::parse(&xml, None).ok().and_then(|d| d.uuid()).unwrap_or_default();
+                list.push(DomainInfo { name, uuid, state: DomainState::ShutOff, id: None, persistent: true });
+            }
+        }
         list.sort_by(|a, b| (a.id.is_none(), a.id, &a.name).cmp(&(b.id.is_none(), b.id, &b.name)));
         Ok(list)
     }
@@ -161,6 +169,9 @@ impl Connection {
     /// The domain's XML; with `inactive`, its persistent definition even while it runs.
     pub fn domain_xml(&self, name: &str, inactive: bool) -> Result<String> {
         let f = entry!(self, domain_get_xml, "reading domain XML");
+        if let Some(planned) = self.planned_definition(name) {
+            return planned;
+        }
         let flags = if inactive { abi::LV_XML_INACTIVE } else { 0 };
         let out = self.call_domain("reading domain XML", f, name, flags).map_err(|e| self.explain_missing(name, e))?;
         Ok(out.into_text())
@@ -219,16 +230,34 @@ impl Connection {
             dom.set_uuid(&uuid);
         }
         let left_sets = dom.prune_disk_sets();
-        let text = dom.to_xml();
-        self.call("defining a domain", &Default::default(), |h, c| unsafe { f(h, LvStr::from_str(&text), 0, c) })?;
+        let what = if existing.is_some() { "redefine" } else { "define" };
+        let change = || format!("{what} from {}", source_name.unwrap_or("XML"));
+        self.write_definition(f, &name, &dom, change)?;
         Ok(DefineOutcome { name, uuid, created: existing.is_none(), left_sets })
     }
 
-    /// Writes a changed definition of an existing domain; the caller holds its lock.
-    pub(crate) fn redefine(&self, dom: &DomainXml) -> Result<()> {
+    /// Writes a changed definition of an existing domain, `change` saying what changed; the
+    /// caller holds its lock.
+    pub(crate) fn redefine(&self, dom: &DomainXml, change: impl FnOnce() -> String) -> Result<()> {
         let f = entry!(self, domain_define_xml, "defining domains");
+        self.write_definition(f, &dom.name(), dom, change)
+    }
+
+    /// Hands a definition to the driver, or in a dry run records it.
+    fn write_definition(
+        &self,
+        f: unsafe extern "C" fn(*mut std::ffi::c_void, LvStr, u32, *mut abi::LvCall) -> i32,
+        name: &str,
+        dom: &DomainXml,
+        change: impl FnOnce() -> String,
+    ) -> Result<()> {
         let text = dom.to_xml();
-        self.call("defining a domain", &Default::default(), |h, c| unsafe { f(h, LvStr::from_str(&text), 0, c) })?;
+        let ran = self.mutate(name, change, || {
+            self.call("defining a domain", &Default::default(), |h, c| unsafe { f(h, LvStr::from_str(&text), 0, c) })
+        })?;
+        if ran.is_none() {
+            self.plan_definition(name, Some(text));
+        }
         Ok(())
     }
 
@@ -236,21 +265,43 @@ impl Connection {
     pub fn undefine(&self, name: &str) -> Result<()> {
         let f = entry!(self, domain_undefine, "undefining domains");
         let _lock = self.lock_domain(name)?;
-        self.call_domain("undefining a domain", f, name, 0).map_err(|e| self.explain_missing(name, e))?;
+        self.read_domain(name)?;
+        let ran = self.mutate(
+            name,
+            || "undefine".to_string(),
+            || self.call_domain("undefining a domain", f, name, 0).map_err(|e| self.explain_missing(name, e)),
+        )?;
+        if ran.is_none() {
+            self.plan_definition(name, None);
+        }
         Ok(())
     }
 
     /// Starts a domain.
     pub fn start(&self, name: &str) -> Result<()> {
         let f = entry!(self, domain_create, "starting domains");
-        self.call_domain("starting a domain", f, name, 0).map_err(|e| self.explain_missing(name, e))?;
+        self.read_domain(name)?;
+        self.mutate(
+            name,
+            || "start".to_string(),
+            || self.call_domain("starting a domain", f, name, 0).map(|_| ()).map_err(|e| self.explain_missing(name, e)),
+        )?;
         Ok(())
     }
 
     /// Stops a domain at once.
     pub fn destroy(&self, name: &str) -> Result<()> {
         let f = entry!(self, domain_destroy, "destroying domains");
-        self.call_domain("destroying a domain", f, name, 0).map_err(|e| self.explain_missing(name, e))?;
+        self.read_domain(name)?;
+        self.mutate(
+            name,
+            || "destroy".to_string(),
+            || {
+                self.call_domain("destroying a domain", f, name, 0)
+                    .map(|_| ())
+                    .map_err(|e| self.explain_missing(name, e))
+            },
+        )?;
         Ok(())
     }
 

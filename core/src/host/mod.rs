@@ -5,6 +5,7 @@ mod blockjob;
 mod diskmode;
 mod diskset;
 mod domain;
+mod dryrun;
 mod lock;
 pub mod snapshot;
 mod suggest;
@@ -12,6 +13,7 @@ mod suggest;
 pub use blockjob::{BlockJobInfo, CommitOptions, CopyOptions, JobControl, PullOptions};
 pub use diskset::{DiskSetChange, DiskSetOps};
 pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState};
+pub use dryrun::PlannedChange;
 
 use crate::driver::{self, CallOptions, CallOutput, LoadedDriver, RefusedDriver};
 use crate::error::{Error, Result};
@@ -67,7 +69,7 @@ impl Host {
                 },
             })?;
         let handle = driver.open(&parsed)?;
-        Ok(Connection { driver, handle, uri: parsed })
+        Ok(Connection { driver, handle, uri: parsed, dry_run: None })
     }
 }
 
@@ -76,6 +78,8 @@ pub struct Connection {
     driver: Arc<LoadedDriver>,
     handle: *mut c_void,
     uri: Uri,
+    /// Set in a dry run: changes are recorded, not made.
+    dry_run: Option<dryrun::DryRun>,
 }
 
 impl Drop for Connection {

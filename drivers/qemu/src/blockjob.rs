@@ -248,6 +248,30 @@ impl QemuDriver {
         Ok(())
     }
 
+    /// `domain_block_job_wait`.
+    pub(crate) fn block_job_wait_impl(&self, name: &str, target: &str, flags: u32, call: &mut Call) -> DriverResult {
+        let mut mon = self.monitor(name)?;
+        let (job, kind, _) = self.job_on(&mut mon, target)?.ok_or_else(|| {
+            DriverError::new(ErrorCode::InvalidState, format!("Disk {target} of domain '{name}' has no block job"))
+        })?;
+        let mirrors = matches!(kind, "copy" | "active-commit");
+        mon.wait_block_job(&job, if mirrors { Until::Ready } else { Until::Done }, call, kind)?;
+        if !mirrors || flags & (LV_BLOCK_JOB_PIVOT | LV_BLOCK_JOB_FINISH) == 0 {
+            return Ok(());
+        }
+        drop(mon);
+        // Ending the job changes the definition: take the domain's lock for it.
+        let _lock = self.state.lock(name)?;
+        let mut mon = self.monitor(name)?;
+        if flags & LV_BLOCK_JOB_PIVOT != 0 {
+            mon.exec("block-job-complete", json!({ "device": job }))?;
+            mon.wait_block_job(&job, Until::Done, call, "pivoting")?;
+            return self.follow_pivot(name, &mut mon, target);
+        }
+        mon.exec("block-job-cancel", json!({ "device": job }))?;
+        mon.wait_block_job(&job, Until::Done, call, "finishing")
+    }
+
     /// `domain_block_job_abort`.
     pub(crate) fn block_job_abort_impl(&self, name: &str, target: &str, flags: u32, call: &mut Call) -> DriverResult {
         let _lock = self.state.lock(name)?;

@@ -191,6 +191,10 @@ impl Driver for QemuDriver {
     fn block_job_abort(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
         self.block_job_abort_impl(name, disk, flags, call)
     }
+
+    fn block_job_wait(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
+        self.block_job_wait_impl(name, disk, flags, call)
+    }
 }
 
 luavirt_plugin_api::export_driver!(
@@ -213,5 +217,6 @@ luavirt_plugin_api::export_driver!(
         domain_block_commit,
         domain_block_job_info,
         domain_block_job_abort,
+        domain_block_job_wait,
     ]
 );

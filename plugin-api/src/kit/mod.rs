@@ -190,6 +190,10 @@ pub trait Driver: Sized + Send + 'static {
     fn block_job_info(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Block job information"))
     }
+    /// Waits for `disk`'s block job, then pivots or finishes it as `flags` ask.
+    fn block_job_wait(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Waiting for block jobs"))
+    }
     /// Cancels or pivots `disk`'s block job.
     fn block_job_abort(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Ending block jobs"))

@@ -83,10 +83,19 @@ impl Connection {
             }
         }
         let xml = plan.to_snapshot_xml().to_xml();
-        let out = self.call("taking a snapshot", &Default::default(), |h, c| unsafe {
-            f(h, LvStr::from_str(domain), LvStr::from_str(&xml), flags, c)
-        })?;
-        let stored = SnapshotXml::parse(&out.into_text()).map_err(Error::from)?;
+        let out = self.mutate(
+            domain,
+            || format!("take snapshot {}", plan.summary()),
+            || {
+                self.call("taking a snapshot", &Default::default(), |h, c| unsafe {
+                    f(h, LvStr::from_str(domain), LvStr::from_str(&xml), flags, c)
+                })
+            },
+        )?;
+        let stored = match out {
+            Some(out) => SnapshotXml::parse(&out.into_text()).map_err(Error::from)?,
+            None => plan.to_snapshot_xml(),
+        };
         Ok((plan, stored))
     }
 
@@ -130,9 +139,15 @@ impl Connection {
                 flags |= flag;
             }
         }
-        self.call("reverting to a snapshot", &Default::default(), |h, c| unsafe {
-            f(h, LvStr::from_str(domain), LvStr::from_str(name), flags, c)
-        })?;
+        self.mutate(
+            domain,
+            || format!("revert to snapshot '{name}'"),
+            || {
+                self.call("reverting to a snapshot", &Default::default(), |h, c| unsafe {
+                    f(h, LvStr::from_str(domain), LvStr::from_str(name), flags, c)
+                })
+            },
+        )?;
         Ok(())
     }
 
@@ -170,9 +185,15 @@ impl Connection {
         }
         let mut done = Vec::new();
         for snap in order {
-            let r = self.call("deleting a snapshot", &Default::default(), |h, c| unsafe {
-                f(h, LvStr::from_str(domain), LvStr::from_str(&snap), flags, c)
-            });
+            let r = self.mutate(
+                domain,
+                || format!("delete snapshot '{snap}'"),
+                || {
+                    self.call("deleting a snapshot", &Default::default(), |h, c| unsafe {
+                        f(h, LvStr::from_str(domain), LvStr::from_str(&snap), flags, c)
+                    })
+                },
+            );
             if let Err(e) = r {
                 if done.is_empty() {
                     return Err(e);

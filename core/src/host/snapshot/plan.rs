@@ -199,6 +199,25 @@ impl SnapshotPlan {
         }
     }
 
+    /// The plan in one line: `'s1' (vda: internal; vdb: external -> /i/b.s1; memory: no)`.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .disks
+            .iter()
+            .filter(|p| p.snapshot != "no")
+            .map(|p| match &p.file {
+                Some(f) => format!("{}: {} -> {f}", p.target, p.snapshot),
+                None => format!("{}: {}", p.target, p.snapshot),
+            })
+            .collect();
+        parts.push(match &self.memory {
+            PlannedMemory::No => "memory: no".to_string(),
+            PlannedMemory::Internal { disk } => format!("memory: in {disk}"),
+            PlannedMemory::External { file } => format!("memory: {file}"),
+        });
+        format!("'{}' ({})", self.name, parts.join("; "))
+    }
+
     /// The plan in words, one line per disk.
     pub fn describe(&self) -> String {
         let mut out = format!(

@@ -62,7 +62,11 @@ pub(crate) fn disk_work(dom: &DomainXml, snap: &SnapshotXml) -> DriverResult<Vec
         if mode == "external" && s.driver_type.as_deref().is_some_and(|t| t != "qcow2") {
             return Err(DriverError::new(
                 ErrorCode::Unsupported,
-                format!("Disk {} of domain '{name}': the QEMU driver makes qcow2 overlays, not {}", d.target, s.driver_type.as_deref().unwrap_or("")),
+                format!(
+                    "Disk {} of domain '{name}': the QEMU driver makes qcow2 overlays, not {}",
+                    d.target,
+                    s.driver_type.as_deref().unwrap_or("")
+                ),
             ));
         }
         if mode == "external" && s.source_file.is_none() {

@@ -1,0 +1,74 @@
+//! `luavirt run` and `luavirt test`.
+
+use super::args::Command;
+use super::run::{Output, out};
+use luavirt_core::Host;
+use luavirt_core::lua::limits::Limits;
+use luavirt_core::lua::{RunOptions, run_script, testing};
+use serde_json::json;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The failure of a command whose details are already printed.
+#[derive(Debug)]
+pub struct Failed(pub String);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failed {}
+
+/// Runs `run` or `test`.
+pub fn run(host: Host, default_uri: String, cmd: Command) -> anyhow::Result<Output> {
+    let host = Rc::new(host);
+    match cmd {
+        Command::Run { dry_run, max_memory, timeout, script, args } => {
+            let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
+            let opts = RunOptions { default_uri, dry_run, limits };
+            let report = run_script(host, &script, &args, &opts).map_err(Failed)?;
+            if !dry_run {
+                return Ok(out("", json!({ "script": script, "ok": true })));
+            }
+            let mut text = String::new();
+            if report.planned.is_empty() {
+                text.push_str("Dry run: the script would change nothing.\n");
+            } else {
+                text.push_str(&format!(
+                    "Dry run: nothing was changed. The script would make {} change(s):\n",
+                    report.planned.len()
+                ));
+                for (uri, p) in &report.planned {
+                    text.push_str(&format!("  {uri}  {}: {}\n", p.domain, p.change));
+                }
+            }
+            let planned: Vec<_> = report
+                .planned
+                .iter()
+                .map(|(u, p)| json!({ "uri": u, "domain": p.domain, "change": p.change }))
+                .collect();
+            Ok(out(text, json!({ "script": script, "dry_run": true, "planned": planned })))
+        }
+        Command::Test { max_memory, timeout, paths } => {
+            let paths = if paths.is_empty() { vec![".".into()] } else { paths };
+            let files = testing::find_tests(&paths).map_err(Failed)?;
+            if files.is_empty() {
+                return Err(Failed(format!(
+                    "no *_test.lua files in {}",
+                    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                ))
+                .into());
+            }
+            let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
+            let opts = RunOptions { default_uri, dry_run: false, limits };
+            let tally = testing::run_tests(host, &files, &opts, &mut std::io::stdout());
+            if tally.failed > 0 {
+                return Err(Failed(format!("{} test(s) failed", tally.failed)).into());
+            }
+            Ok(out("", json!({ "passed": tally.passed, "failed": tally.failed })))
+        }
+        _ => unreachable!("only run and test come here"),
+    }
+}

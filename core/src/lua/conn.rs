@@ -1,0 +1,44 @@
+//! `conn`: a connection handle, from `luavirt.connect(uri)`.
+
+use super::domain::LuaDomain;
+use super::{Context, errors};
+use crate::Connection;
+use mlua::{Lua, UserData, UserDataMethods};
+use std::rc::Rc;
+
+/// A connection, shared by the handles made from it.
+#[derive(Clone)]
+pub struct LuaConn(pub Rc<Connection>);
+
+/// `luavirt.connect(uri?)`: opens a connection (the run's default URI when none is given).
+pub fn connect(lua: &Lua, uri: Option<String>) -> mlua::Result<LuaConn> {
+    let ctx = Context::get(lua)?;
+    let uri = uri.unwrap_or_else(|| ctx.default_uri.clone());
+    let mut conn = ctx.host.connect(&uri).map_err(errors::host)?;
+    if ctx.dry_run {
+        conn.set_dry_run();
+    }
+    let conn = Rc::new(conn);
+    ctx.connections.borrow_mut().push(conn.clone());
+    Ok(LuaConn(conn))
+}
+
+impl UserData for LuaConn {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("uri", |_, this, ()| Ok(this.0.uri().to_string()));
+        m.add_method("domains", |_, this, ()| {
+            let list = this.0.list_domains().map_err(errors::host)?;
+            Ok(list.into_iter().map(|d| LuaDomain::new(&this.0, &d.name)).collect::<Vec<_>>())
+        });
+        m.add_method("domain", |_, this, name: String| {
+            // Resolve now, so a wrong name fails here with the close names.
+            this.0.domain_state(&name).map_err(errors::host)?;
+            Ok(LuaDomain::new(&this.0, &name))
+        });
+        m.add_method("define", |_, this, xml: String| {
+            let outcome = this.0.define(&xml, Some("the script's XML")).map_err(errors::host)?;
+            Ok(LuaDomain::new(&this.0, &outcome.name))
+        });
+        m.add_meta_method("__tostring", |_, this, ()| Ok(format!("luavirt.conn({})", this.0.uri())));
+    }
+}

@@ -1,0 +1,61 @@
+//! Disks as plain tables (`dom:disks()`): `target`, `source`, `format`, `bus`, `device`,
+//! `type`, `readonly`, `shareable`, `transient`, `mode`, `snapshot`, `serial`, `boot`, `domain`.
+//! Their metatable adds `disk:set_mode(mode)`.
+
+use super::errors;
+use crate::Connection;
+use luavirt_plugin_api::domain::{Disk, DiskMode, DomainXml};
+use mlua::{Lua, Table};
+use std::rc::Rc;
+
+/// The metatable giving disk tables their `set_mode` method.
+fn disk_meta(lua: &Lua, conn: &Rc<Connection>) -> mlua::Result<Table> {
+    let conn = conn.clone();
+    let methods = lua.create_table()?;
+    methods.set(
+        "set_mode",
+        lua.create_function(move |lua, (disk, mode): (Table, String)| {
+            let mode = DiskMode::parse(&mode).map_err(|m| errors::invalid(lua, format!("disk:set_mode: {m}")))?;
+            let domain: String = disk.get("domain")?;
+            let target: String = disk.get("target")?;
+            let changed = conn.set_disk_mode(&domain, &target, mode).map_err(errors::host)?;
+            disk.set("mode", mode.name())?;
+            if mode != DiskMode::Persistent {
+                disk.set("snapshot", "no")?;
+            }
+            disk.set("transient", mode == DiskMode::IndependentNonpersistent)?;
+            Ok(changed)
+        })?,
+    )?;
+    let meta = lua.create_table()?;
+    meta.set("__index", methods)?;
+    Ok(meta)
+}
+
+/// One disk as a table.
+fn disk_table(lua: &Lua, dom: &DomainXml, d: &Disk, meta: &Table) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set("domain", dom.name())?;
+    t.set("target", d.target.as_str())?;
+    t.set("source", d.source.display())?;
+    t.set("path", d.source.path())?;
+    t.set("format", d.format_or_raw())?;
+    t.set("bus", d.bus.as_deref())?;
+    t.set("device", d.device.as_str())?;
+    t.set("type", d.disk_type.as_str())?;
+    t.set("readonly", d.readonly)?;
+    t.set("shareable", d.shareable)?;
+    t.set("transient", d.transient)?;
+    t.set("mode", dom.disk_mode(&d.target).map(|m| m.name()))?;
+    t.set("snapshot", d.snapshot.as_deref())?;
+    t.set("serial", d.serial.as_deref())?;
+    t.set("boot", d.boot_order)?;
+    t.set_metatable(Some(meta.clone()))?;
+    Ok(t)
+}
+
+/// Every disk of `dom`, as tables.
+pub fn disks(lua: &Lua, conn: &Rc<Connection>, dom: &DomainXml) -> mlua::Result<Vec<Table>> {
+    let meta = disk_meta(lua, conn)?;
+    dom.disks().iter().map(|d| disk_table(lua, dom, d, &meta)).collect()
+}

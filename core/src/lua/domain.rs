@@ -1,0 +1,223 @@
+//! `dom`: a domain handle. It holds the domain's name; every method asks the host afresh, so a
+//! domain removed meanwhile gives a clear error instead of stale data.
+
+use super::disk;
+use super::diskset::LuaDiskSet;
+use super::errors;
+use super::job::LuaJob;
+use super::options::Opts;
+use super::snapshot::LuaSnapshot;
+use crate::Connection;
+use crate::host::snapshot::{DiskSpec, MemSpec, SnapshotRequest};
+use crate::host::{CommitOptions, CopyOptions, PullOptions};
+use luavirt_plugin_api::domain::DEFAULT_SET;
+use mlua::{AnyUserData, Lua, LuaSerdeExt, Table, UserData, UserDataMethods, Value};
+use std::rc::Rc;
+
+/// A domain handle.
+#[derive(Clone)]
+pub struct LuaDomain {
+    conn: Rc<Connection>,
+    name: String,
+}
+
+impl LuaDomain {
+    /// The handle of domain `name`.
+    pub fn new(conn: &Rc<Connection>, name: &str) -> LuaDomain {
+        LuaDomain { conn: conn.clone(), name: name.to_string() }
+    }
+}
+
+/// Reads `dom:snapshot{...}` options into a request.
+fn snapshot_request(lua: &Lua, opts: Option<Table>, what: &'static str) -> mlua::Result<SnapshotRequest> {
+    let mut o = Opts::new(lua, opts, what);
+    let mut req = SnapshotRequest {
+        name: o.string("name")?,
+        description: o.string("description")?,
+        disk_set: o.string("disk_set")?,
+        disk_only: o.boolean("disk_only")?,
+        live: o.boolean("live")?,
+        halt: o.boolean("halt")?,
+        reuse_external: o.boolean("reuse_external")?,
+        no_metadata: o.boolean("no_metadata")?,
+        atomic: o.boolean("atomic")?,
+        ..SnapshotRequest::default()
+    };
+    match o.string("memory")? {
+        None => {}
+        Some(m) if ["no", "internal"].contains(&m.as_str()) => {
+            req.memory = Some(MemSpec { snapshot: Some(m), file: None })
+        }
+        Some(file) => req.memory = Some(MemSpec { snapshot: Some("external".into()), file: Some(file) }),
+    }
+    match o.value("disks")? {
+        Value::Nil => {}
+        // A disk set handle: its members take part.
+        Value::UserData(ud) if ud.is::<LuaDiskSet>() => {
+            req.disk_set = Some(ud.borrow::<LuaDiskSet>()?.name().to_string())
+        }
+        Value::Table(t) if t.raw_len() > 0 => {
+            for v in t.sequence_values::<String>() {
+                req.disks.push(DiskSpec { disk: v?, ..DiskSpec::default() });
+            }
+        }
+        Value::Table(t) => {
+            for pair in t.pairs::<String, Value>() {
+                let (disk, how) = pair?;
+                let spec = match how {
+                    Value::String(mode) => {
+                        DiskSpec { disk, snapshot: Some(mode.to_str()?.to_string()), ..DiskSpec::default() }
+                    }
+                    Value::Table(d) => {
+                        let mut d = Opts::new(lua, Some(d), "dom:snapshot disks entry");
+                        let spec = DiskSpec {
+                            disk,
+                            snapshot: d.string("snapshot")?,
+                            driver: d.string("driver")?,
+                            file: d.string("file")?,
+                            mirror: d.string("mirror")?,
+                        };
+                        d.finish()?;
+                        spec
+                    }
+                    other => {
+                        return Err(o.bad(
+                            "disks",
+                            &format!("maps disk names to a mode or a table, not {}", other.type_name()),
+                        ));
+                    }
+                };
+                req.disks.push(spec);
+            }
+            // pairs() has no order: keep the domain's order out of it by sorting names.
+            req.disks.sort_by(|a, b| a.disk.cmp(&b.disk));
+        }
+        other => {
+            return Err(
+                o.bad("disks", &format!("must be a disk set, a list of disks or a map, not {}", other.type_name()))
+            );
+        }
+    }
+    if let Some(spec) = req
+        .disks
+        .iter()
+        .find(|s| s.snapshot.as_deref().is_some_and(|m| !["no", "internal", "external", "manual"].contains(&m)))
+    {
+        return Err(o.bad(
+            "disks",
+            &format!(
+                "gives disk {} the mode {:?}; use no, internal, external or manual",
+                spec.disk,
+                spec.snapshot.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    o.finish()?;
+    Ok(req)
+}
+
+impl UserData for LuaDomain {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("name", |_, this, ()| Ok(this.name.clone()));
+        m.add_method("state", |_, this, ()| Ok(this.conn.domain_state(&this.name).map_err(errors::host)?.0.as_str()));
+        m.add_method("start", |_, this, ()| this.conn.start(&this.name).map_err(errors::host));
+        m.add_method("destroy", |_, this, ()| this.conn.destroy(&this.name).map_err(errors::host));
+        m.add_method("undefine", |_, this, ()| this.conn.undefine(&this.name).map_err(errors::host));
+        m.add_method("xml", |_, this, ()| this.conn.domain_xml(&this.name, true).map_err(errors::host));
+        m.add_method("disks", |lua, this, ()| {
+            let dom = this.conn.read_domain(&this.name).map_err(errors::host)?;
+            disk::disks(lua, &this.conn, &dom)
+        });
+        m.add_method("disk", |lua, this, target: String| {
+            let dom = this.conn.read_domain(&this.name).map_err(errors::host)?;
+            let all = disk::disks(lua, &this.conn, &dom)?;
+            for t in &all {
+                if t.get::<String>("target")? == target
+                    || t.get::<Option<String>>("path")?.as_deref() == Some(target.as_str())
+                {
+                    return Ok(t.clone());
+                }
+            }
+            let targets: Vec<String> = dom.disks().into_iter().map(|d| d.target).collect();
+            Err(errors::host(crate::Error::NoDisk { domain: this.name.clone(), disk: target, disks: targets }))
+        });
+        m.add_method("diskset", |_, this, name: Option<String>| {
+            let name = name.unwrap_or_else(|| DEFAULT_SET.to_string());
+            this.conn.diskset(&this.name, &name).map_err(errors::host)?;
+            Ok(LuaDiskSet::new(&this.conn, &this.name, &name))
+        });
+        m.add_method("disksets", |_, this, ()| this.conn.diskset_names(&this.name).map_err(errors::host));
+        m.add_method("snapshot", |lua, this, opts: Option<Table>| {
+            let req = snapshot_request(lua, opts, "dom:snapshot")?;
+            let (_, stored) = this.conn.snapshot_create(&this.name, &req).map_err(errors::host)?;
+            Ok(LuaSnapshot::new(&this.conn, &this.name, stored.name.as_deref().unwrap_or("")))
+        });
+        m.add_method("snapshot_plan", |lua, this, opts: Option<Table>| {
+            let req = snapshot_request(lua, opts, "dom:snapshot_plan")?;
+            let plan = this.conn.snapshot_plan(&this.name, &req).map_err(errors::host)?;
+            lua.to_value(&plan)
+        });
+        m.add_method("snapshots", |_, this, ()| {
+            let tree = this.conn.snapshots(&this.name).map_err(errors::host)?;
+            Ok(tree
+                .all()
+                .iter()
+                .filter_map(|s| s.name.as_deref())
+                .map(|n| LuaSnapshot::new(&this.conn, &this.name, n))
+                .collect::<Vec<_>>())
+        });
+        m.add_method("find_snapshot", |_, this, name: String| {
+            this.conn.snapshot(&this.name, &name).map_err(errors::host)?;
+            Ok(LuaSnapshot::new(&this.conn, &this.name, &name))
+        });
+        m.add_method("current_snapshot", |_, this, ()| {
+            let tree = this.conn.snapshots(&this.name).map_err(errors::host)?;
+            Ok(tree.current.map(|c| LuaSnapshot::new(&this.conn, &this.name, &c)))
+        });
+        m.add_method("block_copy", |lua, this, opts: Table| {
+            let mut o = Opts::new(lua, Some(opts), "dom:block_copy");
+            let disk = o.string("disk")?.ok_or_else(|| o.bad("disk", "is required"))?;
+            let dest = o.string("dest")?.ok_or_else(|| o.bad("dest", "is required"))?;
+            let copy = CopyOptions {
+                dest,
+                format: o.string("format")?,
+                shallow: o.boolean("shallow")?,
+                reuse_external: o.boolean("reuse_external")?,
+                bandwidth: o.count("bandwidth")?,
+                ..CopyOptions::default()
+            };
+            o.finish()?;
+            this.conn.block_copy(&this.name, &disk, &copy, Default::default()).map_err(errors::host)?;
+            Ok(LuaJob::new(&this.conn, &this.name, &disk))
+        });
+        m.add_method("block_pull", |lua, this, opts: Table| {
+            let mut o = Opts::new(lua, Some(opts), "dom:block_pull");
+            let disk = o.string("disk")?.ok_or_else(|| o.bad("disk", "is required"))?;
+            let pull = PullOptions { base: o.string("base")?, bandwidth: o.count("bandwidth")?, wait: false };
+            o.finish()?;
+            this.conn.block_pull(&this.name, &disk, &pull, Default::default()).map_err(errors::host)?;
+            Ok(LuaJob::new(&this.conn, &this.name, &disk))
+        });
+        m.add_method("block_commit", |lua, this, opts: Table| {
+            let mut o = Opts::new(lua, Some(opts), "dom:block_commit");
+            let disk = o.string("disk")?.ok_or_else(|| o.bad("disk", "is required"))?;
+            let commit = CommitOptions {
+                base: o.string("base")?,
+                top: o.string("top")?,
+                bandwidth: o.count("bandwidth")?,
+                ..CommitOptions::default()
+            };
+            o.finish()?;
+            this.conn.block_commit(&this.name, &disk, &commit, Default::default()).map_err(errors::host)?;
+            Ok(LuaJob::new(&this.conn, &this.name, &disk))
+        });
+        m.add_method("block_job", |_, this, disk: String| {
+            let info = this.conn.block_job_info(&this.name, &disk).map_err(errors::host)?;
+            Ok(info.map(|_| LuaJob::new(&this.conn, &this.name, &disk)))
+        });
+        m.add_meta_method("__tostring", |_, this, ()| Ok(format!("luavirt.domain({})", this.name)));
+        m.add_meta_method("__eq", |_, this, other: AnyUserData| {
+            Ok(other.borrow::<LuaDomain>().is_ok_and(|o| o.name == this.name && o.conn.uri() == this.conn.uri()))
+        });
+    }
+}

@@ -1,0 +1,136 @@
+//! Lua scripting: one sandboxed interpreter per run, with the `luavirt` module.
+//!
+//! Each Lua-visible type lives in its own file and holds names, not copies of state: `conn`
+//! ([`conn`]), `dom` ([`domain`]), disks as plain tables ([`disk`]), `set` ([`diskset`]),
+//! `snap` ([`snapshot`]), `job` ([`job`]). Every method calls the host API, so a script and
+//! the `luavirt` command cannot behave differently. [`sandbox`] and [`limits`] keep a script
+//! to itself; a dry run records changes instead of making them (the host enforces it).
+
+pub mod conn;
+pub mod disk;
+pub mod diskset;
+pub mod domain;
+pub mod errors;
+pub mod job;
+pub mod limits;
+pub mod options;
+pub mod sandbox;
+pub mod snapshot;
+pub mod testing;
+
+use crate::host::PlannedChange;
+use crate::{Connection, Host};
+use limits::{LimitState, Limits};
+use mlua::{Lua, Table, Value};
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// What every Lua-visible function can reach: the host, the run's settings, the
+/// connections the script opened.
+pub struct Context {
+    /// The loaded drivers.
+    pub host: Rc<Host>,
+    /// What `luavirt.connect()` opens without a URI.
+    pub default_uri: String,
+    /// Record changes instead of making them.
+    pub dry_run: bool,
+    /// Every connection the script opened, for the dry run's report.
+    pub connections: RefCell<Vec<Rc<Connection>>>,
+    /// The run's limits.
+    pub limits: Arc<LimitState>,
+}
+
+impl Context {
+    /// The context of the running interpreter.
+    pub fn get(lua: &Lua) -> mlua::Result<Rc<Context>> {
+        lua.app_data_ref::<Rc<Context>>()
+            .map(|c| c.clone())
+            .ok_or_else(|| mlua::Error::runtime("luavirt context missing"))
+    }
+}
+
+/// How to run a script.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// `luavirt.connect()`'s default URI.
+    pub default_uri: String,
+    /// Record changes instead of making them.
+    pub dry_run: bool,
+    /// Memory and time limits.
+    pub limits: Limits,
+}
+
+/// The `luavirt` module table.
+fn module(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set("connect", lua.create_function(conn::connect)?)?;
+    m.set("version", env!("CARGO_PKG_VERSION"))?;
+    m.set("dry_run", Context::get(lua)?.dry_run)?;
+    m.set("disk_modes", vec!["persistent", "independent-persistent", "independent-nonpersistent"])?;
+    Ok(m)
+}
+
+/// A sandboxed interpreter for scripts in `script_dir`, with the `luavirt` module.
+pub fn interpreter(host: Rc<Host>, script_dir: &Path, opts: &RunOptions) -> mlua::Result<(Lua, Rc<Context>)> {
+    let (lua, limits) = sandbox::new_lua(script_dir, opts.limits)?;
+    let ctx = Rc::new(Context {
+        host,
+        default_uri: opts.default_uri.clone(),
+        dry_run: opts.dry_run,
+        connections: RefCell::new(Vec::new()),
+        limits,
+    });
+    lua.set_app_data(ctx.clone());
+    sandbox::preload(&lua, "luavirt", module(&lua)?)?;
+    Ok((lua, ctx))
+}
+
+/// What a run of a script did.
+pub struct RunReport {
+    /// Changes a dry run recorded: (connection URI, change).
+    pub planned: Vec<(String, PlannedChange)>,
+}
+
+/// The report of an error that ended a script; a limit the script hit explains itself.
+pub fn report_with_limits(e: &mlua::Error, ctx: &Context) -> String {
+    if matches!(e, mlua::Error::MemoryError(_))
+        || errors::find::<mlua::Error>(e).is_some_and(|x| matches!(x, mlua::Error::MemoryError(_)))
+    {
+        return ctx.limits.memory_exceeded().to_string();
+    }
+    match ctx.limits.check() {
+        Some(limit) if errors::find::<limits::LimitError>(e).is_none() => limit.to_string(),
+        _ => errors::report(e),
+    }
+}
+
+/// Runs the script at `path` with `args` (in `arg` and `...`). A syntax error runs nothing.
+pub fn run_script(host: Rc<Host>, path: &Path, args: &[String], opts: &RunOptions) -> Result<RunReport, String> {
+    let source = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (lua, ctx) = interpreter(host, dir, opts).map_err(|e| errors::report(&e))?;
+    let run = || -> mlua::Result<()> {
+        let arg = lua.create_sequence_from(args.iter().map(String::as_str))?;
+        arg.raw_set(0, path.display().to_string())?;
+        lua.globals().set("arg", arg)?;
+        let chunk = lua
+            .load(source)
+            .set_name(format!("@{}", path.display()))
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .into_function()?;
+        chunk.call::<Value>(mlua::MultiValue::from_iter(
+            args.iter().map(|a| Value::String(lua.create_string(a).expect("small"))),
+        ))?;
+        Ok(())
+    };
+    run().map_err(|e| report_with_limits(&e, &ctx))?;
+    let planned = ctx
+        .connections
+        .borrow()
+        .iter()
+        .flat_map(|c| c.planned_changes().into_iter().map(|p| (c.uri().to_string(), p)))
+        .collect();
+    Ok(RunReport { planned })
+}
