@@ -1,7 +1,9 @@
 //! The VMware driver on a datastore folder of `.vmx` files (`-c vmx:///<datastore>`), through
 //! the real binary: listing, the domain XML view, disk details from real VMDKs made with
 //! qemu-img, disk sets in the sidecar, disk modes as one-line edits, refused changes, bad
-//! input, and start/stop, which need an ESX host. Whatever fails leaves every file as it was.
+//! input, and start/stop, which need an ESX host. Snapshots as ESX keeps them (delta VMDKs,
+//! the .vmx pointed at them, the .vmsd), with data written by qemu-io and checked with
+//! `qemu-img compare` on the chains. Whatever fails leaves every file as it was.
 
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_tests::{Env, repo_dir, require};
@@ -524,4 +526,563 @@ fn connection_uris_are_checked() {
     let named = format!("{}?datastore=local", ds.uri);
     let out = ds.env.ok(&["-c", &named, "domblklist", "lab-ns"]);
     assert!(out.contains("[local] lab/lab-ns.vmdk"), "{out}");
+}
+
+// ---- Snapshots: delta VMDKs, the .vmx pointed at them, the .vmsd ----
+
+/// Runs `qemu-io` on a VMDK; the status says whether the command worked.
+fn qemu_io(file: &Path, command: &str, read_only: bool) -> bool {
+    require("qemu-io", "qemu-utils");
+    let mut c = Command::new("qemu-io");
+    if read_only {
+        c.arg("-r");
+    }
+    let out = c.args(["-f", "vmdk", "-c", command]).arg(file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // qemu-io reports a failed pattern check on stdout.
+    out.status.success() && !text.contains("failed") && !text.contains("error")
+}
+
+/// Writes byte `pattern` over MiB number `mib` of `file` (through its chain).
+fn write_mib(file: &Path, pattern: u8, mib: u32) {
+    assert!(qemu_io(file, &format!("write -P {pattern:#x} {mib}M 1M"), false), "writing {}", file.display());
+}
+
+/// Whether MiB number `mib` of `file`, read through its chain, holds `pattern`.
+fn holds(file: &Path, pattern: u8, mib: u32) -> bool {
+    qemu_io(file, &format!("read -P {pattern:#x} {mib}M 1M"), true)
+}
+
+/// Runs `qemu-img ARGS`; `Ok(stdout)` or `Err(stderr)`.
+fn qemu_img(args: &[&std::ffi::OsStr]) -> Result<String, String> {
+    let out = Command::new("qemu-img").args(args).output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The content of the chain on `file`, as a raw image at `raw` (to compare with later).
+fn save_raw(file: &Path, raw: &Path) {
+    qemu_img(&[
+        "convert".as_ref(),
+        "-f".as_ref(),
+        "vmdk".as_ref(),
+        "-O".as_ref(),
+        "raw".as_ref(),
+        file.as_os_str(),
+        raw.as_os_str(),
+    ])
+    .unwrap();
+}
+
+/// Whether the chain on `file` holds exactly the bytes of the raw image `raw`
+/// (`qemu-img compare`).
+fn same_as(file: &Path, raw: &Path) -> bool {
+    qemu_img(&[
+        "compare".as_ref(),
+        "-f".as_ref(),
+        "vmdk".as_ref(),
+        "-F".as_ref(),
+        "raw".as_ref(),
+        file.as_os_str(),
+        raw.as_os_str(),
+    ])
+    .is_ok()
+}
+
+/// Asserts `qemu-img info --backing-chain` reads the chain on `file`, that each delta's
+/// parentCID is its parent's CID, and returns the chain's files, top first.
+fn chain_ok(file: &Path) -> Vec<String> {
+    let out = qemu_img(&["info".as_ref(), "--backing-chain".as_ref(), "--output=json".as_ref(), file.as_os_str()])
+        .unwrap_or_else(|e| panic!("qemu-img info {}: {e}", file.display()));
+    let chain: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let chain = chain.as_array().unwrap();
+    for pair in chain.windows(2) {
+        let (child, parent) = (&pair[0]["format-specific"]["data"], &pair[1]["format-specific"]["data"]);
+        assert_eq!(child["parent-cid"], parent["cid"], "{} and {}", pair[0]["filename"], pair[1]["filename"]);
+    }
+    // Reading every cluster through the chain fails where a parentCID is wrong.
+    assert!(qemu_io(file, "read 0 4M", true), "the chain on {} reads", file.display());
+    chain
+        .iter()
+        .map(|i| Path::new(i["filename"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The value of `key` in a `.vmx` or `.vmsd`.
+fn value_of(file: &Path, key: &str) -> Option<String> {
+    std::fs::read_to_string(file).unwrap().lines().find_map(|l| {
+        let (k, v) = l.split_once(" = ")?;
+        (k == key).then(|| v.trim_matches('"').to_string())
+    })
+}
+
+/// A datastore with the VM `app` (tests/data/vmx/snapshots/two-disks.vmx): sda is
+/// `app.vmdk`, persistent, holding 0x11 in its first MiB; sdb is `app_1.vmdk`,
+/// independent-persistent, holding 0x22.
+fn two_disks(test: &str) -> (Datastore, PathBuf) {
+    let ds = Datastore::new(test);
+    ds.add("snapshots/two-disks.vmx", "app");
+    ds.vmdk("app", "app.vmdk", &["-o", "adapter_type=lsilogic,hwversion=19"], Some("4M"));
+    ds.vmdk("app", "app_1.vmdk", &[], Some("4M"));
+    let dir = ds.root.join("app");
+    write_mib(&dir.join("app.vmdk"), 0x11, 0);
+    write_mib(&dir.join("app_1.vmdk"), 0x22, 0);
+    (ds, dir)
+}
+
+#[test]
+fn a_two_disk_vm_with_an_independent_disk_snapshots_reverts_and_deletes_with_its_data() {
+    let (ds, dir) = two_disks("snapdone");
+    let (vmx, vmsd) = (dir.join("app.vmx"), dir.join("app.vmsd"));
+    let original = std::fs::read(&vmx).unwrap();
+    let plan = ds.json(&["snapshot-create-as", "app", "s1", "--print-plan"]);
+    assert_eq!((plan["disks"][0]["snapshot"].as_str(), plan["disks"][0].get("file")), (Some("external"), None));
+    assert_eq!(plan["disks"][1]["snapshot"], "no");
+    let before = luavirt_plugin_api::time::now_secs();
+    assert_eq!(ds.ok(&["snapshot-create-as", "app", "s1", "before the upgrade"]), "Domain snapshot s1 created\n");
+
+    // One delta, for the persistent disk only, and one .vmx line.
+    let delta = dir.join("app-000001.vmdk");
+    assert_eq!(
+        changed_lines(&original, &std::fs::read(&vmx).unwrap()),
+        [(12, "scsi0:0.fileName = \"app.vmdk\"".into(), "scsi0:0.fileName = \"app-000001.vmdk\"".into())]
+    );
+    assert_eq!(chain_ok(&delta), ["app-000001.vmdk", "app.vmdk"]);
+    let descriptor = String::from_utf8_lossy(&std::fs::read(&delta).unwrap()).into_owned();
+    assert!(descriptor.contains("parentFileNameHint=\"app.vmdk\""), "{descriptor}");
+    assert!(
+        descriptor.contains("ddb.adapterType = \"lsilogic\"") && descriptor.contains("ddb.virtualHWVersion = \"19\"")
+    );
+    let text = std::fs::read_to_string(&vmsd).unwrap();
+    let high: i64 = value_of(&vmsd, "snapshot0.createTimeHigh").unwrap().parse().unwrap();
+    let low: i64 = value_of(&vmsd, "snapshot0.createTimeLow").unwrap().parse().unwrap();
+    let created = ((high << 32) | i64::from(low as u32)) / 1_000_000;
+    assert!((before..before + 60).contains(&created), "created {created}, test started {before}");
+    assert_eq!(
+        text,
+        format!(
+            ".encoding = \"UTF-8\"\nsnapshot.lastUID = \"1\"\nsnapshot.current = \"1\"\nsnapshot0.uid = \"1\"\nsnapshot0.filename = \"app-Snapshot1.vmsn\"\nsnapshot0.displayName = \"s1\"\nsnapshot0.description = \"before the upgrade\"\nsnapshot0.type = \"1\"\nsnapshot0.createTimeHigh = \"{high}\"\nsnapshot0.createTimeLow = \"{low}\"\nsnapshot0.numDisks = \"1\"\nsnapshot0.disk0.fileName = \"app.vmdk\"\nsnapshot0.disk0.node = \"scsi0:0\"\nsnapshot.numSnapshots = \"1\"\n"
+        )
+    );
+    assert!(!dir.join("app-Snapshot1.vmsn").exists(), "luavirt writes no .vmsn");
+    let xml = ds.ok(&["snapshot-dumpxml", "app", "s1"]);
+    assert!(xml.contains("<state>shutoff</state>") && xml.contains("<description>before the upgrade</description>"));
+    assert!(xml.contains("<disk name='sda' snapshot='external' type='file'>\n      <source file='[ds1] app/app-000001.vmdk'/>\n      <driver type='vmdk'/>\n    </disk>\n    <disk name='sdb' snapshot='no'/>"), "{xml}");
+    assert!(ds.ok(&["dumpxml", "app"]).contains("<source file='[ds1] app/app-000001.vmdk'/>"));
+
+    // Changes after the snapshot: the system disk through its delta, the data disk in place.
+    let at_s1 = ds.env.dir.join("s1.raw");
+    save_raw(&dir.join("app.vmdk"), &at_s1);
+    write_mib(&delta, 0x33, 0);
+    write_mib(&dir.join("app_1.vmdk"), 0x44, 0);
+    assert!(holds(&delta, 0x33, 0) && !same_as(&delta, &at_s1));
+
+    // Revert: a fresh delta on the snapshot's image; the discarded one goes; sdb keeps its data.
+    assert_eq!(ds.ok(&["snapshot-revert", "app", "s1"]), "Domain 'app' reverted to snapshot 's1' (shut off)\n");
+    let fresh = dir.join("app-000002.vmdk");
+    assert_eq!(value_of(&vmx, "scsi0:0.fileName").as_deref(), Some("app-000002.vmdk"));
+    assert!(!delta.exists(), "the discarded delta is removed");
+    assert!(holds(&fresh, 0x11, 0), "sda did not go back");
+    assert!(same_as(&fresh, &at_s1), "sda's chain differs from the snapshot");
+    assert_eq!(
+        qemu_img(&["compare".as_ref(), dir.join("app.vmdk").as_os_str(), fresh.as_os_str()]).as_deref(),
+        Ok("Images are identical.\n")
+    );
+    assert!(holds(&dir.join("app_1.vmdk"), 0x44, 0), "the independent disk keeps its content");
+    assert_eq!(chain_ok(&fresh), ["app-000002.vmdk", "app.vmdk"]);
+    assert_eq!(ds.ok(&["snapshot-current", "app", "--name"]), "s1\n");
+
+    // Delete: the delta merges into the snapshot's image; the .vmx is as it was at first.
+    write_mib(&fresh, 0x55, 1);
+    let now = ds.env.dir.join("now.raw");
+    save_raw(&fresh, &now);
+    assert_eq!(ds.ok(&["snapshot-delete", "app", "s1"]), "Domain snapshot s1 deleted\n");
+    assert_eq!(std::fs::read(&vmx).unwrap(), original);
+    assert!(!fresh.exists());
+    assert!(same_as(&dir.join("app.vmdk"), &now), "the merge lost data");
+    assert!(holds(&dir.join("app.vmdk"), 0x11, 0) && holds(&dir.join("app.vmdk"), 0x55, 1));
+    assert!(holds(&dir.join("app_1.vmdk"), 0x44, 0));
+    assert_eq!(
+        std::fs::read_to_string(&vmsd).unwrap(),
+        ".encoding = \"UTF-8\"\nsnapshot.lastUID = \"1\"\nsnapshot.numSnapshots = \"0\"\n"
+    );
+    assert_eq!(ds.ok(&["snapshot-list", "app", "--name"]), "");
+}
+
+/// Takes snapshots s1, s2, s3 of `app`, writing 0x12, 0x13, 0x14 into MiB 1, 2, 3 after
+/// each; returns the raw content of each snapshot and of the present state.
+fn three_snapshots(ds: &Datastore, dir: &Path) -> [PathBuf; 4] {
+    let raws = ["s1", "s2", "s3", "now"].map(|n| ds.env.dir.join(format!("{n}.raw")));
+    for (i, name) in ["s1", "s2", "s3"].iter().enumerate() {
+        ds.ok(&["snapshot-create-as", "app", name]);
+        let top = dir.join(value_of(&dir.join("app.vmx"), "scsi0:0.fileName").unwrap());
+        save_raw(&top, &raws[i]);
+        write_mib(&top, 0x12 + i as u8, i as u32 + 1);
+    }
+    save_raw(&dir.join("app-000003.vmdk"), &raws[3]);
+    raws
+}
+
+/// The image snapshot `name` recorded for scsi0:0, from the .vmsd.
+fn recorded(dir: &Path, name: &str) -> PathBuf {
+    let vmsd = dir.join("app.vmsd");
+    let k = (0..).find(|k| value_of(&vmsd, &format!("snapshot{k}.displayName")).as_deref() == Some(name)).unwrap();
+    dir.join(value_of(&vmsd, &format!("snapshot{k}.disk0.fileName")).unwrap())
+}
+
+#[test]
+fn deleting_a_snapshot_in_the_middle_of_a_chain_keeps_the_others_data() {
+    let (ds, dir) = two_disks("snapmid");
+    let [s1, s2, s3, now] = three_snapshots(&ds, &dir);
+    assert_eq!(ds.ok(&["snapshot-list", "app", "--tree"]), "s1\n  |\n  +- s2\n      |\n      +- s3\n\n");
+    assert_eq!(
+        chain_ok(&dir.join("app-000003.vmdk")),
+        ["app-000003.vmdk", "app-000002.vmdk", "app-000001.vmdk", "app.vmdk"]
+    );
+    assert!(same_as(&recorded(&dir, "s2"), &s2));
+
+    // s2 recorded app-000001; app-000002 (s3's image) is the one delta on it: it merges down.
+    ds.ok(&["snapshot-delete", "app", "s2"]);
+    assert!(!dir.join("app-000002.vmdk").exists());
+    assert_eq!(ds.ok(&["snapshot-list", "app", "--tree"]), "s1\n  |\n  +- s3\n\n");
+    let vmsd = dir.join("app.vmsd");
+    assert_eq!(value_of(&vmsd, "snapshot1.uid").as_deref(), Some("3"), "indexes are dense again");
+    assert_eq!(value_of(&vmsd, "snapshot1.parent").as_deref(), Some("1"));
+    assert_eq!(value_of(&vmsd, "snapshot.numSnapshots").as_deref(), Some("2"));
+    assert_eq!(value_of(&vmsd, "snapshot.current").as_deref(), Some("3"));
+    assert_eq!(recorded(&dir, "s3"), dir.join("app-000001.vmdk"));
+    assert_eq!(chain_ok(&dir.join("app-000003.vmdk")), ["app-000003.vmdk", "app-000001.vmdk", "app.vmdk"]);
+    assert!(same_as(&recorded(&dir, "s1"), &s1), "s1 changed");
+    assert!(same_as(&recorded(&dir, "s3"), &s3), "s3 changed");
+    assert!(same_as(&dir.join("app-000003.vmdk"), &now), "the present state changed");
+
+    // Both remaining snapshots revert to their data.
+    ds.ok(&["snapshot-revert", "app", "s1"]);
+    let top = dir.join(value_of(&dir.join("app.vmx"), "scsi0:0.fileName").unwrap());
+    assert!(same_as(&top, &s1) && holds(&top, 0x11, 0));
+    ds.ok(&["snapshot-revert", "app", "s3"]);
+    let top = dir.join(value_of(&dir.join("app.vmx"), "scsi0:0.fileName").unwrap());
+    assert!(same_as(&top, &s3) && holds(&top, 0x13, 2));
+    assert_eq!(chain_ok(&top).len(), 3);
+
+    // The root goes too: s3's image is the one delta on app.vmdk, so it merges into it, and
+    // the present delta is rebased onto app.vmdk.
+    write_mib(&top, 0x15, 3);
+    let now = ds.env.dir.join("now2.raw");
+    save_raw(&top, &now);
+    ds.ok(&["snapshot-delete", "app", "s1"]);
+    assert!(!dir.join("app-000001.vmdk").exists());
+    assert_eq!(recorded(&dir, "s3"), dir.join("app.vmdk"));
+    assert!(same_as(&dir.join("app.vmdk"), &s3), "s3 changed");
+    assert_eq!(chain_ok(&top), [top.file_name().unwrap().to_string_lossy().into_owned(), "app.vmdk".into()]);
+    assert!(same_as(&top, &now), "the present state changed");
+    assert_eq!(value_of(&dir.join("app.vmsd"), "snapshot0.parent"), None);
+    assert_eq!(ds.ok(&["snapshot-list", "app", "--name"]), "s3\n");
+}
+
+#[test]
+fn deleting_the_current_snapshot_keeps_the_present_state_and_its_parent_becomes_current() {
+    let (ds, dir) = two_disks("snapcur");
+    let [s1, s2, _, now] = three_snapshots(&ds, &dir);
+    ds.ok(&["snapshot-delete", "app", "s3"]);
+    // s3 recorded app-000002; the present delta app-000003 merges into it.
+    assert_eq!(value_of(&dir.join("app.vmx"), "scsi0:0.fileName").as_deref(), Some("app-000002.vmdk"));
+    assert!(!dir.join("app-000003.vmdk").exists());
+    assert_eq!(ds.ok(&["snapshot-current", "app", "--name"]), "s2\n");
+    assert!(same_as(&dir.join("app-000002.vmdk"), &now), "the present state changed");
+    assert!(same_as(&recorded(&dir, "s1"), &s1) && same_as(&recorded(&dir, "s2"), &s2));
+    assert_eq!(chain_ok(&dir.join("app-000002.vmdk")), ["app-000002.vmdk", "app-000001.vmdk", "app.vmdk"]);
+    // The new current one shows the delta the VM now writes to.
+    assert!(ds.ok(&["snapshot-dumpxml", "app", "s2"]).contains("<source file='[ds1] app/app-000002.vmdk'/>"));
+    // A snapshot after a revert branches: deleting the image both branches build on keeps files.
+    ds.ok(&["snapshot-revert", "app", "s1"]);
+    ds.ok(&["snapshot-create-as", "app", "b1"]);
+    assert_eq!(ds.ok(&["snapshot-list", "app", "--tree"]), "s1\n  |\n  +- s2\n  |\n  +- b1\n\n");
+    let files: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    ds.ok(&["snapshot-delete", "app", "s1"]);
+    let after: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(after.len(), files.len(), "two images build on app.vmdk: nothing merges");
+    assert_eq!(ds.ok(&["snapshot-list", "app", "--roots", "--name"]), "s2\nb1\n");
+    assert!(same_as(&recorded(&dir, "s2"), &s2));
+}
+
+#[test]
+fn what_esx_refuses_is_refused_and_nothing_changes() {
+    let (ds, dir) = two_disks("snaprefuse");
+    ds.ok(&["snapshot-create-as", "app", "s1"]);
+    let before = ds.files();
+    let err =
+        ds.fails(&["snapshot-create-as", "app", "s2", "--diskspec", "sdb,snapshot=external", "--diskspec", "sda"]);
+    assert_eq!(
+        err,
+        "error: Disk sdb of domain 'app' is independent-persistent, and ESX never takes independent disks in snapshots; leave it out (--diskspec sdb,snapshot=no), or make it persistent first with `luavirt disk-mode app sdb persistent` (nothing was changed)\n"
+    );
+    let err = ds.fails(&["snapshot-create-as", "app", "s2", "--diskspec", "sda,file=/tmp/x.vmdk"]);
+    assert!(err.contains("ESX names its delta disks itself"), "{err}");
+    let err = ds.fails(&["snapshot-create-as", "app", "s2", "--no-metadata"]);
+    assert!(err.contains("there is no snapshot without metadata; drop --no-metadata"), "{err}");
+    let err = ds.fails(&["snapshot-create-as", "app", "s2", "--memspec", "file=/tmp/app.mem"]);
+    assert!(
+        err.contains("snapshots with memory of domain 'app'") && err.contains("only a running hypervisor has memory"),
+        "{err}"
+    );
+    let err = ds.fails(&["snapshot-create-as", "app", "s1"]);
+    assert!(err.contains("already has a snapshot named 's1'"), "{err}");
+    assert_eq!(
+        ds.fails(&["snapshot-revert", "app", "s1", "--running"]),
+        "error: Reverting domain 'app' to snapshot 's1' and running it (--running or --paused) needs an ESX or Workstation host, which luavirt does not drive here: the vmx driver works on the VM's files only; revert without --running or --paused, then start the VM in the VMware client\n"
+    );
+    assert!(ds.fails(&["snapshot-revert", "app", "s1", "--paused"]).contains("needs an ESX or Workstation host"));
+    assert!(ds.fails(&["snapshot-revert", "app", "nope"]).contains("no snapshot"));
+    assert_unchanged(&before, &ds.files());
+
+    // With two persistent disks, leaving one out is refused, whether by diskspec or disk set.
+    ds.ok(&["disk-mode", "app", "sdb", "persistent"]);
+    ds.ok(&["diskset", "add", "app", "sdb", "--set", "snap"]);
+    let before = ds.files();
+    let err = ds.fails(&["snapshot-create-as", "app", "s2", "--diskspec", "sdb"]);
+    assert_eq!(
+        err,
+        "error: Disk sda of domain 'app' is persistent, and ESX takes every persistent disk in a snapshot (the request has it as snapshot='no'); take it too (drop the --diskspec or --disk-set that leaves it out), or make it independent first with `luavirt disk-mode app sda independent-persistent` (nothing was changed)\n"
+    );
+    let err = ds.fails(&["snapshot-create-as", "app", "s2", "--disk-set", "snap"]);
+    assert!(err.contains("Disk sda of domain 'app' is persistent"), "{err}");
+    assert_unchanged(&before, &ds.files());
+    // Taking both, as ESX would, works; the disk set that named sdb is its own file.
+    ds.ok(&["snapshot-create-as", "app", "s2"]);
+    assert_eq!(value_of(&dir.join("app.vmx"), "scsi0:1.fileName").as_deref(), Some("app_1-000003.vmdk"));
+    assert_eq!(value_of(&dir.join("app.vmsd"), "snapshot1.disk1.fileName").as_deref(), Some("app_1.vmdk"));
+}
+
+/// Replaces `from` by `to` in `file` (which must contain it).
+fn edit(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains(from), "{} has no {from:?}", file.display());
+    std::fs::write(file, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn a_vmsd_that_disagrees_with_the_vmx_is_a_clear_error_and_nothing_is_written() {
+    let (ds, dir) = two_disks("snapbad");
+    ds.ok(&["snapshot-create-as", "app", "s1"]);
+    write_mib(&dir.join("app-000001.vmdk"), 0x33, 0);
+    ds.ok(&["snapshot-create-as", "app", "s2"]);
+    let (vmx, vmsd) = (dir.join("app.vmx"), dir.join("app.vmsd"));
+    let real = |p: &Path| p.canonicalize().unwrap().display().to_string();
+    let good = ds.files();
+    let refused = |args: &[&str]| -> String {
+        let before = ds.files();
+        let err = ds.fails(args);
+        assert_unchanged(&before, &ds.files());
+        err
+    };
+    let restore = || {
+        for (p, bytes) in &good {
+            std::fs::write(p, bytes).unwrap();
+        }
+    };
+
+    // snapshot.current names a uid no snapshot has: every snapshot verb says so.
+    edit(&vmsd, "snapshot.current = \"2\"", "snapshot.current = \"7\"");
+    let err = refused(&["snapshot-list", "app"]);
+    assert_eq!(
+        err,
+        format!(
+            "error: {}:3: snapshot.current names uid 7, which no snapshot has (uids: 1, 2); set it to the snapshot the VM's disks descend from, or fix the .vmsd (VMware's Snapshot Manager keeps it) so that it matches the VM (nothing was changed)\n",
+            real(&vmsd)
+        )
+    );
+    assert!(refused(&["snapshot-create-as", "app", "s3"]).contains("snapshot.current names uid 7"));
+    restore();
+
+    // numSnapshots that does not match.
+    edit(&vmsd, "snapshot.numSnapshots = \"2\"", "snapshot.numSnapshots = \"3\"");
+    assert!(
+        refused(&["snapshot-revert", "app", "s1"])
+            .contains(&format!("{}:25: snapshot.numSnapshots is \"3\" but the file holds 2 snapshots", real(&vmsd)))
+    );
+    restore();
+
+    // An image a snapshot recorded is missing: the snapshot can still be dropped from the record.
+    edit(&vmsd, "snapshot0.disk0.fileName = \"app.vmdk\"", "snapshot0.disk0.fileName = \"gone.vmdk\"");
+    assert_eq!(ds.ok(&["snapshot-list", "app", "--name"]), "s1\ns2\n");
+    for args in
+        [&["snapshot-create-as", "app", "s3"][..], &["snapshot-revert", "app", "s2"], &["snapshot-delete", "app", "s2"]]
+    {
+        let err = refused(args);
+        assert!(
+            err.contains(&format!(
+                "{}:12: snapshot 's1' (uid 1) took disk scsi0:0 as gone.vmdk ({}), which is missing or not a VMDK: the .vmsd and the VM's files disagree. Restore the file, or drop the snapshot's record with `luavirt snapshot-delete 'app' 's1' --metadata` (nothing was changed)",
+                real(&vmsd),
+                real(&dir).to_string() + "/gone.vmdk"
+            )),
+            "{err}"
+        );
+    }
+    ds.ok(&["snapshot-delete", "app", "s1", "--metadata"]);
+    assert_eq!(ds.ok(&["snapshot-list", "app", "--name"]), "s2\n");
+    assert!(dir.join("app.vmdk").exists(), "--metadata leaves the files");
+    assert_eq!(value_of(&vmsd, "snapshot.numSnapshots").as_deref(), Some("1"));
+    assert_eq!(value_of(&vmsd, "snapshot0.parent"), None);
+    restore();
+
+    // The .vmx points at a delta of s1's image while s2 is current.
+    ds.vmdk("app", "app-000009.vmdk", &["-b", "app.vmdk", "-F", "vmdk"], None);
+    edit(&vmx, "scsi0:0.fileName = \"app-000002.vmdk\"", "scsi0:0.fileName = \"app-000009.vmdk\"");
+    let err = refused(&["snapshot-create-as", "app", "s3"]);
+    assert!(
+        err.contains(&format!(
+            "{}:12: scsi0:0.fileName names {d}/app-000009.vmdk, whose chain ({d}/app-000009.vmdk -> {d}/app.vmdk) descends from {d}/app.vmdk, which snapshot 's1' took, but the current snapshot 's2' ({}:3) took app-000001.vmdk of scsi0:0: the .vmx and the .vmsd disagree. Point scsi0:0.fileName at app-000001.vmdk or a delta of it, or set snapshot.current to the snapshot this disk descends from (nothing was changed)",
+            real(&vmx),
+            real(&vmsd),
+            d = real(&dir)
+        )),
+        "{err}"
+    );
+    // ... or at a disk that is no snapshot's at all.
+    ds.vmdk("app", "other.vmdk", &[], Some("4M"));
+    edit(&vmx, "app-000009.vmdk", "other.vmdk");
+    assert!(refused(&["snapshot-revert", "app", "s1"]).contains("descends from no snapshot's image"));
+    std::fs::remove_file(dir.join("other.vmdk")).unwrap();
+    std::fs::remove_file(dir.join("app-000009.vmdk")).unwrap();
+    restore();
+
+    // s2's image was written after the present delta was made on it: its CID no longer matches.
+    write_mib(&dir.join("app-000001.vmdk"), 0x66, 1);
+    let err = refused(&["snapshot-delete", "app", "s1"]);
+    assert!(
+        err.contains(&format!(
+            "{d}/app-000002.vmdk expects its parent {d}/app-000001.vmdk to have CID",
+            d = real(&dir)
+        )) && err.contains("VMware and QEMU refuse to read this chain"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_vmsd_written_by_esx_lists_as_a_tree_with_names_times_and_memory() {
+    let ds = Datastore::new("snapesx");
+    ds.add("esx7-web.vmx", "web01");
+    let vmsd = ds.root.join("web01/web01.vmsd");
+    std::fs::copy(repo_dir().join("tests/data/vmx/vmsd/esx-four.vmsd"), &vmsd).unwrap();
+    // VMware saved the memory of the last snapshot.
+    std::fs::write(ds.root.join("web01/web01-Snapshot5.vmem"), b"memory").unwrap();
+    let before = ds.files();
+    assert_eq!(
+        ds.ok(&["snapshot-list", "web01", "--tree"]),
+        "post install\n  |\n  +- tuned\n      |\n      +- app 1.0\n      |\n      +- app 2.0 trial\n\n"
+    );
+    let list = ds.ok(&["snapshot-list", "web01", "--parent"]);
+    assert!(list.contains(" app 2.0 trial   2026-09-03 13:42:03 +0000   running   tuned\n"), "{list}");
+    assert!(list.contains(" tuned           2022-12-01 10:37:39 +0000   shutoff   post install\n"), "{list}");
+    assert_eq!(ds.ok(&["snapshot-current", "web01", "--name"]), "app 2.0 trial\n");
+    let xml = ds.ok(&["snapshot-dumpxml", "web01", "post install"]);
+    assert!(xml.contains("<description>clean system\nbefore \"tuning\"</description>"), "{xml}");
+    assert!(
+        xml.contains("<disk name='sda' snapshot='external'/>") && xml.contains("<disk name='sdb' snapshot='no'/>"),
+        "{xml}"
+    );
+    let xml = ds.ok(&["snapshot-dumpxml", "web01", "app 2.0 trial"]);
+    assert!(xml.contains("<memory snapshot='external' file='[ds1] web01/web01-Snapshot5.vmem'/>"), "{xml}");
+    let err = ds.fails(&["snapshot-revert", "web01", "app 2.0 trial"]);
+    assert!(
+        err.contains("Reverting domain 'web01' to snapshot 'app 2.0 trial', which holds the VM's memory")
+            && err.contains("needs an ESX or Workstation host"),
+        "{err}"
+    );
+    // The disk files of this VM are not on the datastore: changes are refused, naming them.
+    let err = ds.fails(&["snapshot-revert", "web01", "tuned"]);
+    assert!(err.contains("web01.vmdk, which does not exist; restore it (nothing was changed)"), "{err}");
+    assert_unchanged(&before, &ds.files());
+}
+
+#[test]
+fn a_vm_in_windows_1252_gets_its_vmsd_in_windows_1252_with_its_line_endings() {
+    let ds = Datastore::new("snap1252");
+    let vmx = ds.add("workstation-win1252.vmx", "buero");
+    ds.vmdk("buero", "Büro-PC.vmdk", &[], Some("1M"));
+    let original = std::fs::read(&vmx).unwrap();
+    let name = "Büro-PC – Empfang";
+    ds.ok(&["snapshot-create-as", name, "vorher", "Stand: 450 €"]);
+    let now = std::fs::read(&vmx).unwrap();
+    // One line changes, in the file's own encoding and line endings.
+    let (old_line, new_line) =
+        (&b"sata0:0.fileName = \"B\xfcro-PC.vmdk\"\r\n"[..], &b"sata0:0.fileName = \"B\xfcro-PC-000001.vmdk\"\r\n"[..]);
+    let at = original.windows(old_line.len()).position(|w| w == old_line).unwrap();
+    let mut expected = original.clone();
+    expected.splice(at..at + old_line.len(), new_line.iter().copied());
+    assert_eq!(now, expected);
+    assert!(ds.root.join("buero/Büro-PC-000001.vmdk").exists());
+    let vmsd = std::fs::read(ds.root.join("buero/buero.vmsd")).unwrap();
+    assert!(vmsd.starts_with(b".encoding = \"windows-1252\"\r\nsnapshot.lastUID = \"1\"\r\n"));
+    for line in [
+        &b"snapshot0.description = \"Stand: 450 \x80\"\r\n"[..],
+        b"snapshot0.disk0.fileName = \"B\xfcro-PC.vmdk\"\r\n",
+        b"snapshot0.disk0.node = \"sata0:0\"\r\n",
+    ] {
+        assert!(vmsd.windows(line.len()).any(|w| w == line), "{}", String::from_utf8_lossy(&vmsd));
+    }
+    // Only the persistent disk took part; the old redo-log modes are left out, as ESX does.
+    let xml = ds.ok(&["snapshot-dumpxml", name, "vorher"]);
+    assert!(xml.contains("<description>Stand: 450 €</description>"), "{xml}");
+    for t in ["sdb", "hda", "hdb", "hdc"] {
+        assert!(xml.contains(&format!("<disk name='{t}' snapshot='no'/>")), "{t}: {xml}");
+    }
+    ds.ok(&["snapshot-delete", name, "vorher"]);
+    assert_eq!(std::fs::read(&vmx).unwrap(), original);
+}
+
+#[test]
+fn a_snapshot_that_fails_half_way_removes_the_deltas_it_made() {
+    let (ds, dir) = two_disks("snaphalf");
+    // Two persistent disks; the second one's data extent is gone, which only qemu-img sees.
+    ds.ok(&["disk-mode", "app", "sdb", "persistent"]);
+    std::fs::remove_file(dir.join("app_1.vmdk")).unwrap();
+    ds.vmdk("app", "app_1.vmdk", &["-o", "subformat=twoGbMaxExtentSparse"], Some("4M"));
+    std::fs::remove_file(dir.join("app_1-s001.vmdk")).unwrap();
+    let before = ds.files();
+    let err = ds.fails(&["snapshot-create-as", "app", "s1"]);
+    assert!(
+        err.starts_with("error: Snapshot 's1' of domain 'app': disk sdb: qemu-img create -q -f vmdk -b app_1.vmdk -F vmdk app_1-000002.vmdk")
+            && err.ends_with("; nothing was changed\n"),
+        "{err}"
+    );
+    assert_unchanged(&before, &ds.files());
+    assert!(!dir.join("app-000001.vmdk").exists(), "the first disk's delta was removed");
+}
+
+#[test]
+fn a_merge_that_cannot_start_leaves_the_snapshot_and_every_file_as_they_were() {
+    let (ds, dir) = two_disks("snaplock");
+    ds.ok(&["snapshot-create-as", "app", "s1"]);
+    // Another program has the snapshot's image open for writing: qemu-img commit cannot lock it.
+    let base = dir.join("app.vmdk");
+    let mut holder = Command::new("qemu-io")
+        .args(["-f", "vmdk", "-c", "sleep 30000"])
+        .arg(&base)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let locked = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        qemu_img(&["info".as_ref(), base.as_os_str()]).is_err()
+    });
+    let before = ds.files();
+    let err = ds.env.run(&ds.args(&ds.uri, &["snapshot-delete", "app", "s1"])).stderr;
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(locked, "qemu-io did not lock {}", base.display());
+    assert!(
+        err.starts_with(
+            "error: Cannot delete snapshot 's1' of domain 'app': disk scsi0:0 could not be merged (qemu-img commit"
+        ) && err.ends_with("; nothing was changed\n"),
+        "{err}"
+    );
+    assert_unchanged(&before, &ds.files());
+    assert_eq!(ds.ok(&["snapshot-list", "app", "--name"]), "s1\n");
 }

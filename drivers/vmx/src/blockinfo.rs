@@ -34,7 +34,7 @@ fn allocation(files: &[PathBuf]) -> u64 {
 
 /// The local file that `text` (written in a file in folder `base`) names, or an error saying
 /// which `?datastore.NAME=` to add. `what` names the reference for messages.
-fn resolve(ds: &Datastores, base: &Path, text: &str, what: &str) -> Result<PathBuf, DriverError> {
+pub(crate) fn resolve(ds: &Datastores, base: &Path, text: &str, what: &str) -> Result<PathBuf, DriverError> {
     ds.resolve(base, text).map_err(|u| {
         let message = match parse_ref(text) {
             FileRef::Foreign(_) => format!("{what} names {text}, a path on another host; copy the file onto a datastore and name it there"),

@@ -8,6 +8,8 @@
 //!   Disk sets live in a sidecar beside it ([`sidecar`]). Redefining accepts only those two
 //!   kinds of change ([`define`]).
 //! - Disk details come from the VMDK descriptors ([`vmdk`], [`blockinfo`]).
+//! - Snapshots are kept as ESX keeps them: delta VMDKs, the `.vmx` pointed at them, and the
+//!   `.vmsd` ([`vmsd`], `snapshot`).
 //! - Run state needs an ESX host: every domain reads as shut off, and start/stop say so.
 
 pub mod blockinfo;
@@ -15,16 +17,19 @@ pub mod datastore;
 pub mod define;
 pub mod devices;
 pub mod inventory;
+pub mod qemu_img;
 pub mod sidecar;
+mod snapshot;
 pub mod view;
 pub mod vm;
 pub mod vmdk;
+pub mod vmsd;
 pub mod vmx;
 pub mod xmldiff;
 
 use datastore::Datastores;
 use devices::Device;
-use luavirt_plugin_api::abi::{LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_STATE_SHUTOFF};
+use luavirt_plugin_api::abi::{LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_SNAPSHOT, LV_STATE_SHUTOFF};
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::fsutil::{LockGuard, lock_exclusive, state_dir_for, write_atomic};
 use luavirt_plugin_api::kit::{Call, Driver, DriverResult, Level};
@@ -42,12 +47,13 @@ pub struct VmxDriver {
 /// Query parameters a `vmx:///` URI takes.
 const URI_HELP: &str = "vmx:///PATH takes ?datastore=NAME (the folder's datastore name), ?datastore.NAME=/folder (another datastore) and ?state=DIR";
 
-/// What an operation that needs a running VMware host says.
-fn needs_esx(doing: &str, name: &str) -> DriverError {
+/// What an operation that needs a running VMware host says: `what` (sentence case, naming
+/// the domain) and what to do instead.
+pub(crate) fn needs_esx(what: &str, advice: &str) -> DriverError {
     DriverError::new(
         ErrorCode::Unsupported,
         format!(
-            "{doing} domain '{name}' needs an ESX or Workstation host, which luavirt does not drive here: the vmx driver works on the VM's files only; use the VMware client"
+            "{what} needs an ESX or Workstation host, which luavirt does not drive here: the vmx driver works on the VM's files only; {advice}"
         ),
     )
 }
@@ -100,7 +106,7 @@ impl Driver for VmxDriver {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "VMware .vmx domains on a datastore folder (files only)";
     const URI_SCHEMES: &'static str = "vmx";
-    const CAPABILITIES: u64 = LV_CAP_DEFINE | LV_CAP_BLOCK_INFO;
+    const CAPABILITIES: u64 = LV_CAP_DEFINE | LV_CAP_BLOCK_INFO | LV_CAP_SNAPSHOT;
 
     fn open(uri: &Uri, _flags: u32, _call: &mut Call) -> DriverResult<Self> {
         let invalid = |m: String| DriverError::new(ErrorCode::InvalidUri, format!("{uri}: {m}"));
@@ -212,12 +218,12 @@ impl Driver for VmxDriver {
 
     fn create(&self, name: &str, _flags: u32, _call: &mut Call) -> DriverResult {
         self.find(name)?;
-        Err(needs_esx("Starting", name))
+        Err(needs_esx(&format!("Starting domain '{name}'"), "use the VMware client"))
     }
 
     fn destroy(&self, name: &str, _flags: u32, _call: &mut Call) -> DriverResult {
         self.find(name)?;
-        Err(needs_esx("Stopping", name))
+        Err(needs_esx(&format!("Stopping domain '{name}'"), "use the VMware client"))
     }
 
     fn get_block_info(&self, name: &str, disk: &str, _flags: u32, call: &mut Call) -> DriverResult {
@@ -233,6 +239,22 @@ impl Driver for VmxDriver {
         let r = blockinfo::record(&vm, name, d, &self.stores, call)?;
         call.emit_record(&r);
         Ok(())
+    }
+
+    fn snapshot_create(&self, name: &str, xml: &str, flags: u32, call: &mut Call) -> DriverResult {
+        self.snapshot_create_impl(name, xml, flags, call)
+    }
+
+    fn snapshot_list(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.snapshot_list_impl(name, call)
+    }
+
+    fn snapshot_revert(&self, name: &str, snapshot: &str, flags: u32, call: &mut Call) -> DriverResult {
+        self.snapshot_revert_impl(name, snapshot, flags, call)
+    }
+
+    fn snapshot_delete(&self, name: &str, snapshot: &str, flags: u32, call: &mut Call) -> DriverResult {
+        self.snapshot_delete_impl(name, snapshot, flags, call)
     }
 }
 
@@ -250,5 +272,9 @@ luavirt_plugin_api::export_driver!(
         domain_create,
         domain_destroy,
         domain_get_block_info,
+        domain_snapshot_create,
+        domain_snapshot_list,
+        domain_snapshot_revert,
+        domain_snapshot_delete,
     ]
 );

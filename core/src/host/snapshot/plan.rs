@@ -72,17 +72,20 @@ pub struct SnapshotPlan {
     pub disks: Vec<PlannedDisk>,
 }
 
-/// Checks a snapshot name: it becomes a qcow2 tag and part of file names.
+/// Checks a snapshot name: it becomes a qcow2 tag and part of file names, so no `/`, no
+/// control characters, no leading `.` or space, at most 64 characters. Spaces inside are
+/// fine (VMware names snapshots "Snapshot 1").
 pub fn check_snapshot_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.+@".contains(c));
+        && name.chars().count() <= 64
+        && !name.starts_with(['.', ' '])
+        && !name.ends_with(' ')
+        && !name.chars().any(|c| c == '/' || c.is_control());
     if ok {
         Ok(())
     } else {
         Err(Error::InvalidArg(format!(
-            "Invalid snapshot name {name:?}: use 1 to 64 letters, digits, '_', '-', '.', '+' or '@', not starting with '.'"
+            "Invalid snapshot name {name:?}: use 1 to 64 characters without '/' or control characters, not starting with '.' or a space"
         )))
     }
 }

@@ -307,8 +307,64 @@ impl VmxFile {
         Ok(after + 1)
     }
 
+    /// Removes the line that sets `key`. Returns false when there is none.
+    pub fn remove(&mut self, key: &str) -> bool {
+        match self.find(key) {
+            Some(n) => {
+                self.lines.remove(n);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Renames the entry `key` to `new_key`, keeping its value and everything else on the line.
+    /// `new_key` must not be set yet.
+    pub fn rename(&mut self, key: &str, new_key: &str) -> Result<(), VmxError> {
+        if let Some(e) = self.entry(new_key) {
+            return Err(self.error(e.line, format!("internal: {new_key} is already set")));
+        }
+        let n = self.find(key).ok_or_else(|| self.error(0, format!("internal: no entry {key} to rename")))?;
+        let l = &mut self.lines[n];
+        let Kind::Entry { key: k, value: v } = l.kind.clone() else {
+            unreachable!("find returns entries only");
+        };
+        l.raw.splice(k.clone(), new_key.bytes());
+        let shift = |i: usize| i + new_key.len() - k.len();
+        l.kind = Kind::Entry { key: k.start..k.start + new_key.len(), value: shift(v.start)..shift(v.end) };
+        Ok(())
+    }
+
+    /// Adds `key = "value"` as the last line, with the line ending most lines use. Returns the
+    /// new line's number. `key` must not be set yet.
+    pub fn append(&mut self, key: &str, value: &str) -> Result<u32, VmxError> {
+        if let Some(e) = self.entry(key) {
+            return Err(self.error(e.line, format!("internal: {key} is already set")));
+        }
+        let ending = self.usual_ending();
+        let line = self.lines.len() as u32 + 1;
+        let bytes = self.encode_value(key, value, line)?;
+        if let Some(last) = self.lines.last_mut()
+            && last.ending.is_empty()
+        {
+            last.ending = ending.clone();
+        }
+        let mut raw = format!("{key} = \"").into_bytes();
+        let value_start = raw.len();
+        raw.extend_from_slice(&bytes);
+        let value_range = value_start..raw.len();
+        raw.push(b'"');
+        self.lines.push(Line {
+            raw,
+            ending,
+            kind: Kind::Entry { key: 0..key.len(), value: value_range },
+            value: Some(value.to_string()),
+        });
+        Ok(line)
+    }
+
     /// The line ending most lines use.
-    fn usual_ending(&self) -> Vec<u8> {
+    pub fn usual_ending(&self) -> Vec<u8> {
         let crlf = self.lines.iter().filter(|l| l.ending == b"\r\n").count();
         let lf = self.lines.iter().filter(|l| l.ending == b"\n").count();
         if crlf > lf { b"\r\n".to_vec() } else { b"\n".to_vec() }

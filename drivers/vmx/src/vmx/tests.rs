@@ -165,3 +165,23 @@ fn booleans_are_read_without_case() {
     assert_eq!(parse_bool("True "), Some(true));
     assert_eq!(parse_bool("maybe"), None);
 }
+
+#[test]
+fn lines_are_removed_renamed_and_appended_leaving_the_others_as_they_are() {
+    let text = "a = \"1\"\r\n# note\r\n  Snapshot3.Uid=\"7\"  # kept\r\nb = \"2\"\r\n";
+    let mut v = VmxFile::parse(text.as_bytes(), "t.vmsd").unwrap();
+    v.rename("snapshot3.uid", "snapshot2.Uid").unwrap();
+    assert_eq!(v.get("snapshot2.uid"), Some("7"));
+    assert!(v.rename("a", "b").is_err(), "b is set");
+    assert!(v.remove("A"));
+    assert!(!v.remove("a"));
+    assert_eq!(v.append("c", "say \"x\"").unwrap(), 4);
+    assert_eq!(
+        String::from_utf8(v.to_bytes()).unwrap(),
+        "# note\r\n  snapshot2.Uid=\"7\"  # kept\r\nb = \"2\"\r\nc = \"say |22x|22\"\r\n"
+    );
+    // A last line without a newline gets one before the new line.
+    let mut v = VmxFile::parse(b"a = \"1\"", "t.vmsd").unwrap();
+    v.append("b", "2").unwrap();
+    assert_eq!(v.to_bytes(), b"a = \"1\"\nb = \"2\"\n");
+}

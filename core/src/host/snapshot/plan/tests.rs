@@ -80,7 +80,7 @@ fn bad_requests_are_refused_with_the_reason() {
     assert!(err(&r, false).contains("shut off, so it has no memory"));
     r.disk_only = true;
     assert!(err(&r, true).contains("--disk-only takes no memory"));
-    let mut r = req("bad name");
+    let mut r = req("bad/name");
     assert!(err(&r, false).contains("Invalid snapshot name"));
     r.name = Some("s6".into());
     r.halt = true;
