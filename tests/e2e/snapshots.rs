@@ -231,3 +231,22 @@ fn bad_snapshot_requests_are_clear_errors_and_change_nothing() {
     let err = env.fails(&["undefine", "m7"], 1);
     assert!(err.contains("has 1 snapshot(s); delete them first"), "{err}");
 }
+
+#[test]
+fn an_overlay_holding_internal_snapshots_is_not_merged_away() {
+    let env = Env::new("keepint");
+    let (_, b) = mixed(&env, "m8");
+    env.ok(&["snapshot-create-as", "m8", "s1", "--diskspec", "vdb"]);
+    let overlay = disk_image(&env, "m8", "vdb").0;
+    // A later snapshot is explicitly internal, inside the overlay.
+    let plan = json(&env, &["snapshot-create-as", "m8", "s2", "--print-plan"]);
+    assert_eq!(plan["disks"][1]["snapshot"], "external", "an overlay goes external by default");
+    write_offline(&overlay, "qcow2", 0x91);
+    env.ok(&["snapshot-create-as", "m8", "s2", "--diskspec", "vdb,snapshot=internal"]);
+    write_offline(&overlay, "qcow2", 0x92);
+    env.ok(&["snapshot-delete", "m8", "s1"]);
+    assert!(overlay.exists(), "the overlay holding s2 was merged away");
+    env.ok(&["snapshot-revert", "m8", "s2"]);
+    assert!(disk_holds(&env, "m8", "vdb", 0x91), "s2 lost its data");
+    assert!(image_holds(&b, "raw", 0x22), "the raw base changed");
+}

@@ -111,7 +111,7 @@ pub fn backing_of(image: &str) -> Result<Option<String>, DriverError> {
     Ok(info.full.or(info.plain))
 }
 
-/// Names of the internal snapshots in a qcow2 `image`.
+/// Names of the internal snapshots in `image` (none unless it is qcow2).
 pub fn internal_snapshots(image: &str) -> Result<Vec<String>, DriverError> {
     #[derive(Deserialize)]
     struct Snap {
@@ -122,7 +122,7 @@ pub fn internal_snapshots(image: &str) -> Result<Vec<String>, DriverError> {
         #[serde(default)]
         snapshots: Vec<Snap>,
     }
-    let json = qemu_img(&["info", "--output=json", "-U", "-f", "qcow2", image])?;
+    let json = qemu_img(&["info", "--output=json", "-U", image])?;
     let info: Info = serde_json::from_str(&json).map_err(|e| {
         DriverError::new(ErrorCode::Hypervisor, format!("Unexpected output of qemu-img info for {image}: {e}"))
     })?;

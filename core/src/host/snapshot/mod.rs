@@ -53,15 +53,32 @@ impl Connection {
                 ),
             });
         }
-        let (state, _) = self.domain_state(domain)?;
-        let plan = SnapshotPlan::resolve(&dom, req, state.is_active())?;
-        if self.snapshots(domain)?.get(&plan.name).is_some() {
-            return Err(Error::InvalidArg(format!(
-                "Domain '{domain}' already has a snapshot named '{}'; choose another name",
-                plan.name
-            )));
+        if let Some(name) = &req.name {
+            if self.snapshots(domain)?.get(name).is_some() {
+                return Err(Error::InvalidArg(format!(
+                    "Domain '{domain}' already has a snapshot named '{name}'; choose another name"
+                )));
+            }
         }
+        let (state, _) = self.domain_state(domain)?;
+        let plan = SnapshotPlan::resolve(&dom, req, state.is_active(), &self.overlay_disks(domain, &dom))?;
         Ok(plan)
+    }
+
+    /// The disks whose image has a backing image, as far as the driver reports images.
+    fn overlay_disks(&self, domain: &str, dom: &luavirt_plugin_api::domain::DomainXml) -> Vec<String> {
+        let Some(f) = self.driver.vtable().domain_get_block_info else { return Vec::new() };
+        dom.disks()
+            .into_iter()
+            .filter(|d| d.source.path().is_some() && !d.transient)
+            .filter(|d| {
+                self.call("reading disk image details", &Default::default(), |h, c| unsafe {
+                    f(h, LvStr::from_str(domain), LvStr::from_str(&d.target), 0, c)
+                })
+                .is_ok_and(|out| out.records.first().is_some_and(|r| r.get("backing").is_some()))
+            })
+            .map(|d| d.target)
+            .collect()
     }
 
     /// Takes a snapshot; returns the plan it followed and the snapshot as stored.

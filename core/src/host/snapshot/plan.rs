@@ -4,6 +4,7 @@
 //!   every disk whose `snapshot=` default is not `no`.
 //! - `<transient/>` disks never take part; nor do empty and read-only ones.
 //! - Each disk goes internal or external: its diskspec, else its `snapshot=` default, else
+//!   external for an overlay of an earlier external snapshot (so chains stay mergeable),
 //!   internal for qcow2 and external for other formats. A disk that cannot hold an internal
 //!   snapshot (raw, ...) goes external, or stays out if its default is `no`, instead of
 //!   failing the snapshot.
@@ -103,8 +104,9 @@ fn formats_with_internal_snapshots(format: &str) -> bool {
 }
 
 impl SnapshotPlan {
-    /// Resolves `req` against domain `dom` (running or not).
-    pub fn resolve(dom: &DomainXml, req: &SnapshotRequest, running: bool) -> Result<SnapshotPlan> {
+    /// Resolves `req` against domain `dom` (running or not). `overlays` are the disks whose
+    /// image is an overlay (has a backing image): they go external unless told otherwise.
+    pub fn resolve(dom: &DomainXml, req: &SnapshotRequest, running: bool, overlays: &[String]) -> Result<SnapshotPlan> {
         let domain = dom.name();
         let name = match &req.name {
             Some(n) => n.clone(),
@@ -152,7 +154,7 @@ impl SnapshotPlan {
                 };
                 PlannedDisk::no(d, why)
             } else {
-                plan_disk(d, specs[i].as_ref(), &name, req, running).map_err(invalid)?
+                plan_disk(d, specs[i].as_ref(), &name, req, running, overlays.contains(&d.target)).map_err(invalid)?
             };
             planned.push(p);
         }
@@ -271,6 +273,7 @@ fn plan_disk(
     name: &str,
     req: &SnapshotRequest,
     running: bool,
+    overlay: bool,
 ) -> Result<PlannedDisk, String> {
     // A file or mirror without a mode means external, as libvirt reads it.
     let asked = spec.and_then(|s| {
@@ -308,6 +311,11 @@ fn plan_disk(
     let (mut mode, mut reason) = match (&asked, &default) {
         (Some(m), _) => (m.clone(), "as the diskspec asks".to_string()),
         (None, Some(m)) => (m.clone(), format!("its default snapshot='{m}'")),
+        (None, None) if overlay => (
+            "external".to_string(),
+            "its image is an overlay of an earlier external snapshot; external again keeps the chain mergeable"
+                .to_string(),
+        ),
         (None, None) if formats_with_internal_snapshots(&format) => {
             ("internal".to_string(), format!("{format} holds internal snapshots"))
         }

@@ -6,8 +6,8 @@
 //!   If exactly one image X builds on B, X is merged down into B (`qemu-img commit`, or
 //!   `block-commit` while running), whatever built on X is rebased onto B, every reference
 //!   to X (the definition, other snapshots' records) becomes B, and X is removed. If several
-//!   images build on B (a revert made a branch), the files stay as they are: merging would
-//!   change what the other branch shows.
+//!   images build on B (a revert made a branch), or X holds internal snapshots, the files
+//!   stay as they are: merging would change what the other branch shows, or lose them.
 //! - A mirrored snapshot's mirror ends first: `--mirror-pivot` switches the disk to the
 //!   mirror, `--mirror-abort` keeps it on its source; the images then stay as they are (the
 //!   mirror exists to move the disk, and merging would move it back).
@@ -106,15 +106,21 @@ impl QemuDriver {
                     on_base.push(img.clone());
                 }
             }
-            if let [x] = on_base.as_slice() {
+            // Merging copies only an image's present data: one that holds internal snapshots
+            // (of later snapshots) must stay whole.
+            let x_is_plain = match on_base.as_slice() {
+                [x] => images::internal_snapshots(x)?.is_empty(),
+                _ => false,
+            };
+            if let ([x], true) = (on_base.as_slice(), x_is_plain) {
                 self.merge_down(name, mon.as_mut(), &d.name, x, &base, &known, call)?;
                 replace_image(&mut dom, &mut tree, x, &base)?;
                 std::fs::remove_file(x).map_err(|e| DriverError::io("remove", std::path::Path::new(x), e))?;
-            } else if on_base.len() > 1 {
+            } else if !on_base.is_empty() {
                 call.log(
                     Level::Info,
                     &format!(
-                        "snapshot '{snap_name}', disk {}: {} images build on {base}; they stay as they are",
+                        "snapshot '{snap_name}', disk {}: {} image(s) build on {base} (a branch, or internal snapshots); they stay as they are",
                         d.name,
                         on_base.len()
                     ),

@@ -23,7 +23,7 @@ fn modes(p: &SnapshotPlan) -> Vec<(&str, &str)> {
 
 #[test]
 fn mixed_qcow2_and_raw_takes_raw_externally_and_skips_independent_transient_and_cdrom() {
-    let p = SnapshotPlan::resolve(&dom(), &req("s1"), false).unwrap();
+    let p = SnapshotPlan::resolve(&dom(), &req("s1"), false, &[]).unwrap();
     assert_eq!(modes(&p), [("vda", "internal"), ("vdb", "external"), ("vdc", "no"), ("vdd", "no"), ("hdc", "no")]);
     assert_eq!(p.disks[1].file.as_deref(), Some("/i/b.s1"));
     assert_eq!(p.disks[1].reason, "raw cannot hold internal snapshots");
@@ -31,7 +31,7 @@ fn mixed_qcow2_and_raw_takes_raw_externally_and_skips_independent_transient_and_
     assert_eq!(p.disks[3].reason, "transient");
     assert_eq!(p.memory, PlannedMemory::No);
     // Running: the memory goes into the qcow2 disk taken internally.
-    let p = SnapshotPlan::resolve(&dom(), &req("s1"), true).unwrap();
+    let p = SnapshotPlan::resolve(&dom(), &req("s1"), true, &[]).unwrap();
     assert_eq!(p.memory, PlannedMemory::Internal { disk: "vda".into() });
 }
 
@@ -40,7 +40,7 @@ fn internal_asked_of_raw_goes_external_or_stays_out_by_default() {
     let mut r = req("s2");
     r.disks =
         vec![DiskSpec::parse("vdb,snapshot=internal").unwrap(), DiskSpec::parse("vdc,snapshot=internal").unwrap()];
-    let p = SnapshotPlan::resolve(&dom(), &r, false).unwrap();
+    let p = SnapshotPlan::resolve(&dom(), &r, false, &[]).unwrap();
     assert_eq!(modes(&p), [("vda", "no"), ("vdb", "external"), ("vdc", "no"), ("vdd", "no"), ("hdc", "no")]);
     assert_eq!(p.disks[1].reason, "raw cannot hold an internal snapshot, so it is taken externally");
     assert!(p.disks[2].reason.contains("its default is snapshot='no'"));
@@ -55,15 +55,18 @@ fn disk_sets_choose_the_disks() {
     d.set_disk_sets(&sets);
     let mut r = req("s3");
     r.disk_set = Some("nightly".into());
-    let p = SnapshotPlan::resolve(&d, &r, false).unwrap();
+    let p = SnapshotPlan::resolve(&d, &r, false, &[]).unwrap();
     assert_eq!(modes(&p)[..2], [("vda", "no"), ("vdb", "external")]);
     r.disk_set = Some("empty".into());
-    assert!(SnapshotPlan::resolve(&d, &r, false).unwrap_err().to_string().contains("disk set 'empty' has no disks"));
+    assert!(
+        SnapshotPlan::resolve(&d, &r, false, &[]).unwrap_err().to_string().contains("disk set 'empty' has no disks")
+    );
 }
 
 #[test]
 fn bad_requests_are_refused_with_the_reason() {
-    let err = |r: &SnapshotRequest, running: bool| SnapshotPlan::resolve(&dom(), r, running).unwrap_err().to_string();
+    let err =
+        |r: &SnapshotRequest, running: bool| SnapshotPlan::resolve(&dom(), r, running, &[]).unwrap_err().to_string();
     let mut r = req("s4");
     r.disks = vec![DiskSpec::parse("vda").unwrap(), DiskSpec::parse("/i/a.qcow2").unwrap()];
     assert!(err(&r, false).contains("--diskspec names disk vda twice"));
@@ -87,7 +90,7 @@ fn bad_requests_are_refused_with_the_reason() {
     assert!(err(&r, false).contains("--halt needs a running domain"));
     // Only raw disks, running, no memspec: nowhere to keep memory.
     let raw_only = DomainXml::parse("<domain><name>r</name><devices><disk type='file'><driver type='raw'/><source file='/i/r.raw'/><target dev='vda'/></disk></devices></domain>", None).unwrap();
-    let e = SnapshotPlan::resolve(&raw_only, &req("s7"), true).unwrap_err().to_string();
+    let e = SnapshotPlan::resolve(&raw_only, &req("s7"), true, &[]).unwrap_err().to_string();
     assert!(e.contains("add --memspec file=PATH, or --disk-only"), "{e}");
 }
 
@@ -99,10 +102,10 @@ fn an_existing_overlay_needs_reuse_external() {
     std::fs::write(&existing, "x").unwrap();
     let mut r = req("s8");
     r.disks = vec![DiskSpec::parse(&format!("vdb,file={}", existing.display())).unwrap()];
-    let e = SnapshotPlan::resolve(&dom(), &r, false).unwrap_err().to_string();
+    let e = SnapshotPlan::resolve(&dom(), &r, false, &[]).unwrap_err().to_string();
     assert!(e.contains("already exists; pass --reuse-external"), "{e}");
     r.reuse_external = true;
-    assert!(SnapshotPlan::resolve(&dom(), &r, false).is_ok());
+    assert!(SnapshotPlan::resolve(&dom(), &r, false, &[]).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(default_overlay("/i/a.qcow2", "s1"), "/i/a.s1");
     assert_eq!(default_overlay("/i/noext", "s1"), "/i/noext.s1");
@@ -112,6 +115,13 @@ fn an_existing_overlay_needs_reuse_external() {
 fn a_file_without_a_mode_means_external() {
     let mut r = req("s9");
     r.disks = vec![DiskSpec::parse("vda,file=/o/a.s9").unwrap()];
-    let p = SnapshotPlan::resolve(&dom(), &r, false).unwrap();
+    let p = SnapshotPlan::resolve(&dom(), &r, false, &[]).unwrap();
     assert_eq!((p.disks[0].snapshot.as_str(), p.disks[0].file.as_deref()), ("external", Some("/o/a.s9")));
+}
+
+#[test]
+fn an_overlay_goes_external_again() {
+    let p = SnapshotPlan::resolve(&dom(), &req("s10"), false, &["vda".to_string()]).unwrap();
+    assert_eq!(p.disks[0].snapshot, "external");
+    assert!(p.disks[0].reason.contains("overlay of an earlier external snapshot"));
 }
