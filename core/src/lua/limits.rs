@@ -129,13 +129,13 @@ impl LimitState {
         }
     }
 
-    /// Records that Lua ran out of its memory.
-    pub fn memory_exceeded(&self) -> LimitError {
+    /// Records that Lua ran out of its memory (at `at`, when known).
+    pub fn memory_exceeded(&self, at: Option<String>) -> LimitError {
         let mut hit = self.hit.lock().unwrap_or_else(|p| p.into_inner());
         hit.get_or_insert_with(|| LimitError {
             kind: LimitKind::Memory,
             limit: format!("{} MiB", self.limits.memory >> 20),
-            at: None,
+            at,
         })
         .clone()
     }

@@ -98,7 +98,7 @@ pub fn report_with_limits(e: &mlua::Error, ctx: &Context) -> String {
     if matches!(e, mlua::Error::MemoryError(_))
         || errors::find::<mlua::Error>(e).is_some_and(|x| matches!(x, mlua::Error::MemoryError(_)))
     {
-        return ctx.limits.memory_exceeded().to_string();
+        return ctx.limits.memory_exceeded(None).to_string();
     }
     match ctx.limits.check() {
         Some(limit) if errors::find::<limits::LimitError>(e).is_none() => limit.to_string(),

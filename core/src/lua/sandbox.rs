@@ -81,12 +81,12 @@ pub fn new_lua(script_dir: &Path, limits: super::limits::Limits) -> mlua::Result
 
     let limits = LimitState::install(&lua, limits)?;
     let for_limit = limits.clone();
-    let limit = lua.create_function(move |_, e: Value| {
+    let limit = lua.create_function(move |lua, e: Value| {
         if errors::limit_of(&e).is_some() {
             return Ok(true);
         }
         if errors::is_out_of_memory(&e) {
-            for_limit.memory_exceeded();
+            for_limit.memory_exceeded(script_position(lua));
             return Ok(true);
         }
         Ok(false)
@@ -96,6 +96,20 @@ pub fn new_lua(script_dir: &Path, limits: super::limits::Limits) -> mlua::Result
 
     install_require(&lua, script_dir.to_path_buf())?;
     Ok((lua, limits))
+}
+
+/// `file:line` of the innermost script frame on the stack (not the sandbox's own code).
+fn script_position(lua: &Lua) -> Option<String> {
+    (1..64).find_map(|level| {
+        lua.inspect_stack(level, |d| {
+            let src = d.source();
+            let from_script = src.source.as_deref().is_some_and(|s| s.starts_with('@'));
+            from_script
+                .then(|| d.current_line().map(|l| format!("{}:{l}", src.short_src.as_deref().unwrap_or("?"))))
+                .flatten()
+        })
+        .flatten()
+    })
 }
 
 /// `require(name)`: the script's folder, then the shipped scripts; loaded once each.

@@ -53,12 +53,12 @@ impl Connection {
                 ),
             });
         }
-        if let Some(name) = &req.name {
-            if self.snapshots(domain)?.get(name).is_some() {
-                return Err(Error::InvalidArg(format!(
-                    "Domain '{domain}' already has a snapshot named '{name}'; choose another name"
-                )));
-            }
+        if let Some(name) = &req.name
+            && self.snapshots(domain)?.get(name).is_some()
+        {
+            return Err(Error::InvalidArg(format!(
+                "Domain '{domain}' already has a snapshot named '{name}'; choose another name"
+            )));
         }
         let (state, _) = self.domain_state(domain)?;
         let plan = SnapshotPlan::resolve(&dom, req, state.is_active(), &self.overlay_disks(domain, &dom))?;

@@ -1,0 +1,253 @@
+---@meta luavirt
+-- Definitions of the luavirt scripting API for lua-language-server. Add this folder to
+-- `workspace.library` in your .luarc.json. A test keeps this file in step with the functions
+-- luavirt registers: every method below exists, and every method luavirt has is below.
+
+---@class luavirt
+---@field version string       luavirt's version
+---@field dry_run boolean      true under `luavirt run --dry-run`: changes are recorded, not made
+---@field disk_modes string[]  the ESX mode names a disk can be set to
+local luavirt = {}
+
+---Opens a connection. Without a URI: `-c URI`, else `LUAVIRT_DEFAULT_URI`, else `qemu:///session`
+---(in `luavirt test`: the test file's own temporary host).
+---@param uri? string like "qemu:///session", "qemu:///session?state=/srv/b", "vmx:///srv/datastore1"
+---@return luavirt.conn
+function luavirt.connect(uri) end
+
+---An error from luavirt, as `pcall` returns it.
+---@class luavirt.error
+---@field code string    "no-domain", "no-disk", "no-snapshot", "invalid-argument", "invalid-state", "unsupported", "hypervisor", ...
+---@field message string what failed, on which object, and what to do
+
+---@class luavirt.conn
+local conn = {}
+---@return string
+function conn:uri() end
+---Every domain, running ones first.
+---@return luavirt.domain[]
+function conn:domains() end
+---The domain called `name` (an error naming close names if there is none).
+---@param name string
+---@return luavirt.domain
+function conn:domain(name) end
+---Defines (or redefines) a domain from libvirt domain XML.
+---@param xml string
+---@return luavirt.domain
+function conn:define(xml) end
+
+---A disk, as `dom:disks()` returns it: plain data, plus `set_mode`.
+---@class luavirt.disk
+---@field domain string
+---@field target string       "vda", "sdb", ...
+---@field source string       path, "nbd://host:port/name", "pool/volume", or "-"
+---@field path string?        the local image, if any
+---@field format string       "qcow2", "raw", "vmdk", ...
+---@field bus string?         "virtio", "scsi", "sata", "ide", ...
+---@field device string       "disk", "cdrom", "floppy", "lun"
+---@field type string         "file", "block", "network", ...
+---@field readonly boolean
+---@field shareable boolean
+---@field transient boolean
+---@field mode string         "persistent", "independent-persistent", "independent-nonpersistent", "nonpersistent", "undoable"
+---@field snapshot string?    the disk's default in snapshots: "no", "internal", "external", "manual"
+---@field serial string?
+---@field boot integer?
+local disk = {}
+---Sets the disk's mode by its ESX name. Returns whether it changed.
+---@param mode "persistent"|"independent-persistent"|"independent-nonpersistent"
+---@return boolean
+function disk:set_mode(mode) end
+
+---@class luavirt.domain
+local dom = {}
+---@return string
+function dom:name() end
+---"running", "paused", "shut off", ...
+---@return string
+function dom:state() end
+function dom:start() end
+function dom:destroy() end
+function dom:undefine() end
+---The domain's XML (its persistent definition).
+---@return string
+function dom:xml() end
+---@return luavirt.disk[]
+function dom:disks() end
+---A disk by target or source path.
+---@param name string
+---@return luavirt.disk
+function dom:disk(name) end
+---The named disk set (default "selected").
+---@param name? string
+---@return luavirt.diskset
+function dom:diskset(name) end
+---Names of the disk sets that have members.
+---@return string[]
+function dom:disksets() end
+
+---@class luavirt.snapshot_options
+---@field name? string
+---@field description? string
+---@field disks? luavirt.diskset|string[]|table<string, string|{snapshot?: string, file?: string, driver?: string, mirror?: string}>
+---@field disk_set? string
+---@field memory? string          "no", "internal", or a file for external memory
+---@field disk_only? boolean
+---@field live? boolean
+---@field halt? boolean
+---@field reuse_external? boolean
+---@field no_metadata? boolean
+---@field atomic? boolean
+
+---Takes a snapshot.
+---@param opts? luavirt.snapshot_options
+---@return luavirt.snapshot
+function dom:snapshot(opts) end
+---What `dom:snapshot(opts)` would do, without doing it: `{name, memory, disks = {{target, snapshot, reason, file?, format?, mirror?}}}`.
+---@param opts? luavirt.snapshot_options
+---@return table
+function dom:snapshot_plan(opts) end
+---Every snapshot, in creation order.
+---@return luavirt.snapshot[]
+function dom:snapshots() end
+---@param name string
+---@return luavirt.snapshot
+function dom:find_snapshot(name) end
+---@return luavirt.snapshot?
+function dom:current_snapshot() end
+---Starts copying a disk to `dest`; wait for it with `job:wait`.
+---@param opts {disk: string, dest: string, format?: string, shallow?: boolean, reuse_external?: boolean, bandwidth?: integer}
+---@return luavirt.job
+function dom:block_copy(opts) end
+---Starts pulling backing data into a disk (down to `base`).
+---@param opts {disk: string, base?: string, bandwidth?: integer}
+---@return luavirt.job
+function dom:block_pull(opts) end
+---Starts committing a disk's images (from `top`) down into `base`.
+---@param opts {disk: string, base?: string, top?: string, bandwidth?: integer}
+---@return luavirt.job
+function dom:block_commit(opts) end
+---The block job on a disk, if there is one.
+---@param disk string
+---@return luavirt.job?
+function dom:block_job(disk) end
+
+---@class luavirt.diskset
+local set = {}
+---@return string
+function set:name() end
+---Adds a disk (target or source path); false when it was already a member.
+---@param disk string
+---@return boolean
+function set:add(disk) end
+---Removes a disk; false when it was not a member.
+---@param disk string
+---@return boolean
+function set:remove(disk) end
+---Adds every disk; returns those added.
+---@return string[]
+function set:add_all() end
+---Empties the set; returns the disks it held.
+---@return string[]
+function set:remove_all() end
+---Members, in the domain's disk order.
+---@return string[]
+function set:list() end
+---@return integer
+function set:size() end
+---@param disk string
+---@return boolean
+function set:contains(disk) end
+
+---@class luavirt.snapshot
+local snap = {}
+---@return string
+function snap:name() end
+---`{name, domain, parent, children, current, creation_time, state, description, memory, disks = {target = mode}}`.
+---@return table
+function snap:info() end
+---The snapshot's `<domainsnapshot>` XML.
+---@return string
+function snap:xml() end
+---@return luavirt.snapshot?
+function snap:parent() end
+---@return luavirt.snapshot[]
+function snap:children() end
+---Every descendant, each after its own descendants.
+---@return luavirt.snapshot[]
+function snap:descendants() end
+---@return boolean
+function snap:is_current() end
+---Reverts the domain to this snapshot.
+---@param opts? {running?: boolean, paused?: boolean, force?: boolean}
+function snap:revert(opts) end
+---Deletes this snapshot (and with `children`, its descendants), keeping every other snapshot's data. Returns the names deleted.
+---@param opts? {children?: boolean, children_only?: boolean, metadata?: boolean, mirror_pivot?: boolean, mirror_abort?: boolean}
+---@return string[]
+function snap:delete(opts) end
+
+---@class luavirt.job
+local job = {}
+---@return string
+function job:disk() end
+---`{type, current, ["end"], ready, status}`, or nil when the job has ended.
+---@return table?
+function job:info() end
+---Waits until the job is ready (copy, active commit) or done (pull, commit); then pivots or finishes if asked.
+---@param opts? {on_progress?: fun(done: integer, total: integer, stage: string), pivot?: boolean, finish?: boolean}
+function job:wait(opts) end
+function job:abort() end
+---Switches the disk to the job's new image (a ready copy or active commit).
+function job:pivot() end
+
+-- The assertion library and fixtures of `luavirt test`.
+
+---Registers a test.
+---@param name string
+---@param fn fun()
+function test(name, fn) end
+---@param actual any
+---@param expected any
+---@param msg? string
+function assert_eq(actual, expected, msg) end
+---@param actual any
+---@param unexpected any
+---@param msg? string
+function assert_ne(actual, unexpected, msg) end
+---@param v any
+---@param msg? string
+function assert_true(v, msg) end
+---@param v any
+---@param msg? string
+function assert_false(v, msg) end
+---@param v any
+---@param msg? string
+function assert_nil(v, msg) end
+---@param s string
+---@param pattern string
+---@param msg? string
+function assert_match(s, pattern, msg) end
+---@param list any[]
+---@param value any
+---@param msg? string
+function assert_contains(list, value, msg) end
+---Calls fn and expects an error whose code is `want` or whose message matches it. Returns the error.
+---@param fn fun()
+---@param want? string
+---@param msg? string
+---@return luavirt.error|string
+function assert_error(fn, want, msg) end
+
+---@class luavirt.fixture
+---@field dir string the test file's temporary folder
+fixture = {}
+---Creates a disk image with qemu-img; returns its path.
+---@param opts {name: string, format?: string, size?: string}
+---@return string
+function fixture.image(opts) end
+---Defines a domain with new images for its disks.
+---@param opts {name: string, disks?: {target: string, format?: string, size?: string, path?: string, bus?: string, mode?: string}[]}
+---@return luavirt.domain
+function fixture.domain(opts) end
+
+return luavirt
