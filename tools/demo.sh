@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on an embedded default: defines a domain with a qcow2 and a raw disk made by
 # qemu-img, manages its disk sets, starts it under QEMU (TCG), shows it running from another
-# process, and destroys it. Everything happens in a temporary state folder that is removed
+# process, destroys it, snapshots it and lists it from a Lua script. Everything happens in a temporary state folder that is removed
 # at the end (set KEEP=1 to keep it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,3 +36,8 @@ step pgrep -af "qemu-system-x86_64 -name guest=demo"
 step luavirt destroy demo
 step luavirt list --all
 step luavirt dumpxml demo
+# A snapshot of the qcow2 + raw domain (libvirt 9.0 refuses this one), and a Lua script.
+step luavirt snapshot-create-as demo before-upgrade --print-plan
+step luavirt snapshot-create-as demo before-upgrade
+step luavirt snapshot-list demo --parent
+step luavirt run examples/lua/inventory.lua
