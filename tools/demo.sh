@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on an embedded default: defines a domain with a qcow2 and a raw disk made by
 # qemu-img, manages its disk sets, starts it under QEMU (TCG), shows it running from another
-# process, destroys it, snapshots it and lists it from a Lua script. Everything happens in a temporary state folder that is removed
-# at the end (set KEEP=1 to keep it).
+# process, destroys it, snapshots it and lists it from a Lua script. Everything happens in a
+# temporary state folder that is removed at the end (set KEEP=1 to keep it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh

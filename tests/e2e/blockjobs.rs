@@ -203,3 +203,31 @@ fn ctrl_c_cancels_a_waiting_copy_and_leaves_the_disk_on_its_source() {
     assert_eq!(disk_image(&env, "x1", "vda").0, a);
     env.ok(&["destroy", "x1"]);
 }
+
+#[test]
+fn shallow_copies_keep_the_backing_chain_and_reused_destinations_are_used() {
+    let env = Env::new("shallow");
+    let a = running(&env, "s1");
+    env.ok(&["snapshot-create-as", "s1", "top", "--disk-only", "--diskspec", "vda,snapshot=external"]);
+    write_live(&env, "s1", "vda", 0x61);
+    let shallow = env.dir.join("shallow.qcow2");
+    env.ok(&["blockcopy", "s1", "vda", shallow.to_str().unwrap(), "--shallow", "--wait", "--pivot"]);
+    let d: serde_json::Value = serde_json::from_str(&env.ok(&["domblklist", "s1", "--details", "--json"])).unwrap();
+    assert_eq!(d[0]["source"], shallow.display().to_string());
+    assert_eq!(d[0]["backing"][0]["path"], a.display().to_string(), "a shallow copy keeps the base below it");
+    // --reuse-external copies into an image made beforehand (here: on the same base).
+    let reused = env.dir.join("reused.qcow2");
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(&a)
+        .arg(&reused)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = env.fails(&["blockcopy", "s1", "vda", reused.to_str().unwrap(), "--shallow", "--wait", "--pivot"], 1);
+    assert!(err.contains("already exists; pass --reuse-external"), "{err}");
+    env.ok(&["blockcopy", "s1", "vda", reused.to_str().unwrap(), "--shallow", "--reuse-external", "--wait", "--pivot"]);
+    assert_eq!(disk_image(&env, "s1", "vda").0, reused);
+    env.ok(&["destroy", "s1"]);
+    assert!(image_holds(&reused, "qcow2", 0x61));
+}

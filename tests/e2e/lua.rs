@@ -418,3 +418,35 @@ fn the_examples_run_against_real_domains() {
     env.ok(&["destroy", "ex"]);
     assert!(image_holds(&dest, "qcow2", 0x11));
 }
+
+#[test]
+fn the_time_limit_stops_a_long_block_job_wait_too() {
+    require("qemu-system-x86_64", "qemu-system-x86");
+    let env = Env::new("luawait");
+    let a = env.image("w-a.qcow2", "qcow2", "64M");
+    let out = std::process::Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", "write -P 0x31 0 48M"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    env.define_domain("w", &[("vda", &a, "qcow2")]);
+    env.ok(&["start", "w"]);
+    let dest = env.dir.join("slow.qcow2");
+    let script = r#"
+local dom = require("luavirt").connect():domain("w")
+local job = dom:block_copy{ disk = "vda", dest = "DEST", bandwidth = 1 }
+local ok, err = pcall(function() job:wait{ pivot = true } end)
+print("pcall did not stop the limit", ok, err)
+"#
+    .replace("DEST", dest.to_str().unwrap());
+    let r = run(&env, "wait.lua", &script, &["--timeout", "2"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("ran longer than its time limit (2s)"), "{}", r.stderr);
+    assert!(!r.stdout.contains("pcall did not stop"), "{}", r.stdout);
+    // The job was cancelled; the domain stays on its image, and still runs.
+    assert_eq!(env.ok(&["blockjob", "w", "vda"]), "No current block job for vda\n");
+    assert_eq!(luavirt_tests::disk_image(&env, "w", "vda").0, a);
+    assert_eq!(env.ok(&["domstate", "w"]), "running\n");
+    env.ok(&["destroy", "w"]);
+}

@@ -250,3 +250,84 @@ fn an_overlay_holding_internal_snapshots_is_not_merged_away() {
     assert!(disk_holds(&env, "m8", "vdb", 0x91), "s2 lost its data");
     assert!(image_holds(&b, "raw", 0x22), "the raw base changed");
 }
+
+#[test]
+fn deleting_an_external_snapshot_of_a_running_domain_commits_it_live() {
+    let env = Env::new("livedel");
+    let (a, _) = mixed(&env, "m9");
+    env.ok(&["start", "m9"]);
+    env.ok(&["snapshot-create-as", "m9", "s1", "--disk-only", "--diskspec", "vda,snapshot=external"]);
+    let overlay = disk_image(&env, "m9", "vda").0;
+    write_live(&env, "m9", "vda", 0xa1);
+    env.ok(&["snapshot-delete", "m9", "s1"]);
+    assert_eq!(disk_image(&env, "m9", "vda").0, a, "the domain should be back on its base image");
+    assert!(!overlay.exists());
+    write_live(&env, "m9", "vda", 0xa2);
+    env.ok(&["destroy", "m9"]);
+    assert!(image_holds(&a, "qcow2", 0xa2));
+}
+
+#[test]
+fn live_memory_saving_and_halt() {
+    let env = Env::new("livehalt");
+    mixed(&env, "m10");
+    env.ok(&["start", "m10"]);
+    write_live(&env, "m10", "vda", 0xb1);
+    let mem = env.dir.join("m10.mem");
+    env.ok(&[
+        "snapshot-create-as",
+        "m10",
+        "s",
+        "--memspec",
+        mem.to_str().unwrap(),
+        "--diskspec",
+        "vda,snapshot=external",
+        "--live",
+        "--halt",
+    ]);
+    assert_eq!(env.ok(&["domstate", "m10"]), "shut off\n", "--halt leaves the domain off");
+    env.ok(&["snapshot-revert", "m10", "s"]);
+    assert_eq!(env.ok(&["domstate", "m10"]), "running\n");
+    env.ok(&["destroy", "m10"]);
+    assert!(disk_holds(&env, "m10", "vda", 0xb1));
+}
+
+#[test]
+fn a_failure_half_way_rolls_back_what_was_made() {
+    let env = Env::new("rollback");
+    let (a, _) = mixed(&env, "m11");
+    let before = env.state_snapshot();
+    // vda goes internal first; vdb's overlay cannot be made in a folder that does not exist.
+    let err = env.fails(
+        &["snapshot-create-as", "m11", "half", "--diskspec", "vda", "--diskspec", "vdb,file=/nonexistent/dir/b.half"],
+        1,
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    let tags = std::process::Command::new("qemu-img").args(["snapshot", "-l"]).arg(&a).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&tags.stdout).contains("half"),
+        "vda kept the internal snapshot of a failed snapshot"
+    );
+    assert_eq!(env.state_snapshot(), before);
+}
+
+#[test]
+fn a_transient_overlay_left_by_a_qemu_that_ended_is_cleared() {
+    let env = Env::new("transgone");
+    mixed(&env, "m12");
+    env.ok(&["disk-mode", "m12", "vdb", "independent-nonpersistent"]);
+    env.ok(&["start", "m12"]);
+    let overlay = env.state.join("qemu/run/m12/transient-vdb.qcow2");
+    assert!(overlay.exists());
+    let pid: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.state.join("qemu/run/m12/state.json")).unwrap()).unwrap();
+    let pid = pid["pid"].as_i64().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+    {
+        std::thread::yield_now();
+    }
+    assert_eq!(env.ok(&["domstate", "m12"]), "shut off\n");
+    assert!(!overlay.exists(), "the transient overlay outlived its QEMU");
+}

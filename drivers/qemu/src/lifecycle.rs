@@ -29,7 +29,16 @@ fn hypervisor(message: String) -> DriverError {
 impl QemuDriver {
     /// The domain's QEMU, if one is running (a dead one reads as none).
     pub(crate) fn running(&self, name: &str) -> DriverResult<Option<RunState>> {
-        Ok(self.state.read_run_state(name)?.filter(|rs| process::is_alive(rs.pid, rs.start_time)))
+        let Some(rs) = self.state.read_run_state(name)? else { return Ok(None) };
+        if process::is_alive(rs.pid, rs.start_time) {
+            return Ok(Some(rs));
+        }
+        // QEMU ended without luavirt (the guest shut down, or it crashed): clear what it left,
+        // transient overlays included, unless a call that holds the domain is at work.
+        if let Some(_lock) = self.state.try_lock(name)? {
+            self.state.clear_run(name)?;
+        }
+        Ok(None)
     }
 
     /// `(LV_STATE_*, id)` of a domain. The id is QEMU's pid while it runs, else -1.

@@ -90,6 +90,12 @@ impl StateDir {
         lock_exclusive(&path).map_err(|e| DriverError::io("lock", &path, e))
     }
 
+    /// Takes the lock of `name` if nobody holds it.
+    pub fn try_lock(&self, name: &str) -> Result<Option<LockGuard>, DriverError> {
+        let path = self.root.join("locks").join(format!("{}.lock", Self::checked(name)?));
+        try_lock_exclusive(&path).map_err(|e| DriverError::io("lock", &path, e))
+    }
+
     /// Names of all defined domains, sorted.
     pub fn domain_names(&self) -> Result<Vec<String>, DriverError> {
         let dir = self.root.join("domains");
