@@ -253,6 +253,17 @@ fn a_dry_run_changes_no_file_and_says_what_it_would_do() {
     env.ok(&["snapshot-create-as", "d", "old"]);
     let files = |env: &Env| {
         let mut all = env.state_snapshot();
+        // Every path too, lock files included: a dry run creates nothing.
+        fn walk(dir: &Path, all: &mut std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    walk(&e.path(), all);
+                } else {
+                    all.entry(e.path()).or_default();
+                }
+            }
+        }
+        walk(&env.state, &mut all);
         for e in std::fs::read_dir(&env.dir).unwrap().flatten().filter(|e| e.path().is_file()) {
             all.insert(e.path(), std::fs::read(e.path()).unwrap());
         }
