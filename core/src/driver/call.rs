@@ -119,12 +119,15 @@ pub(crate) fn invoke(
         return Ok(st.out);
     }
     let code = ErrorCode::from_i32(rc);
-    let message = match st.error {
-        Some((_, m)) if !m.is_empty() => m,
-        _ => format!("Driver '{driver}' failed while {operation} (error code {rc}) without saying why"),
-    };
-    if code == ErrorCode::Unsupported && message.is_empty() {
-        return Err(Error::Unsupported { driver: driver.to_string(), operation: operation.to_string() });
+    match st.error {
+        Some((_, m)) if !m.is_empty() => Err(Error::Driver { code, message: m }),
+        // An unsupported answer without words: the host says what was not supported.
+        _ if code == ErrorCode::Unsupported => {
+            Err(Error::Unsupported { driver: driver.to_string(), operation: operation.to_string() })
+        }
+        _ => Err(Error::Driver {
+            code,
+            message: format!("Driver '{driver}' failed while {operation} (error code {rc}) without saying why"),
+        }),
     }
-    Err(Error::Driver { code, message })
 }
