@@ -28,7 +28,7 @@
 /**
  * Minor version of this ABI: the number of append-only extensions since the major began.
  */
-#define LV_ABI_MINOR 1
+#define LV_ABI_MINOR 2
 
 /**
  * Every call succeeded.
@@ -551,6 +551,14 @@ typedef struct LvDriverVtable {
    * new image, with `LV_BLOCK_JOB_FINISH` ends a copy on its source.
    */
   LvDomainStrOpFn domain_block_job_wait;
+  /**
+   * Finishes or undoes a change to domain `name` that an earlier call left unfinished
+   * (its process was killed), from the truth (the hypervisor, the files), and logs at
+   * warning level what it repaired; does nothing when there is none. The host calls it
+   * after taking its own lock on the domain and before it reads the domain to change it.
+   * A driver whose every change is a single atomic step leaves it NULL.
+   */
+  LvDomainOpFn domain_reconcile;
 } LvDriverVtable;
 
 /**

@@ -27,7 +27,7 @@ use std::ffi::c_void;
 /// Major version of this ABI. A host loads only drivers of the same major.
 pub const LV_ABI_MAJOR: u16 = 1;
 /// Minor version of this ABI: the number of append-only extensions since the major began.
-pub const LV_ABI_MINOR: u16 = 1;
+pub const LV_ABI_MINOR: u16 = 2;
 
 /// Every call succeeded.
 pub const LV_OK: i32 = 0;
@@ -314,7 +314,14 @@ pub struct LvDriverVtable {
     /// commit), reporting progress; then with `LV_BLOCK_JOB_PIVOT` switches the disk to the
     /// new image, with `LV_BLOCK_JOB_FINISH` ends a copy on its source.
     pub domain_block_job_wait: LvDomainStrOpFn,
-    // ---- ABI 1.2: append here ----
+    // ---- ABI 1.2: crash safety ----
+    /// Finishes or undoes a change to domain `name` that an earlier call left unfinished
+    /// (its process was killed), from the truth (the hypervisor, the files), and logs at
+    /// warning level what it repaired; does nothing when there is none. The host calls it
+    /// after taking its own lock on the domain and before it reads the domain to change it.
+    /// A driver whose every change is a single atomic step leaves it NULL.
+    pub domain_reconcile: LvDomainOpFn,
+    // ---- ABI 1.3: append here ----
 }
 
 /// What a driver says about itself. Returned by the driver's entry function; must stay valid
@@ -415,6 +422,7 @@ impl LvDriverVtable {
         domain_block_job_info: None,
         domain_block_job_abort: None,
         domain_block_job_wait: None,
+        domain_reconcile: None,
     };
 }
 

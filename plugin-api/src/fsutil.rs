@@ -1,13 +1,45 @@
-//! State files written so a crash never leaves a half-written one, and per-object locks so
-//! two luavirt processes never lose each other's changes.
+//! State files written so a crash never leaves a half-written one, per-object locks so two
+//! luavirt processes never lose each other's changes, and folders and files private to their
+//! owner whatever the umask (state and run folders 0700, state files 0600).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// Mode of the folders luavirt creates for its state: owner only.
+pub const PRIVATE_DIR: u32 = 0o700;
+/// Mode of the files luavirt creates for its state (definitions, records, memory files).
+pub const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates folder `dir` and its missing parents with mode 0700. Folders that exist keep
+/// their mode (a state folder given by the user is theirs to set).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
+    }
+    match DirBuilder::new().mode(PRIVATE_DIR).create(dir) {
+        // The umask may have taken bits off: set the mode exactly.
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the new file `path` with mode 0600 whatever the umask; fails if it exists.
+pub fn create_private_file(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(path)?;
+    f.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE))?;
+    Ok(f)
+}
+
 /// Writes `data` to `path` atomically: a temporary file in the same folder, fsync, rename over
-/// `path`, fsync of the folder. Readers see the old content or the new, never a mix.
+/// `path`, fsync of the folder. Readers see the old content or the new, never a mix. A new
+/// file gets mode 0600; a replaced one keeps its mode (a `.vmx` is often 0755).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -19,8 +51,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        // The new file keeps the old one's permissions (a .vmx is often 0755).
+        let mut f = create_private_file(&tmp)?;
         if let Ok(meta) = fs::metadata(path) {
             f.set_permissions(meta.permissions())?;
         }
@@ -52,12 +83,28 @@ impl LockGuard {
 /// Takes an exclusive lock on `path` (created with its folders if missing), waiting for any
 /// other holder to release it.
 pub fn lock_exclusive(path: &Path) -> io::Result<LockGuard> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    let file = open_lock_file(path)?;
     file.lock()?;
     Ok(LockGuard { _file: file, path: path.to_path_buf() })
+}
+
+/// Opens (creating if missing, mode 0600 in a 0700 folder) the lock file `path`.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(PRIVATE_FILE).open(path)
+}
+
+/// Removes file `path` if it exists, then syncs its folder so the removal survives a crash.
+pub fn remove_durably(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
 }
 
 /// luavirt's state folder, shared by the host and the drivers: `LUAVIRT_STATE_DIR` if set,
@@ -91,10 +138,7 @@ fn running_as_root() -> bool {
 
 /// Takes an exclusive lock on `path` if nobody holds it; `None` when someone does.
 pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<LockGuard>> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    let file = open_lock_file(path)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(LockGuard { _file: file, path: path.to_path_buf() })),
         Err(fs::TryLockError::WouldBlock) => Ok(None),
@@ -118,8 +162,29 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o751);
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        let fresh = dir.join("fresh");
+        write_atomic(&fresh, b"x").unwrap();
+        assert_eq!(fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o600);
+        fs::remove_file(&fresh).unwrap();
         let missing = dir.join("no/such/dir/file");
         assert!(write_atomic(&missing, b"x").is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn private_folders_are_0700_whatever_the_umask() {
+        let dir = std::env::temp_dir().join(format!("lv-fsutil-private-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        // SAFETY: umask has no memory effects; tests in this binary do not depend on it.
+        let old = unsafe { libc::umask(0) };
+        create_private_dir(&dir.join("a/b")).unwrap();
+        let lock = lock_exclusive(&dir.join("a/l.lock")).unwrap();
+        unsafe { libc::umask(old) };
+        for d in [dir.clone(), dir.join("a"), dir.join("a/b")] {
+            assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700, "{}", d.display());
+        }
+        assert_eq!(fs::metadata(lock.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        drop(lock);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,8 +6,9 @@
 //! - Documents every driver shares: lossless XML ([`xml`]), libvirt domain XML with a typed view
 //!   of disks and luavirt's disk sets ([`domain`]), `<domainsnapshot>` ([`snapshot`]), typed
 //!   parameter lists ([`params`]), connection URIs ([`uri`]).
-//! - [`fsutil`]: atomic state files and per-object locks, so every driver writes state the same
-//!   safe way.
+//! - [`fsutil`]: atomic state files, private folders and per-object locks, so every driver
+//!   writes state the same safe way; [`intent`]: records of multi-step changes that the next
+//!   call finishes or undoes after a crash; [`failpoint`]: where tests kill luavirt.
 //!
 //! This crate depends on nothing else of luavirt: a third-party driver needs only this crate
 //! (in Rust) or the header (in C).
@@ -16,7 +17,9 @@
 pub mod abi;
 pub mod domain;
 pub mod error;
+pub mod failpoint;
 pub mod fsutil;
+pub mod intent;
 pub mod kit;
 pub mod params;
 pub mod snapshot;

@@ -16,7 +16,7 @@ fn drivers_lists_the_qemu_driver_with_its_capabilities() {
     let env = Env::new("drivers");
     let out: serde_json::Value = serde_json::from_str(&env.ok(&["drivers", "--json"])).unwrap();
     let qemu = out["drivers"].as_array().unwrap().iter().find(|d| d["name"] == "qemu").expect("qemu driver loaded");
-    assert_eq!(qemu["abi"], "1.1");
+    assert_eq!(qemu["abi"], format!("1.{}", luavirt_plugin_api::abi::LV_ABI_MINOR));
     assert_eq!(qemu["schemes"], serde_json::json!(["qemu"]));
     assert_eq!(
         qemu["capabilities"],
@@ -89,7 +89,13 @@ fn misfit_drivers_are_refused_with_the_reason() {
     let reason = |file: &str| {
         out.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("{file} not reported:\n{out}")).to_string()
     };
-    assert!(reason("misfit_major.so").contains("built for driver ABI 2.0, this host speaks ABI 1.1"), "{out}");
+    assert!(
+        reason("misfit_major.so").contains(&format!(
+            "built for driver ABI 2.0, this host speaks ABI 1.{}",
+            luavirt_plugin_api::abi::LV_ABI_MINOR
+        )),
+        "{out}"
+    );
     assert!(
         reason("misfit_pointers.so").contains("built for 32-bit pointers, this host uses 64-bit pointers"),
         "{out}"

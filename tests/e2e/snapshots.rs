@@ -312,7 +312,7 @@ fn a_failure_half_way_rolls_back_what_was_made() {
 }
 
 #[test]
-fn a_transient_overlay_left_by_a_qemu_that_ended_is_cleared() {
+fn a_transient_overlay_left_by_a_qemu_that_ended_is_cleared_by_the_next_change() {
     let env = Env::new("transgone");
     mixed(&env, "m12");
     env.ok(&["disk-mode", "m12", "vdb", "independent-nonpersistent"]);
@@ -328,6 +328,10 @@ fn a_transient_overlay_left_by_a_qemu_that_ended_is_cleared() {
     {
         std::thread::yield_now();
     }
+    let before = env.state_snapshot();
     assert_eq!(env.ok(&["domstate", "m12"]), "shut off\n");
+    assert_eq!(env.state_snapshot(), before, "a read changed the state folder");
+    // The next change clears what the dead QEMU left.
+    env.ok(&["diskset", "add", "m12", "vda"]);
     assert!(!overlay.exists(), "the transient overlay outlived its QEMU");
 }

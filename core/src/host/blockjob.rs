@@ -154,7 +154,8 @@ impl Connection {
                 "--pivot switches to the copy and --finish stays on the source: choose one".into(),
             ));
         }
-        let _lock = self.lock_domain(domain)?;
+        // The driver locks the domain to start the job and to pivot, not while waiting.
+        drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
         let mut p = Params::new();
         p.push_str("dest", opts.dest.clone());
@@ -175,7 +176,7 @@ impl Connection {
     /// Pulls backing data into a disk, down to `base` (all of it without one).
     pub fn block_pull(&self, domain: &str, disk: &str, opts: &PullOptions, control: JobControl) -> Result<()> {
         let f = entry!(self, domain_block_pull, "block pull");
-        let _lock = self.lock_domain(domain)?;
+        drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
         let mut p = Params::new();
         if let Some(b) = &opts.base {
@@ -192,7 +193,7 @@ impl Connection {
         if opts.pivot && !opts.wait {
             return Err(Error::InvalidArg("--pivot needs --wait".into()));
         }
-        let _lock = self.lock_domain(domain)?;
+        drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
         let mut p = Params::new();
         for (k, v) in [("base", &opts.base), ("top", &opts.top)] {
@@ -237,8 +238,8 @@ impl Connection {
                 "pivot switches to the copy and finish stays on the source: choose one".into(),
             ));
         }
-        // Pivoting rewrites the definition: hold the domain's lock, as every change does.
-        let _lock = if pivot { Some(self.lock_domain(domain)?) } else { None };
+        // The driver takes the domain's lock to pivot, after the wait.
+        drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
         let flags = flags_of(&[(pivot, abi::LV_BLOCK_JOB_PIVOT), (finish, abi::LV_BLOCK_JOB_FINISH)]);
         let options = CallOptions { progress: control.progress, cancel: control.cancel };
@@ -264,7 +265,7 @@ impl Connection {
     /// Ends the disk's block job: cancels it, or with `pivot` switches the disk to the new image.
     pub fn block_job_abort(&self, domain: &str, disk: &str, pivot: bool) -> Result<()> {
         let f = entry!(self, domain_block_job_abort, "block jobs");
-        let _lock = self.lock_domain(domain)?;
+        drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
         let flags = flags_of(&[(pivot, abi::LV_BLOCK_JOB_PIVOT)]);
         let how = if pivot { "pivot" } else { "abort" };

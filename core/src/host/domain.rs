@@ -280,6 +280,7 @@ impl Connection {
     /// Starts a domain.
     pub fn start(&self, name: &str) -> Result<()> {
         let f = entry!(self, domain_create, "starting domains");
+        let _lock = self.lock_domain(name)?;
         self.read_domain(name)?;
         self.mutate(
             name,
@@ -292,6 +293,7 @@ impl Connection {
     /// Stops a domain at once.
     pub fn destroy(&self, name: &str) -> Result<()> {
         let f = entry!(self, domain_destroy, "destroying domains");
+        let _lock = self.lock_domain(name)?;
         self.read_domain(name)?;
         self.mutate(
             name,

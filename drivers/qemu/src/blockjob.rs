@@ -1,16 +1,26 @@
 //! Block jobs: `drive-mirror` (copy), `block-stream` (pull), `block-commit` (commit), and
 //! their info, cancel and pivot. Pull and commit also work on a shut-off domain through
 //! `qemu-img` (`rebase`, `commit`). A pivot points the definition at the new image.
+//!
+//! The domain's lock is held to start a job and to pivot, not while waiting: other calls
+//! (a disk-set change, `blockjob --abort`) go on meanwhile. A copy waited for is recorded
+//! ([`Copy`]) and a pivot too ([`Pivot`]), so that if luavirt is killed, the next call
+//! finishes the pivot QEMU made (the definition follows the disk) or cancels the copy and
+//! removes the file it made.
 
 use crate::QemuDriver;
 use crate::images::{self, qemu_img};
+use crate::intent::Change;
 use crate::monitor::{Monitor, Until};
-use crate::snapshot::mirror_job;
+use crate::snapshot::{known_images, mirror_job};
 use luavirt_plugin_api::abi::{
     LV_BLOCK_COPY_REUSE_EXT, LV_BLOCK_COPY_SHALLOW, LV_BLOCK_JOB_FINISH, LV_BLOCK_JOB_PIVOT, LV_BLOCK_JOB_WAIT,
 };
+use luavirt_plugin_api::failpoint;
+use luavirt_plugin_api::kit::Level;
 use luavirt_plugin_api::kit::{Call, DriverResult};
 use luavirt_plugin_api::{DriverError, ErrorCode, Params, Value};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
 
@@ -36,6 +46,34 @@ fn invalid(m: String) -> DriverError {
     DriverError::new(ErrorCode::InvalidArg, m)
 }
 
+/// A block copy waited for, as recorded before the job starts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Copy {
+    /// The disk.
+    pub disk: String,
+    /// Its image when the copy began.
+    pub source: String,
+    /// The copy.
+    pub dest: String,
+    /// luavirt made `dest` (no `--reuse-external`): it goes if the copy is undone.
+    pub created: bool,
+    /// Switch to the copy when ready.
+    pub pivot: bool,
+    /// End on the source when ready, keeping the copy.
+    pub finish: bool,
+}
+
+/// A pivot to a new image, as recorded before QEMU is asked to make it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Pivot {
+    /// The disk.
+    pub disk: String,
+    /// The job that pivots.
+    pub job: String,
+    /// The image the disk goes to, when known (a copy's file, a commit's base).
+    pub to: Option<String>,
+}
+
 impl QemuDriver {
     /// The block job running on disk `target`: `(job id, kind, QEMU's entry)`.
     fn job_on(
@@ -56,8 +94,99 @@ impl QemuDriver {
     fn follow_pivot(&self, name: &str, mon: &mut Monitor, target: &str) -> DriverResult {
         let (file, format) = mon.active_image(target)?;
         let (_, mut dom) = self.state.read_definition(name)?;
+        if dom.disk(target).and_then(|d| d.source.path().map(str::to_string)).as_deref() == Some(file.as_str()) {
+            return Ok(());
+        }
         dom.set_disk_source(target, &file, &format).map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
-        self.state.write_definition(name, &dom.to_xml())
+        self.state.write_definition(name, &dom.to_xml())?;
+        failpoint::hit("pivot:definition");
+        Ok(())
+    }
+
+    /// Completes the ready job `job` on `target`, so QEMU switches the disk to `to`, then
+    /// points the definition there; recorded first, so a kill half-way is finished later.
+    fn pivot(
+        &self,
+        name: &str,
+        mon: &mut Monitor,
+        target: &str,
+        job: &str,
+        to: Option<String>,
+        call: &mut Call,
+    ) -> DriverResult {
+        let pending = self.begin(name, Change::Pivot(Pivot { disk: target.to_string(), job: job.to_string(), to }))?;
+        failpoint::hit("pivot:begun");
+        mon.exec("block-job-complete", json!({ "device": job }))?;
+        mon.wait_block_job(job, Until::Done, call, "switching to the new image")?;
+        failpoint::hit("pivot:switched");
+        self.follow_pivot(name, mon, target)?;
+        pending.done()
+    }
+
+    /// Settles a pivot a killed call left: the definition follows the disk if QEMU switched
+    /// it, and a ready job is completed. Says what it did.
+    pub(crate) fn settle_pivot(&self, name: &str, p: &Pivot, call: &mut Call) -> DriverResult<String> {
+        if self.running(name)?.is_none() {
+            return Ok(format!("QEMU is not running, so the definition keeps disk {} where it was", p.disk));
+        }
+        let mut mon = self.monitor(name)?;
+        if let Some(info) = mon.block_job(&p.job)?
+            && info["ready"].as_bool() == Some(true)
+        {
+            mon.exec("block-job-complete", json!({ "device": p.job }))?;
+            mon.wait_block_job(&p.job, Until::Done, call, "switching to the new image")?;
+        }
+        if mon.block_job(&p.job)?.is_some() {
+            return Ok(format!("the job on disk {} is not ready and goes on; the disk stays where it was", p.disk));
+        }
+        self.follow_pivot(name, &mut mon, &p.disk)?;
+        Ok(format!("the definition now names the image QEMU uses for disk {}", p.disk))
+    }
+
+    /// Settles a block copy a killed call was waiting for: if QEMU switched to the copy the
+    /// definition follows; else the job is cancelled and the copy luavirt made removed.
+    pub(crate) fn settle_copy(&self, name: &str, c: &Copy, phase: &str, call: &mut Call) -> DriverResult<String> {
+        let job = format!("copy-{}", c.disk);
+        let qemu = self.running(name)?.is_some();
+        if qemu {
+            let mut mon = self.monitor(name)?;
+            let (file, _) = mon.active_image(&c.disk)?;
+            if file == c.dest {
+                self.follow_pivot(name, &mut mon, &c.disk)?;
+                return Ok(format!(
+                    "QEMU had switched disk {} to the copy; the definition now names {}",
+                    c.disk, c.dest
+                ));
+            }
+            if mon.block_job(&job)?.is_some() {
+                mon.exec("block-job-cancel", json!({ "device": job, "force": true }))?;
+                let _ = mon.wait_block_job(&job, Until::Done, call, "cancelling the copy");
+            } else if phase == "finishing" {
+                return Ok(format!("the copy ended on the source; {} is kept", c.dest));
+            }
+        } else if phase == "pivoting" {
+            return Ok(format!(
+                "QEMU is not running, so it cannot say whether it switched disk {}: the definition keeps {}, and the copy stays at {}",
+                c.disk, c.source, c.dest
+            ));
+        }
+        self.remove_unnamed(name, c.created.then_some(c.dest.as_str()), call)?;
+        Ok(format!("the copy of disk {} was cancelled{}", c.disk, if c.created { " and its file removed" } else { "" }))
+    }
+
+    /// Removes `file` unless the definition or a snapshot names it.
+    fn remove_unnamed(&self, name: &str, file: Option<&str>, call: &mut Call) -> DriverResult {
+        let Some(file) = file else { return Ok(()) };
+        let (_, dom) = self.state.read_definition(name)?;
+        if known_images(&dom, &self.read_tree(name)?).contains(file) {
+            return Ok(());
+        }
+        if let Err(e) = std::fs::remove_file(file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            call.log(Level::Warning, &format!("domain '{name}': could not remove {file}: {e}"));
+        }
+        Ok(())
     }
 
     /// `domain_block_copy`.
@@ -69,7 +198,7 @@ impl QemuDriver {
         flags: u32,
         call: &mut Call,
     ) -> DriverResult {
-        let _lock = self.state.lock(name)?;
+        let lock = self.lock_domain(name, call)?;
         let dest = params.get_str("dest").ok_or_else(|| invalid("Block copy needs a destination".into()))?.to_string();
         if !Path::new(&dest).is_absolute() {
             return Err(invalid(format!("The copy's destination {dest} must be an absolute path")));
@@ -98,10 +227,21 @@ impl QemuDriver {
             ));
         }
         let node = mon.top_node(target)?;
-        let (_, source_format) = mon.active_image(target)?;
+        let (source, source_format) = mon.active_image(target)?;
         let format = params.get_str("format").map(str::to_string).unwrap_or(source_format);
         let job = format!("copy-{target}");
-        mon.exec(
+        let wait = flags & LV_BLOCK_JOB_WAIT != 0;
+        let copy = Copy {
+            disk: target.to_string(),
+            source,
+            dest: dest.clone(),
+            created: !reuse,
+            pivot: flags & LV_BLOCK_JOB_PIVOT != 0,
+            finish: flags & LV_BLOCK_JOB_FINISH != 0,
+        };
+        // A copy nobody waits for is the user's job to end; one waited for is recorded.
+        let pending = if wait { Some(self.begin(name, Change::BlockCopy(copy.clone()))?) } else { None };
+        let started = mon.exec(
             "drive-mirror",
             with_speed(
                 json!({
@@ -111,20 +251,35 @@ impl QemuDriver {
                 }),
                 params,
             ),
-        )?;
-        if flags & LV_BLOCK_JOB_WAIT == 0 {
-            return Ok(());
+        );
+        let Some(mut pending) = pending else { return started.map(|_| ()) };
+        if let Err(e) = started {
+            pending.done()?;
+            return Err(e);
         }
-        mon.wait_block_job(&job, Until::Ready, call, "copying")?;
-        if flags & LV_BLOCK_JOB_PIVOT != 0 {
+        failpoint::hit("block-copy:started");
+        drop(lock);
+        let ready = mon.wait_block_job(&job, Until::Ready, call, "copying");
+        let _lock = self.state.lock(name)?;
+        if let Err(e) = ready {
+            // Cancelled here or by `blockjob --abort`, or failed: the job is gone.
+            self.remove_unnamed(name, copy.created.then_some(copy.dest.as_str()), call)?;
+            pending.done()?;
+            return Err(e);
+        }
+        failpoint::hit("block-copy:ready");
+        if copy.pivot {
+            pending.phase("pivoting")?;
             mon.exec("block-job-complete", json!({ "device": job }))?;
             mon.wait_block_job(&job, Until::Done, call, "switching to the copy")?;
+            failpoint::hit("block-copy:pivoted");
             self.follow_pivot(name, &mut mon, target)?;
-        } else if flags & LV_BLOCK_JOB_FINISH != 0 {
+        } else if copy.finish {
+            pending.phase("finishing")?;
             mon.exec("block-job-cancel", json!({ "device": job }))?;
             mon.wait_block_job(&job, Until::Done, call, "finishing the copy")?;
         }
-        Ok(())
+        pending.done()
     }
 
     /// `domain_block_pull`.
@@ -136,7 +291,7 @@ impl QemuDriver {
         flags: u32,
         call: &mut Call,
     ) -> DriverResult {
-        let _lock = self.state.lock(name)?;
+        let lock = self.lock_domain(name, call)?;
         let base = params.get_str("base").map(str::to_string);
         if self.running(name)?.is_none() {
             let (image, _) = self.offline_image(name, target)?;
@@ -162,6 +317,9 @@ impl QemuDriver {
             args["base-node"] = json!(node);
         }
         mon.exec("block-stream", with_speed(args, params))?;
+        failpoint::hit("block-pull:started");
+        // A pull changes no definition: QEMU rewrites the image's backing when it ends.
+        drop(lock);
         if flags & LV_BLOCK_JOB_WAIT != 0 {
             mon.wait_block_job(&format!("pull-{target}"), Until::Done, call, "pulling")?;
         }
@@ -177,7 +335,7 @@ impl QemuDriver {
         flags: u32,
         call: &mut Call,
     ) -> DriverResult {
-        let _lock = self.state.lock(name)?;
+        let lock = self.lock_domain(name, call)?;
         let base = params.get_str("base").map(str::to_string);
         let top = params.get_str("top").map(str::to_string);
         if self.running(name)?.is_none() {
@@ -190,7 +348,9 @@ impl QemuDriver {
                     .ok_or_else(|| invalid(format!("{top} has no backing image to commit into")))?,
             };
             self.check_in_chain(name, target, &top, Some(&base))?;
+            // The top keeps its data: a kill before the definition moves loses nothing.
             qemu_img(&["commit", "-q", "-b", &base, &top])?;
+            failpoint::hit("block-commit:committed");
             if top == image && flags & LV_BLOCK_JOB_PIVOT != 0 {
                 let (_, mut dom) = self.state.read_definition(name)?;
                 dom.set_disk_source(target, &base, &images::format_of(&base)?)
@@ -214,7 +374,13 @@ impl QemuDriver {
                 "{b} is not in the backing chain of disk {target} of domain '{name}'"
             )))?);
         }
+        let base_file = match &base {
+            Some(b) => Some(b.clone()),
+            None => images::backing_of(&mon.active_image(target)?.0)?,
+        };
         mon.exec("block-commit", with_speed(args, params))?;
+        failpoint::hit("block-commit:started");
+        drop(lock);
         if flags & LV_BLOCK_JOB_WAIT == 0 {
             return Ok(());
         }
@@ -223,9 +389,8 @@ impl QemuDriver {
         }
         mon.wait_block_job(&job, Until::Ready, call, "committing")?;
         if flags & LV_BLOCK_JOB_PIVOT != 0 {
-            mon.exec("block-job-complete", json!({ "device": job }))?;
-            mon.wait_block_job(&job, Until::Done, call, "switching to the base")?;
-            self.follow_pivot(name, &mut mon, target)?;
+            let _lock = self.lock_domain(name, call)?;
+            self.pivot(name, &mut mon, target, &job, base_file, call)?;
         }
         Ok(())
     }
@@ -259,14 +424,10 @@ impl QemuDriver {
         if !mirrors || flags & (LV_BLOCK_JOB_PIVOT | LV_BLOCK_JOB_FINISH) == 0 {
             return Ok(());
         }
-        drop(mon);
         // Ending the job changes the definition: take the domain's lock for it.
-        let _lock = self.state.lock(name)?;
-        let mut mon = self.monitor(name)?;
+        let _lock = self.lock_domain(name, call)?;
         if flags & LV_BLOCK_JOB_PIVOT != 0 {
-            mon.exec("block-job-complete", json!({ "device": job }))?;
-            mon.wait_block_job(&job, Until::Done, call, "pivoting")?;
-            return self.follow_pivot(name, &mut mon, target);
+            return self.pivot(name, &mut mon, target, &job, None, call);
         }
         mon.exec("block-job-cancel", json!({ "device": job }))?;
         mon.wait_block_job(&job, Until::Done, call, "finishing")
@@ -274,7 +435,9 @@ impl QemuDriver {
 
     /// `domain_block_job_abort`.
     pub(crate) fn block_job_abort_impl(&self, name: &str, target: &str, flags: u32, call: &mut Call) -> DriverResult {
-        let _lock = self.state.lock(name)?;
+        let pivot = flags & LV_BLOCK_JOB_PIVOT != 0;
+        // Cancelling may end a copy another call waits for (it then cleans up); a pivot may not.
+        let _lock = if pivot { self.lock_domain(name, call)? } else { self.lock_beside(name, call)? };
         let mut mon = self.monitor(name)?;
         let (job, kind, info) = self.job_on(&mut mon, target)?.ok_or_else(|| {
             DriverError::new(ErrorCode::InvalidState, format!("Disk {target} of domain '{name}' has no block job"))
@@ -287,7 +450,7 @@ impl QemuDriver {
                 ),
             ));
         }
-        if flags & LV_BLOCK_JOB_PIVOT != 0 {
+        if pivot {
             if info["ready"].as_bool() != Some(true) {
                 return Err(DriverError::new(
                     ErrorCode::InvalidState,
@@ -296,9 +459,7 @@ impl QemuDriver {
                     ),
                 ));
             }
-            mon.exec("block-job-complete", json!({ "device": job }))?;
-            mon.wait_block_job(&job, Until::Done, call, "pivoting")?;
-            return self.follow_pivot(name, &mut mon, target);
+            return self.pivot(name, &mut mon, target, &job, None, call);
         }
         mon.exec("block-job-cancel", json!({ "device": job, "force": true }))?;
         match mon.wait_block_job(&job, Until::Done, call, "cancelling") {

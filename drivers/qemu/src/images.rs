@@ -141,3 +141,15 @@ pub fn format_of(image: &str) -> Result<String, DriverError> {
     })?;
     Ok(info.format)
 }
+
+/// Whether `image`'s own layer (not its backing chain) holds any data: an overlay that a
+/// guest wrote to. False when it cannot be read.
+pub fn has_own_data(image: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Extent {
+        depth: u64,
+        data: bool,
+    }
+    let Ok(json) = qemu_img(&["map", "--output=json", "-U", image]) else { return false };
+    serde_json::from_str::<Vec<Extent>>(&json).is_ok_and(|map| map.iter().any(|e| e.depth == 0 && e.data))
+}

@@ -4,15 +4,21 @@
 //! (`?state=DIR`, else `LUAVIRT_STATE_DIR`, ...). A started domain is a real
 //! `qemu-system-*` process in a session of its own, so it outlives the `luavirt` process that
 //! started it; any later call finds it by pid and start time and talks to it over its QMP
-//! socket. A QEMU that died is reported as shut off and its run state cleaned up.
+//! socket. A QEMU that died is reported as shut off; the next change clears what it left.
+//!
+//! Every change that takes several steps records its intent first ([`intent`]), and the next
+//! call that takes the domain's lock finishes or undoes a change a killed call left
+//! ([`reconcile`]), so luavirt can be killed at any instruction without losing guest data.
 
 mod blockjob;
 mod cmdline;
 mod images;
+mod intent;
 mod lifecycle;
 mod monitor;
 mod process;
 mod qmp;
+mod reconcile;
 mod snapshot;
 mod state;
 
@@ -72,13 +78,14 @@ impl Driver for QemuDriver {
     fn define_xml(&self, xml: &str, _flags: u32, call: &mut Call) -> DriverResult {
         let mut dom = DomainXml::parse(xml, None).map_err(|e| DriverError::new(ErrorCode::Xml, e.to_string()))?;
         let name = dom.name();
-        let _lock = self.state.lock(&name)?;
+        let _lock = self.lock_beside(&name, call)?;
         if dom.uuid().is_none() {
             let uuid = luavirt_plugin_api::domain::generate_uuid()
                 .map_err(|e| DriverError::new(ErrorCode::Io, format!("Cannot generate a UUID: {e}")))?;
             dom.set_uuid(&uuid);
         }
         self.state.write_definition(&name, &dom.to_xml())?;
+        luavirt_plugin_api::failpoint::hit("define:written");
         let mut r = Params::new();
         r.push_str("name", name).push_str("uuid", dom.uuid().unwrap_or_default());
         call.emit_record(&r);
@@ -86,7 +93,7 @@ impl Driver for QemuDriver {
     }
 
     fn undefine(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        let _lock = self.state.lock(name)?;
+        let _lock = self.lock_domain(name, call)?;
         self.state.read_definition(name)?;
         let (state, _) = self.state_of(name, call)?;
         if state != LV_STATE_SHUTOFF {
@@ -120,20 +127,43 @@ impl Driver for QemuDriver {
         let (state, id) = self.state_of(name, call)?;
         let mut r = Params::new();
         r.push("state", Value::UInt(state)).push("id", Value::Int(id));
+        if let Some(i) = self.pending_change(name)? {
+            let since = luavirt_plugin_api::time::format_utc(i.started_at);
+            let what = i.change.describe();
+            r.push_str(
+                "reason",
+                if i.owner_alive() {
+                    format!("{what} in progress (pid {}, since {since})", i.pid)
+                } else {
+                    format!("interrupted {what} (at {since}); the next change to the domain finishes or undoes it")
+                },
+            );
+        }
         call.emit_record(&r);
         Ok(())
     }
 
     fn create(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        let _lock = self.state.lock(name)?;
+        let _lock = self.lock_domain(name, call)?;
         let (_, dom) = self.state.read_definition(name)?;
-        self.start(&dom, &lifecycle::StartOptions::default(), call)
+        let opts = lifecycle::StartOptions::default();
+        let pending = self.begin(name, intent::Change::Start(opts.clone()))?;
+        let started = self.start(&dom, &opts, call);
+        luavirt_plugin_api::failpoint::hit("start:running");
+        // A failed start stopped what it began.
+        pending.done()?;
+        started
     }
 
     fn destroy(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        let _lock = self.state.lock(name)?;
+        let _lock = self.lock_domain(name, call)?;
         self.state.read_definition(name)?;
         self.stop(name, call)
+    }
+
+    fn reconcile(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.state.read_definition(name)?;
+        self.lock_beside(name, call).map(|_| ())
     }
 
     fn get_block_info(&self, name: &str, disk: &str, _flags: u32, call: &mut Call) -> DriverResult {
@@ -218,5 +248,6 @@ luavirt_plugin_api::export_driver!(
         domain_block_job_info,
         domain_block_job_abort,
         domain_block_job_wait,
+        domain_reconcile,
     ]
 );

@@ -9,10 +9,14 @@ use luavirt_plugin_api::abi::{
     LV_STATE_CRASHED, LV_STATE_PAUSED, LV_STATE_PMSUSPENDED, LV_STATE_RUNNING, LV_STATE_SHUTDOWN, LV_STATE_SHUTOFF,
 };
 use luavirt_plugin_api::domain::DomainXml;
+use luavirt_plugin_api::failpoint;
+use luavirt_plugin_api::fsutil::{PRIVATE_FILE, create_private_dir};
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
 use luavirt_plugin_api::{DriverError, ErrorCode};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,18 +31,11 @@ fn hypervisor(message: String) -> DriverError {
 }
 
 impl QemuDriver {
-    /// The domain's QEMU, if one is running (a dead one reads as none).
+    /// The domain's QEMU, if one is running (a dead one reads as none; its leftovers are
+    /// cleared by the next change, never by a read).
     pub(crate) fn running(&self, name: &str) -> DriverResult<Option<RunState>> {
         let Some(rs) = self.state.read_run_state(name)? else { return Ok(None) };
-        if process::is_alive(rs.pid, rs.start_time) {
-            return Ok(Some(rs));
-        }
-        // QEMU ended without luavirt (the guest shut down, or it crashed): clear what it left,
-        // transient overlays included, unless a call that holds the domain is at work.
-        if let Some(_lock) = self.state.try_lock(name)? {
-            self.state.clear_run(name)?;
-        }
-        Ok(None)
+        Ok(process::is_alive(rs.pid, rs.start_time).then_some(rs))
     }
 
     /// `(LV_STATE_*, id)` of a domain. The id is QEMU's pid while it runs, else -1.
@@ -67,7 +64,7 @@ impl QemuDriver {
         Ok((state, rs.pid as i64))
     }
 
-    /// Starts `dom`'s QEMU; the caller holds the domain's lock.
+    /// Starts `dom`'s QEMU; the caller holds the domain's lock and has recorded the change.
     pub(crate) fn start(&self, dom: &DomainXml, opts: &StartOptions, call: &mut Call) -> DriverResult {
         let name = dom.name();
         if self.running(&name)?.is_some() {
@@ -81,7 +78,7 @@ impl QemuDriver {
             }
         }
         let run_dir = self.state.run_dir(&name)?;
-        std::fs::create_dir_all(&run_dir).map_err(|e| DriverError::io("create", &run_dir, e))?;
+        create_private_dir(&run_dir).map_err(|e| DriverError::io("create", &run_dir, e))?;
         let live = with_transient_overlays(dom, &run_dir)?;
         let mut plan = cmdline::build(&live)?;
         if opts.incoming.is_some() {
@@ -103,7 +100,12 @@ impl QemuDriver {
         let listeners = (0..MONITORS)
             .map(|k| {
                 let path = self.state.monitor_socket(&name, k)?;
-                UnixListener::bind(&path).map_err(|e| DriverError::io("create the monitor socket", &path, e))
+                let l =
+                    UnixListener::bind(&path).map_err(|e| DriverError::io("create the monitor socket", &path, e))?;
+                // Whoever connects runs commands as QEMU's user: owner only, whatever the umask.
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| DriverError::io("set the mode of", &path, e))?;
+                Ok(l)
             })
             .collect::<DriverResult<Vec<_>>>()?;
         let log_path = self.state.log_file(&name)?;
@@ -112,6 +114,7 @@ impl QemuDriver {
             .create(true)
             .append(true)
             .read(true)
+            .mode(PRIVATE_FILE)
             .open(&log_path)
             .map_err(|e| DriverError::io("open", &log_path, e))?;
         let log_start = log.seek(SeekFrom::End(0)).unwrap_or(0);
@@ -122,10 +125,12 @@ impl QemuDriver {
             plan.argv.join(" ")
         );
 
-        let mut child = process::spawn(&plan.argv, &listeners, &log)
+        // QEMU waits at its gate until its pid is recorded: it never holds image locks unseen.
+        let mut gated = process::spawn(&plan.argv, &listeners, &log)
             .map_err(|e| hypervisor(format!("Cannot run {}: {e}", plan.argv[0])))?;
         drop(listeners); // QEMU holds them now; if QEMU dies, connecting fails at once.
-        let pid = child.id() as i32;
+        failpoint::hit("start:spawned");
+        let pid = gated.child.id() as i32;
         let fail = |child: &mut std::process::Child, why: String| -> DriverError {
             let _ = child.kill();
             let _ = child.wait();
@@ -134,31 +139,56 @@ impl QemuDriver {
             hypervisor(format!("QEMU failed to start domain '{name}': {why}\n{}", output.trim_end()))
         };
         let Some(start_time) = process::start_time(pid) else {
-            return Err(fail(&mut child, "it exited at once".to_string()));
+            return Err(fail(&mut gated.child, "it exited at once".to_string()));
         };
         let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         if let Err(e) = self.state.write_run_state(&name, &RunState { pid, start_time, started_at }) {
-            return Err(fail(&mut child, e.message));
+            return Err(fail(&mut gated.child, e.message));
+        }
+        failpoint::hit("start:recorded");
+        if let Err(e) = gated.open() {
+            return Err(fail(&mut gated.child, format!("it did not pass its start gate ({e})")));
         }
         let qmp = match Qmp::connect(&self.state.monitor_socket(&name, 0)?, STARTUP_TIMEOUT) {
             Ok(q) => q,
             Err(e) => {
-                return Err(fail(&mut child, format!("its monitor did not answer ({e}); see {}", log_path.display())));
+                return Err(fail(
+                    &mut gated.child,
+                    format!("its monitor did not answer ({e}); see {}", log_path.display()),
+                ));
             }
         };
         drop(qmp);
+        failpoint::hit("start:monitor");
         if let Err(e) = self.resume_started(&name, opts, call) {
-            return Err(fail(&mut child, e.message));
+            return Err(fail(&mut gated.child, e.message));
         }
         // Reap QEMU when it exits if this process still runs then (a script, the watcher).
+        let mut child = gated.child;
         std::thread::spawn(move || child.wait());
         Ok(())
+    }
+
+    /// Settles a start that a killed call left unfinished (`finished`: it had got to its
+    /// last step): a QEMU whose guest ran is kept, one that never ran the guest is stopped,
+    /// so the domain is either running as asked or shut off. Says what it did.
+    pub(crate) fn settle_start(&self, name: &str, finished: bool, call: &mut Call) -> DriverResult<String> {
+        if self.running(name)?.is_none() {
+            self.state.clear_run(name)?;
+            return Ok("no QEMU of it runs; the domain is shut off".to_string());
+        }
+        let status = self.monitor(name).and_then(|mut m| m.status()).unwrap_or_default();
+        if finished || status == "running" {
+            return Ok(format!("its QEMU is up ({status}) and stays"));
+        }
+        self.stop(name, call)?;
+        Ok(format!("its QEMU had not run the guest yet ({status}); it was stopped and the domain is shut off"))
     }
 
     /// Brings a QEMU started with `-S` to where `opts` asks: memory loaded, running or paused.
     fn resume_started(&self, name: &str, opts: &StartOptions, call: &mut Call) -> DriverResult {
         let mut mon = self.monitor(name)?;
-        if let Some(file) = opts.incoming {
+        if let Some(file) = &opts.incoming {
             let _ = mon.exec(
                 "migrate-set-capabilities",
                 json!({ "capabilities": [{ "capability": "events", "state": true }] }),
@@ -166,10 +196,10 @@ impl QemuDriver {
             mon.exec("migrate-incoming", json!({ "uri": format!("exec:cat {}", sh_quote(file)) }))?;
             mon.wait_migration(call, "loading memory")?;
         }
-        if let Some((tag, vmstate, devices)) = &opts.load_internal {
-            let vm = mon.top_node(vmstate)?;
-            let nodes = devices.iter().map(|t| mon.top_node(t)).collect::<DriverResult<Vec<_>>>()?;
-            mon.run_job("snapshot-load", json!({ "tag": tag, "vmstate": vm, "devices": nodes }), "lv-load")?;
+        if let Some(l) = &opts.load_internal {
+            let vm = mon.top_node(&l.vmstate)?;
+            let nodes = l.disks.iter().map(|t| mon.top_node(t)).collect::<DriverResult<Vec<_>>>()?;
+            mon.run_job("snapshot-load", json!({ "tag": l.tag, "vmstate": vm, "devices": nodes }), "lv-load")?;
         }
         if !opts.paused {
             mon.exec("cont", Value::Null)?;
@@ -203,14 +233,25 @@ impl QemuDriver {
 }
 
 /// How `start` brings a domain up.
-#[derive(Default)]
-pub(crate) struct StartOptions<'a> {
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct StartOptions {
     /// Stay paused.
     pub paused: bool,
     /// Load memory saved in this file (`migrate` to `exec:`) before running.
-    pub incoming: Option<&'a str>,
-    /// Load memory from the internal snapshot `(tag, vmstate disk, disks)`.
-    pub load_internal: Option<(String, String, Vec<String>)>,
+    pub incoming: Option<String>,
+    /// Load memory from an internal snapshot.
+    pub load_internal: Option<LoadInternal>,
+}
+
+/// Memory kept in an internal snapshot.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct LoadInternal {
+    /// The snapshot's tag.
+    pub tag: String,
+    /// The disk whose image holds the memory.
+    pub vmstate: String,
+    /// Every disk taken internally.
+    pub disks: Vec<String>,
 }
 
 /// The domain as QEMU runs it: each `<transient/>` disk replaced by a fresh qcow2 overlay in

@@ -89,11 +89,12 @@ impl Monitor {
         })
     }
 
-    /// Disk `target`'s active image file and format, as QEMU sees them.
+    /// Disk `target`'s active image file and format, as QEMU sees them (always a plain
+    /// path: definitions hold nothing else).
     pub fn active_image(&mut self, target: &str) -> DriverResult<(String, String)> {
         let b = self.block_entry(target)?;
         let i = &b["inserted"];
-        Ok((i["file"].as_str().unwrap_or("").to_string(), i["drv"].as_str().unwrap_or("").to_string()))
+        Ok((plain_file(i["file"].as_str().unwrap_or("")), i["drv"].as_str().unwrap_or("").to_string()))
     }
 
     /// The format node reading `file`, if QEMU has the file open.
@@ -226,6 +227,39 @@ impl Monitor {
         }
     }
 
+    /// Waits for job `id` (if QEMU has it) to conclude, then dismisses it: what a killed
+    /// call that ran the job would have done.
+    pub fn settle_job(&mut self, id: &str) -> DriverResult {
+        let find = |mon: &mut Monitor| -> DriverResult<Option<String>> {
+            let jobs = mon.exec("query-jobs", Value::Null)?;
+            Ok(jobs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|j| j["id"] == id)
+                .map(|j| j["status"].as_str().unwrap_or("").to_string()))
+        };
+        let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            match find(self)?.as_deref() {
+                None => return Ok(()),
+                Some("concluded") => {
+                    self.exec("job-dismiss", json!({ "id": id }))?;
+                    return Ok(());
+                }
+                Some(_) if std::time::Instant::now() >= deadline => {
+                    return Err(DriverError::new(
+                        ErrorCode::Hypervisor,
+                        format!("QEMU of domain '{}' did not finish job {id} in {COMMAND_TIMEOUT:?}", self.domain),
+                    ));
+                }
+                Some(_) => {
+                    let _ = self.qmp.next_event(TICK).map_err(|e| self.fail("waiting for a job", e))?;
+                }
+            }
+        }
+    }
+
     /// Waits for an incoming or outgoing migration to end; `Ok` when it completed.
     pub fn wait_migration(&mut self, call: &mut Call, stage: &str) -> DriverResult<()> {
         loop {
@@ -253,4 +287,19 @@ impl Monitor {
 /// Quotes `s` for a POSIX shell (QEMU runs `exec:` migration URIs through `sh -c`).
 pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The image file QEMU names `file`: itself, or for a `json:{...}` description (an image
+/// opened with options, such as an overlay whose backing QEMU set) the filename inside it.
+pub fn plain_file(file: &str) -> String {
+    fn find(v: &Value) -> Option<String> {
+        if let Some(f) = v.get("filename").and_then(Value::as_str) {
+            return Some(f.to_string());
+        }
+        v.get("file").and_then(find)
+    }
+    file.strip_prefix("json:")
+        .and_then(|j| serde_json::from_str::<Value>(j).ok())
+        .and_then(|v| find(&v))
+        .unwrap_or_else(|| file.to_string())
 }

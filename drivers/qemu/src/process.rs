@@ -1,8 +1,15 @@
-//! QEMU processes: started detached (own session, output to a log) with the monitor socket
-//! handed over as fd 3, recognized later by pid and start time, waited for through a pidfd.
+//! QEMU processes: started detached (own session, output to a log) with the monitor sockets
+//! handed over as fds 3, 4, ..., recognized later by pid and start time, waited for through a
+//! pidfd.
+//!
+//! A QEMU takes its image locks as soon as it runs, so it must never run before its pid is
+//! recorded: [`spawn`] starts a shell that waits at a gate (a pipe) and only then becomes
+//! QEMU (`exec` keeps the pid and start time). The caller records the pid, then opens the
+//! gate with [`Gated::open`]. If the caller dies first, the pipe closes and the shell exits
+//! without ever running QEMU.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
@@ -13,12 +20,34 @@ use std::time::Duration;
 /// others follow.
 pub const FIRST_MONITOR_FD: RawFd = 3;
 
-/// Starts `argv` in a session of its own, so it outlives luavirt and the terminal, with
-/// stdout and stderr appended to `log` and `listeners` as fds 3, 4, ...
-pub fn spawn(argv: &[String], listeners: &[UnixListener], log: &File) -> io::Result<Child> {
+/// The shell script at the gate: wait for one line, then become the program with stdin on
+/// /dev/null; on end of file (the caller died) exit without running it.
+const GATE: &str = "read -r go || exit 70; exec \"$@\" </dev/null";
+
+/// A process waiting at its gate, then running.
+pub struct Gated {
+    /// The process (the shell, then the program: the same pid).
+    pub child: Child,
+}
+
+impl Gated {
+    /// Lets the process become the program.
+    pub fn open(&mut self) -> io::Result<()> {
+        let mut gate = self.child.stdin.take().ok_or_else(|| io::Error::other("the gate was opened already"))?;
+        gate.write_all(b"go\n")
+    }
+}
+
+/// Starts `argv` behind a gate, in a session of its own, so it outlives luavirt and the
+/// terminal, with stdout and stderr appended to `log` and `listeners` as fds 3, 4, ...
+pub fn spawn(argv: &[String], listeners: &[UnixListener], log: &File) -> io::Result<Gated> {
     let fds: Vec<RawFd> = listeners.iter().map(|l| l.as_raw_fd()).collect();
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?);
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", GATE, "luavirt-gate"])
+        .args(argv)
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?);
     // SAFETY: only async-signal-safe calls (setsid, fcntl, dup2) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -44,20 +73,12 @@ pub fn spawn(argv: &[String], listeners: &[UnixListener], log: &File) -> io::Res
             Ok(())
         });
     }
-    cmd.spawn()
+    Ok(Gated { child: cmd.spawn()? })
 }
 
 /// Start time of process `pid` (field 22 of /proc/PID/stat), if it exists.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: split after it.
-    let after = &stat[stat.rfind(')')? + 2..];
-    // `after` starts at field 3; field 22 is the 20th from there.
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None; // a zombie has exited
-    }
-    fields.get(19)?.parse().ok()
+    luavirt_plugin_api::intent::process_start(u32::try_from(pid).ok()?)
 }
 
 /// Whether the process `pid` that started at `started` still runs.

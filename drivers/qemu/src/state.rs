@@ -7,10 +7,15 @@
 //!                                    qmp-K.lock by one luavirt call at a time
 //! <state>/qemu/log/NAME.log          QEMU's output, appended at each start
 //! <state>/qemu/locks/NAME.lock       held while a call changes NAME
+//! <state>/qemu/intents/NAME.json     a change to NAME in progress (see crate::intent)
 //! ```
+//!
+//! Every folder is created 0700 and every file 0600, whatever the umask: the monitors run
+//! commands as QEMU's user, and memory files hold guest RAM.
 
 use luavirt_plugin_api::domain::{DomainXml, check_domain_name};
-use luavirt_plugin_api::fsutil::{LockGuard, lock_exclusive, try_lock_exclusive, write_atomic};
+use luavirt_plugin_api::fsutil::{LockGuard, create_private_dir, lock_exclusive, try_lock_exclusive, write_atomic};
+use luavirt_plugin_api::intent::IntentFile;
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -84,16 +89,16 @@ impl StateDir {
         Ok(self.root.join("log").join(format!("{}.log", Self::checked(name)?)))
     }
 
-    /// Takes the lock of `name`.
+    /// The record of a change to `name` in progress.
+    pub fn intents(&self, name: &str) -> Result<IntentFile, DriverError> {
+        Ok(IntentFile::new(self.root.join("intents").join(format!("{}.json", Self::checked(name)?))))
+    }
+
+    /// Takes the lock of `name` (callers that change the domain use
+    /// `QemuDriver::lock_domain`, which also reconciles).
     pub fn lock(&self, name: &str) -> Result<LockGuard, DriverError> {
         let path = self.root.join("locks").join(format!("{}.lock", Self::checked(name)?));
         lock_exclusive(&path).map_err(|e| DriverError::io("lock", &path, e))
-    }
-
-    /// Takes the lock of `name` if nobody holds it.
-    pub fn try_lock(&self, name: &str) -> Result<Option<LockGuard>, DriverError> {
-        let path = self.root.join("locks").join(format!("{}.lock", Self::checked(name)?));
-        try_lock_exclusive(&path).map_err(|e| DriverError::io("lock", &path, e))
     }
 
     /// Names of all defined domains, sorted.
@@ -179,10 +184,10 @@ impl StateDir {
     }
 }
 
-/// Creates the folder `path` goes in.
+/// Creates the folder `path` goes in (0700).
 pub fn ensure_parent(path: &Path) -> Result<(), DriverError> {
     match path.parent() {
-        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| DriverError::io("create", dir, e)),
+        Some(dir) => create_private_dir(dir).map_err(|e| DriverError::io("create", dir, e)),
         None => Ok(()),
     }
 }

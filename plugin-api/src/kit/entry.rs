@@ -155,6 +155,7 @@ entries! {
     domain_block_job_info => block_job_info(name: "domain name", disk: "disk name");
     domain_block_job_abort => block_job_abort(name: "domain name", disk: "disk name");
     domain_block_job_wait => block_job_wait(name: "domain name", disk: "disk name");
+    domain_reconcile => reconcile(name: "domain name");
 }
 
 /// Exports a [`Driver`] as a luavirt plugin: defines its vtable, its `LvDriverInfo` and the

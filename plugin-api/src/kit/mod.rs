@@ -198,4 +198,8 @@ pub trait Driver: Sized + Send + 'static {
     fn block_job_abort(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Ending block jobs"))
     }
+    /// Finishes or undoes a change to `name` that a killed call left unfinished.
+    fn reconcile(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Reconciling interrupted changes"))
+    }
 }

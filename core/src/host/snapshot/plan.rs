@@ -99,6 +99,49 @@ pub fn default_overlay(path: &str, name: &str) -> String {
     p.with_file_name(format!("{stem}.{name}")).display().to_string()
 }
 
+/// The overlay luavirt names for `path` in snapshot `name` when the user names none: the
+/// [`default_overlay`], unless a file has that name or another disk of the same snapshot
+/// takes it (`x.raw` and `x.img` share the stem `x`): then the whole file name plus the
+/// snapshot name (`x.raw.s1`), then `x.raw.s1-2`, ... With `reuse`, the default as it is.
+fn free_overlay(path: &str, name: &str, taken: &[String], reuse: bool) -> String {
+    let first = default_overlay(path, name);
+    if reuse {
+        return first;
+    }
+    let free = |c: &String| !taken.contains(c) && !Path::new(c).exists();
+    std::iter::once(first)
+        .chain(std::iter::once(format!("{path}.{name}")))
+        .chain((2..).map(|n| format!("{path}.{name}-{n}")))
+        .find(free)
+        .expect("some name is free")
+}
+
+/// Every file a snapshot creates (overlays, mirrors, the memory file) must be its own: two
+/// disks on one overlay would each overwrite the other.
+fn check_distinct(disks: &[PlannedDisk], memory: &PlannedMemory) -> std::result::Result<(), String> {
+    let mut seen: Vec<(&str, String)> = Vec::new();
+    let files = disks
+        .iter()
+        .flat_map(|p| {
+            [
+                p.file.as_deref().map(|f| (f, format!("the overlay of disk {}", p.target))),
+                p.mirror.as_deref().map(|m| (m, format!("the mirror of disk {}", p.target))),
+            ]
+        })
+        .chain(std::iter::once(match memory {
+            PlannedMemory::External { file } => Some((file.as_str(), "the memory file".to_string())),
+            _ => None,
+        }))
+        .flatten();
+    for (file, what) in files {
+        if let Some((_, other)) = seen.iter().find(|(f, _)| *f == file) {
+            return Err(format!("{other} and {what} are the same file {file}; give each its own"));
+        }
+        seen.push((file, what));
+    }
+    Ok(())
+}
+
 fn formats_with_internal_snapshots(format: &str) -> bool {
     format == "qcow2"
 }
@@ -144,8 +187,9 @@ impl SnapshotPlan {
             vec![true; disks.len()]
         };
 
-        let mut planned = Vec::new();
+        let mut planned: Vec<PlannedDisk> = Vec::new();
         for (i, d) in disks.iter().enumerate() {
+            let taken: Vec<String> = planned.iter().filter_map(|p| p.file.clone()).collect();
             let p = if !chosen[i] {
                 let why = if req.disks.is_empty() {
                     format!("not in disk set '{}'", req.disk_set.as_deref().unwrap_or(""))
@@ -154,12 +198,14 @@ impl SnapshotPlan {
                 };
                 PlannedDisk::no(d, why)
             } else {
-                plan_disk(d, specs[i].as_ref(), &name, req, running, overlays.contains(&d.target)).map_err(invalid)?
+                plan_disk(d, specs[i].as_ref(), &name, req, running, overlays.contains(&d.target), &taken)
+                    .map_err(invalid)?
             };
             planned.push(p);
         }
 
         let memory = plan_memory(req, running, &planned).map_err(invalid)?;
+        check_distinct(&planned, &memory).map_err(invalid)?;
         if req.halt && !running {
             return Err(invalid("--halt needs a running domain".to_string()));
         }
@@ -274,6 +320,7 @@ fn plan_disk(
     req: &SnapshotRequest,
     running: bool,
     overlay: bool,
+    taken: &[String],
 ) -> Result<PlannedDisk, String> {
     // A file or mirror without a mode means external, as libvirt reads it.
     let asked = spec.and_then(|s| {
@@ -350,7 +397,7 @@ fn plan_disk(
     let local = d.source.path().is_some_and(|p| Path::new(p).is_absolute());
     let file = match (spec_file, d.source.path()) {
         (Some(f), _) => Some(f),
-        (None, Some(path)) if local => Some(default_overlay(path, name)),
+        (None, Some(path)) if local => Some(free_overlay(path, name, taken, req.reuse_external)),
         // A datastore path or the like: the driver names the overlay as its hypervisor does.
         (None, Some(_)) => None,
         (None, None) => {

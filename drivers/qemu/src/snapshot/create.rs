@@ -1,21 +1,70 @@
-//! Taking a snapshot. All or nothing: what a failure half-way created is removed again.
+//! Taking a snapshot, all or nothing, and safe to kill at any step.
 //!
 //! Offline: `qemu-img snapshot -c` for internal disks, `qemu-img create -b` for overlays.
 //! Running: memory first (the domain is then paused: `migrate` to a file, or `snapshot-save`
 //! with the internal disks), then one `transaction` for the disks (atomic in QEMU), then the
-//! mirrors of a mirrored snapshot; then the domain runs again (or halts).
+//! mirrors of a mirrored snapshot. Then, in every case, the definition names the overlays,
+//! the snapshot is recorded, and the domain runs again (or halts).
+//!
+//! The [`Plan`] is recorded before the first step. A failure half-way undoes what was made;
+//! a kill half-way is settled by the next call ([`QemuDriver::settle_create`]): if the disks
+//! were switched (QEMU writes to the overlays, or the overlays hold data) it finishes the
+//! snapshot, else it removes what was made; either way the domain runs again if it ran.
 
-use super::{DiskWork, disk_work, mirror_job};
+use super::{DiskWork, disk_work, known_images, mirror_job};
 use crate::QemuDriver;
 use crate::images::{self, qemu_img};
+use crate::intent::Change;
 use crate::monitor::{Monitor, Until, sh_quote};
 use luavirt_plugin_api::abi::{
     LV_SNAPSHOT_CREATE_HALT, LV_SNAPSHOT_CREATE_LIVE, LV_SNAPSHOT_CREATE_NO_METADATA, LV_SNAPSHOT_CREATE_REUSE_EXT,
 };
+use luavirt_plugin_api::failpoint;
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
 use luavirt_plugin_api::snapshot::SnapshotXml;
 use luavirt_plugin_api::{DriverError, ErrorCode};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::path::Path;
+
+/// A snapshot being taken, as recorded before its first step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Plan {
+    /// The snapshot's name.
+    pub snapshot: String,
+    /// The record the snapshot tree gets (creation time, state, the definition before).
+    pub record: String,
+    /// Keep the record (no `--no-metadata`).
+    pub keep_metadata: bool,
+    /// The definition once the disks are switched: external disks on their overlays.
+    pub definition: String,
+    /// The disks taken.
+    pub disks: Vec<DiskWork>,
+    /// Memory: `no`, `internal` or `external`.
+    pub memory: String,
+    /// The memory file (external).
+    pub memory_file: Option<String>,
+    /// QEMU ran the domain: the work goes through QMP.
+    pub running: bool,
+    /// The guest was running, not paused: it runs again at the end.
+    pub was_running: bool,
+    /// Keep the guest running while its memory is saved (`--live`).
+    pub live_memory: bool,
+    /// Stop the domain at the end (`--halt`).
+    pub halt: bool,
+    /// The overlays exist already (`--reuse-external`): never removed.
+    pub reuse: bool,
+}
+
+impl Plan {
+    fn external(&self) -> impl Iterator<Item = &DiskWork> {
+        self.disks.iter().filter(|w| w.mode == "external")
+    }
+
+    fn internal(&self) -> impl Iterator<Item = &DiskWork> {
+        self.disks.iter().filter(|w| w.mode == "internal")
+    }
+}
 
 /// Something to undo if a later step fails.
 enum Undo {
@@ -40,7 +89,25 @@ fn undo_all(snap: &str, undo: Vec<Undo>, call: &mut Call) {
 impl QemuDriver {
     /// `domain_snapshot_create`.
     pub(crate) fn snapshot_create_impl(&self, name: &str, xml: &str, flags: u32, call: &mut Call) -> DriverResult {
-        let _lock = self.state.lock(name)?;
+        let _lock = self.lock_domain(name, call)?;
+        let plan = self.plan_create(name, xml, flags)?;
+        let mut pending = self.begin(name, Change::SnapshotCreate(plan.clone()))?;
+        failpoint::hit("snapshot-create:begun");
+        let made = if plan.running { self.create_live(name, &plan, call) } else { self.create_offline(&plan, call) };
+        if let Err(e) = made {
+            // What was made is undone; the domain runs again if it ran.
+            pending.done()?;
+            return Err(e);
+        }
+        pending.phase("switched")?;
+        let stored = self.finish_create(name, &plan, call)?;
+        pending.done()?;
+        call.emit_text(&stored.to_xml());
+        Ok(())
+    }
+
+    /// Checks the request and decides every step.
+    fn plan_create(&self, name: &str, xml: &str, flags: u32) -> DriverResult<Plan> {
         let (_, dom) = self.state.read_definition(name)?;
         let mut snap =
             SnapshotXml::parse(xml).map_err(|e| DriverError::new(ErrorCode::Xml, format!("Snapshot request: {e}")))?;
@@ -48,7 +115,7 @@ impl QemuDriver {
             .name
             .clone()
             .ok_or_else(|| DriverError::new(ErrorCode::InvalidArg, "The snapshot request has no name"))?;
-        let mut tree = self.read_tree(name)?;
+        let tree = self.read_tree(name)?;
         if tree.get(&snap_name).is_some() {
             return Err(DriverError::new(
                 ErrorCode::Exists,
@@ -56,9 +123,9 @@ impl QemuDriver {
             ));
         }
         self.refuse_while_mirroring(name, &tree, "take a snapshot")?;
-        let work = disk_work(&dom, &snap)?;
+        let disks = disk_work(&dom, &snap)?;
         let reuse = flags & LV_SNAPSHOT_CREATE_REUSE_EXT != 0;
-        for w in work.iter().filter(|w| w.mode == "internal") {
+        for w in disks.iter().filter(|w| w.mode == "internal") {
             if w.format != "qcow2" {
                 return Err(DriverError::new(
                     ErrorCode::InvalidArg,
@@ -78,54 +145,106 @@ impl QemuDriver {
                 ));
             }
         }
+        // New files must be new: an overlay or memory file that exists would be overwritten.
+        let mut new_files: Vec<&str> = Vec::new();
+        if !reuse {
+            new_files.extend(disks.iter().filter_map(|w| w.overlay.as_deref().filter(|_| w.mode == "external")));
+            new_files.extend(disks.iter().filter_map(|w| w.mirror.as_deref()));
+        }
         let memory = snap.memory.clone().map(|m| m.snapshot).unwrap_or_else(|| "no".to_string());
-        let state = if self.running(name)?.is_some() {
-            self.create_live(name, &snap, &work, flags, call)?
-        } else {
-            if memory != "no" {
-                return Err(DriverError::new(
-                    ErrorCode::InvalidState,
-                    format!("Domain '{name}' is shut off, so a snapshot of it has no memory"),
-                ));
-            }
-            self.create_offline(&snap_name, &work, reuse, call)?;
-            "shutoff".to_string()
-        };
-
-        // The definition now names the overlays; the record keeps the one from before.
+        let memory_file = snap.memory.as_ref().and_then(|m| m.file.clone()).filter(|_| memory == "external");
+        new_files.extend(memory_file.as_deref());
+        if let Some(f) = new_files.iter().find(|f| Path::new(f).exists()) {
+            return Err(DriverError::new(
+                ErrorCode::Exists,
+                format!("Snapshot '{snap_name}' of domain '{name}': {f} already exists; nothing was changed"),
+            ));
+        }
+        let running = self.running(name)?.is_some();
+        if !running && memory != "no" {
+            return Err(DriverError::new(
+                ErrorCode::InvalidState,
+                format!("Domain '{name}' is shut off, so a snapshot of it has no memory"),
+            ));
+        }
+        let was_running = running && self.monitor(name)?.status()? == "running";
         let mut after = dom.clone();
-        for w in work.iter().filter(|w| w.mode == "external") {
+        for w in disks.iter().filter(|w| w.mode == "external") {
             after
                 .set_disk_source(&w.target, w.overlay.as_deref().expect("checked"), "qcow2")
                 .map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
         }
-        if after != dom {
-            self.state.write_definition(name, &after.to_xml())?;
-        }
         snap.creation_time = Some(luavirt_plugin_api::time::now_secs());
-        snap.state = Some(state);
+        snap.state = Some(
+            match (running, memory.as_str()) {
+                (false, _) => "shutoff",
+                (true, "no") => "disk-snapshot",
+                _ if was_running => "running",
+                _ => "paused",
+            }
+            .to_string(),
+        );
         snap.domain = Some(dom.document().root.clone());
-        if flags & LV_SNAPSHOT_CREATE_NO_METADATA == 0 {
-            tree.add(snap.clone());
-            self.write_tree(name, &tree)?;
-            snap = tree.get(&snap_name).cloned().expect("just added");
-        }
-        if flags & LV_SNAPSHOT_CREATE_HALT != 0 && self.running(name)?.is_some() {
-            self.stop(name, call)?;
-        }
-        call.emit_text(&snap.to_xml());
-        Ok(())
+        Ok(Plan {
+            snapshot: snap_name,
+            record: snap.to_xml(),
+            keep_metadata: flags & LV_SNAPSHOT_CREATE_NO_METADATA == 0,
+            definition: after.to_xml(),
+            disks,
+            memory,
+            memory_file,
+            running,
+            was_running,
+            live_memory: flags & LV_SNAPSHOT_CREATE_LIVE != 0,
+            halt: flags & LV_SNAPSHOT_CREATE_HALT != 0,
+            reuse,
+        })
     }
 
-    fn create_offline(&self, snap: &str, work: &[DiskWork], reuse: bool, call: &mut Call) -> DriverResult {
+    /// The switch and after: the definition names the overlays, the snapshot is recorded,
+    /// the domain runs again or halts. Each step is skipped when done already, so the next
+    /// call can finish a snapshot that a kill interrupted. Returns the snapshot as stored.
+    fn finish_create(&self, name: &str, plan: &Plan, call: &mut Call) -> DriverResult<SnapshotXml> {
+        let (text, _) = self.state.read_definition(name)?;
+        if text != plan.definition {
+            self.state.write_definition(name, &plan.definition)?;
+        }
+        failpoint::hit("snapshot-create:definition");
+        let record = SnapshotXml::parse(&plan.record)
+            .map_err(|e| DriverError::new(ErrorCode::Internal, format!("The snapshot record does not parse: {e}")))?;
+        let mut stored = record.clone();
+        if plan.keep_metadata {
+            let mut tree = self.read_tree(name)?;
+            if tree.get(&plan.snapshot).is_none() {
+                tree.add(record);
+                self.write_tree(name, &tree)?;
+            }
+            stored = tree.get(&plan.snapshot).cloned().expect("just added");
+        }
+        failpoint::hit("snapshot-create:metadata");
+        if plan.running && self.running(name)?.is_some() {
+            if plan.halt {
+                self.stop(name, call)?;
+            } else if plan.was_running {
+                let mut mon = self.monitor(name)?;
+                if mon.status()? != "running" {
+                    mon.exec("cont", Value::Null)?;
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    fn create_offline(&self, plan: &Plan, call: &mut Call) -> DriverResult {
+        let snap = plan.snapshot.as_str();
         let mut undo = Vec::new();
-        for w in work {
+        for w in &plan.disks {
             let step = match w.mode.as_str() {
                 "internal" => qemu_img(&["snapshot", "-c", snap, &w.image])
                     .map(|_| undo.push(Undo::InternalTag { image: w.image.clone() })),
                 "external" => {
                     let overlay = w.overlay.as_deref().expect("checked");
-                    if reuse {
+                    if plan.reuse {
                         check_reused_overlay(overlay, &w.image)
                     } else {
                         images::create_overlay(overlay, &w.image, &w.format)
@@ -142,38 +261,26 @@ impl QemuDriver {
                 ));
             }
         }
+        failpoint::hit("snapshot-create:images");
         Ok(())
     }
 
-    /// Takes the snapshot of a running domain; returns the state word for the record.
-    fn create_live(
-        &self,
-        name: &str,
-        snap: &SnapshotXml,
-        work: &[DiskWork],
-        flags: u32,
-        call: &mut Call,
-    ) -> DriverResult<String> {
-        let snap_name = snap.name.clone().unwrap_or_default();
+    /// Takes the snapshot of a running domain, up to the disk switch and the mirrors; the
+    /// domain is left paused if the memory step paused it.
+    fn create_live(&self, name: &str, plan: &Plan, call: &mut Call) -> DriverResult {
+        let snap_name = plan.snapshot.as_str();
         let mut mon = self.monitor(name)?;
-        let was_running = mon.status()? == "running";
-        let memory = snap
-            .memory
-            .clone()
-            .unwrap_or(luavirt_plugin_api::snapshot::SnapshotMemory { snapshot: "no".into(), file: None });
-        let live = flags & LV_SNAPSHOT_CREATE_LIVE != 0;
-        let reuse = flags & LV_SNAPSHOT_CREATE_REUSE_EXT != 0;
         let resume = |mon: &mut Monitor| {
-            if was_running {
+            if plan.was_running {
                 let _ = mon.exec("cont", Value::Null);
             }
         };
-        if memory.snapshot != "no" && !(memory.snapshot == "external" && live) && was_running {
+        if plan.memory != "no" && !(plan.memory == "external" && plan.live_memory) && plan.was_running {
             mon.exec("stop", Value::Null)?;
         }
 
         // Memory first: after it the domain is paused, so the disks match it.
-        let internal: Vec<&DiskWork> = work.iter().filter(|w| w.mode == "internal").collect();
+        let internal: Vec<&DiskWork> = plan.internal().collect();
         let fail = |mon: &mut Monitor, e: DriverError, what: &str| {
             resume(mon);
             DriverError::new(
@@ -181,16 +288,10 @@ impl QemuDriver {
                 format!("Snapshot '{snap_name}' of domain '{name}': {what}{}; nothing was changed", e.message),
             )
         };
-        let saved = match memory.snapshot.as_str() {
+        let saved = match plan.memory.as_str() {
             "external" => {
-                let file = memory.file.clone().unwrap_or_default();
-                let _ = mon.exec(
-                    "migrate-set-capabilities",
-                    json!({ "capabilities": [{ "capability": "events", "state": true }] }),
-                );
-                let r = mon
-                    .exec("migrate", json!({ "uri": format!("exec:cat > {}", sh_quote(&file)) }))
-                    .and_then(|_| mon.wait_migration(call, "saving memory"));
+                let file = plan.memory_file.clone().unwrap_or_default();
+                let r = save_memory(&mut mon, &file, call);
                 r.map(|_| SavedMemory::File(file.clone())).inspect_err(|_| {
                     let _ = std::fs::remove_file(&file);
                 })
@@ -211,22 +312,23 @@ impl QemuDriver {
             _ => Ok(SavedMemory::None),
         };
         let saved = saved.map_err(|e| fail(&mut mon, e, ""))?;
+        failpoint::hit("snapshot-create:memory");
 
         // The disks, in one transaction (atomic in QEMU).
         let transaction = (|| {
             let mut actions = Vec::new();
-            for w in work {
+            for w in &plan.disks {
                 let node = mon.top_node(&w.target)?;
                 match w.mode.as_str() {
-                    "internal" if memory.snapshot != "internal" => {
+                    "internal" if plan.memory != "internal" => {
                         actions.push(json!({ "type": "blockdev-snapshot-internal-sync", "data": { "device": node, "name": snap_name } }));
                     }
                     "external" => {
                         let overlay = w.overlay.clone().expect("checked");
-                        if reuse {
+                        if plan.reuse {
                             check_reused_overlay(&overlay, &w.image)?;
                         }
-                        let mode = if reuse { "existing" } else { "absolute-paths" };
+                        let mode = if plan.reuse { "existing" } else { "absolute-paths" };
                         let new_node = mon.fresh_node_name(&format!("lv-{}", w.target))?;
                         actions.push(json!({ "type": "blockdev-snapshot-sync", "data": {
                             "node-name": node, "snapshot-file": overlay, "snapshot-node-name": new_node, "format": "qcow2", "mode": mode } }));
@@ -240,15 +342,16 @@ impl QemuDriver {
             Ok(())
         })();
         if let Err(e) = transaction {
-            saved.undo(&mut mon, &snap_name);
+            saved.undo(&mut mon, snap_name);
             return Err(fail(&mut mon, e, ""));
         }
+        failpoint::hit("snapshot-create:transaction");
 
         // Mirrors: each new overlay is copied to its mirror, which then follows every write.
         let mut mirrored = Vec::new();
-        for w in work.iter().filter(|w| w.mirror.is_some()) {
+        for w in plan.disks.iter().filter(|w| w.mirror.is_some()) {
             let job = mirror_job(&w.target);
-            let mode = if reuse { "existing" } else { "absolute-paths" };
+            let mode = if plan.reuse { "existing" } else { "absolute-paths" };
             let started = mon
                 .top_node(&w.target)
                 .and_then(|node| {
@@ -262,22 +365,13 @@ impl QemuDriver {
                 for job in &mirrored {
                     let _ = mon.exec("block-job-cancel", json!({ "device": job, "force": true }));
                 }
-                self.undo_disks(&mut mon, &snap_name, work, memory.snapshot != "internal", call);
-                saved.undo(&mut mon, &snap_name);
+                self.undo_disks(&mut mon, snap_name, &plan.disks, plan.memory != "internal", call);
+                saved.undo(&mut mon, snap_name);
                 return Err(fail(&mut mon, e, &format!("the mirror of disk {} failed: ", w.target)));
             }
         }
-        let status = if memory.snapshot == "no" {
-            "disk-snapshot"
-        } else if was_running {
-            "running"
-        } else {
-            "paused"
-        };
-        if flags & LV_SNAPSHOT_CREATE_HALT == 0 {
-            resume(&mut mon);
-        }
-        Ok(status.to_string())
+        failpoint::hit("snapshot-create:mirrors");
+        Ok(())
     }
 
     /// Takes back what the disk transaction did on a running domain: each overlay is
@@ -322,6 +416,147 @@ impl QemuDriver {
             }
         }
     }
+
+    /// Settles a snapshot a killed call left: finished if its disks were switched, else
+    /// undone. Says which.
+    pub(crate) fn settle_create(&self, name: &str, plan: &Plan, call: &mut Call) -> DriverResult<String> {
+        let (_, dom) = self.state.read_definition(name)?;
+        let defined = plan.external().count() > 0
+            && plan
+                .external()
+                .all(|w| dom.disk(&w.target).and_then(|d| d.source.path().map(str::to_string)) == w.overlay);
+        let recorded = self.read_tree(name)?.get(&plan.snapshot).is_some();
+        let qemu = plan.running && self.running(name)?.is_some();
+        let switched = if defined || recorded {
+            true
+        } else if qemu {
+            let mut mon = self.monitor(name)?;
+            end_memory_work(&mut mon, call)?;
+            match plan.external().next() {
+                Some(w) => Some(mon.active_image(&w.target)?.0) == w.overlay,
+                None => all_tagged(plan)?,
+            }
+        } else {
+            match plan.external().next() {
+                // QEMU is gone: an overlay it wrote to holds the guest's latest data.
+                Some(_) => plan.external().any(|w| w.overlay.as_deref().is_some_and(images::has_own_data)),
+                None => all_tagged(plan)?,
+            }
+        };
+        if !switched {
+            self.undo_create(name, plan, qemu, call)?;
+            return Ok(format!(
+                "its disks had not been switched, so it was undone: nothing of snapshot '{}' is kept{}",
+                plan.snapshot,
+                if qemu && plan.was_running { " and the domain runs again" } else { "" }
+            ));
+        }
+        let mut plan = plan.clone();
+        if qemu {
+            self.drop_missing_mirrors(name, &mut plan)?;
+        }
+        self.finish_create(name, &plan, call)?;
+        Ok(format!(
+            "its disks had been switched, so it was finished: snapshot '{}' is recorded and the definition names its overlays",
+            plan.snapshot
+        ))
+    }
+
+    /// A mirror whose job never started (or ended) is not claimed by the record; its
+    /// half-made file goes.
+    fn drop_missing_mirrors(&self, name: &str, plan: &mut Plan) -> DriverResult {
+        let mut mon = self.monitor(name)?;
+        let mut record = SnapshotXml::parse(&plan.record)
+            .map_err(|e| DriverError::new(ErrorCode::Internal, format!("The snapshot record does not parse: {e}")))?;
+        for w in plan.disks.iter_mut().filter(|w| w.mirror.is_some()) {
+            if mon.block_job(&mirror_job(&w.target))?.is_some() {
+                continue;
+            }
+            if let Some(m) = w.mirror.take().filter(|_| !plan.reuse) {
+                let _ = std::fs::remove_file(m);
+            }
+            for d in record.disks.iter_mut().filter(|d| d.name == w.target) {
+                d.mirror_file = None;
+            }
+        }
+        plan.record = record.to_xml();
+        Ok(())
+    }
+
+    /// Removes what a snapshot that never switched made: its internal tags, the overlays,
+    /// mirrors and memory file nothing names; the domain runs again if it ran.
+    fn undo_create(&self, name: &str, plan: &Plan, qemu: bool, call: &mut Call) -> DriverResult {
+        let mut mon = if qemu { Some(self.monitor(name)?) } else { None };
+        for w in plan.internal() {
+            if !Path::new(&w.image).is_file() || !images::internal_snapshots(&w.image)?.contains(&plan.snapshot) {
+                continue;
+            }
+            match mon.as_mut().map(|m| m.node_of_file(&w.image)).transpose()?.flatten() {
+                Some(node) => {
+                    let m = mon.as_mut().expect("node came from the monitor");
+                    m.exec("blockdev-snapshot-delete-internal-sync", json!({ "device": node, "name": plan.snapshot }))?;
+                }
+                None => {
+                    qemu_img(&["snapshot", "-d", &plan.snapshot, &w.image])?;
+                }
+            }
+        }
+        let (_, dom) = self.state.read_definition(name)?;
+        let named = known_images(&dom, &self.read_tree(name)?);
+        let mut made: Vec<&str> = Vec::new();
+        if !plan.reuse {
+            made.extend(plan.external().filter_map(|w| w.overlay.as_deref()));
+            made.extend(plan.disks.iter().filter_map(|w| w.mirror.as_deref()));
+        }
+        made.extend(plan.memory_file.as_deref());
+        for f in made.into_iter().filter(|f| !named.contains(*f)) {
+            if let Err(e) = std::fs::remove_file(f)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                call.log(Level::Warning, &format!("domain '{name}': could not remove {f}: {e}"));
+            }
+        }
+        if let Some(m) = mon.as_mut()
+            && plan.was_running
+            && m.status()? != "running"
+        {
+            m.exec("cont", Value::Null)?;
+        }
+        Ok(())
+    }
+}
+
+/// Saves the guest's memory into `file` (created 0600 first: it holds guest RAM).
+fn save_memory(mon: &mut Monitor, file: &str, call: &mut Call) -> DriverResult {
+    luavirt_plugin_api::fsutil::create_private_file(Path::new(file))
+        .map_err(|e| DriverError::io("create the memory file", Path::new(file), e))?;
+    let _ =
+        mon.exec("migrate-set-capabilities", json!({ "capabilities": [{ "capability": "events", "state": true }] }));
+    mon.exec("migrate", json!({ "uri": format!("exec:cat > {}", sh_quote(file)) }))?;
+    mon.wait_migration(call, "saving memory")
+}
+
+/// Ends memory work a killed call left running in QEMU: a migration to a file is cancelled,
+/// a `snapshot-save` job is waited for and dismissed.
+fn end_memory_work(mon: &mut Monitor, call: &mut Call) -> DriverResult {
+    let status = mon.exec("query-migrate", Value::Null)?["status"].as_str().unwrap_or("").to_string();
+    if matches!(status.as_str(), "setup" | "active" | "pre-switchover" | "device" | "cancelling") {
+        let _ = mon.exec("migrate_cancel", Value::Null);
+        let _ = mon.wait_migration(call, "cancelling the memory save");
+    }
+    mon.settle_job("lv-save")
+}
+
+/// Whether every internal disk's image holds the snapshot's tag.
+fn all_tagged(plan: &Plan) -> DriverResult<bool> {
+    let mut any = false;
+    for w in plan.internal() {
+        if !images::internal_snapshots(&w.image)?.contains(&plan.snapshot) {
+            return Ok(false);
+        }
+        any = true;
+    }
+    Ok(any)
 }
 
 /// Memory a running snapshot saved, to take back if the disks fail.

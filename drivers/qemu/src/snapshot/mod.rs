@@ -7,9 +7,9 @@
 //! sources are the snapshot's point-in-time images (an internal snapshot lives in that image;
 //! an external one *is* that image, now read-only below the overlay).
 
-mod create;
-mod delete;
-mod revert;
+pub(crate) mod create;
+pub(crate) mod delete;
+pub(crate) mod revert;
 mod store;
 
 use crate::QemuDriver;
@@ -21,7 +21,7 @@ use luavirt_plugin_api::{DriverError, ErrorCode, Params};
 use std::collections::BTreeSet;
 
 /// One disk's part in a snapshot, with the image it applies to.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DiskWork {
     pub target: String,
     /// `internal`, `external` or `manual`.

@@ -125,3 +125,25 @@ fn an_overlay_goes_external_again() {
     assert_eq!(p.disks[0].snapshot, "external");
     assert!(p.disks[0].reason.contains("overlay of an earlier external snapshot"));
 }
+
+#[test]
+fn disks_whose_images_share_a_stem_get_their_own_default_overlays() {
+    let d = DomainXml::parse("<domain><name>x</name><devices><disk type='file'><driver type='raw'/><source file='/i/x.raw'/><target dev='vda'/></disk><disk type='file'><driver type='raw'/><source file='/i/x.img'/><target dev='vdb'/></disk></devices></domain>", None).unwrap();
+    let p = SnapshotPlan::resolve(&d, &req("s1"), false, &[]).unwrap();
+    assert_eq!(p.disks[0].file.as_deref(), Some("/i/x.s1"));
+    assert_eq!(p.disks[1].file.as_deref(), Some("/i/x.img.s1"));
+    // An existing file with the default name is stepped around, not overwritten.
+    let dir = std::env::temp_dir().join(format!("lv-plan-stem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("y.s1"), "x").unwrap();
+    let y = dir.join("y.qcow2").display().to_string();
+    let d = DomainXml::parse(&format!("<domain><name>y</name><devices><disk type='file'><driver type='raw'/><source file='{y}'/><target dev='vda'/></disk></devices></domain>"), None).unwrap();
+    let p = SnapshotPlan::resolve(&d, &req("s1"), false, &[]).unwrap();
+    assert_eq!(p.disks[0].file.as_deref(), Some(format!("{y}.s1").as_str()));
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Two diskspecs naming one file are refused before anything is made.
+    let mut r = req("s2");
+    r.disks = vec![DiskSpec::parse("vda,file=/o/same").unwrap(), DiskSpec::parse("vdb,file=/o/same").unwrap()];
+    let e = SnapshotPlan::resolve(&dom(), &r, false, &[]).unwrap_err().to_string();
+    assert!(e.contains("the overlay of disk vda and the overlay of disk vdb are the same file /o/same"), "{e}");
+}
