@@ -5,6 +5,8 @@
 //! The binary and the plugins must be built first (`cargo build --workspace`; `tools/test.sh`
 //! does it).
 
+pub mod crash;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -263,10 +265,9 @@ pub fn validate_domain(file: &Path) -> Result<(), String> {
     }
 }
 
-/// Runs HMP command lines on a running domain's monitor (QMP `human-monitor-command`) and
-/// returns what each printed. `qemu-io` output goes to QEMU's log, not here: check data with
-/// [`image_holds`] after the domain stops.
-pub fn hmp(env: &Env, domain: &str, lines: &[&str]) -> Vec<String> {
+/// Runs QMP commands `(command, arguments)` on a running domain's monitor and returns each
+/// reply (`return` or `error`).
+pub fn qmp_session(env: &Env, domain: &str, commands: &[(&str, serde_json::Value)]) -> Vec<serde_json::Value> {
     use std::io::{BufRead, BufReader, Write};
     // Claim a monitor the way luavirt does (qmp-K.lock), so a luavirt call never waits on us.
     let run = env.state.join("qemu/run").join(domain);
@@ -291,19 +292,37 @@ pub fn hmp(env: &Env, domain: &str, lines: &[&str]) -> Vec<String> {
     read_reply(&mut reader);
     writeln!(writer, "{}", serde_json::json!({ "execute": "qmp_capabilities" })).unwrap();
     read_reply(&mut reader);
-    lines
+    commands
         .iter()
-        .map(|l| {
-            writeln!(
-                writer,
-                "{}",
-                serde_json::json!({ "execute": "human-monitor-command", "arguments": { "command-line": l } })
-            )
-            .unwrap();
-            let r = read_reply(&mut reader);
-            r["return"].as_str().unwrap_or_else(|| panic!("HMP {l}: {r}")).to_string()
+        .map(|(c, a)| {
+            writeln!(writer, "{}", serde_json::json!({ "execute": c, "arguments": a })).unwrap();
+            read_reply(&mut reader)
         })
         .collect()
+}
+
+/// Runs one QMP command on a running domain and returns its `return` value.
+pub fn qmp(env: &Env, domain: &str, command: &str, arguments: serde_json::Value) -> serde_json::Value {
+    let r = qmp_session(env, domain, &[(command, arguments)]).remove(0);
+    r.get("return").cloned().unwrap_or_else(|| panic!("QMP {command}: {r}"))
+}
+
+/// Runs HMP command lines on a running domain's monitor (QMP `human-monitor-command`) and
+/// returns what each printed. `qemu-io` output goes to QEMU's log, not here: check data with
+/// [`image_holds`] after the domain stops.
+pub fn hmp(env: &Env, domain: &str, lines: &[&str]) -> Vec<String> {
+    let commands: Vec<(&str, serde_json::Value)> =
+        lines.iter().map(|l| ("human-monitor-command", serde_json::json!({ "command-line": l }))).collect();
+    qmp_session(env, domain, &commands)
+        .into_iter()
+        .zip(lines)
+        .map(|(r, l)| r["return"].as_str().unwrap_or_else(|| panic!("HMP {l}: {r}")).to_string())
+        .collect()
+}
+
+/// [`hmp`], for the crash checks.
+pub fn hmp_on(env: &Env, domain: &str, lines: &[&str]) -> Vec<String> {
+    hmp(env, domain, lines)
 }
 
 /// Writes `pattern` over the first MiB of disk `target` of a running domain, through its
@@ -329,13 +348,32 @@ pub fn write_offline(image: &Path, format: &str, pattern: u8) {
 
 /// Whether the first MiB of `image` (read through its backing chain) holds `pattern`.
 pub fn image_holds(image: &Path, format: &str, pattern: u8) -> bool {
+    image_holds_at(image, format, pattern, 0)
+}
+
+/// Whether the MiB at `offset_mib` of `image` (read through its backing chain) holds `pattern`.
+pub fn image_holds_at(image: &Path, format: &str, pattern: u8, offset_mib: u32) -> bool {
     Command::new("qemu-io")
-        .args(["-r", "-U", "-f", format, "-c", &format!("read -P {pattern:#x} 0 1M")])
+        .args(["-r", "-U", "-f", format, "-c", &format!("read -P {pattern:#x} {offset_mib}M 1M")])
         .arg(image)
         .output()
         .expect("qemu-io runs")
         .status
         .success()
+}
+
+/// The format of `image`, as `qemu-img info` detects it.
+pub fn format_of(image: &Path) -> String {
+    let out = Command::new("qemu-img").args(["info", "--output=json", "-U"]).arg(image).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["format"].as_str().unwrap_or("raw").to_string()
+}
+
+/// The backing file of `image`, if it has one.
+pub fn backing_of(image: &Path) -> Option<String> {
+    let out = Command::new("qemu-img").args(["info", "--output=json", "-U"]).arg(image).output().ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["full-backing-filename"].as_str().or(v["backing-filename"].as_str()).map(str::to_string)
 }
 
 /// The image disk `target` of `domain` uses now, and its format, from `domblklist --details`.

@@ -54,6 +54,15 @@ pub enum Command {
     Domstate {
         /// Domain name.
         domain: String,
+        /// Also why: a change in progress, or one a killed luavirt left unfinished.
+        #[arg(long)]
+        reason: bool,
+    },
+    /// Finish or undo a change that a killed luavirt left unfinished on a domain (every
+    /// change to the domain does this first; this does only that).
+    Recover {
+        /// Domain name.
+        domain: String,
     },
     /// List a domain's disks.
     Domblklist {

@@ -89,9 +89,22 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             let text = if xml.ends_with('\n') { xml.clone() } else { format!("{xml}\n") };
             out(text, json!({ "domain": domain, "xml": xml }))
         }
-        Command::Domstate { domain } => {
+        Command::Domstate { domain, reason } => {
             let (state, id) = conn.domain_state(&domain)?;
-            out(format!("{}\n", state.as_str()), json!({ "domain": domain, "state": state, "id": id }))
+            let why = if reason { conn.domain_state_reason(&domain)? } else { None };
+            let text = match &why {
+                Some(r) => format!("{} ({r})\n", state.as_str()),
+                None => format!("{}\n", state.as_str()),
+            };
+            let mut j = json!({ "domain": domain, "state": state, "id": id });
+            if reason {
+                j["reason"] = json!(why);
+            }
+            out(text, j)
+        }
+        Command::Recover { domain } => {
+            conn.recover(&domain)?;
+            out(format!("Domain '{domain}' has no unfinished change\n"), json!({ "domain": domain, "recovered": true }))
         }
         Command::Domblklist { domain, details } => domblklist(&conn, &domain, details)?,
         Command::Start { domain } => {

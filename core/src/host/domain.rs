@@ -193,6 +193,25 @@ impl Connection {
         Ok((DomainState::from_abi(r.get_u64("state").unwrap_or(0)), r.get_i64("id").filter(|i| *i >= 0)))
     }
 
+    /// Why the domain is in its state, when the driver says: a change in progress, or one a
+    /// killed luavirt left unfinished.
+    pub fn domain_state_reason(&self, name: &str) -> Result<Option<String>> {
+        let f = entry!(self, domain_get_state, "reading domain state");
+        let r = self
+            .call_domain("reading domain state", f, name, 0)
+            .map_err(|e| self.explain_missing(name, e))?
+            .into_record();
+        Ok(r.get_str("reason").map(str::to_string))
+    }
+
+    /// Finishes or undoes a change that a killed luavirt left unfinished on domain `name`.
+    /// Every change does this first; this does only that.
+    pub fn recover(&self, name: &str) -> Result<()> {
+        self.read_domain(name)?;
+        self.mutate(name, || "finish or undo an unfinished change".to_string(), || self.lock_domain(name).map(drop))?;
+        Ok(())
+    }
+
     /// Defines a domain from XML (`source_name`, a file name, goes into errors). A missing
     /// `<uuid>` is added (the existing domain's, or a new one); disk set memberships of disks
     /// that are no longer in the domain are dropped. Everything else is kept as written.
@@ -253,6 +272,7 @@ impl Connection {
     ) -> Result<()> {
         let text = dom.to_xml();
         let ran = self.mutate(name, change, || {
+            luavirt_plugin_api::failpoint::hit("definition:before-write");
             self.call("defining a domain", &Default::default(), |h, c| unsafe { f(h, LvStr::from_str(&text), 0, c) })
         })?;
         if ran.is_none() {

@@ -3,10 +3,10 @@
 //! `qemu-img` (`rebase`, `commit`). A pivot points the definition at the new image.
 //!
 //! The domain's lock is held to start a job and to pivot, not while waiting: other calls
-//! (a disk-set change, `blockjob --abort`) go on meanwhile. A copy waited for is recorded
-//! ([`Copy`]) and a pivot too ([`Pivot`]), so that if luavirt is killed, the next call
-//! finishes the pivot QEMU made (the definition follows the disk) or cancels the copy and
-//! removes the file it made.
+//! (a disk-set change, `blockjob --abort`) go on meanwhile. A job the call is to end (wait,
+//! then pivot or finish) is recorded ([`Ending`]), and so is a pivot ([`Pivot`]): if luavirt
+//! is killed, the next call finishes the pivot QEMU made (the definition follows the disk)
+//! or cancels the job and removes the copy it made.
 
 use crate::QemuDriver;
 use crate::images::{self, qemu_img};
@@ -46,20 +46,24 @@ fn invalid(m: String) -> DriverError {
     DriverError::new(ErrorCode::InvalidArg, m)
 }
 
-/// A block copy waited for, as recorded before the job starts.
+/// A copy or commit the call waits for and then ends, as recorded before the job starts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Copy {
+pub(crate) struct Ending {
+    /// `copy` or `commit`.
+    pub kind: String,
+    /// QEMU's job id.
+    pub job: String,
     /// The disk.
     pub disk: String,
-    /// Its image when the copy began.
+    /// Its image when the job began.
     pub source: String,
-    /// The copy.
-    pub dest: String,
-    /// luavirt made `dest` (no `--reuse-external`): it goes if the copy is undone.
+    /// Where the disk goes at a pivot: the copy, or the commit's base.
+    pub target: String,
+    /// luavirt made `target` (a copy without `--reuse-external`): it goes if undone.
     pub created: bool,
-    /// Switch to the copy when ready.
+    /// Switch to `target` when ready.
     pub pivot: bool,
-    /// End on the source when ready, keeping the copy.
+    /// End a copy on the source when ready, keeping the copy.
     pub finish: bool,
 }
 
@@ -143,35 +147,36 @@ impl QemuDriver {
         Ok(format!("the definition now names the image QEMU uses for disk {}", p.disk))
     }
 
-    /// Settles a block copy a killed call was waiting for: if QEMU switched to the copy the
-    /// definition follows; else the job is cancelled and the copy luavirt made removed.
-    pub(crate) fn settle_copy(&self, name: &str, c: &Copy, phase: &str, call: &mut Call) -> DriverResult<String> {
-        let job = format!("copy-{}", c.disk);
-        let qemu = self.running(name)?.is_some();
-        if qemu {
+    /// Settles a job a killed call was to end: if QEMU switched the disk the definition
+    /// follows; else the job is cancelled and a copy luavirt made removed.
+    pub(crate) fn settle_ending(&self, name: &str, e: &Ending, phase: &str, call: &mut Call) -> DriverResult<String> {
+        if self.running(name)?.is_some() {
             let mut mon = self.monitor(name)?;
-            let (file, _) = mon.active_image(&c.disk)?;
-            if file == c.dest {
-                self.follow_pivot(name, &mut mon, &c.disk)?;
-                return Ok(format!(
-                    "QEMU had switched disk {} to the copy; the definition now names {}",
-                    c.disk, c.dest
-                ));
+            let (file, _) = mon.active_image(&e.disk)?;
+            if file == e.target && file != e.source {
+                self.follow_pivot(name, &mut mon, &e.disk)?;
+                return Ok(format!("QEMU had switched disk {}; the definition now names {}", e.disk, e.target));
             }
-            if mon.block_job(&job)?.is_some() {
-                mon.exec("block-job-cancel", json!({ "device": job, "force": true }))?;
-                let _ = mon.wait_block_job(&job, Until::Done, call, "cancelling the copy");
+            if mon.block_job(&e.job)?.is_some() {
+                mon.exec("block-job-cancel", json!({ "device": e.job, "force": true }))?;
+                let _ = mon.wait_block_job(&e.job, Until::Done, call, "cancelling the job");
             } else if phase == "finishing" {
-                return Ok(format!("the copy ended on the source; {} is kept", c.dest));
+                return Ok(format!("the copy ended on the source; {} is kept", e.target));
             }
         } else if phase == "pivoting" {
             return Ok(format!(
-                "QEMU is not running, so it cannot say whether it switched disk {}: the definition keeps {}, and the copy stays at {}",
-                c.disk, c.source, c.dest
+                "QEMU is not running, so it cannot say whether it switched disk {}: the definition keeps {}, and {} stays as it is",
+                e.disk, e.source, e.target
             ));
         }
-        self.remove_unnamed(name, c.created.then_some(c.dest.as_str()), call)?;
-        Ok(format!("the copy of disk {} was cancelled{}", c.disk, if c.created { " and its file removed" } else { "" }))
+        self.remove_unnamed(name, e.created.then_some(e.target.as_str()), call)?;
+        Ok(format!(
+            "the {} job on disk {} was cancelled{}; the disk stays on {}",
+            e.kind,
+            e.disk,
+            if e.created { " and its copy removed" } else { "" },
+            e.source
+        ))
     }
 
     /// Removes `file` unless the definition or a snapshot names it.
@@ -230,17 +235,19 @@ impl QemuDriver {
         let (source, source_format) = mon.active_image(target)?;
         let format = params.get_str("format").map(str::to_string).unwrap_or(source_format);
         let job = format!("copy-{target}");
-        let wait = flags & LV_BLOCK_JOB_WAIT != 0;
-        let copy = Copy {
+        let copy = Ending {
+            kind: "copy".to_string(),
+            job: job.clone(),
             disk: target.to_string(),
             source,
-            dest: dest.clone(),
+            target: dest.clone(),
             created: !reuse,
             pivot: flags & LV_BLOCK_JOB_PIVOT != 0,
             finish: flags & LV_BLOCK_JOB_FINISH != 0,
         };
-        // A copy nobody waits for is the user's job to end; one waited for is recorded.
-        let pending = if wait { Some(self.begin(name, Change::BlockCopy(copy.clone()))?) } else { None };
+        // A job the call will end is recorded; one left running is the user's to end.
+        let ends = flags & LV_BLOCK_JOB_WAIT != 0 && (copy.pivot || copy.finish);
+        let pending = if ends { Some(self.begin(name, Change::BlockJob(copy.clone()))?) } else { None };
         let started = mon.exec(
             "drive-mirror",
             with_speed(
@@ -252,18 +259,23 @@ impl QemuDriver {
                 params,
             ),
         );
-        let Some(mut pending) = pending else { return started.map(|_| ()) };
         if let Err(e) = started {
-            pending.done()?;
+            if let Some(p) = pending {
+                p.done()?;
+            }
             return Err(e);
         }
         failpoint::hit("block-copy:started");
         drop(lock);
+        if flags & LV_BLOCK_JOB_WAIT == 0 {
+            return Ok(());
+        }
         let ready = mon.wait_block_job(&job, Until::Ready, call, "copying");
+        let Some(mut pending) = pending else { return ready };
         let _lock = self.state.lock(name)?;
         if let Err(e) = ready {
             // Cancelled here or by `blockjob --abort`, or failed: the job is gone.
-            self.remove_unnamed(name, copy.created.then_some(copy.dest.as_str()), call)?;
+            self.remove_unnamed(name, copy.created.then_some(copy.target.as_str()), call)?;
             pending.done()?;
             return Err(e);
         }
@@ -378,7 +390,24 @@ impl QemuDriver {
             Some(b) => Some(b.clone()),
             None => images::backing_of(&mon.active_image(target)?.0)?,
         };
-        mon.exec("block-commit", with_speed(args, params))?;
+        let pivot = flags & LV_BLOCK_JOB_WAIT != 0 && flags & LV_BLOCK_JOB_PIVOT != 0 && top_node == device;
+        let ending = Ending {
+            kind: "commit".to_string(),
+            job: job.clone(),
+            disk: target.to_string(),
+            source: mon.active_image(target)?.0,
+            target: base_file.clone().unwrap_or_default(),
+            created: false,
+            pivot: true,
+            finish: false,
+        };
+        let pending = if pivot { Some(self.begin(name, Change::BlockJob(ending))?) } else { None };
+        if let Err(e) = mon.exec("block-commit", with_speed(args, params)) {
+            if let Some(p) = pending {
+                p.done()?;
+            }
+            return Err(e);
+        }
         failpoint::hit("block-commit:started");
         drop(lock);
         if flags & LV_BLOCK_JOB_WAIT == 0 {
@@ -387,12 +416,20 @@ impl QemuDriver {
         if top_node != device {
             return mon.wait_block_job(&job, Until::Done, call, "committing");
         }
-        mon.wait_block_job(&job, Until::Ready, call, "committing")?;
-        if flags & LV_BLOCK_JOB_PIVOT != 0 {
-            let _lock = self.lock_domain(name, call)?;
-            self.pivot(name, &mut mon, target, &job, base_file, call)?;
+        let ready = mon.wait_block_job(&job, Until::Ready, call, "committing");
+        let Some(mut pending) = pending else { return ready };
+        let _lock = self.state.lock(name)?;
+        if let Err(e) = ready {
+            pending.done()?;
+            return Err(e);
         }
-        Ok(())
+        pending.phase("pivoting")?;
+        failpoint::hit("block-commit:ready");
+        mon.exec("block-job-complete", json!({ "device": job }))?;
+        mon.wait_block_job(&job, Until::Done, call, "switching to the base")?;
+        failpoint::hit("block-commit:pivoted");
+        self.follow_pivot(name, &mut mon, target)?;
+        pending.done()
     }
 
     /// `domain_block_job_info`.

@@ -30,8 +30,9 @@ pub(crate) enum Change {
     MirrorEnd(crate::snapshot::delete::MirrorEnd),
     /// A block job that switches the disk to another image (copy or active commit pivot).
     Pivot(crate::blockjob::Pivot),
-    /// `blockcopy --wait`: the copy is undone if the call does not see it through.
-    BlockCopy(crate::blockjob::Copy),
+    /// A copy or commit waited for and then ended (pivot, finish): the job is undone if the
+    /// call does not see it through.
+    BlockJob(crate::blockjob::Ending),
 }
 
 impl Change {
@@ -47,7 +48,7 @@ impl Change {
                 Some(to) => format!("the pivot of disk {} to {to}", p.disk),
                 None => format!("the pivot of disk {}", p.disk),
             },
-            Change::BlockCopy(c) => format!("the block copy of disk {} to {}", c.disk, c.dest),
+            Change::BlockJob(e) => format!("the block {} of disk {} to {}", e.kind, e.disk, e.target),
         }
     }
 }

@@ -97,14 +97,27 @@ impl Monitor {
         Ok((plain_file(i["file"].as_str().unwrap_or("")), i["drv"].as_str().unwrap_or("").to_string()))
     }
 
-    /// The format node reading `file`, if QEMU has the file open.
+    /// The format node reading `file`, if QEMU has the file open: not its protocol node,
+    /// nor a filter a job put above it (which reports the same file).
     pub fn node_of_file(&mut self, file: &str) -> DriverResult<Option<String>> {
+        const NOT_FORMATS: &[&str] = &[
+            "file",
+            "host_device",
+            "mirror_top",
+            "commit_top",
+            "copy-before-write",
+            "copy-on-read",
+            "throttle",
+            "preallocate",
+            "compress",
+            "blkdebug",
+        ];
         let nodes = self.exec("query-named-block-nodes", json!({ "flat": true }))?;
         Ok(nodes
             .as_array()
             .into_iter()
             .flatten()
-            .find(|n| n["file"].as_str() == Some(file) && !matches!(n["drv"].as_str(), Some("file" | "host_device")))
+            .find(|n| n["file"].as_str() == Some(file) && !NOT_FORMATS.contains(&n["drv"].as_str().unwrap_or("")))
             .and_then(|n| n["node-name"].as_str().map(str::to_string)))
     }
 

@@ -24,12 +24,12 @@ impl QemuDriver {
         let what = intent.change.describe();
         let settled = match &intent.change {
             Change::Start(_) => self.settle_start(name, intent.phase == "started", call),
-            Change::SnapshotCreate(plan) => self.settle_create(name, plan, call),
+            Change::SnapshotCreate(plan) => self.settle_create(name, plan, &intent.phase, call),
             Change::SnapshotRevert(plan) => self.settle_revert(name, plan, &intent.phase, call),
             Change::SnapshotDelete(plan) => self.settle_delete(name, plan, &intent.phase, call),
             Change::MirrorEnd(m) => self.settle_mirror_end(name, m, call),
             Change::Pivot(p) => self.settle_pivot(name, p, call),
-            Change::BlockCopy(c) => self.settle_copy(name, c, &intent.phase, call),
+            Change::BlockJob(e) => self.settle_ending(name, e, &intent.phase, call),
         };
         let outcome = settled.map_err(|e| {
             DriverError::new(

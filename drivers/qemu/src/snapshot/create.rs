@@ -1,10 +1,13 @@
 //! Taking a snapshot, all or nothing, and safe to kill at any step.
 //!
 //! Offline: `qemu-img snapshot -c` for internal disks, `qemu-img create -b` for overlays.
-//! Running: memory first (the domain is then paused: `migrate` to a file, or `snapshot-save`
-//! with the internal disks), then one `transaction` for the disks (atomic in QEMU), then the
-//! mirrors of a mirrored snapshot. Then, in every case, the definition names the overlays,
-//! the snapshot is recorded, and the domain runs again (or halts).
+//! Running: the domain pauses (unless its memory is saved live), then memory in the internal
+//! snapshots (`snapshot-save`) or the disks in one `transaction` (atomic in QEMU), whichever
+//! holds the memory first; a memory file is written after the disks (`migrate` leaves the
+//! images inactive, which internal snapshots refuse), or before them with `--live` (the
+//! disks are then taken at the end of the live save); then the mirrors of a mirrored
+//! snapshot. Then, in every case, the definition names the overlays, the snapshot is
+//! recorded, and the domain runs again (or halts).
 //!
 //! The [`Plan`] is recorded before the first step. A failure half-way undoes what was made;
 //! a kill half-way is settled by the next call ([`QemuDriver::settle_create`]): if the disks
@@ -14,7 +17,7 @@
 use super::{DiskWork, disk_work, known_images, mirror_job};
 use crate::QemuDriver;
 use crate::images::{self, qemu_img};
-use crate::intent::Change;
+use crate::intent::{Change, Pending};
 use crate::monitor::{Monitor, Until, sh_quote};
 use luavirt_plugin_api::abi::{
     LV_SNAPSHOT_CREATE_HALT, LV_SNAPSHOT_CREATE_LIVE, LV_SNAPSHOT_CREATE_NO_METADATA, LV_SNAPSHOT_CREATE_REUSE_EXT,
@@ -93,13 +96,17 @@ impl QemuDriver {
         let plan = self.plan_create(name, xml, flags)?;
         let mut pending = self.begin(name, Change::SnapshotCreate(plan.clone()))?;
         failpoint::hit("snapshot-create:begun");
-        let made = if plan.running { self.create_live(name, &plan, call) } else { self.create_offline(&plan, call) };
+        let made = if plan.running {
+            self.create_live(name, &plan, &mut pending, call)
+        } else {
+            self.create_offline(&plan, call)
+        };
         if let Err(e) = made {
             // What was made is undone; the domain runs again if it ran.
             pending.done()?;
             return Err(e);
         }
-        pending.phase("switched")?;
+        pending.phase("made")?;
         let stored = self.finish_create(name, &plan, call)?;
         pending.done()?;
         call.emit_text(&stored.to_xml());
@@ -168,6 +175,16 @@ impl QemuDriver {
             ));
         }
         let was_running = running && self.monitor(name)?.status()? == "running";
+        let live_memory = flags & LV_SNAPSHOT_CREATE_LIVE != 0;
+        if live_memory && let Some(w) = disks.iter().find(|w| w.mode == "internal") {
+            return Err(DriverError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "Snapshot '{snap_name}' of domain '{name}': disk {} cannot be taken internally at the end of a live memory save (QEMU leaves the images inactive then); take it externally (--diskspec {},snapshot=external) or drop --live",
+                    w.target, w.target
+                ),
+            ));
+        }
         let mut after = dom.clone();
         for w in disks.iter().filter(|w| w.mode == "external") {
             after
@@ -195,7 +212,7 @@ impl QemuDriver {
             memory_file,
             running,
             was_running,
-            live_memory: flags & LV_SNAPSHOT_CREATE_LIVE != 0,
+            live_memory,
             halt: flags & LV_SNAPSHOT_CREATE_HALT != 0,
             reuse,
         })
@@ -265,9 +282,9 @@ impl QemuDriver {
         Ok(())
     }
 
-    /// Takes the snapshot of a running domain, up to the disk switch and the mirrors; the
-    /// domain is left paused if the memory step paused it.
-    fn create_live(&self, name: &str, plan: &Plan, call: &mut Call) -> DriverResult {
+    /// Takes the snapshot of a running domain, up to the disk switch, the memory and the
+    /// mirrors; the domain is left paused if the memory step paused it.
+    fn create_live(&self, name: &str, plan: &Plan, pending: &mut Pending, call: &mut Call) -> DriverResult {
         let snap_name = plan.snapshot.as_str();
         let mut mon = self.monitor(name)?;
         let resume = |mon: &mut Monitor| {
@@ -275,12 +292,9 @@ impl QemuDriver {
                 let _ = mon.exec("cont", Value::Null);
             }
         };
-        if plan.memory != "no" && !(plan.memory == "external" && plan.live_memory) && plan.was_running {
+        if plan.memory != "no" && !plan.live_memory && plan.was_running {
             mon.exec("stop", Value::Null)?;
         }
-
-        // Memory first: after it the domain is paused, so the disks match it.
-        let internal: Vec<&DiskWork> = plan.internal().collect();
         let fail = |mon: &mut Monitor, e: DriverError, what: &str| {
             resume(mon);
             DriverError::new(
@@ -288,64 +302,35 @@ impl QemuDriver {
                 format!("Snapshot '{snap_name}' of domain '{name}': {what}{}; nothing was changed", e.message),
             )
         };
+        // Memory that comes first: in the internal snapshots, or saved live.
         let saved = match plan.memory.as_str() {
-            "external" => {
-                let file = plan.memory_file.clone().unwrap_or_default();
-                let r = save_memory(&mut mon, &file, call);
-                r.map(|_| SavedMemory::File(file.clone())).inspect_err(|_| {
-                    let _ = std::fs::remove_file(&file);
-                })
+            "internal" => self.save_internal_memory(&mut mon, plan).map(|_| SavedMemory::Internal),
+            "external" if plan.live_memory => {
+                self.save_memory(&mut mon, plan, call).map(|_| SavedMemory::File(plan.memory_file.clone()))
             }
-            "internal" => (|| {
-                let vmstate = internal.first().ok_or_else(|| {
-                    DriverError::new(ErrorCode::InvalidArg, "Internal memory needs a disk taken internally")
-                })?;
-                let vm = mon.top_node(&vmstate.target)?;
-                let devices = internal.iter().map(|w| mon.top_node(&w.target)).collect::<DriverResult<Vec<_>>>()?;
-                mon.run_job(
-                    "snapshot-save",
-                    json!({ "tag": snap_name, "vmstate": vm, "devices": devices }),
-                    "lv-save",
-                )?;
-                Ok(SavedMemory::Internal(devices))
-            })(),
             _ => Ok(SavedMemory::None),
         };
-        let saved = saved.map_err(|e| fail(&mut mon, e, ""))?;
+        let mut saved = saved.map_err(|e| fail(&mut mon, e, ""))?;
         failpoint::hit("snapshot-create:memory");
 
         // The disks, in one transaction (atomic in QEMU).
-        let transaction = (|| {
-            let mut actions = Vec::new();
-            for w in &plan.disks {
-                let node = mon.top_node(&w.target)?;
-                match w.mode.as_str() {
-                    "internal" if plan.memory != "internal" => {
-                        actions.push(json!({ "type": "blockdev-snapshot-internal-sync", "data": { "device": node, "name": snap_name } }));
-                    }
-                    "external" => {
-                        let overlay = w.overlay.clone().expect("checked");
-                        if plan.reuse {
-                            check_reused_overlay(&overlay, &w.image)?;
-                        }
-                        let mode = if plan.reuse { "existing" } else { "absolute-paths" };
-                        let new_node = mon.fresh_node_name(&format!("lv-{}", w.target))?;
-                        actions.push(json!({ "type": "blockdev-snapshot-sync", "data": {
-                            "node-name": node, "snapshot-file": overlay, "snapshot-node-name": new_node, "format": "qcow2", "mode": mode } }));
-                    }
-                    _ => {}
-                }
-            }
-            if !actions.is_empty() {
-                mon.exec("transaction", json!({ "actions": actions }))?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = transaction {
-            saved.undo(&mut mon, snap_name);
+        if let Err(e) = self.switch_disks(&mut mon, plan) {
+            saved.undo(&mut mon, plan);
             return Err(fail(&mut mon, e, ""));
         }
+        pending.phase("switched")?;
         failpoint::hit("snapshot-create:transaction");
+
+        // A memory file of a paused domain comes after the disks, which it leaves inactive.
+        if plan.memory == "external" && !plan.live_memory {
+            if let Err(e) = self.save_memory(&mut mon, plan, call) {
+                self.undo_disks(&mut mon, snap_name, &plan.disks, true, call);
+                return Err(fail(&mut mon, e, ""));
+            }
+            saved = SavedMemory::File(plan.memory_file.clone());
+        }
+        pending.phase("memory-saved")?;
+        failpoint::hit("snapshot-create:memory-file");
 
         // Mirrors: each new overlay is copied to its mirror, which then follows every write.
         let mut mirrored = Vec::new();
@@ -366,12 +351,68 @@ impl QemuDriver {
                     let _ = mon.exec("block-job-cancel", json!({ "device": job, "force": true }));
                 }
                 self.undo_disks(&mut mon, snap_name, &plan.disks, plan.memory != "internal", call);
-                saved.undo(&mut mon, snap_name);
+                saved.undo(&mut mon, plan);
                 return Err(fail(&mut mon, e, &format!("the mirror of disk {} failed: ", w.target)));
             }
         }
         failpoint::hit("snapshot-create:mirrors");
         Ok(())
+    }
+
+    /// Saves memory and the internal disks together (`snapshot-save`).
+    fn save_internal_memory(&self, mon: &mut Monitor, plan: &Plan) -> DriverResult {
+        let internal: Vec<&DiskWork> = plan.internal().collect();
+        let vmstate = internal
+            .first()
+            .ok_or_else(|| DriverError::new(ErrorCode::InvalidArg, "Internal memory needs a disk taken internally"))?;
+        let vm = mon.top_node(&vmstate.target)?;
+        let devices = internal.iter().map(|w| mon.top_node(&w.target)).collect::<DriverResult<Vec<_>>>()?;
+        mon.run_job("snapshot-save", json!({ "tag": plan.snapshot, "vmstate": vm, "devices": devices }), "lv-save")
+    }
+
+    /// Switches the disks in one transaction: overlays on the external ones, internal tags
+    /// on the others (unless `snapshot-save` made them with the memory).
+    fn switch_disks(&self, mon: &mut Monitor, plan: &Plan) -> DriverResult {
+        let mut actions = Vec::new();
+        for w in &plan.disks {
+            let node = mon.top_node(&w.target)?;
+            match w.mode.as_str() {
+                "internal" if plan.memory != "internal" => {
+                    actions.push(json!({ "type": "blockdev-snapshot-internal-sync", "data": { "device": node, "name": plan.snapshot } }));
+                }
+                "external" => {
+                    let overlay = w.overlay.clone().expect("checked");
+                    if plan.reuse {
+                        check_reused_overlay(&overlay, &w.image)?;
+                    }
+                    let mode = if plan.reuse { "existing" } else { "absolute-paths" };
+                    let new_node = mon.fresh_node_name(&format!("lv-{}", w.target))?;
+                    actions.push(json!({ "type": "blockdev-snapshot-sync", "data": {
+                        "node-name": node, "snapshot-file": overlay, "snapshot-node-name": new_node, "format": "qcow2", "mode": mode } }));
+                }
+                _ => {}
+            }
+        }
+        if !actions.is_empty() {
+            mon.exec("transaction", json!({ "actions": actions }))?;
+        }
+        Ok(())
+    }
+
+    /// Saves the guest's memory into the plan's file (created 0600 first: it holds guest RAM;
+    /// a partial one from an interrupted attempt is replaced).
+    fn save_memory(&self, mon: &mut Monitor, plan: &Plan, call: &mut Call) -> DriverResult {
+        let file = plan.memory_file.as_deref().unwrap_or_default();
+        let path = Path::new(file);
+        let _ = std::fs::remove_file(path);
+        luavirt_plugin_api::fsutil::create_private_file(path)
+            .map_err(|e| DriverError::io("create the memory file", path, e))?;
+        let _ = mon
+            .exec("migrate-set-capabilities", json!({ "capabilities": [{ "capability": "events", "state": true }] }));
+        mon.exec("migrate", json!({ "uri": format!("exec:cat > {}", sh_quote(file)) }))?;
+        mon.wait_migration(call, "saving memory").inspect_err(|_| {
+            let _ = std::fs::remove_file(path);
+        })
     }
 
     /// Takes back what the disk transaction did on a running domain: each overlay is
@@ -419,7 +460,7 @@ impl QemuDriver {
 
     /// Settles a snapshot a killed call left: finished if its disks were switched, else
     /// undone. Says which.
-    pub(crate) fn settle_create(&self, name: &str, plan: &Plan, call: &mut Call) -> DriverResult<String> {
+    pub(crate) fn settle_create(&self, name: &str, plan: &Plan, phase: &str, call: &mut Call) -> DriverResult<String> {
         let (_, dom) = self.state.read_definition(name)?;
         let defined = plan.external().count() > 0
             && plan
@@ -453,6 +494,11 @@ impl QemuDriver {
         }
         let mut plan = plan.clone();
         if qemu {
+            // The disks switched while the domain was paused; its memory goes to the file now.
+            if plan.memory == "external" && !plan.live_memory && phase == "switched" {
+                let mut mon = self.monitor(name)?;
+                self.save_memory(&mut mon, &plan, call)?;
+            }
             self.drop_missing_mirrors(name, &mut plan)?;
         }
         self.finish_create(name, &plan, call)?;
@@ -526,16 +572,6 @@ impl QemuDriver {
     }
 }
 
-/// Saves the guest's memory into `file` (created 0600 first: it holds guest RAM).
-fn save_memory(mon: &mut Monitor, file: &str, call: &mut Call) -> DriverResult {
-    luavirt_plugin_api::fsutil::create_private_file(Path::new(file))
-        .map_err(|e| DriverError::io("create the memory file", Path::new(file), e))?;
-    let _ =
-        mon.exec("migrate-set-capabilities", json!({ "capabilities": [{ "capability": "events", "state": true }] }));
-    mon.exec("migrate", json!({ "uri": format!("exec:cat > {}", sh_quote(file)) }))?;
-    mon.wait_migration(call, "saving memory")
-}
-
 /// Ends memory work a killed call left running in QEMU: a migration to a file is cancelled,
 /// a `snapshot-save` job is waited for and dismissed.
 fn end_memory_work(mon: &mut Monitor, call: &mut Call) -> DriverResult {
@@ -559,23 +595,27 @@ fn all_tagged(plan: &Plan) -> DriverResult<bool> {
     Ok(any)
 }
 
-/// Memory a running snapshot saved, to take back if the disks fail.
+/// Memory a running snapshot saved, to take back if a later step fails.
 enum SavedMemory {
     None,
-    File(String),
-    /// The internal snapshot on these nodes.
-    Internal(Vec<String>),
+    File(Option<String>),
+    /// The internal snapshots of the plan's internal disks.
+    Internal,
 }
 
 impl SavedMemory {
-    fn undo(&self, mon: &mut Monitor, tag: &str) {
+    fn undo(&self, mon: &mut Monitor, plan: &Plan) {
         match self {
             SavedMemory::None => {}
             SavedMemory::File(f) => {
-                let _ = std::fs::remove_file(f);
+                if let Some(f) = f {
+                    let _ = std::fs::remove_file(f);
+                }
             }
-            SavedMemory::Internal(devices) => {
-                let _ = mon.run_job("snapshot-delete", json!({ "tag": tag, "devices": devices }), "lv-undo-save");
+            SavedMemory::Internal => {
+                let devices: Vec<String> = plan.internal().filter_map(|w| mon.top_node(&w.target).ok()).collect();
+                let _ =
+                    mon.run_job("snapshot-delete", json!({ "tag": plan.snapshot, "devices": devices }), "lv-undo-save");
             }
         }
     }

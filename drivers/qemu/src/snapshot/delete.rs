@@ -257,12 +257,14 @@ impl QemuDriver {
                         json!({ "job-id": job, "device": device, "top-node": top_node, "base-node": base_node }),
                     )?;
                 }
-                if device == top_node {
-                    mon.wait_block_job(&job, Until::Ready, call, "merging the snapshot")?;
+                // A commit of the active image becomes ready and switches when completed;
+                // one of a lower image just ends.
+                mon.wait_block_job(&job, Until::Ready, call, "merging the snapshot")?;
+                if mon.block_job(&job)?.is_some_and(|j| j["ready"].as_bool() == Some(true)) {
                     failpoint::hit("snapshot-delete:commit-ready");
                     mon.exec("block-job-complete", json!({ "device": job }))?;
+                    mon.wait_block_job(&job, Until::Done, call, "merging the snapshot")?;
                 }
-                mon.wait_block_job(&job, Until::Done, call, "merging the snapshot")?;
             }
             // QEMU reads the base and no longer the top: an earlier attempt merged it.
             (_, None, Some(_)) => {}
