@@ -180,7 +180,7 @@ pub enum Command {
         /// Paused afterwards.
         #[arg(long)]
         paused: bool,
-        /// Also when it throws away a running domain's state.
+        /// Accepted as virsh takes it; luavirt refuses no revert that --force would allow.
         #[arg(long)]
         force: bool,
     },
