@@ -97,7 +97,7 @@ function dom:disksets() end
 ---@field halt? boolean
 ---@field reuse_external? boolean
 ---@field no_metadata? boolean
----@field atomic? boolean
+---@field atomic? boolean       every snapshot takes all its disks or none; true says so, false is refused
 
 ---Takes a snapshot.
 ---@param opts? luavirt.snapshot_options

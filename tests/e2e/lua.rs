@@ -148,6 +148,34 @@ print(err.code)
 }
 
 #[test]
+fn options_luavirt_cannot_honour_are_refused_not_ignored() {
+    let env = Env::new("luaopts");
+    domain_with(&env, "o");
+    let r = run(
+        &env,
+        "atomic.lua",
+        r#"
+local dom = require("luavirt").connect():domain("o")
+local ok, err = pcall(function() dom:snapshot{ name = "a", atomic = false } end)
+print(ok, err.code, err.message)
+print(dom:snapshot{ name = "b", atomic = true }:name(), #dom:snapshots())
+"#,
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "false\tinvalid-argument\tSnapshot 'a' of domain 'o': atomic=false cannot be honoured: every luavirt snapshot takes all its disks or none; drop the option\nb\t1\n"
+    );
+    // virsh's --atomic asks for what every snapshot is.
+    assert_eq!(env.ok(&["snapshot-create-as", "o", "c", "--atomic"]), "Domain snapshot c created\n");
+    // luavirt test makes its own hosts: -c would be ignored, so it is refused.
+    let t = env.write("c_test.lua", "test('t', function() end)\n");
+    let err = env.fails(&["-c", "qemu:///session", "test", t.to_str().unwrap()], 1);
+    assert!(err.contains("-c qemu:///session: luavirt test runs each file on its own temporary host"), "{err}");
+}
+
+#[test]
 fn the_sandbox_refuses_what_scripts_may_not_do() {
     let env = Env::new("luabox");
     for (code, expect) in [

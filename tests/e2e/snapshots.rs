@@ -77,6 +77,9 @@ fn running_snapshot_with_memory_reverts_to_a_running_domain_with_its_data() {
     assert!(disk_holds(&env, "m2", "vdb", 0x62));
     let info = json(&env, &["snapshot-info", "m2", "live"]);
     assert_eq!((info["state"].as_str(), info["location"].as_str()), (Some("running"), Some("mixed")));
+    // luavirt keeps the record (with the domain as it was), as libvirt does for QEMU.
+    assert_eq!(info["metadata"], true);
+    assert!(env.ok(&["snapshot-info", "m2", "live"]).ends_with("Metadata:       yes\n"));
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         return Ok(drivers(&host));
     }
     if let cmd @ (Command::Run { .. } | Command::Test { .. }) = cli.command {
-        return super::script::run(host, cli.connect.clone().unwrap_or_else(default_uri), cmd);
+        return super::script::run(host, cli.connect.clone(), cmd);
     }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
     let conn = host.connect(&uri)?;
