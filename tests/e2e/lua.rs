@@ -359,6 +359,69 @@ fn luavirt_test_reports_failures_with_file_and_line() {
     assert!(r.stdout.ends_with("1 passed, 1 failed\n"), "{}", r.stdout);
 }
 
+#[test]
+fn luavirt_test_fails_a_file_that_registers_no_test() {
+    let env = Env::new("luanotest");
+    let f = env.write("empty_test.lua", "local nothing = 1\n");
+    let r = env.run(&["test", f.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("  FAIL  (no tests)\n        the file registered no test; register each with test(name, function() ... end)\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.ends_with("0 passed, 1 failed\n"), "{}", r.stdout);
+}
+
+#[test]
+fn luavirt_test_reaches_only_its_own_temporary_host() {
+    let env = Env::new("luaconfine");
+    domain_with(&env, "real");
+    let before = env.state_snapshot();
+    // The default state folder of this process is `env.state`: the real host here.
+    let script = r#"
+local lv = require("luavirt")
+test("another state folder", function()
+  lv.connect("qemu:///session?state=STATE"):domain("real"):undefine()
+end)
+test("the default state folder", function()
+  lv.connect("qemu:///session"):domain("real"):undefine()
+end)
+test("a datastore outside", function()
+  lv.connect("vmx://DIR?state=" .. fixture.dir .. "/state")
+end)
+test("its own host, by name", function()
+  local conn = lv.connect("qemu:///session?state=" .. fixture.dir .. "/state")
+  fixture.domain{ name = "mine" }
+  assert_eq(#conn:domains(), 1)
+end)
+"#
+    .replace("STATE", env.state.to_str().unwrap())
+    .replace("DIR", env.dir.to_str().unwrap());
+    let f = env.write("reach_test.lua", &script);
+    let r = env.run(&["test", f.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let state = env.state.display();
+    for (name, why) in [
+        (
+            "another state folder",
+            format!("qemu:///session?state={state}: its state folder is {state}, outside this test's temporary host"),
+        ),
+        (
+            "the default state folder",
+            format!("qemu:///session: its state folder is {state}, outside this test's temporary host"),
+        ),
+        ("a datastore outside", format!("its folder is {}, outside this test's temporary host", env.dir.display())),
+    ] {
+        assert!(r.stdout.contains(&format!("  FAIL  {name}\n")), "{name} was allowed:\n{}", r.stdout);
+        assert!(r.stdout.contains(&why), "{name}: {}", r.stdout);
+    }
+    assert!(r.stdout.contains("  ok    its own host, by name\n"), "{}", r.stdout);
+    assert!(r.stdout.ends_with("1 passed, 3 failed\n"), "{}", r.stdout);
+    assert_eq!(env.state_snapshot(), before, "a test changed a host outside its own");
+    assert_eq!(env.ok(&["list", "--all", "--name"]), "real\n");
+}
+
 /// Method names of a userdata value, as Lua sees them.
 fn methods(ud: &mlua::AnyUserData) -> BTreeSet<String> {
     let index: mlua::Table = ud.metatable().unwrap().get("__index").unwrap();
@@ -371,7 +434,7 @@ fn the_definitions_file_matches_the_registered_api() {
     domain_with(&env, "x");
     let host = Rc::new(Host::load_from(&[(bin_dir(), true)]));
     let uri = format!("qemu:///session?state={}", env.state.display());
-    let opts = RunOptions { default_uri: uri.clone(), dry_run: true, limits: Default::default() };
+    let opts = RunOptions { default_uri: uri.clone(), dry_run: true, confine: None, limits: Default::default() };
     let (lua, _) = interpreter(host.clone(), Path::new("."), &opts).unwrap();
     let mut conn = host.connect(&uri).unwrap();
     conn.set_dry_run();

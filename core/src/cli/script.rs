@@ -29,7 +29,7 @@ pub fn run(host: Host, connect: Option<String>, cmd: Command) -> anyhow::Result<
         Command::Run { dry_run, max_memory, timeout, script, args } => {
             let default_uri = connect.unwrap_or_else(default_uri);
             let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
-            let opts = RunOptions { default_uri, dry_run, limits };
+            let opts = RunOptions { default_uri, dry_run, confine: None, limits };
             let report = run_script(host, &script, &args, &opts).map_err(Failed)?;
             if !dry_run {
                 return Ok(out("", json!({ "script": script, "ok": true })));
@@ -72,7 +72,7 @@ pub fn run(host: Host, connect: Option<String>, cmd: Command) -> anyhow::Result<
             }
             let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
             // run_tests gives each file its temporary host's URI.
-            let opts = RunOptions { default_uri: String::new(), dry_run: false, limits };
+            let opts = RunOptions { default_uri: String::new(), dry_run: false, confine: None, limits };
             let tally = testing::run_tests(host, &files, &opts, &mut std::io::stdout());
             if tally.failed > 0 {
                 return Err(Failed(format!("{} test(s) failed", tally.failed)).into());

@@ -2,6 +2,7 @@
 //! call these functions; drivers are reached only through the ABI.
 
 mod blockjob;
+mod confine;
 mod diskmode;
 mod diskset;
 mod domain;

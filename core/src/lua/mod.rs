@@ -23,7 +23,7 @@ use crate::{Connection, Host};
 use limits::{LimitState, Limits};
 use mlua::{Lua, Table, Value};
 use std::cell::RefCell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -36,6 +36,8 @@ pub struct Context {
     pub default_uri: String,
     /// Record changes instead of making them.
     pub dry_run: bool,
+    /// When set, `luavirt.connect` reaches only URIs inside this folder (`luavirt test`).
+    pub confine: Option<PathBuf>,
     /// Every connection the script opened, for the dry run's report.
     pub connections: RefCell<Vec<Rc<Connection>>>,
     /// The run's limits.
@@ -58,6 +60,8 @@ pub struct RunOptions {
     pub default_uri: String,
     /// Record changes instead of making them.
     pub dry_run: bool,
+    /// Connections only inside this folder (a test's temporary host).
+    pub confine: Option<PathBuf>,
     /// Memory and time limits.
     pub limits: Limits,
 }
@@ -79,6 +83,7 @@ pub fn interpreter(host: Rc<Host>, script_dir: &Path, opts: &RunOptions) -> mlua
         host,
         default_uri: opts.default_uri.clone(),
         dry_run: opts.dry_run,
+        confine: opts.confine.clone(),
         connections: RefCell::new(Vec::new()),
         limits,
     });
