@@ -307,18 +307,29 @@ print(lv.dry_run, table.concat(dom:diskset("migrate"):list(), ","))
 dom:disk("vdb"):set_mode("independent-nonpersistent")
 print(dom:disk("vdb").mode)
 local s = dom:snapshot{ name = "new", disks = { vda = "external" } }
+print(dom:find_snapshot("new"):name(), dom:current_snapshot():name(), s:parent():name(), #dom:snapshots())
 dom:find_snapshot("old"):revert()
+print(dom:current_snapshot():name(), dom:state())
 dom:find_snapshot("old"):delete()
+print(#dom:snapshots(), s:parent(), dom:current_snapshot())
 dom:start()
+print(dom:state(), conn:domains()[1]:state())
 local xml = dom:xml():gsub("<name>d</name>", "<name>d2</name>"):gsub("<uuid>[^<]*</uuid>", "")
 conn:define(xml)
-print(#conn:domains())
+print(#conn:domains(), conn:domain("d2"):state())
 "#;
     let path = env.write("dry.lua", script);
     let before = files(&env);
     let r = env.run(&["run", "--dry-run", path.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.starts_with("true\tvda,vdb\nindependent-nonpersistent\n2\nDry run: nothing was changed. The script would make 7 change(s):\n"), "{}", r.stdout);
+    // Later reads see the recorded snapshots, reverts, deletes and run state.
+    assert!(
+        r.stdout.starts_with(
+            "true\tvda,vdb\nindependent-nonpersistent\nnew\tnew\told\t2\nold\tshut off\n1\tnil\tnil\nrunning\trunning\n2\tshut off\nDry run: nothing was changed. The script would make 7 change(s):\n"
+        ),
+        "{}",
+        r.stdout
+    );
     for want in [
         "d: disk set 'migrate': [] -> [vda, vdb]",
         "d: disk vdb: mode persistent -> independent-nonpersistent",
