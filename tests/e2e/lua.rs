@@ -61,6 +61,35 @@ print(disks[2]:set_mode("independent-persistent"), dom:disk("vdb").mode, dom:dis
 }
 
 #[test]
+fn set_mode_leaves_the_disk_table_as_the_definition_says() {
+    let env = Env::new("luamode");
+    domain_with(&env, "m");
+    let script = r#"
+local dom = require("luavirt").connect():domain("m")
+local function compare(d)
+  local fresh = dom:disk(d.target)
+  for k, v in pairs(fresh) do if d[k] ~= v then print("differs", k, d[k], v) end end
+  for k, v in pairs(d) do if fresh[k] == nil then print("stale", k, v) end end
+  print(d.mode, d.snapshot, d.transient)
+end
+local d = dom:disk("vdb")
+d:set_mode("independent-nonpersistent")
+compare(d)
+d:set_mode("persistent")
+compare(d)
+"#;
+    for dry in [&[][..], &["--dry-run"]] {
+        let r = run(&env, "mode.lua", script, dry);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stdout.starts_with("independent-nonpersistent\tno\ttrue\npersistent\tnil\tfalse\n"),
+            "{dry:?}: {}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
 fn snapshots_from_a_script_with_tree_navigation_and_data() {
     let env = Env::new("luasnap");
     domain_with(&env, "db");
