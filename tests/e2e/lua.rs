@@ -276,6 +276,62 @@ fn limits_hold_under_pcall_and_leave_the_host_and_domains_unharmed() {
 }
 
 #[test]
+fn the_watchdog_ends_a_script_stuck_where_the_time_limit_cannot_reach() {
+    let env = Env::new("luahard");
+    let hang = std::time::Duration::from_secs(30);
+    for (name, code) in [
+        ("find.lua", r#"print(string.find(("a"):rep(20000), ".-.-.-.-.-.-.-.-.-.-b"))"#),
+        ("gc.lua", "setmetatable({}, { __gc = function() while true do end end })\ncollectgarbage()\n"),
+        (
+            "close.lua",
+            "pcall(function()\n  local x <close> = setmetatable({}, { __close = function() while true do end end })\n  while true do end\nend)\n",
+        ),
+    ] {
+        let path = env.write(name, code);
+        let r = env.run_or_hang(&["run", "--timeout", "1", path.to_str().unwrap()], hang);
+        assert_eq!(r.code, 124, "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("error: the script ran longer than its time limit (1s) and did not stop within 1s (it was inside a C function such as string.find, a __gc finalizer or a __close handler"),
+            "{name}: {}",
+            r.stderr
+        );
+    }
+    // A test file stuck so says what it leaves behind.
+    let t = env.write(
+        "stuck_test.lua",
+        "test('stuck', function() string.find(('a'):rep(20000), '.-.-.-.-.-.-.-.-.-.-b') end)\n",
+    );
+    let r = env.run_or_hang(&["test", "--timeout", "1", t.to_str().unwrap()], hang);
+    assert_eq!(r.code, 124, "{}", r.stderr);
+    assert!(r.stderr.contains("; the test's temporary host /"), "{}", r.stderr);
+    // load's reader function and coroutine.close no longer swallow the limit: the hook stops them.
+    for code in [
+        "print(load(function() return nil end), load(coroutine.wrap(function() coroutine.yield('return ') coroutine.yield('7') end))())\nwhile true do load(function() while true do end end) end",
+        "while true do\n  local co = coroutine.create(function()\n    local x <close> = setmetatable({}, { __close = function() while true do end end })\n    coroutine.yield()\n  end)\n  coroutine.resume(co)\n  coroutine.close(co)\nend",
+    ] {
+        let path = env.write("swallow.lua", code);
+        let r = env.run_or_hang(&["run", "--timeout", "1", path.to_str().unwrap()], hang);
+        assert_eq!(r.code, 1, "{code}: {}", r.stderr);
+        assert!(r.stderr.contains("ran longer than its time limit (1s); it was stopped"), "{code}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn a_script_is_read_up_to_16_mib() {
+    let env = Env::new("luasize");
+    let r = env.run_or_hang(&["run", "/dev/zero"], std::time::Duration::from_secs(30));
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "error: /dev/zero: a script may hold at most 16 MiB, and this one holds more; is it the file you meant?\n"
+    );
+    env.write("big.lua", &format!("-- {}\n", "x".repeat(16 << 20)));
+    let r = run(&env, "main.lua", "require('big')", &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("big.lua: a script may hold at most 16 MiB"), "{}", r.stderr);
+}
+
+#[test]
 fn syntax_and_runtime_errors_name_file_and_line() {
     let env = Env::new("luasyn");
     domain_with(&env, "s");

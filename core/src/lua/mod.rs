@@ -111,9 +111,29 @@ pub fn report_with_limits(e: &mlua::Error, ctx: &Context) -> String {
     }
 }
 
+/// The most a script or module may hold: far more than any script needs, and a bound on
+/// reading what is not a script (`luavirt run /dev/zero`).
+pub const MAX_SCRIPT_BYTES: u64 = 16 << 20;
+
+/// Reads the script (or module, or test file) at `path`, up to [`MAX_SCRIPT_BYTES`].
+pub fn read_script(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut text = String::new();
+    std::fs::File::open(path).map_err(cannot)?.take(MAX_SCRIPT_BYTES + 1).read_to_string(&mut text).map_err(cannot)?;
+    if text.len() as u64 > MAX_SCRIPT_BYTES {
+        return Err(format!(
+            "{}: a script may hold at most {} MiB, and this one holds more; is it the file you meant?",
+            path.display(),
+            MAX_SCRIPT_BYTES >> 20
+        ));
+    }
+    Ok(text)
+}
+
 /// Runs the script at `path` with `args` (in `arg` and `...`). A syntax error runs nothing.
 pub fn run_script(host: Rc<Host>, path: &Path, args: &[String], opts: &RunOptions) -> Result<RunReport, String> {
-    let source = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let source = read_script(path)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let (lua, ctx) = interpreter(host, dir, opts).map_err(|e| errors::report(&e))?;
     let run = || -> mlua::Result<()> {

@@ -147,7 +147,11 @@ fn run_file(host: Rc<Host>, file: &Path, scratch: &Path, opts: &RunOptions, out:
         let _ = writeln!(out, "  FAIL  {name}\n        {}", why.replace('\n', "\n        "));
     };
     let setup = || -> mlua::Result<(Lua, Registered)> {
-        let (lua, _) = interpreter(host.clone(), dir, opts)?;
+        let (lua, ctx) = interpreter(host.clone(), dir, opts)?;
+        ctx.limits.leaves_behind(format!(
+            "the test's temporary host {} is left behind: stop any QEMU running there, then remove it",
+            scratch.display()
+        ));
         lua.load(ASSERTIONS).set_name("=luavirt assertions").exec()?;
         let tests = Rc::new(RefCell::new(Vec::new()));
         let registry = tests.clone();
@@ -159,8 +163,7 @@ fn run_file(host: Rc<Host>, file: &Path, scratch: &Path, opts: &RunOptions, out:
             })?,
         )?;
         lua.globals().set("fixture", fixture(&lua, scratch)?)?;
-        let source = std::fs::read_to_string(file)
-            .map_err(|e| mlua::Error::runtime(format!("cannot read {}: {e}", file.display())))?;
+        let source = super::read_script(file).map_err(mlua::Error::runtime)?;
         lua.load(source).set_name(format!("@{}", file.display())).set_mode(mlua::chunk::ChunkMode::Text).exec()?;
         Ok((lua, tests))
     };
