@@ -10,7 +10,7 @@
 local luavirt = {}
 
 ---Opens a connection. Without a URI: `-c URI`, else `LUAVIRT_DEFAULT_URI`, else `qemu:///session`
----(in `luavirt test`: the test file's own temporary host).
+---(in `luavirt test`: the test file's own temporary host, and a URI whose folders lie outside it is refused).
 ---@param uri? string like "qemu:///session", "qemu:///session?state=/srv/b", "vmx:///srv/datastore1"
 ---@return luavirt.conn
 function luavirt.connect(uri) end
