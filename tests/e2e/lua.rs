@@ -401,7 +401,8 @@ dom:start()
 print(dom:state(), conn:domains()[1]:state())
 local xml = dom:xml():gsub("<name>d</name>", "<name>d2</name>"):gsub("<uuid>[^<]*</uuid>", "")
 conn:define(xml)
-print(#conn:domains(), conn:domain("d2"):state())
+conn:domain("d2"):snapshot{ name = "first" }
+print(#conn:domains(), conn:domain("d2"):state(), conn:domain("d2"):current_snapshot():name())
 "#;
     let path = env.write("dry.lua", script);
     let before = files(&env);
@@ -410,7 +411,7 @@ print(#conn:domains(), conn:domain("d2"):state())
     // Later reads see the recorded snapshots, reverts, deletes and run state.
     assert!(
         r.stdout.starts_with(
-            "true\tvda,vdb\nindependent-nonpersistent\nnew\tnew\told\t2\nold\tshut off\n1\tnil\tnil\nrunning\trunning\n2\tshut off\nDry run: nothing was changed. The script would make 7 change(s):\n"
+            "true\tvda,vdb\nindependent-nonpersistent\nnew\tnew\told\t2\nold\tshut off\n1\tnil\tnil\nrunning\trunning\n2\tshut off\tfirst\nDry run: nothing was changed. The script would make 8 change(s):\n"
         ),
         "{}",
         r.stdout
@@ -423,6 +424,7 @@ print(#conn:domains(), conn:domain("d2"):state())
         "d: delete snapshot 'old'",
         "d: start",
         "d2: define from the script's XML",
+        "d2: take snapshot 'first'",
     ] {
         assert!(r.stdout.contains(want), "plan lacks {want:?}:\n{}", r.stdout);
     }

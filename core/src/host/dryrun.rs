@@ -8,6 +8,7 @@ use super::Connection;
 use super::domain::DomainState;
 use super::snapshot::{PlannedMemory, RevertOptions, SnapshotPlan, SnapshotRequest};
 use crate::error::{Error, Result};
+use luavirt_plugin_api::ErrorCode;
 use luavirt_plugin_api::snapshot::{SnapshotTree, SnapshotXml};
 use serde::Serialize;
 use std::cell::RefCell;
@@ -68,7 +69,8 @@ impl Connection {
     }
 
     /// In a dry run, records the definition `domain` would have (`None`: undefined). A
-    /// domain new to the run is shut off; one that existed keeps its state.
+    /// domain new to the run is shut off and has no snapshots; one that existed keeps its
+    /// state.
     pub(crate) fn plan_definition(&self, domain: &str, xml: Option<String>) {
         let Some(d) = &self.dry_run else { return };
         let defined = xml.is_some();
@@ -76,7 +78,14 @@ impl Connection {
         if !defined {
             d.states.borrow_mut().remove(domain);
         } else if !d.states.borrow().contains_key(domain) {
-            let state = self.domain_state(domain).map_or(DomainState::ShutOff, |(s, _)| s);
+            let state = match self.domain_state(domain) {
+                Ok((s, _)) => s,
+                Err(e) if e.code() == ErrorCode::NoDomain => {
+                    d.snapshots.borrow_mut().insert(domain.to_string(), SnapshotTree::default());
+                    DomainState::ShutOff
+                }
+                Err(_) => DomainState::ShutOff,
+            };
             d.states.borrow_mut().insert(domain.to_string(), state);
         }
     }
@@ -128,9 +137,9 @@ impl Connection {
         }
     }
 
-    /// `real`, the driver's snapshots of `domain`, as the dry run left them.
-    pub(crate) fn with_planned_snapshots(&self, domain: &str, real: SnapshotTree) -> SnapshotTree {
-        self.dry_run.as_ref().and_then(|d| d.snapshots.borrow().get(domain).cloned()).unwrap_or(real)
+    /// In a dry run, `domain`'s snapshots as the run left them, if it changed them.
+    pub(crate) fn planned_snapshots(&self, domain: &str) -> Option<SnapshotTree> {
+        self.dry_run.as_ref()?.snapshots.borrow().get(domain).cloned()
     }
 
     /// Changes the run's view of `domain`'s snapshots.

@@ -119,10 +119,13 @@ impl Connection {
     /// Every snapshot of the domain, as a tree.
     pub fn snapshots(&self, domain: &str) -> Result<SnapshotTree> {
         let f = entry!(self, domain_snapshot_list, "snapshots");
+        if let Some(planned) = self.planned_snapshots(domain) {
+            return Ok(planned);
+        }
         let out = self.call_domain("listing snapshots", f, domain, 0).map_err(|e| self.explain_missing(domain, e))?;
         let current = out.records.first().and_then(|r| r.get_str("current").map(str::to_string));
         let snaps = out.texts.iter().map(|t| SnapshotXml::parse(t)).collect::<Result<Vec<_>, _>>()?;
-        Ok(self.with_planned_snapshots(domain, SnapshotTree::new(current, snaps)))
+        Ok(SnapshotTree::new(current, snaps))
     }
 
     /// One snapshot, or an error that suggests close names.
