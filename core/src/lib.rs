@@ -1,6 +1,6 @@
 //! The luavirt host: loads hypervisor drivers through the C ABI of `luavirt-plugin-api`, opens
-//! connections, and implements every operation once (in [`host`]) for the `luavirt` command,
-//! Lua scripts and the file watcher to share.
+//! connections, and implements every operation once (in [`host`]) for the `luavirt` command
+//! and Lua scripts to share.
 //!
 //! - [`driver`]: finding, checking and calling driver plugins.
 //! - [`host`]: connections and the operations on domains and disk sets.

@@ -1,6 +1,7 @@
 //! Log lines from the host and its drivers, on standard error, filtered by `LUAVIRT_LOG`
 //! (error, warning, info, debug; default warning).
 
+use std::io::Write;
 use std::sync::OnceLock;
 
 /// How important a line is.
@@ -50,6 +51,7 @@ fn threshold() -> Level {
 /// Writes one line from `source` (a driver name, or `luavirt`).
 pub fn write(level: Level, source: &str, message: &str) {
     if level <= threshold() {
-        eprintln!("luavirt: {} ({source}): {message}", level.name());
+        // A closed standard error is no reason to stop (eprintln! would panic).
+        let _ = writeln!(std::io::stderr(), "luavirt: {} ({source}): {message}", level.name());
     }
 }

@@ -10,7 +10,7 @@
 local luavirt = {}
 
 ---Opens a connection. Without a URI: `-c URI`, else `LUAVIRT_DEFAULT_URI`, else `qemu:///session`
----(in `luavirt test`: the test file's own temporary host).
+---(in `luavirt test`: the test file's own temporary host, and a URI whose folders lie outside it is refused).
 ---@param uri? string like "qemu:///session", "qemu:///session?state=/srv/b", "vmx:///srv/datastore1"
 ---@return luavirt.conn
 function luavirt.connect(uri) end
@@ -97,7 +97,7 @@ function dom:disksets() end
 ---@field halt? boolean
 ---@field reuse_external? boolean
 ---@field no_metadata? boolean
----@field atomic? boolean
+---@field atomic? boolean       every snapshot takes all its disks or none; true says so, false is refused
 
 ---Takes a snapshot.
 ---@param opts? luavirt.snapshot_options

@@ -101,8 +101,27 @@ fn blockcommit_of_the_active_image_pivots_to_the_base() {
     let env = Env::new("commit");
     let a = running(&env, "k1");
     env.ok(&["snapshot-create-as", "k1", "s1", "--disk-only", "--diskspec", "vda,snapshot=external"]);
+    let s1 = disk_image(&env, "k1", "vda").0;
+    env.ok(&["snapshot-create-as", "k1", "s2", "--disk-only", "--diskspec", "vda,snapshot=external"]);
+    let s2 = disk_image(&env, "k1", "vda").0;
     write_live(&env, "k1", "vda", 0x41);
-    assert_eq!(env.ok(&["blockcommit", "k1", "vda", "--active", "--wait", "--pivot"]), "Successfully pivoted\n");
+    // --active means the active image: a --top below it contradicts it and changes nothing.
+    let err = env.fails(&["blockcommit", "k1", "vda", "--active", "--top", s1.to_str().unwrap(), "--wait"], 1);
+    assert!(
+        err.contains(&format!(
+            "--active commits disk vda's active image {}, and --top names {}",
+            s2.display(),
+            s1.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(env.ok(&["blockjob", "k1", "vda"]), "No current block job for vda\n");
+    assert_eq!(disk_image(&env, "k1", "vda").0, s2);
+    let base = ["--base", a.to_str().unwrap(), "--top", s2.to_str().unwrap()];
+    assert_eq!(
+        env.ok(&[&["blockcommit", "k1", "vda", "--active", "--wait", "--pivot"][..], &base].concat()),
+        "Successfully pivoted\n"
+    );
     assert_eq!(disk_image(&env, "k1", "vda").0, a);
     env.ok(&["destroy", "k1"]);
     assert!(image_holds(&a, "qcow2", 0x41), "the commit did not reach the base");

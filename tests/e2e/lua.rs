@@ -61,6 +61,35 @@ print(disks[2]:set_mode("independent-persistent"), dom:disk("vdb").mode, dom:dis
 }
 
 #[test]
+fn set_mode_leaves_the_disk_table_as_the_definition_says() {
+    let env = Env::new("luamode");
+    domain_with(&env, "m");
+    let script = r#"
+local dom = require("luavirt").connect():domain("m")
+local function compare(d)
+  local fresh = dom:disk(d.target)
+  for k, v in pairs(fresh) do if d[k] ~= v then print("differs", k, d[k], v) end end
+  for k, v in pairs(d) do if fresh[k] == nil then print("stale", k, v) end end
+  print(d.mode, d.snapshot, d.transient)
+end
+local d = dom:disk("vdb")
+d:set_mode("independent-nonpersistent")
+compare(d)
+d:set_mode("persistent")
+compare(d)
+"#;
+    for dry in [&[][..], &["--dry-run"]] {
+        let r = run(&env, "mode.lua", script, dry);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stdout.starts_with("independent-nonpersistent\tno\ttrue\npersistent\tnil\tfalse\n"),
+            "{dry:?}: {}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
 fn snapshots_from_a_script_with_tree_navigation_and_data() {
     let env = Env::new("luasnap");
     domain_with(&env, "db");
@@ -148,6 +177,34 @@ print(err.code)
 }
 
 #[test]
+fn options_luavirt_cannot_honour_are_refused_not_ignored() {
+    let env = Env::new("luaopts");
+    domain_with(&env, "o");
+    let r = run(
+        &env,
+        "atomic.lua",
+        r#"
+local dom = require("luavirt").connect():domain("o")
+local ok, err = pcall(function() dom:snapshot{ name = "a", atomic = false } end)
+print(ok, err.code, err.message)
+print(dom:snapshot{ name = "b", atomic = true }:name(), #dom:snapshots())
+"#,
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "false\tinvalid-argument\tSnapshot 'a' of domain 'o': atomic=false cannot be honoured: every luavirt snapshot takes all its disks or none; drop the option\nb\t1\n"
+    );
+    // virsh's --atomic asks for what every snapshot is.
+    assert_eq!(env.ok(&["snapshot-create-as", "o", "c", "--atomic"]), "Domain snapshot c created\n");
+    // luavirt test makes its own hosts: -c would be ignored, so it is refused.
+    let t = env.write("c_test.lua", "test('t', function() end)\n");
+    let err = env.fails(&["-c", "qemu:///session", "test", t.to_str().unwrap()], 1);
+    assert!(err.contains("-c qemu:///session: luavirt test runs each file on its own temporary host"), "{err}");
+}
+
+#[test]
 fn the_sandbox_refuses_what_scripts_may_not_do() {
     let env = Env::new("luabox");
     for (code, expect) in [
@@ -219,6 +276,66 @@ fn limits_hold_under_pcall_and_leave_the_host_and_domains_unharmed() {
 }
 
 #[test]
+fn the_watchdog_ends_a_script_stuck_where_the_time_limit_cannot_reach() {
+    let env = Env::new("luahard");
+    let hang = std::time::Duration::from_secs(30);
+    for (name, code) in [
+        ("find.lua", r#"print(string.find(("a"):rep(20000), ".-.-.-.-.-.-.-.-.-.-b"))"#),
+        ("gc.lua", "setmetatable({}, { __gc = function() while true do end end })\ncollectgarbage()\n"),
+        (
+            "close.lua",
+            "pcall(function()\n  local x <close> = setmetatable({}, { __close = function() while true do end end })\n  while true do end\nend)\n",
+        ),
+    ] {
+        let path = env.write(name, code);
+        let r = env.run_or_hang(&["run", "--timeout", "1", path.to_str().unwrap()], hang);
+        assert_eq!(r.code, 124, "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("error: the script ran longer than its time limit (1s) and did not stop within 1s (it was inside a C function such as string.find, a __gc finalizer or a __close handler"),
+            "{name}: {}",
+            r.stderr
+        );
+    }
+    // A test file stuck so says what it leaves behind.
+    let t = env.write(
+        "stuck_test.lua",
+        "test('stuck', function() string.find(('a'):rep(20000), '.-.-.-.-.-.-.-.-.-.-b') end)\n",
+    );
+    let r = env.run_or_hang(&["test", "--timeout", "1", t.to_str().unwrap()], hang);
+    assert_eq!(r.code, 124, "{}", r.stderr);
+    let left =
+        r.stderr.split_once("; the test's temporary host ").and_then(|(_, rest)| rest.split_once(" is left behind"));
+    let (dir, _) = left.unwrap_or_else(|| panic!("no leftover named: {}", r.stderr));
+    assert!(Path::new(dir).join("state").is_dir(), "{dir} is not the test's host");
+    std::fs::remove_dir_all(dir).unwrap();
+    // load's reader function and coroutine.close no longer swallow the limit: the hook stops them.
+    for code in [
+        "print(load(function() return nil end), load(coroutine.wrap(function() coroutine.yield('return ') coroutine.yield('7') end))())\nwhile true do load(function() while true do end end) end",
+        "while true do\n  local co = coroutine.create(function()\n    local x <close> = setmetatable({}, { __close = function() while true do end end })\n    coroutine.yield()\n  end)\n  coroutine.resume(co)\n  coroutine.close(co)\nend",
+    ] {
+        let path = env.write("swallow.lua", code);
+        let r = env.run_or_hang(&["run", "--timeout", "1", path.to_str().unwrap()], hang);
+        assert_eq!(r.code, 1, "{code}: {}", r.stderr);
+        assert!(r.stderr.contains("ran longer than its time limit (1s); it was stopped"), "{code}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn a_script_is_read_up_to_16_mib() {
+    let env = Env::new("luasize");
+    let r = env.run_or_hang(&["run", "/dev/zero"], std::time::Duration::from_secs(30));
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "error: /dev/zero: a script may hold at most 16 MiB, and this one holds more; is it the file you meant?\n"
+    );
+    env.write("big.lua", &format!("-- {}\n", "x".repeat(16 << 20)));
+    let r = run(&env, "main.lua", "require('big')", &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("big.lua: a script may hold at most 16 MiB"), "{}", r.stderr);
+}
+
+#[test]
 fn syntax_and_runtime_errors_name_file_and_line() {
     let env = Env::new("luasyn");
     domain_with(&env, "s");
@@ -279,18 +396,30 @@ print(lv.dry_run, table.concat(dom:diskset("migrate"):list(), ","))
 dom:disk("vdb"):set_mode("independent-nonpersistent")
 print(dom:disk("vdb").mode)
 local s = dom:snapshot{ name = "new", disks = { vda = "external" } }
+print(dom:find_snapshot("new"):name(), dom:current_snapshot():name(), s:parent():name(), #dom:snapshots())
 dom:find_snapshot("old"):revert()
+print(dom:current_snapshot():name(), dom:state())
 dom:find_snapshot("old"):delete()
+print(#dom:snapshots(), s:parent(), dom:current_snapshot())
 dom:start()
+print(dom:state(), conn:domains()[1]:state())
 local xml = dom:xml():gsub("<name>d</name>", "<name>d2</name>"):gsub("<uuid>[^<]*</uuid>", "")
 conn:define(xml)
-print(#conn:domains())
+conn:domain("d2"):snapshot{ name = "first" }
+print(#conn:domains(), conn:domain("d2"):state(), conn:domain("d2"):current_snapshot():name())
 "#;
     let path = env.write("dry.lua", script);
     let before = files(&env);
     let r = env.run(&["run", "--dry-run", path.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.starts_with("true\tvda,vdb\nindependent-nonpersistent\n2\nDry run: nothing was changed. The script would make 7 change(s):\n"), "{}", r.stdout);
+    // Later reads see the recorded snapshots, reverts, deletes and run state.
+    assert!(
+        r.stdout.starts_with(
+            "true\tvda,vdb\nindependent-nonpersistent\nnew\tnew\told\t2\nold\tshut off\n1\tnil\tnil\nrunning\trunning\n2\tshut off\tfirst\nDry run: nothing was changed. The script would make 8 change(s):\n"
+        ),
+        "{}",
+        r.stdout
+    );
     for want in [
         "d: disk set 'migrate': [] -> [vda, vdb]",
         "d: disk vdb: mode persistent -> independent-nonpersistent",
@@ -299,6 +428,7 @@ print(#conn:domains())
         "d: delete snapshot 'old'",
         "d: start",
         "d2: define from the script's XML",
+        "d2: take snapshot 'first'",
     ] {
         assert!(r.stdout.contains(want), "plan lacks {want:?}:\n{}", r.stdout);
     }
@@ -331,6 +461,69 @@ fn luavirt_test_reports_failures_with_file_and_line() {
     assert!(r.stdout.ends_with("1 passed, 1 failed\n"), "{}", r.stdout);
 }
 
+#[test]
+fn luavirt_test_fails_a_file_that_registers_no_test() {
+    let env = Env::new("luanotest");
+    let f = env.write("empty_test.lua", "local nothing = 1\n");
+    let r = env.run(&["test", f.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("  FAIL  (no tests)\n        the file registered no test; register each with test(name, function() ... end)\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.ends_with("0 passed, 1 failed\n"), "{}", r.stdout);
+}
+
+#[test]
+fn luavirt_test_reaches_only_its_own_temporary_host() {
+    let env = Env::new("luaconfine");
+    domain_with(&env, "real");
+    let before = env.state_snapshot();
+    // The default state folder of this process is `env.state`: the real host here.
+    let script = r#"
+local lv = require("luavirt")
+test("another state folder", function()
+  lv.connect("qemu:///session?state=STATE"):domain("real"):undefine()
+end)
+test("the default state folder", function()
+  lv.connect("qemu:///session"):domain("real"):undefine()
+end)
+test("a datastore outside", function()
+  lv.connect("vmx://DIR?state=" .. fixture.dir .. "/state")
+end)
+test("its own host, by name", function()
+  local conn = lv.connect("qemu:///session?state=" .. fixture.dir .. "/state")
+  fixture.domain{ name = "mine" }
+  assert_eq(#conn:domains(), 1)
+end)
+"#
+    .replace("STATE", env.state.to_str().unwrap())
+    .replace("DIR", env.dir.to_str().unwrap());
+    let f = env.write("reach_test.lua", &script);
+    let r = env.run(&["test", f.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let state = env.state.display();
+    for (name, why) in [
+        (
+            "another state folder",
+            format!("qemu:///session?state={state}: its state folder is {state}, outside this test's temporary host"),
+        ),
+        (
+            "the default state folder",
+            format!("qemu:///session: its state folder is {state}, outside this test's temporary host"),
+        ),
+        ("a datastore outside", format!("its folder is {}, outside this test's temporary host", env.dir.display())),
+    ] {
+        assert!(r.stdout.contains(&format!("  FAIL  {name}\n")), "{name} was allowed:\n{}", r.stdout);
+        assert!(r.stdout.contains(&why), "{name}: {}", r.stdout);
+    }
+    assert!(r.stdout.contains("  ok    its own host, by name\n"), "{}", r.stdout);
+    assert!(r.stdout.ends_with("1 passed, 3 failed\n"), "{}", r.stdout);
+    assert_eq!(env.state_snapshot(), before, "a test changed a host outside its own");
+    assert_eq!(env.ok(&["list", "--all", "--name"]), "real\n");
+}
+
 /// Method names of a userdata value, as Lua sees them.
 fn methods(ud: &mlua::AnyUserData) -> BTreeSet<String> {
     let index: mlua::Table = ud.metatable().unwrap().get("__index").unwrap();
@@ -343,7 +536,7 @@ fn the_definitions_file_matches_the_registered_api() {
     domain_with(&env, "x");
     let host = Rc::new(Host::load_from(&[(bin_dir(), true)]));
     let uri = format!("qemu:///session?state={}", env.state.display());
-    let opts = RunOptions { default_uri: uri.clone(), dry_run: true, limits: Default::default() };
+    let opts = RunOptions { default_uri: uri.clone(), dry_run: true, confine: None, limits: Default::default() };
     let (lua, _) = interpreter(host.clone(), Path::new("."), &opts).unwrap();
     let mut conn = host.connect(&uri).unwrap();
     conn.set_dry_run();

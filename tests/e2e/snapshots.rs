@@ -77,6 +77,9 @@ fn running_snapshot_with_memory_reverts_to_a_running_domain_with_its_data() {
     assert!(disk_holds(&env, "m2", "vdb", 0x62));
     let info = json(&env, &["snapshot-info", "m2", "live"]);
     assert_eq!((info["state"].as_str(), info["location"].as_str()), (Some("running"), Some("mixed")));
+    // luavirt keeps the record (with the domain as it was), as libvirt does for QEMU.
+    assert_eq!(info["metadata"], true);
+    assert!(env.ok(&["snapshot-info", "m2", "live"]).ends_with("Metadata:       yes\n"));
 }
 
 #[test]
@@ -129,7 +132,10 @@ fn a_transient_disk_is_left_out_and_comes_back_empty_of_changes() {
     let f = env.write("m4.xml", &xml);
     env.ok(&["define", f.to_str().unwrap()]);
     env.ok(&["disk-mode", "m4", "vdc", "independent-nonpersistent"]);
-    env.ok(&["start", "m4"]);
+    // The overlay is made, so nothing may claim that changes persist.
+    let start = env.run(&["start", "m4"]);
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    assert_eq!(start.stderr, "", "start warned about a transient disk that runs on its overlay");
     write_live(&env, "m4", "vdc", 0x0b);
     let plan = json(&env, &["snapshot-create-as", "m4", "s", "--print-plan"]);
     assert_eq!(plan["disks"][2], serde_json::json!({ "target": "vdc", "snapshot": "no", "reason": "transient" }));

@@ -668,6 +668,8 @@ fn a_two_disk_vm_with_an_independent_disk_snapshots_reverts_and_deletes_with_its
         )
     );
     assert!(!dir.join("app-Snapshot1.vmsn").exists(), "luavirt writes no .vmsn");
+    // The .vmsd is VMware's record, not luavirt's: virsh says the same of ESX snapshots.
+    assert!(ds.ok(&["snapshot-info", "app", "s1"]).ends_with("Metadata:       no\n"));
     let xml = ds.ok(&["snapshot-dumpxml", "app", "s1"]);
     assert!(xml.contains("<state>shutoff</state>") && xml.contains("<description>before the upgrade</description>"));
     assert!(xml.contains("<disk name='sda' snapshot='external' type='file'>\n      <source file='[ds1] app/app-000001.vmdk'/>\n      <driver type='vmdk'/>\n    </disk>\n    <disk name='sdb' snapshot='no'/>"), "{xml}");

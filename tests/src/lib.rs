@@ -126,6 +126,27 @@ impl Env {
         self.command(args).output().expect("luavirt runs").into()
     }
 
+    /// Runs `luavirt args`; a run still going after `hang` is killed and fails the test (a
+    /// hang detector, not a measure of speed).
+    pub fn run_or_hang(&self, args: &[&str], hang: std::time::Duration) -> Run {
+        let child = self
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("luavirt runs");
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output()));
+        match rx.recv_timeout(hang) {
+            Ok(out) => out.expect("luavirt runs").into(),
+            Err(_) => {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                panic!("luavirt {} still ran after {hang:?}; it was killed", args.join(" "));
+            }
+        }
+    }
+
     /// Runs `luavirt args`, expects success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args);

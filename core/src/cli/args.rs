@@ -189,7 +189,7 @@ pub enum Command {
         /// Paused afterwards.
         #[arg(long)]
         paused: bool,
-        /// Also when it throws away a running domain's state.
+        /// Accepted as virsh takes it; luavirt refuses no revert that --force would allow.
         #[arg(long)]
         force: bool,
     },
@@ -243,7 +243,7 @@ pub enum Command {
         /// The highest image to commit (default: the active image).
         #[arg(long)]
         top: Option<String>,
-        /// Commit the active image (the default when --top is not given).
+        /// Commit the active image, as no --top does; with a --top naming another image it is refused.
         #[arg(long)]
         active: bool,
         /// After waiting, switch the disk to --base.
@@ -350,7 +350,7 @@ pub struct SnapshotCreateArgs {
     /// Take the snapshot but keep no metadata.
     #[arg(long)]
     pub no_metadata: bool,
-    /// All disks or none (always so).
+    /// All disks or none: every luavirt snapshot is so (the host asks every driver for it).
     #[arg(long)]
     pub atomic: bool,
     /// Print the resolved plan and take nothing.

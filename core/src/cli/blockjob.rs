@@ -4,6 +4,7 @@ use super::args::{Command, WaitArgs};
 use super::progress;
 use super::run::{Output, out};
 use luavirt_core::Connection;
+use luavirt_core::error::Error;
 use luavirt_core::host::{CommitOptions, CopyOptions, JobControl, PullOptions};
 use serde_json::json;
 
@@ -56,7 +57,10 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
             let text = if wait.wait { "Pull complete\n" } else { "Block Pull started\n" };
             out(text, json!({ "domain": domain, "disk": disk, "base": base, "waited": wait.wait }))
         }
-        Command::Blockcommit { domain, disk, base, top, active: _, pivot, wait } => {
+        Command::Blockcommit { domain, disk, base, top, active, pivot, wait } => {
+            if active && let Some(t) = &top {
+                active_is_top(conn, &domain, &disk, t)?;
+            }
             let opts = CommitOptions {
                 base: base.clone(),
                 top: top.clone(),
@@ -98,4 +102,19 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
         }
         _ => unreachable!("only block job commands come here"),
     })
+}
+
+/// `--active` commits the disk's active image, which is what no `--top` means; a `--top`
+/// naming another image contradicts it (libvirt refuses that too).
+fn active_is_top(conn: &Connection, domain: &str, disk: &str, top: &str) -> anyhow::Result<()> {
+    let devices = conn.block_devices(domain, false)?;
+    match devices.iter().find(|d| d.target == disk || d.source == disk) {
+        Some(d) if d.source != top => Err(Error::InvalidArg(format!(
+            "--active commits disk {}'s active image {}, and --top names {top}: drop --active to commit {top} into its backing image, or drop --top",
+            d.target, d.source
+        ))
+        .into()),
+        // The active image itself, or a disk the host call below explains.
+        _ => Ok(()),
+    }
 }

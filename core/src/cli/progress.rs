@@ -43,6 +43,6 @@ pub fn draw(done: u64, total: u64, stage: &str) {
 /// Ends a progress line a job left open (it failed or was cancelled mid-way).
 pub fn finish() {
     if OPEN_LINE.swap(false, Ordering::Relaxed) {
-        eprintln!();
+        let _ = writeln!(std::io::stderr());
     }
 }

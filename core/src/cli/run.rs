@@ -1,5 +1,6 @@
 //! Runs one parsed command against the host API and prints the result. Exit status: 0 on
-//! success (also "already in set"), 1 on error; clap exits with 2 on usage errors.
+//! success (also "already in set"), 1 on error; clap exits with 2 on usage errors. A reader
+//! that goes away early (`luavirt list | head -1`) ends nothing and is not an error.
 
 use super::args::{Cli, Command, DisksetCommand, SetArgs};
 use super::table::{human_size, render};
@@ -7,7 +8,7 @@ use luavirt_core::host::{DiskSetChange, DomainState, default_uri};
 use luavirt_core::{Connection, Error, Host};
 use luavirt_plugin_api::domain::DiskMode;
 use serde_json::json;
-use std::io::Read;
+use std::io::{Read, Write};
 
 /// What a command prints on success: text for people, JSON for `--json`.
 pub struct Output {
@@ -25,19 +26,36 @@ pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
     match execute(cli) {
         Ok(o) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&o.json).expect("JSON values serialize"));
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&o.json).expect("JSON values serialize"))
             } else {
-                print!("{}", o.text);
-            }
-            0
+                o.text
+            };
+            write_output(&text)
         }
         Err(e) => {
-            if json {
-                eprintln!("{}", json!({ "error": { "code": error_code(&e), "message": e.to_string() } }));
+            let text = if json {
+                format!("{}\n", json!({ "error": { "code": error_code(&e), "message": e.to_string() } }))
             } else {
-                eprintln!("error: {e}");
-            }
+                format!("error: {e}\n")
+            };
+            // Nowhere left to report a failure to write this.
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            1
+        }
+    }
+}
+
+/// Prints a successful command's output; returns the exit status. A closed pipe means the
+/// reader has what it wanted: quiet, and still a success. Any other failure (a full disk)
+/// would lose output unseen, so it is an error.
+fn write_output(text: &str) -> i32 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: cannot write the output: {e}");
             1
         }
     }
@@ -53,7 +71,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         return Ok(drivers(&host));
     }
     if let cmd @ (Command::Run { .. } | Command::Test { .. }) = cli.command {
-        return super::script::run(host, cli.connect.clone().unwrap_or_else(default_uri), cmd);
+        return super::script::run(host, cli.connect.clone(), cmd);
     }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
     let conn = host.connect(&uri)?;

@@ -2,9 +2,10 @@
 
 use super::args::Command;
 use super::run::{Output, out};
-use luavirt_core::Host;
+use luavirt_core::host::default_uri;
 use luavirt_core::lua::limits::Limits;
 use luavirt_core::lua::{RunOptions, run_script, testing};
+use luavirt_core::{Error, Host};
 use serde_json::json;
 use std::rc::Rc;
 use std::time::Duration;
@@ -21,13 +22,14 @@ impl std::fmt::Display for Failed {
 
 impl std::error::Error for Failed {}
 
-/// Runs `run` or `test`.
-pub fn run(host: Host, default_uri: String, cmd: Command) -> anyhow::Result<Output> {
+/// Runs `run` or `test`; `connect` is `-c URI`, if given.
+pub fn run(host: Host, connect: Option<String>, cmd: Command) -> anyhow::Result<Output> {
     let host = Rc::new(host);
     match cmd {
         Command::Run { dry_run, max_memory, timeout, script, args } => {
+            let default_uri = connect.unwrap_or_else(default_uri);
             let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
-            let opts = RunOptions { default_uri, dry_run, limits };
+            let opts = RunOptions { default_uri, dry_run, confine: None, limits };
             let report = run_script(host, &script, &args, &opts).map_err(Failed)?;
             if !dry_run {
                 return Ok(out("", json!({ "script": script, "ok": true })));
@@ -52,6 +54,13 @@ pub fn run(host: Host, default_uri: String, cmd: Command) -> anyhow::Result<Outp
             Ok(out(text, json!({ "script": script, "dry_run": true, "planned": planned })))
         }
         Command::Test { max_memory, timeout, paths } => {
+            // Each file gets a temporary host of its own; another connection is not on offer.
+            if let Some(uri) = connect {
+                return Err(Error::InvalidArg(format!(
+                    "-c {uri}: luavirt test runs each file on its own temporary host (qemu:///session?state=TEMPORARY-FOLDER), never on another connection; drop -c"
+                ))
+                .into());
+            }
             let paths = if paths.is_empty() { vec![".".into()] } else { paths };
             let files = testing::find_tests(&paths).map_err(Failed)?;
             if files.is_empty() {
@@ -62,7 +71,8 @@ pub fn run(host: Host, default_uri: String, cmd: Command) -> anyhow::Result<Outp
                 .into());
             }
             let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
-            let opts = RunOptions { default_uri, dry_run: false, limits };
+            // run_tests gives each file its temporary host's URI.
+            let opts = RunOptions { default_uri: String::new(), dry_run: false, confine: None, limits };
             let tally = testing::run_tests(host, &files, &opts, &mut std::io::stdout());
             if tally.failed > 0 {
                 return Err(Failed(format!("{} test(s) failed", tally.failed)).into());

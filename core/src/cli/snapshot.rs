@@ -96,7 +96,7 @@ fn create(conn: &Connection, a: SnapshotCreateArgs) -> anyhow::Result<Output> {
         halt: a.halt,
         reuse_external: a.reuse_external,
         no_metadata: a.no_metadata,
-        atomic: a.atomic,
+        atomic: a.atomic.then_some(true),
     };
     if a.print_plan || a.print_xml {
         let plan = conn.snapshot_plan(&a.domain, &req)?;
@@ -194,6 +194,12 @@ fn info(domain: &str, t: &SnapshotTree, s: &SnapshotXml) -> Output {
     let children = t.children(Some(&name)).len();
     let descendants = t.descendants(&name).len();
     let current = t.current.as_deref() == Some(&name);
+    // virsh's "Metadata": whether the host keeps its own record of the snapshot (libvirt's
+    // virDomainSnapshotHasMetadata). luavirt's record holds the domain as it was (QEMU
+    // domains, whose undefine it blocks); a snapshot read from the hypervisor's own files
+    // (a VMware .vmsd) has none, as virsh says of ESX. One taken with --no-metadata has no
+    // record at all, so it is never listed.
+    let metadata = s.domain.is_some();
     let lines = [
         ("Name", name.clone()),
         ("Domain", domain.to_string()),
@@ -203,12 +209,12 @@ fn info(domain: &str, t: &SnapshotTree, s: &SnapshotXml) -> Output {
         ("Parent", s.parent.clone().unwrap_or_else(|| "-".to_string())),
         ("Children", children.to_string()),
         ("Descendants", descendants.to_string()),
-        ("Metadata", "yes".to_string()),
+        ("Metadata", if metadata { "yes" } else { "no" }.to_string()),
     ];
     let text: String = lines.iter().map(|(k, v)| format!("{:<15} {v}\n", format!("{k}:"))).collect();
     out(
         text,
         json!({ "name": name, "domain": domain, "current": current, "state": s.state, "location": location,
-                "parent": s.parent, "children": children, "descendants": descendants }),
+                "parent": s.parent, "children": children, "descendants": descendants, "metadata": metadata }),
     )
 }

@@ -152,6 +152,7 @@ impl Connection {
                 list.push(DomainInfo { name, uuid, state: DomainState::ShutOff, id: None, persistent: true });
             }
         }
+        self.apply_planned_states(&mut list);
         list.sort_by(|a, b| (a.id.is_none(), a.id, &a.name).cmp(&(b.id.is_none(), b.id, &b.name)));
         Ok(list)
     }
@@ -186,6 +187,9 @@ impl Connection {
     /// The domain's state and, while running, its id.
     pub fn domain_state(&self, name: &str) -> Result<(DomainState, Option<i64>)> {
         let f = entry!(self, domain_get_state, "reading domain state");
+        if let Some(planned) = self.planned_state(name) {
+            return planned;
+        }
         let r = self
             .call_domain("reading domain state", f, name, 0)
             .map_err(|e| self.explain_missing(name, e))?
@@ -302,11 +306,14 @@ impl Connection {
         let f = entry!(self, domain_create, "starting domains");
         let _lock = self.lock_domain(name)?;
         self.read_domain(name)?;
-        self.mutate(
+        let ran = self.mutate(
             name,
             || "start".to_string(),
             || self.call_domain("starting a domain", f, name, 0).map(|_| ()).map_err(|e| self.explain_missing(name, e)),
         )?;
+        if ran.is_none() {
+            self.plan_state(name, DomainState::Running);
+        }
         Ok(())
     }
 
@@ -315,7 +322,7 @@ impl Connection {
         let f = entry!(self, domain_destroy, "destroying domains");
         let _lock = self.lock_domain(name)?;
         self.read_domain(name)?;
-        self.mutate(
+        let ran = self.mutate(
             name,
             || "destroy".to_string(),
             || {
@@ -324,6 +331,9 @@ impl Connection {
                     .map_err(|e| self.explain_missing(name, e))
             },
         )?;
+        if ran.is_none() {
+            self.plan_state(name, DomainState::ShutOff);
+        }
         Ok(())
     }
 

@@ -1,10 +1,15 @@
 //! Dry runs: a connection in dry-run mode calls no driver function that changes anything. It
 //! records what each change would be, and later reads on the same connection see those
-//! changes (a domain's XML after a disk-set change, a domain defined earlier in the run), so
-//! a script decides as it would for real. The host enforces this, not drivers or scripts.
+//! changes (a domain's XML after a disk-set change, a domain defined earlier in the run, the
+//! run state after `start` or `destroy`, the snapshots taken, deleted or reverted to), so a
+//! script decides as it would for real. The host enforces this, not drivers or scripts.
 
 use super::Connection;
+use super::domain::DomainState;
+use super::snapshot::{PlannedMemory, RevertOptions, SnapshotPlan, SnapshotRequest};
 use crate::error::{Error, Result};
+use luavirt_plugin_api::ErrorCode;
+use luavirt_plugin_api::snapshot::{SnapshotTree, SnapshotXml};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -24,6 +29,10 @@ pub(crate) struct DryRun {
     changes: RefCell<Vec<PlannedChange>>,
     /// Definitions as they would be: `Some(xml)` written, `None` undefined.
     domains: RefCell<BTreeMap<String, Option<String>>>,
+    /// Run states as they would be, for domains the run started, stopped or defined.
+    states: RefCell<BTreeMap<String, DomainState>>,
+    /// Snapshot trees as they would be, for domains whose snapshots the run changed.
+    snapshots: RefCell<BTreeMap<String, SnapshotTree>>,
 }
 
 impl Connection {
@@ -59,10 +68,25 @@ impl Connection {
         }
     }
 
-    /// In a dry run, records the definition `domain` would have (`None`: undefined).
+    /// In a dry run, records the definition `domain` would have (`None`: undefined). A
+    /// domain new to the run is shut off and has no snapshots; one that existed keeps its
+    /// state.
     pub(crate) fn plan_definition(&self, domain: &str, xml: Option<String>) {
-        if let Some(d) = &self.dry_run {
-            d.domains.borrow_mut().insert(domain.to_string(), xml);
+        let Some(d) = &self.dry_run else { return };
+        let defined = xml.is_some();
+        d.domains.borrow_mut().insert(domain.to_string(), xml);
+        if !defined {
+            d.states.borrow_mut().remove(domain);
+        } else if !d.states.borrow().contains_key(domain) {
+            let state = match self.domain_state(domain) {
+                Ok((s, _)) => s,
+                Err(e) if e.code() == ErrorCode::NoDomain => {
+                    d.snapshots.borrow_mut().insert(domain.to_string(), SnapshotTree::default());
+                    DomainState::ShutOff
+                }
+                Err(_) => DomainState::ShutOff,
+            };
+            d.states.borrow_mut().insert(domain.to_string(), state);
         }
     }
 
@@ -83,5 +107,98 @@ impl Connection {
             .as_ref()
             .map(|d| d.domains.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default()
+    }
+
+    /// In a dry run, records that `domain` would be in `state`.
+    pub(crate) fn plan_state(&self, domain: &str, state: DomainState) {
+        if let Some(d) = &self.dry_run {
+            d.states.borrow_mut().insert(domain.to_string(), state);
+        }
+    }
+
+    /// In a dry run, the state of `domain` as the run left it (an error once it undefined it),
+    /// if the run changed it.
+    pub(crate) fn planned_state(&self, domain: &str) -> Option<Result<(DomainState, Option<i64>)>> {
+        let d = self.dry_run.as_ref()?;
+        if let Some(Err(e)) = self.planned_definition(domain) {
+            return Some(Err(e));
+        }
+        d.states.borrow().get(domain).map(|s| Ok((*s, None)))
+    }
+
+    /// `list` as a dry run left it: the run's states over the driver's.
+    pub(crate) fn apply_planned_states(&self, list: &mut [super::DomainInfo]) {
+        let Some(d) = &self.dry_run else { return };
+        for info in list.iter_mut() {
+            if let Some(s) = d.states.borrow().get(&info.name) {
+                info.state = *s;
+                info.id = info.id.filter(|_| s.is_active());
+            }
+        }
+    }
+
+    /// In a dry run, `domain`'s snapshots as the run left them, if it changed them.
+    pub(crate) fn planned_snapshots(&self, domain: &str) -> Option<SnapshotTree> {
+        self.dry_run.as_ref()?.snapshots.borrow().get(domain).cloned()
+    }
+
+    /// Changes the run's view of `domain`'s snapshots.
+    fn change_snapshots(&self, domain: &str, change: impl FnOnce(&mut SnapshotTree)) -> Result<()> {
+        let Some(d) = &self.dry_run else { return Ok(()) };
+        let mut tree = self.snapshots(domain)?;
+        change(&mut tree);
+        d.snapshots.borrow_mut().insert(domain.to_string(), tree);
+        Ok(())
+    }
+
+    /// Records the snapshot `plan` would take (none is listed with `no_metadata`, as for
+    /// real); returns it as it would be stored.
+    pub(crate) fn plan_snapshot(
+        &self,
+        domain: &str,
+        plan: &SnapshotPlan,
+        req: &SnapshotRequest,
+    ) -> Result<SnapshotXml> {
+        let mut snap = plan.to_snapshot_xml();
+        snap.creation_time = Some(luavirt_plugin_api::time::now_secs());
+        let state = match (plan.running, &plan.memory) {
+            (false, _) => "shutoff",
+            (true, PlannedMemory::No) => "disk-snapshot",
+            (true, _) => "running",
+        };
+        snap.state = Some(state.to_string());
+        if !req.no_metadata {
+            self.change_snapshots(domain, |t| t.add(snap.clone()))?;
+            snap.parent = self.snapshots(domain)?.get(&plan.name).and_then(|s| s.parent.clone());
+        }
+        if req.halt {
+            self.plan_state(domain, DomainState::ShutOff);
+        }
+        Ok(snap)
+    }
+
+    /// Records a revert to snapshot `name`: it becomes current, and the domain comes back as
+    /// libvirt says: as it was when taken if memory was saved, else shut off, unless `opts`
+    /// ask for running or paused.
+    pub(crate) fn plan_revert(&self, domain: &str, name: &str, opts: RevertOptions) -> Result<()> {
+        let snap = self.snapshot(domain, name)?;
+        let memory = snap.memory.as_ref().is_some_and(|m| m.snapshot != "no");
+        let state = if opts.paused || (!opts.running && memory && snap.state.as_deref() == Some("paused")) {
+            DomainState::Paused
+        } else if opts.running || memory {
+            DomainState::Running
+        } else {
+            DomainState::ShutOff
+        };
+        self.change_snapshots(domain, |t| t.current = Some(name.to_string()))?;
+        self.plan_state(domain, state);
+        Ok(())
+    }
+
+    /// Records that snapshot `name` would be deleted (its children take its parent).
+    pub(crate) fn plan_snapshot_deleted(&self, domain: &str, name: &str) -> Result<()> {
+        self.change_snapshots(domain, |t| {
+            t.remove(name);
+        })
     }
 }

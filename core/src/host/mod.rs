@@ -1,7 +1,8 @@
-//! The host API: every operation luavirt offers, written once. The CLI, Lua scripts and the
-//! watcher all call these functions; drivers are reached only through the ABI.
+//! The host API: every operation luavirt offers, written once. The CLI and Lua scripts both
+//! call these functions; drivers are reached only through the ABI.
 
 mod blockjob;
+mod confine;
 mod diskmode;
 mod diskset;
 mod domain;

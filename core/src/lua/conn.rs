@@ -14,7 +14,11 @@ pub struct LuaConn(pub Rc<Connection>);
 pub fn connect(lua: &Lua, uri: Option<String>) -> mlua::Result<LuaConn> {
     let ctx = Context::get(lua)?;
     let uri = uri.unwrap_or_else(|| ctx.default_uri.clone());
-    let mut conn = ctx.host.connect(&uri).map_err(errors::host)?;
+    let conn = match &ctx.confine {
+        Some(root) => ctx.host.connect_within(&uri, root),
+        None => ctx.host.connect(&uri),
+    };
+    let mut conn = conn.map_err(errors::host)?;
     if ctx.dry_run {
         conn.set_dry_run();
     }

@@ -1,6 +1,7 @@
 //! Disks as plain tables (`dom:disks()`): `target`, `source`, `format`, `bus`, `device`,
 //! `type`, `readonly`, `shareable`, `transient`, `mode`, `snapshot`, `serial`, `boot`, `domain`.
-//! Their metatable adds `disk:set_mode(mode)`.
+//! Their metatable adds `disk:set_mode(mode)`, which refreshes the table from the definition
+//! the host wrote, so the table never disagrees with it.
 
 use super::errors;
 use crate::Connection;
@@ -19,11 +20,12 @@ fn disk_meta(lua: &Lua, conn: &Rc<Connection>) -> mlua::Result<Table> {
             let domain: String = disk.get("domain")?;
             let target: String = disk.get("target")?;
             let changed = conn.set_disk_mode(&domain, &target, mode).map_err(errors::host)?;
-            disk.set("mode", mode.name())?;
-            if mode != DiskMode::Persistent {
-                disk.set("snapshot", "no")?;
-            }
-            disk.set("transient", mode == DiskMode::IndependentNonpersistent)?;
+            let dom = conn.read_domain(&domain).map_err(errors::host)?;
+            let d = dom.disk(&target).ok_or_else(|| {
+                let disks = dom.disks().into_iter().map(|d| d.target).collect();
+                errors::host(crate::Error::NoDisk { domain: domain.clone(), disk: target.clone(), disks })
+            })?;
+            fill(&disk, &dom, &d)?;
             Ok(changed)
         })?,
     )?;
@@ -35,6 +37,13 @@ fn disk_meta(lua: &Lua, conn: &Rc<Connection>) -> mlua::Result<Table> {
 /// One disk as a table.
 fn disk_table(lua: &Lua, dom: &DomainXml, d: &Disk, meta: &Table) -> mlua::Result<Table> {
     let t = lua.create_table()?;
+    fill(&t, dom, d)?;
+    t.set_metatable(Some(meta.clone()))?;
+    Ok(t)
+}
+
+/// Sets every field of disk table `t` from disk `d` of `dom`.
+fn fill(t: &Table, dom: &DomainXml, d: &Disk) -> mlua::Result<()> {
     t.set("domain", dom.name())?;
     t.set("target", d.target.as_str())?;
     t.set("source", d.source.display())?;
@@ -50,8 +59,7 @@ fn disk_table(lua: &Lua, dom: &DomainXml, d: &Disk, meta: &Table) -> mlua::Resul
     t.set("snapshot", d.snapshot.as_deref())?;
     t.set("serial", d.serial.as_deref())?;
     t.set("boot", d.boot_order)?;
-    t.set_metatable(Some(meta.clone()))?;
-    Ok(t)
+    Ok(())
 }
 
 /// Every disk of `dom`, as tables.

@@ -40,7 +40,7 @@ fn snapshot_request(lua: &Lua, opts: Option<Table>, what: &'static str) -> mlua:
         halt: o.boolean("halt")?,
         reuse_external: o.boolean("reuse_external")?,
         no_metadata: o.boolean("no_metadata")?,
-        atomic: o.boolean("atomic")?,
+        atomic: o.optional_boolean("atomic")?,
         ..SnapshotRequest::default()
     };
     match o.string("memory")? {

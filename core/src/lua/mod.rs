@@ -23,7 +23,7 @@ use crate::{Connection, Host};
 use limits::{LimitState, Limits};
 use mlua::{Lua, Table, Value};
 use std::cell::RefCell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -36,6 +36,8 @@ pub struct Context {
     pub default_uri: String,
     /// Record changes instead of making them.
     pub dry_run: bool,
+    /// When set, `luavirt.connect` reaches only URIs inside this folder (`luavirt test`).
+    pub confine: Option<PathBuf>,
     /// Every connection the script opened, for the dry run's report.
     pub connections: RefCell<Vec<Rc<Connection>>>,
     /// The run's limits.
@@ -58,6 +60,8 @@ pub struct RunOptions {
     pub default_uri: String,
     /// Record changes instead of making them.
     pub dry_run: bool,
+    /// Connections only inside this folder (a test's temporary host).
+    pub confine: Option<PathBuf>,
     /// Memory and time limits.
     pub limits: Limits,
 }
@@ -79,6 +83,7 @@ pub fn interpreter(host: Rc<Host>, script_dir: &Path, opts: &RunOptions) -> mlua
         host,
         default_uri: opts.default_uri.clone(),
         dry_run: opts.dry_run,
+        confine: opts.confine.clone(),
         connections: RefCell::new(Vec::new()),
         limits,
     });
@@ -106,9 +111,29 @@ pub fn report_with_limits(e: &mlua::Error, ctx: &Context) -> String {
     }
 }
 
+/// The most a script or module may hold: far more than any script needs, and a bound on
+/// reading what is not a script (`luavirt run /dev/zero`).
+pub const MAX_SCRIPT_BYTES: u64 = 16 << 20;
+
+/// Reads the script (or module, or test file) at `path`, up to [`MAX_SCRIPT_BYTES`].
+pub fn read_script(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut text = String::new();
+    std::fs::File::open(path).map_err(cannot)?.take(MAX_SCRIPT_BYTES + 1).read_to_string(&mut text).map_err(cannot)?;
+    if text.len() as u64 > MAX_SCRIPT_BYTES {
+        return Err(format!(
+            "{}: a script may hold at most {} MiB, and this one holds more; is it the file you meant?",
+            path.display(),
+            MAX_SCRIPT_BYTES >> 20
+        ));
+    }
+    Ok(text)
+}
+
 /// Runs the script at `path` with `args` (in `arg` and `...`). A syntax error runs nothing.
 pub fn run_script(host: Rc<Host>, path: &Path, args: &[String], opts: &RunOptions) -> Result<RunReport, String> {
-    let source = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let source = read_script(path)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let (lua, ctx) = interpreter(host, dir, opts).map_err(|e| errors::report(&e))?;
     let run = || -> mlua::Result<()> {

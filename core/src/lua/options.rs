@@ -53,6 +53,15 @@ impl<'a> Opts<'a> {
         }
     }
 
+    /// A boolean option that may be absent.
+    pub fn optional_boolean(&mut self, key: &'static str) -> mlua::Result<Option<bool>> {
+        match self.value(key)? {
+            Value::Nil => Ok(None),
+            Value::Boolean(b) => Ok(Some(b)),
+            other => Err(self.wrong(key, "a boolean", &other)),
+        }
+    }
+
     /// A non-negative integer option.
     pub fn count(&mut self, key: &'static str) -> mlua::Result<Option<u64>> {
         match self.value(key)? {

@@ -5,8 +5,10 @@
 //!   available; `load` takes text only (bytecode can crash the interpreter).
 //! - `require` finds modules in the script's folder, then among the shipped `scripts/`; the
 //!   module `luavirt` is the API.
-//! - `pcall`, `xpcall` and `coroutine.resume` return host errors as `{code, message}` tables
-//!   and never swallow a limit error (see `limits.rs`).
+//! - `pcall`, `xpcall`, `coroutine.resume` and `coroutine.close` return host errors as
+//!   `{code, message}` tables and never swallow a limit error (see `limits.rs`); `load` calls
+//!   a reader function itself, since Lua's `load` would swallow the reader's errors.
+//! - Scripts and modules are read up to [`super::MAX_SCRIPT_BYTES`].
 
 use super::errors;
 use super::limits::LimitState;
@@ -19,7 +21,8 @@ include!(concat!(env!("OUT_DIR"), "/shipped_scripts.rs"));
 /// Wraps the error-catching functions so they translate host errors and re-raise limits.
 const GUARDS: &str = r#"
 local limit, translate = ...
-local raw_pcall, raw_xpcall, raw_resume, raw_error = pcall, xpcall, coroutine.resume, error
+local raw_pcall, raw_xpcall, raw_resume, raw_close, raw_error = pcall, xpcall, coroutine.resume, coroutine.close, error
+local type, concat = type, table.concat
 local function pass(ok, ...)
   if ok then return true, ... end
   local e = ...
@@ -34,8 +37,21 @@ xpcall = function(f, handler, ...)
   end, ...))
 end
 coroutine.resume = function(co, ...) return pass(raw_resume(co, ...)) end
+coroutine.close = function(co) return pass(raw_close(co)) end
 local raw_load = load
-load = function(chunk, name, _mode, env) return raw_load(chunk, name, "t", env) end
+load = function(chunk, name, _mode, env)
+  if type(chunk) == "function" then
+    local parts = {}
+    while true do
+      local piece = chunk()
+      if piece == nil or piece == "" then break end
+      if type(piece) ~= "string" then raw_error("load: the reader function must return strings", 2) end
+      parts[#parts + 1] = piece
+    end
+    chunk = concat(parts)
+  end
+  return raw_load(chunk, name, "t", env)
+end
 "#;
 
 /// A table whose every missing key is a function raising "`prefix.key` is not available".
@@ -127,8 +143,7 @@ fn install_require(lua: &Lua, script_dir: PathBuf) -> mlua::Result<()> {
         let rel = format!("{}.lua", name.replace('.', "/"));
         let local = script_dir.join(&rel);
         let (chunk_name, source) = if local.is_file() {
-            let text = std::fs::read_to_string(&local)
-                .map_err(|e| mlua::Error::runtime(format!("cannot read {}: {e}", local.display())))?;
+            let text = super::read_script(&local).map_err(mlua::Error::runtime)?;
             (local.display().to_string(), text)
         } else if let Some((_, path, text)) = SHIPPED.iter().find(|(m, _, _)| *m == name) {
             (format!("scripts/{path}"), text.to_string())

@@ -2,7 +2,8 @@
 //! state folder (its own `qemu:///session`), where `fixture` makes real disk images with
 //! `qemu-img` and real domains. Tests register with `test(name, fn)` and check with a small
 //! assertion library; each failure is printed with its file and line, and the run ends with
-//! `N passed, N failed`.
+//! `N passed, N failed`. A file that registers no test fails. `luavirt.connect` reaches only
+//! the file's temporary host: a test cannot touch real domains in another state folder.
 
 use super::{RunOptions, errors, interpreter};
 use crate::Host;
@@ -129,7 +130,7 @@ pub fn run_tests(host: Rc<Host>, files: &[PathBuf], opts: &RunOptions, out: &mut
         }
         let uri = format!("qemu:///session?state={}", dir.join("state").display());
         let scratch = Scratch { dir, host: host.clone(), uri: uri.clone() };
-        let file_opts = RunOptions { default_uri: uri, ..opts.clone() };
+        let file_opts = RunOptions { default_uri: uri, confine: Some(scratch.dir.clone()), ..opts.clone() };
         let t = run_file(host.clone(), file, &scratch.dir, &file_opts, out);
         tally.passed += t.passed;
         tally.failed += t.failed;
@@ -146,7 +147,11 @@ fn run_file(host: Rc<Host>, file: &Path, scratch: &Path, opts: &RunOptions, out:
         let _ = writeln!(out, "  FAIL  {name}\n        {}", why.replace('\n', "\n        "));
     };
     let setup = || -> mlua::Result<(Lua, Registered)> {
-        let (lua, _) = interpreter(host.clone(), dir, opts)?;
+        let (lua, ctx) = interpreter(host.clone(), dir, opts)?;
+        ctx.limits.leaves_behind(format!(
+            "the test's temporary host {} is left behind: stop any QEMU running there, then remove it",
+            scratch.display()
+        ));
         lua.load(ASSERTIONS).set_name("=luavirt assertions").exec()?;
         let tests = Rc::new(RefCell::new(Vec::new()));
         let registry = tests.clone();
@@ -158,8 +163,7 @@ fn run_file(host: Rc<Host>, file: &Path, scratch: &Path, opts: &RunOptions, out:
             })?,
         )?;
         lua.globals().set("fixture", fixture(&lua, scratch)?)?;
-        let source = std::fs::read_to_string(file)
-            .map_err(|e| mlua::Error::runtime(format!("cannot read {}: {e}", file.display())))?;
+        let source = super::read_script(file).map_err(mlua::Error::runtime)?;
         lua.load(source).set_name(format!("@{}", file.display())).set_mode(mlua::chunk::ChunkMode::Text).exec()?;
         Ok((lua, tests))
     };
@@ -173,8 +177,8 @@ fn run_file(host: Rc<Host>, file: &Path, scratch: &Path, opts: &RunOptions, out:
     let tests = tests.borrow().clone();
     let mut tally = Tally::default();
     if tests.is_empty() {
-        let _ = writeln!(out, "  ok    (no tests registered; the file ran)");
-        return Tally { passed: 1, failed: 0 };
+        fail(out, "(no tests)", "the file registered no test; register each with test(name, function() ... end)");
+        return Tally { passed: 0, failed: 1 };
     }
     for (name, f) in tests {
         match f.call::<()>(()) {

@@ -173,9 +173,6 @@ fn disk_args(
             ));
         }
     }
-    if d.transient {
-        warnings.push(format!("disk {}: <transient/> is not applied yet; changes persist", d.target));
-    }
     let cdrom = d.device == "cdrom";
     let bus = d.bus.clone().unwrap_or_else(|| if d.target.starts_with("vd") { "virtio".into() } else { "ide".into() });
     let index = target_index(&d.target);

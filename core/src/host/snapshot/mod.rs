@@ -111,7 +111,7 @@ impl Connection {
         )?;
         let stored = match out {
             Some(out) => SnapshotXml::parse(&out.into_text()).map_err(Error::from)?,
-            None => plan.to_snapshot_xml(),
+            None => self.plan_snapshot(domain, &plan, req)?,
         };
         Ok((plan, stored))
     }
@@ -119,6 +119,9 @@ impl Connection {
     /// Every snapshot of the domain, as a tree.
     pub fn snapshots(&self, domain: &str) -> Result<SnapshotTree> {
         let f = entry!(self, domain_snapshot_list, "snapshots");
+        if let Some(planned) = self.planned_snapshots(domain) {
+            return Ok(planned);
+        }
         let out = self.call_domain("listing snapshots", f, domain, 0).map_err(|e| self.explain_missing(domain, e))?;
         let current = out.records.first().and_then(|r| r.get_str("current").map(str::to_string));
         let snaps = out.texts.iter().map(|t| SnapshotXml::parse(t)).collect::<Result<Vec<_>, _>>()?;
@@ -156,7 +159,7 @@ impl Connection {
                 flags |= flag;
             }
         }
-        self.mutate(
+        let ran = self.mutate(
             domain,
             || format!("revert to snapshot '{name}'"),
             || {
@@ -165,6 +168,9 @@ impl Connection {
                 })
             },
         )?;
+        if ran.is_none() {
+            self.plan_revert(domain, name, opts)?;
+        }
         Ok(())
     }
 
@@ -211,6 +217,9 @@ impl Connection {
                     })
                 },
             );
+            if let Ok(None) = r {
+                self.plan_snapshot_deleted(domain, &snap)?;
+            }
             if let Err(e) = r {
                 if done.is_empty() {
                     return Err(e);

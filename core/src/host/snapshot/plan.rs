@@ -162,6 +162,12 @@ impl SnapshotPlan {
         check_snapshot_name(&name)?;
         let disks = dom.disks();
         let invalid = |m: String| Error::InvalidArg(format!("Snapshot '{name}' of domain '{domain}': {m}"));
+        if req.atomic == Some(false) {
+            return Err(invalid(
+                "atomic=false cannot be honoured: every luavirt snapshot takes all its disks or none; drop the option"
+                    .to_string(),
+            ));
+        }
 
         // Who takes part, and with which diskspec.
         let mut specs = vec![None; disks.len()];

@@ -134,8 +134,10 @@ pub struct SnapshotRequest {
     pub reuse_external: bool,
     /// Take the snapshot but keep no metadata.
     pub no_metadata: bool,
-    /// All or nothing (always so; accepted for virsh compatibility).
-    pub atomic: bool,
+    /// Whether the caller asked for all disks or none (virsh's `--atomic`). Every snapshot is
+    /// all or nothing, and the host asks every driver for that, so `Some(true)` is what
+    /// happens anyway and `Some(false)` is refused rather than ignored.
+    pub atomic: Option<bool>,
 }
 
 #[cfg(test)]

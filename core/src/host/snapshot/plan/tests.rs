@@ -36,6 +36,16 @@ fn mixed_qcow2_and_raw_takes_raw_externally_and_skips_independent_transient_and_
 }
 
 #[test]
+fn atomic_is_what_every_snapshot_is_and_asking_otherwise_is_refused() {
+    let mut r = req("s1");
+    r.atomic = Some(true);
+    assert!(SnapshotPlan::resolve(&dom(), &r, false, &[]).is_ok());
+    r.atomic = Some(false);
+    let err = SnapshotPlan::resolve(&dom(), &r, false, &[]).unwrap_err().to_string();
+    assert!(err.contains("atomic=false cannot be honoured"), "{err}");
+}
+
+#[test]
 fn internal_asked_of_raw_goes_external_or_stays_out_by_default() {
     let mut r = req("s2");
     r.disks =
