@@ -163,7 +163,7 @@ impl QemuDriver {
         if let Err(e) = self.resume_started(&name, opts, call) {
             return Err(fail(&mut gated.child, e.message));
         }
-        // Reap QEMU when it exits if this process still runs then (a script, the watcher).
+        // Reap QEMU when it exits if this process still runs then (a long Lua script).
         let mut child = gated.child;
         std::thread::spawn(move || child.wait());
         Ok(())

@@ -20,7 +20,8 @@ pub struct RevertOptions {
     pub running: bool,
     /// Paused afterwards.
     pub paused: bool,
-    /// Revert even where it throws away a running domain's state.
+    /// virsh's `--force`, passed on to the driver; no driver of luavirt refuses a revert
+    /// that `--force` would allow, so none reads it.
     pub force: bool,
 }
 
