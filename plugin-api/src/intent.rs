@@ -9,6 +9,7 @@
 //! long wait for a block job holds no lock; it is in progress, not interrupted). Reads only
 //! look: [`IntentFile::read`] writes nothing.
 
+use crate::DriverError;
 use crate::fsutil::{create_private_dir, remove_durably, write_atomic};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -116,6 +117,60 @@ impl IntentFile {
     pub fn clear(&self) -> io::Result<()> {
         remove_durably(&self.path)
     }
+
+    /// Records that `change` begins, and returns it as a change under way.
+    pub fn begin<T: Serialize>(&self, change: T) -> Result<Pending<T>, DriverError> {
+        let pending = Pending { file: self.clone(), intent: Intent::new(change), finished: false };
+        pending.save()?;
+        Ok(pending)
+    }
+
+    /// A recorded change, as a change under way (to move on or finish).
+    pub fn resume<T: Serialize>(&self, intent: Intent<T>) -> Pending<T> {
+        Pending { file: self.clone(), intent, finished: false }
+    }
+}
+
+/// A change under way: its record, kept up to date as steps complete. Dropped without
+/// [`Pending::done`] (an error returned half-way), the record is marked as given up (pid 0),
+/// so the next call settles it, even in this same process.
+pub struct Pending<T: Serialize> {
+    file: IntentFile,
+    intent: Intent<T>,
+    finished: bool,
+}
+
+impl<T: Serialize> Pending<T> {
+    /// The change as recorded.
+    pub fn intent(&self) -> &Intent<T> {
+        &self.intent
+    }
+
+    fn save(&self) -> Result<(), DriverError> {
+        self.file.write(&self.intent).map_err(|e| DriverError::io("write the intent record", &self.file.path, e))
+    }
+
+    /// Records that the change got to `phase`.
+    pub fn phase(&mut self, phase: &str) -> Result<(), DriverError> {
+        self.intent.phase = phase.to_string();
+        self.save()
+    }
+
+    /// The change is complete, or fully undone: forget it.
+    pub fn done(mut self) -> Result<(), DriverError> {
+        self.file.clear().map_err(|e| DriverError::io("remove the intent record", &self.file.path, e))?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl<T: Serialize> Drop for Pending<T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.intent.pid = 0;
+            let _ = self.file.write(&self.intent);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +204,14 @@ mod tests {
         assert_eq!(std::fs::metadata(file.path()).unwrap().permissions().mode() & 0o777, 0o600);
         file.clear().unwrap();
         file.clear().unwrap();
+        assert_eq!(file.read::<Change>().unwrap(), None);
+        // A change given up half-way (dropped without done) is left for the next call.
+        let mut p = file.begin(Change { overlay: "/i/b".into() }).unwrap();
+        p.phase("switched").unwrap();
+        drop(p);
+        let left: Intent<Change> = file.read().unwrap().unwrap();
+        assert_eq!((left.pid, left.phase.as_str()), (0, "switched"));
+        file.begin(Change { overlay: "/i/c".into() }).unwrap().done().unwrap();
         assert_eq!(file.read::<Change>().unwrap(), None);
         std::fs::write(file.path(), b"{").unwrap();
         let err = file.read::<Change>().unwrap_err();

@@ -47,10 +47,11 @@ fn at_each(
         let args = op(&env);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         killed_at(&env, fp, &args);
-        // A pull changes no definition, so it records nothing; every other change shows.
+        // A pull changes no definition, and an offline commit keeps the top's data until the
+        // definition moves, so they record nothing; every other change shows.
         let reason = env.ok(&["domstate", "d", "--reason"]);
         assert!(
-            reason.contains("interrupted") || *fp == "block-pull:started",
+            reason.contains("interrupted") || ["block-pull:started", "block-commit:committed"].contains(fp),
             "no interrupted change shown after a kill at {fp}: {reason}"
         );
         after(&env, fp);
@@ -434,6 +435,30 @@ fn blockjob_pivot_killed_at_each_step() {
 }
 
 #[test]
+fn offline_blockcommit_with_pivot_killed_after_the_commit() {
+    at_each(
+        &["block-commit:committed"],
+        |env| {
+            let mut files = domain(env, "d");
+            env.ok(&["snapshot-create-as", "d", "s1", "--diskspec", "vda,snapshot=external"]);
+            let overlay = disk_image(env, "d", "vda").0;
+            write_offline(&overlay, "qcow2", 0x44);
+            files.push(overlay);
+            files
+        },
+        |_| strings(&["blockcommit", "d", "vda", "--wait", "--pivot"]),
+        |env, _| {
+            env.ok(&["recover", "d"]);
+            state_is(env, "d", &["shut off"]);
+        },
+        &[Holds { disk: "vda", offset_mib: 0, pattern: &[0x44] }, BEFORE[1]],
+        |env| {
+            env.ok(&["blockcommit", "d", "vda", "--wait", "--pivot"]);
+        },
+    );
+}
+
+#[test]
 fn blockpull_killed_while_the_job_runs() {
     at_each(
         &["block-pull:started"],
@@ -584,4 +609,37 @@ fn a_running_domain_stays_usable_when_luavirt_is_killed_at_random_moments() {
             .push(format!("{name}: {trials} trials, {killed} killed mid-way, 0 with lost data or an unusable domain"));
     }
     eprintln!("{}", report.join("\n"));
+}
+
+#[test]
+fn every_failpoint_in_the_code_is_killed_at_by_a_test() {
+    fn sources(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let repo = luavirt_tests::repo_dir();
+    let mut code = Vec::new();
+    for d in ["core/src", "drivers", "plugin-api/src"] {
+        sources(&repo.join(d), &mut code);
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for f in code {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for part in text.split("failpoint::hit(\"").skip(1) {
+            names.insert(part.split('"').next().unwrap().to_string());
+        }
+    }
+    assert!(names.len() > 30, "found only {names:?}");
+    let tests: String = ["tests/e2e/crash.rs", "tests/e2e/vmx.rs"]
+        .iter()
+        .map(|f| std::fs::read_to_string(repo.join(f)).unwrap())
+        .collect();
+    let untested: Vec<&String> = names.iter().filter(|n| !tests.contains(&format!("\"{n}\""))).collect();
+    assert!(untested.is_empty(), "failpoints no test kills at: {untested:?}");
 }

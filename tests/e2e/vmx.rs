@@ -1088,3 +1088,108 @@ fn a_merge_that_cannot_start_leaves_the_snapshot_and_every_file_as_they_were() {
     assert_unchanged(&before, &ds.files());
     assert_eq!(ds.ok(&["snapshot-list", "app", "--name"]), "s1\n");
 }
+
+/// The `.vmdk` files of `dir` that neither the `.vmx` nor the `.vmsd` of `app` names
+/// (through the chains of what they name).
+fn unnamed_vmdks(dir: &Path) -> Vec<String> {
+    let mut named = std::collections::BTreeSet::new();
+    let mut tops: Vec<String> = Vec::new();
+    for file in [dir.join("app.vmx"), dir.join("app.vmsd")] {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        tops.extend(
+            text.lines()
+                .filter_map(|l| l.split_once(" = "))
+                .filter(|(k, _)| k.to_ascii_lowercase().ends_with(".filename"))
+                .map(|(_, v)| v.trim_matches('"').to_string()),
+        );
+    }
+    for t in tops.into_iter().filter(|t| t.ends_with(".vmdk")) {
+        named.extend(chain_ok(&dir.join(t)));
+    }
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".vmdk") && !named.contains(n))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn snapshot_create_revert_and_delete_killed_at_each_step_are_settled_by_the_next_call() {
+    use luavirt_tests::crash::killed_at;
+    let cases: [(&str, &[&str]); 3] = [
+        ("create", &["vmx-snapshot-create:begun", "vmx-snapshot-create:deltas", "vmx-snapshot:vmx-written"]),
+        (
+            "revert",
+            &[
+                "vmx-snapshot-revert:begun",
+                "vmx-snapshot-revert:deltas",
+                "vmx-snapshot:vmx-written",
+                "vmx-snapshot-revert:saved",
+            ],
+        ),
+        (
+            "delete",
+            &[
+                "vmx-snapshot-delete:begun",
+                "vmx-snapshot-delete:merged",
+                "vmx-snapshot:vmx-written",
+                "vmx-snapshot-delete:saved",
+            ],
+        ),
+    ];
+    for (op, fps) in cases {
+        for fp in fps {
+            let (ds, dir) = two_disks(&format!("vmxcrash-{op}"));
+            ds.ok(&["disk-mode", "app", "sdb", "persistent"]);
+            let args: Vec<&str> = match op {
+                "create" => vec!["snapshot-create-as", "app", "s1"],
+                "revert" => {
+                    ds.ok(&["snapshot-create-as", "app", "s1"]);
+                    write_mib(&dir.join("app-000001.vmdk"), 0x33, 0);
+                    write_mib(&dir.join("app_1-000002.vmdk"), 0x44, 0);
+                    vec!["snapshot-revert", "app", "s1"]
+                }
+                _ => {
+                    ds.ok(&["snapshot-create-as", "app", "s1"]);
+                    write_mib(&dir.join("app-000001.vmdk"), 0x33, 0);
+                    write_mib(&dir.join("app_1-000002.vmdk"), 0x44, 0);
+                    vec!["snapshot-delete", "app", "s1"]
+                }
+            };
+            killed_at(&ds.env, fp, &ds.args(&ds.uri, &args));
+            let state = ds.ok(&["domstate", "app", "--reason"]);
+            assert!(state.contains("interrupted"), "{op} killed at {fp}: {state}");
+            ds.ok(&["recover", "app"]);
+            assert!(!ds.ok(&["domstate", "app", "--reason"]).contains("interrupted"));
+            // Every chain reads with matching CIDs, nothing is left that nothing names, and
+            // the data is as the operation leaves it, finished or undone.
+            assert_eq!(unnamed_vmdks(&dir), Vec::<String>::new(), "{op} killed at {fp}: leftovers");
+            let disk =
+                |target: &str| dir.join(value_of(&dir.join("app.vmx"), &format!("scsi0:{target}.fileName")).unwrap());
+            let (a, b) = (disk("0"), disk("1"));
+            // A revert killed before the .vmx switched is undone; after, it is finished.
+            let switched = fp.ends_with("vmx-written") || fp.ends_with("saved");
+            let want: (&[u8], &[u8]) = match op {
+                "create" => (&[0x11], &[0x22]),
+                "revert" if switched => (&[0x11], &[0x22]),
+                _ => (&[0x33], &[0x44]),
+            };
+            assert!(want.0.iter().any(|p| holds(&a, *p, 0)), "{op} killed at {fp}: sda lost its data");
+            assert!(want.1.iter().any(|p| holds(&b, *p, 0)), "{op} killed at {fp}: sdb lost its data");
+            let names = ds.ok(&["snapshot-list", "app", "--name"]);
+            match op {
+                "delete" => assert_eq!(names, "", "{op} killed at {fp}: the delete was not finished"),
+                "revert" => assert_eq!(names, "s1\n"),
+                _ => {}
+            }
+            // Every snapshot verb works again, and the operation can be repeated.
+            ds.ok(&["snapshot-create-as", "app", "s2"]);
+            ds.ok(&["snapshot-revert", "app", "s2"]);
+            ds.ok(&["snapshot-delete", "app", "s2"]);
+            assert_eq!(unnamed_vmdks(&dir), Vec::<String>::new(), "{op} killed at {fp}: leftovers after repeating");
+        }
+    }
+}

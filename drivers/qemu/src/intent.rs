@@ -9,7 +9,7 @@
 use crate::QemuDriver;
 use crate::lifecycle::StartOptions;
 use luavirt_plugin_api::fsutil::LockGuard;
-use luavirt_plugin_api::intent::{Intent, IntentFile};
+use luavirt_plugin_api::intent::Intent;
 use luavirt_plugin_api::kit::{Call, DriverResult};
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -53,42 +53,8 @@ impl Change {
     }
 }
 
-/// A change under way: its record, kept up to date as steps complete. Dropped without
-/// [`Pending::done`] (an error returned half-way), the record is marked as given up, so the
-/// next call settles it even in this same process.
-pub(crate) struct Pending {
-    file: IntentFile,
-    intent: Intent<Change>,
-    finished: bool,
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.intent.pid = 0;
-            let _ = self.file.write(&self.intent);
-        }
-    }
-}
-
-fn record_error(file: &IntentFile, e: std::io::Error) -> DriverError {
-    DriverError::io("write the intent record", file.path(), e)
-}
-
-impl Pending {
-    /// Records that the change got to `phase`.
-    pub fn phase(&mut self, phase: &str) -> DriverResult {
-        self.intent.phase = phase.to_string();
-        self.file.write(&self.intent).map_err(|e| record_error(&self.file, e))
-    }
-
-    /// The change is complete, or fully undone: forget it.
-    pub fn done(mut self) -> DriverResult {
-        self.file.clear().map_err(|e| DriverError::io("remove the intent record", self.file.path(), e))?;
-        self.finished = true;
-        Ok(())
-    }
-}
+/// A change to a domain under way.
+pub(crate) type Pending = luavirt_plugin_api::intent::Pending<Change>;
 
 impl QemuDriver {
     /// Takes the lock of domain `name` for a change, after finishing or undoing whatever
@@ -119,10 +85,7 @@ impl QemuDriver {
 
     /// Records that `change` to `name` begins; the caller holds the domain's lock.
     pub(crate) fn begin(&self, name: &str, change: Change) -> DriverResult<Pending> {
-        let file = self.state.intents(name)?;
-        let intent = Intent::new(change);
-        file.write(&intent).map_err(|e| record_error(&file, e))?;
-        Ok(Pending { file, intent, finished: false })
+        self.state.intents(name)?.begin(change)
     }
 
     /// The change to `name` left unfinished, if any (reading writes nothing).
@@ -140,6 +103,6 @@ impl QemuDriver {
 
     /// The pending change of `name` as a handle, to move on or finish.
     pub(crate) fn resume_pending(&self, name: &str, intent: Intent<Change>) -> DriverResult<Pending> {
-        Ok(Pending { file: self.state.intents(name)?, intent, finished: false })
+        Ok(self.state.intents(name)?.resume(intent))
     }
 }

@@ -41,7 +41,8 @@ use vm::Vm;
 pub struct VmxDriver {
     root: PathBuf,
     stores: Datastores,
-    locks: PathBuf,
+    /// luavirt's own files about these VMs: `locks/`, `intents/` (see `snapshot::intent`).
+    state: PathBuf,
 }
 
 /// Query parameters a `vmx:///` URI takes.
@@ -63,15 +64,27 @@ impl VmxDriver {
         inventory::find(&self.root, name)
     }
 
-    /// Locks the `.vmx` at `path` against other luavirt processes while it is rewritten.
-    fn lock(&self, path: &Path) -> DriverResult<LockGuard> {
-        // FNV-1a of the path: a short, stable lock file name.
-        let hash = path
+    /// luavirt's file of `kind` (`locks`, `intents`) about the VM at `vmx`.
+    fn state_path(&self, kind: &str, vmx: &Path, ext: &str) -> PathBuf {
+        // FNV-1a of the path: a short, stable file name.
+        let hash = vmx
             .to_string_lossy()
             .bytes()
             .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-        let lock = self.locks.join(format!("{hash:016x}.lock"));
+        self.state.join(kind).join(format!("{hash:016x}.{ext}"))
+    }
+
+    /// Locks the `.vmx` at `path` against other luavirt processes while it is rewritten.
+    fn lock(&self, path: &Path) -> DriverResult<LockGuard> {
+        let lock = self.state_path("locks", path, "lock");
         lock_exclusive(&lock).map_err(|e| DriverError::io("lock", &lock, e))
+    }
+
+    /// Locks the `.vmx` at `path` for a change, after settling a change a killed call left.
+    fn lock_for_change(&self, name: &str, path: &Path, call: &mut Call) -> DriverResult<LockGuard> {
+        let lock = self.lock(path)?;
+        self.reconcile_vm(name, path, call)?;
+        Ok(lock)
     }
 
     /// The devices and the domain XML of `vm`.
@@ -134,7 +147,7 @@ impl Driver for VmxDriver {
             )));
         }
         let stores = Datastores::from_uri(uri, &root)?;
-        Ok(VmxDriver { root, stores, locks: state_dir_for(uri).join("vmx").join("locks") })
+        Ok(VmxDriver { root, stores, state: state_dir_for(uri).join("vmx") })
     }
 
     fn list_domains(&self, _flags: u32, call: &mut Call) -> DriverResult {
@@ -172,7 +185,7 @@ impl Driver for VmxDriver {
             }
             other => other?,
         };
-        let _lock = self.lock(&found.path)?;
+        let _lock = self.lock_for_change(&name, &found.path, call)?;
         // Read again under the lock: another luavirt may have changed it meanwhile.
         let vm = Vm::load(&found.path)?;
         let (devices, view) = self.view(&vm)?;
@@ -207,11 +220,17 @@ impl Driver for VmxDriver {
     }
 
     fn get_state(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        self.find(name)?;
+        let vm = self.find(name)?;
+        let reason = match self.pending_change(&vm.path)? {
+            Some(i) => format!(
+                "interrupted {} (pid {}); the next change to the domain finishes or undoes it",
+                i.change.describe(),
+                i.pid
+            ),
+            None => "files only: the run state needs an ESX host".to_string(),
+        };
         let mut r = Params::new();
-        r.push("state", Value::UInt(LV_STATE_SHUTOFF))
-            .push("id", Value::Int(-1))
-            .push_str("reason", "files only: the run state needs an ESX host");
+        r.push("state", Value::UInt(LV_STATE_SHUTOFF)).push("id", Value::Int(-1)).push_str("reason", reason);
         call.emit_record(&r);
         Ok(())
     }
@@ -256,6 +275,11 @@ impl Driver for VmxDriver {
     fn snapshot_delete(&self, name: &str, snapshot: &str, flags: u32, call: &mut Call) -> DriverResult {
         self.snapshot_delete_impl(name, snapshot, flags, call)
     }
+
+    fn reconcile(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        let vm = self.find(name)?;
+        self.lock_for_change(name, &vm.path, call).map(drop)
+    }
 }
 
 #[cfg(test)]
@@ -276,5 +300,6 @@ luavirt_plugin_api::export_driver!(
         domain_snapshot_list,
         domain_snapshot_revert,
         domain_snapshot_delete,
+        domain_reconcile,
     ]
 );

@@ -2,16 +2,19 @@
 //! its current image, the `.vmx` pointed at the deltas (one `fileName` line each), and the
 //! snapshot added to the `.vmsd` as a child of the current one, recording the images the
 //! deltas now sit on. All or nothing: a failure half-way removes the deltas already made,
-//! and the `.vmx` and `.vmsd` stay as they were.
+//! and the `.vmx` and `.vmsd` stay as they were; a kill half-way is settled by the next call
+//! (`super::intent`).
 //!
 //! No `.vmsn` is written: VMware's is a binary checkpoint of the VM's configuration that
 //! luavirt cannot make. The `.vmsd` names it as VMware would (`<vm>-Snapshot<uid>.vmsn`).
 
+use super::intent::Change;
 use super::{check, delta, files, record, request};
 use crate::VmxDriver;
 use crate::devices::Medium;
 use crate::vm::{stem_name, vmx_error};
 use crate::vmsd::{NewSnapshot, time};
+use luavirt_plugin_api::failpoint;
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
 use luavirt_plugin_api::snapshot::SnapshotXml;
 use luavirt_plugin_api::{DriverError, ErrorCode};
@@ -25,7 +28,7 @@ impl VmxDriver {
         let snap = req.name.clone().ok_or_else(|| {
             DriverError::new(ErrorCode::InvalidArg, format!("The snapshot request for domain '{name}' has no <name>"))
         })?;
-        let mut l = self.load_snapshots(name)?;
+        let mut l = self.load_snapshots(name, call)?;
         if let Some(s) = l.vmsd.by_name(&snap) {
             return Err(DriverError::new(
                 ErrorCode::Exists,
@@ -40,35 +43,44 @@ impl VmxDriver {
         let chains = check::full(&l, &self.stores)?;
         let folder = l.vm.dir().to_path_buf();
         let mut namer = delta::Namer::new(&folder)?;
+        // Decide every step first: the deltas, the .vmx on them, the snapshot in the .vmsd.
         let mut vmx = l.vm.vmx.clone();
         let mut vmsd = l.vmsd.clone();
+        let mut deltas = Vec::new();
+        let mut disks = Vec::new();
+        for &i in &taken {
+            let d = &l.devices[i];
+            let Medium::Disk(file) = &d.medium else {
+                unreachable!("only disks are taken");
+            };
+            let current = &chains[&i][0];
+            let current_name = current.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let delta_name = namer.name(&current_name);
+            vmx.set(&format!("{}.fileName", d.node), &delta_name).map_err(vmx_error)?;
+            deltas.push((d.target.clone(), delta_name, current));
+            disks.push((file.clone(), d.id()));
+        }
+        let new = NewSnapshot {
+            name: snap.clone(),
+            description: req.description.clone().unwrap_or_default(),
+            vmsn: format!("{}-Snapshot{}.vmsn", stem_name(&l.vm.path), vmsd.next_uid()),
+            created: time::now_micros(),
+            disks,
+        };
+        vmsd.add(&new).map_err(vmx_error)?;
+        let mut files = l.files(&snap, vmx.to_bytes(), &vmsd);
+        files.made = deltas.iter().map(|(_, n, _)| folder.join(n)).collect();
+        let pending = self.begin(Change::SnapshotCreate(files.clone()))?;
+        failpoint::hit("vmx-snapshot-create:begun");
         let mut made: Vec<PathBuf> = Vec::new();
         let result = (|| -> DriverResult {
-            let mut disks = Vec::new();
-            for &i in &taken {
-                let d = &l.devices[i];
-                let Medium::Disk(file) = &d.medium else {
-                    unreachable!("only disks are taken");
-                };
-                let current = &chains[&i][0];
-                let current_name =
-                    current.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let delta_name = namer.name(&current_name);
-                let path = delta::create(&folder, &delta_name, current)
-                    .map_err(|e| DriverError::new(e.code, format!("disk {}: {}", d.target, e.message)))?;
+            for (target, delta_name, current) in &deltas {
+                let path = delta::create(&folder, delta_name, current)
+                    .map_err(|e| DriverError::new(e.code, format!("disk {target}: {}", e.message)))?;
                 made.push(path);
-                vmx.set(&format!("{}.fileName", d.node), &delta_name).map_err(vmx_error)?;
-                disks.push((file.clone(), d.id()));
             }
-            let new = NewSnapshot {
-                name: snap.clone(),
-                description: req.description.clone().unwrap_or_default(),
-                vmsn: format!("{}-Snapshot{}.vmsn", stem_name(&l.vm.path), vmsd.next_uid()),
-                created: time::now_micros(),
-                disks,
-            };
-            vmsd.add(&new).map_err(vmx_error)?;
-            files::save(&l.vm, &vmx.to_bytes(), &vmsd)
+            failpoint::hit("vmx-snapshot-create:deltas");
+            files::save(&l.vm, &files.vmx_after, &vmsd)
         })();
         if let Err(e) = result {
             for f in &made {
@@ -79,6 +91,7 @@ impl VmxDriver {
                     );
                 }
             }
+            pending.done()?;
             return Err(DriverError::new(
                 e.code,
                 format!(
@@ -87,6 +100,7 @@ impl VmxDriver {
                 ),
             ));
         }
+        pending.done()?;
         l.vm = crate::vm::Vm::load(&l.vm.path)?;
         l.devices = l.vm.devices()?;
         l.vmsd = vmsd;

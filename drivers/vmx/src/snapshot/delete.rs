@@ -12,7 +12,12 @@
 //! Then the record goes from the `.vmsd`: its children take its parent, its parent becomes
 //! current if it was, and the indexes are renumbered. Its `.vmsn` and `.vmem`, when VMware
 //! wrote them, are removed. With `--metadata` only the record goes.
+//!
+//! Both files are decided first and recorded with the merges (`super::intent`); the merged
+//! deltas go only after the files stop naming them, so a kill anywhere is finished by the
+//! next call.
 
+use super::intent::Change;
 use super::{Loaded, chain, check, delta, files};
 use crate::VmxDriver;
 use crate::blockinfo::resolve;
@@ -25,20 +30,24 @@ use crate::vmsd::Snapshot;
 use luavirt_plugin_api::abi::{
     LV_SNAPSHOT_DELETE_METADATA_ONLY, LV_SNAPSHOT_DELETE_MIRROR_ABORT, LV_SNAPSHOT_DELETE_MIRROR_PIVOT,
 };
+use luavirt_plugin_api::failpoint;
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use std::path::{Path, PathBuf};
 
 /// One image of the snapshot to merge away: the delta `top` goes into `base`.
-struct Merge {
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Merge {
     /// The disk's node, for messages.
-    node: String,
+    pub node: String,
     /// The image the snapshot recorded, as the `.vmsd` names it.
-    base_text: String,
-    base: PathBuf,
-    top: PathBuf,
+    pub base_text: String,
+    /// That image.
+    pub base: PathBuf,
+    /// The delta merged into it.
+    pub top: PathBuf,
     /// What builds on `top`.
-    above: Vec<PathBuf>,
+    pub above: Vec<PathBuf>,
 }
 
 /// Decides, for each image `s` recorded, whether it can be merged away.
@@ -97,8 +106,9 @@ fn plan(l: &Loaded, ds: &Datastores, s: &Snapshot, call: &mut Call) -> DriverRes
 }
 
 /// Why a merge failed, and whether it had written into the base by then.
-struct Failed {
-    error: DriverError,
+pub(crate) struct Failed {
+    /// What failed.
+    pub error: DriverError,
     base_written: bool,
 }
 
@@ -109,8 +119,9 @@ fn cid_of(path: &Path) -> DriverResult<u32> {
     })
 }
 
-/// Merges `m.top` into `m.base` and rebases what built on `m.top` onto `m.base`.
-fn merge(m: &Merge) -> Result<(), Failed> {
+/// Merges `m.top` into `m.base` and rebases what built on `m.top` onto `m.base`. Done again
+/// after a kill, it writes the same data and points the deltas at the base's new CID.
+pub(crate) fn merge(m: &Merge) -> Result<(), Failed> {
     let untouched = |error| Failed { error, base_written: false };
     let was = cid_of(&m.base).map_err(untouched)?;
     let dir = m.top.parent().unwrap_or(Path::new("/"));
@@ -151,7 +162,7 @@ impl VmxDriver {
                 ),
             ));
         }
-        let l = self.load_snapshots(name)?;
+        let l = self.load_snapshots(name, call)?;
         let s = l.snapshot(snap)?.clone();
         let mut vmsd = l.vmsd.clone();
         if flags & LV_SNAPSHOT_DELETE_METADATA_ONLY != 0 {
@@ -161,24 +172,9 @@ impl VmxDriver {
         let ds = &self.stores;
         check::full(&l, ds)?;
         let merges = plan(&l, ds, &s, call)?;
+        // Decide both files first: every reference to a merged delta becomes its base.
         let mut vmx = l.vm.vmx.clone();
-        let mut merged: Vec<&Merge> = Vec::new();
-        let mut failed = None;
         for m in &merges {
-            if let Err(f) = merge(m) {
-                if merged.is_empty() && !f.base_written {
-                    return Err(DriverError::new(
-                        f.error.code,
-                        format!(
-                            "Cannot delete snapshot '{snap}' of domain '{name}': disk {} could not be merged ({}); nothing was changed",
-                            m.node, f.error.message
-                        ),
-                    ));
-                }
-                failed = Some((m, f.error));
-                break;
-            }
-            merged.push(m);
             for d in &l.devices {
                 if let Medium::Disk(f) = &d.medium
                     && ds.resolve(l.vm.dir(), f).ok().as_ref() == Some(&m.top)
@@ -195,51 +191,48 @@ impl VmxDriver {
             }
         }
         vmsd.remove(s.uid).map_err(vmx_error)?;
-        let saved = files::save(&l.vm, &vmx.to_bytes(), &vmsd);
-        if let Err(e) = saved {
-            let done: Vec<&str> = merged.iter().map(|m| m.node.as_str()).collect();
-            let message = if done.is_empty() {
-                format!("Cannot delete snapshot '{snap}' of domain '{name}': {}", e.message)
-            } else {
-                format!(
-                    "Snapshot '{snap}' of domain '{name}': disks {} were merged, but {}; their deltas stay in place and remain readable",
-                    done.join(", "),
-                    e.message
-                )
-            };
-            return Err(DriverError::new(e.code, message));
-        }
-        for m in &merged {
-            if let Err(e) = std::fs::remove_file(&m.top) {
-                call.log(
-                    Level::Warning,
-                    &format!("domain '{name}': could not remove the merged delta {}: {e}", m.top.display()),
-                );
-            }
-        }
-        for file in s.vmsn.iter().flat_map(|v| {
+        let mut files = l.files(snap, vmx.to_bytes(), &vmsd);
+        files.removed = merges.iter().map(|m| m.top.clone()).collect();
+        files.removed.extend(s.vmsn.iter().flat_map(|v| {
             let p = l.vm.dir().join(v);
             [p.with_extension("vmem"), p]
-        }) {
-            if file.is_file()
-                && let Err(e) = std::fs::remove_file(&file)
-            {
-                call.log(Level::Warning, &format!("domain '{name}': could not remove {}: {e}", file.display()));
+        }));
+        let pending = self.begin(Change::SnapshotDelete { files: files.clone(), merges: merges.clone() })?;
+        failpoint::hit("vmx-snapshot-delete:begun");
+        for (k, m) in merges.iter().enumerate() {
+            if let Err(f) = merge(m) {
+                if k == 0 && !f.base_written {
+                    pending.done()?;
+                    return Err(DriverError::new(
+                        f.error.code,
+                        format!(
+                            "Cannot delete snapshot '{snap}' of domain '{name}': disk {} could not be merged ({}); nothing was changed",
+                            m.node, f.error.message
+                        ),
+                    ));
+                }
+                // Merging has begun to write: the delete stays recorded, to be finished.
+                return Err(DriverError::new(
+                    f.error.code,
+                    format!(
+                        "Snapshot '{snap}' of domain '{name}': disk {} could not be merged ({}); the delete is recorded and the next change to the domain finishes it once the cause is fixed; every delta stays readable meanwhile",
+                        m.node, f.error.message
+                    ),
+                ));
             }
+            failpoint::hit("vmx-snapshot-delete:merged");
         }
-        if let Some((m, e)) = failed {
-            let done: Vec<&str> = merged.iter().map(|m| m.node.as_str()).collect();
-            return Err(DriverError::new(
+        files::save(&l.vm, &files.vmx_after, &vmsd).map_err(|e| {
+            DriverError::new(
                 e.code,
                 format!(
-                    "Snapshot '{snap}' of domain '{name}' was deleted, but disk {} could not be merged ({}); its delta {} stays in its chain{}",
-                    m.node,
-                    e.message,
-                    m.top.display(),
-                    if done.is_empty() { String::new() } else { format!(" (merged: {})", done.join(", ")) }
+                    "Snapshot '{snap}' of domain '{name}': the deltas were merged, but {}; the next change to the domain finishes the delete",
+                    e.message
                 ),
-            ));
-        }
-        Ok(())
+            )
+        })?;
+        failpoint::hit("vmx-snapshot-delete:saved");
+        self.remove_unnamed(&files, &files.removed, call)?;
+        pending.done()
     }
 }

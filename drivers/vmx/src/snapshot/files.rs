@@ -2,8 +2,9 @@
 //! the VMware client changed one since luavirt read it, and the `.vmx` put back when the
 //! `.vmsd` cannot be written, so the two never disagree.
 //!
-//! The `.vmx` goes first: if luavirt stops between the two writes, the VM uses its new
-//! deltas and only the `.vmsd` record is missing, while its data stays point-in-time.
+//! The `.vmx` goes first: it is the switch (it names the disks' files). If luavirt is killed
+//! between the two writes, the intent record (`super::intent`) lets the next call write the
+//! `.vmsd`.
 
 use crate::vm::Vm;
 use crate::vmsd::Vmsd;
@@ -35,6 +36,7 @@ pub fn save(vm: &Vm, vmx: &[u8], vmsd: &Vmsd) -> Result<(), DriverError> {
     if vmx_changed {
         write_atomic(&vm.path, vmx).map_err(|e| DriverError::io("write", &vm.path, e))?;
     }
+    luavirt_plugin_api::failpoint::hit("vmx-snapshot:vmx-written");
     let new = vmsd.to_bytes();
     if vmsd.original() != Some(new.as_slice())
         && let Err(e) = write_atomic(vmsd.path(), &new)

@@ -7,7 +7,9 @@
 //!   [`record`] shows snapshots as `<domainsnapshot>` XML.
 //! - What ESX refuses is refused first ([`request`]); a `.vmsd` that disagrees with the `.vmx`
 //!   or the disk files is an error before anything is written ([`check`], [`chain`]).
-//! - The `.vmx` and the `.vmsd` change together or not at all ([`files`]).
+//! - The `.vmx` and the `.vmsd` change together or not at all ([`files`]), and every change
+//!   is recorded first so that a killed luavirt's change is finished or undone by the next
+//!   call ([`intent`]).
 
 mod chain;
 mod check;
@@ -15,6 +17,7 @@ mod create;
 mod delete;
 mod delta;
 mod files;
+pub(crate) mod intent;
 mod record;
 mod request;
 mod revert;
@@ -25,7 +28,7 @@ use crate::devices::Device;
 use crate::vm::{Vm, vmx_error};
 use crate::vmsd::{Snapshot, Vmsd};
 use luavirt_plugin_api::fsutil::LockGuard;
-use luavirt_plugin_api::kit::DriverResult;
+use luavirt_plugin_api::kit::{Call, DriverResult};
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use std::path::PathBuf;
 
@@ -39,7 +42,7 @@ pub(crate) struct Loaded {
     pub devices: Vec<Device>,
     /// Its `.vmsd` (empty when it has none yet).
     pub vmsd: Vmsd,
-    _lock: LockGuard,
+    _lock: Option<LockGuard>,
 }
 
 /// Reads the `.vmsd` of `vm`; a VM without one gets an empty database in its `.vmx`'s
@@ -80,15 +83,24 @@ impl Loaded {
 }
 
 impl VmxDriver {
-    /// Domain `name` and its snapshots, locked.
-    fn load_snapshots(&self, name: &str) -> DriverResult<Loaded> {
+    /// Domain `name` and its snapshots, locked for a change (after a change a killed call
+    /// left is settled).
+    fn load_snapshots(&self, name: &str, call: &mut Call) -> DriverResult<Loaded> {
         let found = self.find(name)?;
-        let lock = self.lock(&found.path)?;
+        let lock = self.lock_for_change(name, &found.path, call)?;
         // Read again under the lock: another luavirt may have changed it meanwhile.
         let vm = Vm::load(&found.path)?;
         let devices = vm.devices()?;
         let vmsd = read_vmsd(&vm)?;
-        Ok(Loaded { name: name.to_string(), vm, devices, vmsd, _lock: lock })
+        Ok(Loaded { name: name.to_string(), vm, devices, vmsd, _lock: Some(lock) })
+    }
+
+    /// Domain `name` and its snapshots, to read (no lock: a read writes nothing).
+    fn read_snapshots(&self, name: &str) -> DriverResult<Loaded> {
+        let vm = self.find(name)?;
+        let devices = vm.devices()?;
+        let vmsd = read_vmsd(&vm)?;
+        Ok(Loaded { name: name.to_string(), vm, devices, vmsd, _lock: None })
     }
 }
 

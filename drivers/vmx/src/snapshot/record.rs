@@ -106,7 +106,7 @@ fn external(name: String, node: &str, file: &str, l: &Loaded, ds: &Datastores, d
 impl VmxDriver {
     /// `domain_snapshot_list`: each snapshot's XML, then the current one.
     pub(crate) fn snapshot_list_impl(&self, name: &str, call: &mut Call) -> DriverResult {
-        let l = self.load_snapshots(name)?;
+        let l = self.read_snapshots(name)?;
         let deltas = Deltas::gather(&l, &self.stores);
         for s in l.vmsd.snapshots() {
             call.emit_text(&xml(&l, &self.stores, &deltas, s).to_xml());
