@@ -70,7 +70,7 @@ impl VmxDriver {
         vmsd.add(&new).map_err(vmx_error)?;
         let mut files = l.files(&snap, vmx.to_bytes(), &vmsd);
         files.made = deltas.iter().map(|(_, n, _)| folder.join(n)).collect();
-        let pending = self.begin(Change::SnapshotCreate(files.clone()))?;
+        let pending = self.begin(Change::Create(files.clone()))?;
         failpoint::hit("vmx-snapshot-create:begun");
         let mut made: Vec<PathBuf> = Vec::new();
         let result = (|| -> DriverResult {

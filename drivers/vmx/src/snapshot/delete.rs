@@ -197,7 +197,7 @@ impl VmxDriver {
             let p = l.vm.dir().join(v);
             [p.with_extension("vmem"), p]
         }));
-        let pending = self.begin(Change::SnapshotDelete { files: files.clone(), merges: merges.clone() })?;
+        let pending = self.begin(Change::Delete { files: files.clone(), merges: merges.clone() })?;
         failpoint::hit("vmx-snapshot-delete:begun");
         for (k, m) in merges.iter().enumerate() {
             if let Err(f) = merge(m) {

@@ -23,14 +23,17 @@ use std::path::{Path, PathBuf};
 
 /// A snapshot change of one VM.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "operation", rename_all = "kebab-case")]
+#[serde(tag = "operation")]
 pub(crate) enum Change {
     /// `snapshot-create`: new deltas, the `.vmx` on them, the snapshot in the `.vmsd`.
-    SnapshotCreate(Files),
+    #[serde(rename = "snapshot-create")]
+    Create(Files),
     /// `snapshot-revert`: fresh deltas, the `.vmx` on them, the discarded deltas removed.
-    SnapshotRevert(Files),
+    #[serde(rename = "snapshot-revert")]
+    Revert(Files),
     /// `snapshot-delete`: deltas merged down, both files updated, the merged deltas removed.
-    SnapshotDelete {
+    #[serde(rename = "snapshot-delete")]
+    Delete {
         /// The files.
         files: Files,
         /// The merges, each repeated safely.
@@ -62,16 +65,16 @@ pub(crate) struct Files {
 impl Change {
     fn files(&self) -> &Files {
         match self {
-            Change::SnapshotCreate(f) | Change::SnapshotRevert(f) | Change::SnapshotDelete { files: f, .. } => f,
+            Change::Create(f) | Change::Revert(f) | Change::Delete { files: f, .. } => f,
         }
     }
 
     pub fn describe(&self) -> String {
         let s = &self.files().snapshot;
         match self {
-            Change::SnapshotCreate(_) => format!("snapshot-create of '{s}'"),
-            Change::SnapshotRevert(_) => format!("snapshot-revert to '{s}'"),
-            Change::SnapshotDelete { .. } => format!("snapshot-delete of '{s}'"),
+            Change::Create(_) => format!("snapshot-create of '{s}'"),
+            Change::Revert(_) => format!("snapshot-revert to '{s}'"),
+            Change::Delete { .. } => format!("snapshot-delete of '{s}'"),
         }
     }
 }
@@ -135,7 +138,7 @@ impl VmxDriver {
     fn settle(&self, change: &Change, call: &mut Call) -> DriverResult<String> {
         let f = change.files();
         let now = std::fs::read(&f.vmx).map_err(|e| DriverError::io("read", &f.vmx, e))?;
-        if let Change::SnapshotDelete { merges, .. } = change {
+        if let Change::Delete { merges, .. } = change {
             if now != f.vmx_after {
                 if now != f.vmx_before {
                     return Err(changed_meanwhile(f));

@@ -100,7 +100,7 @@ impl VmxDriver {
         let mut files = l.files(snap, vmx.to_bytes(), &vmsd);
         files.made = deltas.iter().map(|(_, n, _)| folder.join(n)).collect();
         files.removed = discard;
-        let pending = self.begin(Change::SnapshotRevert(files.clone()))?;
+        let pending = self.begin(Change::Revert(files.clone()))?;
         failpoint::hit("vmx-snapshot-revert:begun");
         let mut made: Vec<PathBuf> = Vec::new();
         let result = (|| -> DriverResult {
