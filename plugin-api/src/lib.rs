@@ -8,13 +8,15 @@
 //!   parameter lists ([`params`]), connection URIs ([`uri`]).
 //! - [`fsutil`]: atomic state files, private folders and per-object locks, so every driver
 //!   writes state the same safe way; [`intent`]: records of multi-step changes that the next
-//!   call finishes or undoes after a crash; [`failpoint`]: where tests kill luavirt.
+//!   call finishes or undoes after a crash; [`failpoint`]: where tests kill luavirt;
+//!   [`child`]: tools that end with the luavirt process that runs them.
 //!
 //! This crate depends on nothing else of luavirt: a third-party driver needs only this crate
 //! (in Rust) or the header (in C).
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod child;
 pub mod domain;
 pub mod error;
 pub mod failpoint;

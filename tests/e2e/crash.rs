@@ -605,8 +605,9 @@ fn a_running_domain_stays_usable_when_luavirt_is_killed_at_random_moments() {
             let _ = qemu_pid(&env, "d");
             verify(&env, "d", holds, &allowed);
         }
-        report
-            .push(format!("{name}: {trials} trials, {killed} killed mid-way, 0 with lost data or an unusable domain"));
+        report.push(format!(
+            "{name}: {trials} trials, {killed} killed before it finished, 0 with lost data or an unusable domain"
+        ));
     }
     eprintln!("{}", report.join("\n"));
 }

@@ -1193,3 +1193,43 @@ fn snapshot_create_revert_and_delete_killed_at_each_step_are_settled_by_the_next
         }
     }
 }
+
+#[test]
+fn snapshot_verbs_killed_at_random_moments_leave_a_usable_vm() {
+    let Some(trials) = std::env::var("LUAVIRT_CRASH_TRIALS").ok().and_then(|n| n.parse::<u32>().ok()) else {
+        eprintln!("skipped: set LUAVIRT_CRASH_TRIALS=N to kill each snapshot verb N times at random moments");
+        return;
+    };
+    let mut seed = std::process::id() as u64;
+    let mut report = Vec::new();
+    for op in ["create", "revert", "delete"] {
+        let mut killed = 0;
+        for _ in 0..trials {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let (ds, dir) = two_disks(&format!("vmxrandom-{op}"));
+            ds.ok(&["disk-mode", "app", "sdb", "persistent"]);
+            if op != "create" {
+                ds.ok(&["snapshot-create-as", "app", "s1"]);
+                write_mib(&dir.join("app-000001.vmdk"), 0x33, 0);
+            }
+            let verb = format!("snapshot-{op}");
+            let verb = if op == "create" { "snapshot-create-as".to_string() } else { verb };
+            let delay = std::time::Duration::from_millis(seed % 151);
+            if luavirt_tests::crash::killed_after(&ds.env, delay, &ds.args(&ds.uri, &[&verb, "app", "s1"])) {
+                killed += 1;
+            }
+            ds.ok(&["recover", "app"]);
+            assert_eq!(unnamed_vmdks(&dir), Vec::<String>::new(), "{op}: leftovers");
+            let a = dir.join(value_of(&dir.join("app.vmx"), "scsi0:0.fileName").unwrap());
+            assert!([0x11, 0x33].iter().any(|p| holds(&a, *p, 0)), "{op}: sda lost its data");
+            ds.ok(&["snapshot-create-as", "app", "s2"]);
+            ds.ok(&["snapshot-delete", "app", "s2"]);
+        }
+        report.push(format!(
+            "vmx {op}: {trials} trials, {killed} killed before it finished, 0 with lost data or an unusable VM"
+        ));
+    }
+    eprintln!("{}", report.join("\n"));
+}

@@ -4,7 +4,6 @@ use luavirt_plugin_api::domain::Disk;
 use luavirt_plugin_api::{DriverError, ErrorCode, Params, Value};
 use serde::Deserialize;
 use std::path::Path;
-use std::process::Command;
 
 /// What `qemu-img info --output=json` says of one image of a chain.
 #[derive(Debug, Deserialize)]
@@ -50,7 +49,7 @@ pub fn check_readable(domain: &str, disk: &Disk, path: &str) -> Result<(), Drive
 
 /// Runs `qemu-img` with `args`; its stdout, or an error carrying its stderr.
 pub fn qemu_img(args: &[&str]) -> Result<String, DriverError> {
-    let out = Command::new("qemu-img").args(args).output().map_err(|e| {
+    let out = luavirt_plugin_api::child::tool("qemu-img").args(args).output().map_err(|e| {
         let hint =
             if e.kind() == std::io::ErrorKind::NotFound { "; install it: apt-get install -y qemu-utils" } else { "" };
         DriverError::new(ErrorCode::Hypervisor, format!("Cannot run qemu-img: {e}{hint}"))

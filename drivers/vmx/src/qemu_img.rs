@@ -3,12 +3,11 @@
 
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use std::path::Path;
-use std::process::Command;
 
 /// Runs `qemu-img ARGS` in folder `dir` (relative names in ARGS start there); returns its
 /// standard output.
 pub fn run(dir: &Path, args: &[&str]) -> Result<String, DriverError> {
-    let out = Command::new("qemu-img").current_dir(dir).args(args).output().map_err(|e| {
+    let out = luavirt_plugin_api::child::tool("qemu-img").current_dir(dir).args(args).output().map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
             "qemu-img is not installed; the vmx driver makes and merges VMDK deltas with it (apt-get install qemu-utils)"
                 .to_string()
