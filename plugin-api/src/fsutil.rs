@@ -66,6 +66,26 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Removes the temporary files [`write_atomic`] left in `dir` when its process was killed
+/// between creating and renaming one (`.NAME.tmp-PID-N` of a PID that no longer runs).
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp-"))
+            .and_then(|(_, tail)| tail.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// An exclusive lock on a lock file, released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct LockGuard {
@@ -168,6 +188,12 @@ mod tests {
         fs::remove_file(&fresh).unwrap();
         let missing = dir.join("no/such/dir/file");
         assert!(write_atomic(&missing, b"x").is_err());
+        // A temporary file of a killed writer goes; another's stays.
+        fs::write(dir.join(".state.json.tmp-999999999-0"), b"half").unwrap();
+        fs::write(dir.join(format!(".state.json.tmp-{}-7", std::process::id())), b"mine").unwrap();
+        remove_stale_temporaries(&dir);
+        assert!(!dir.join(".state.json.tmp-999999999-0").exists());
+        assert!(dir.join(format!(".state.json.tmp-{}-7", std::process::id())).exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 

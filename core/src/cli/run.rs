@@ -96,6 +96,10 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             for (set, disk) in &o.left_sets {
                 msg.push_str(&format!("Disk {disk} is no longer in the domain and left set '{set}'\n"));
             }
+            if !o.kept_sets.is_empty() {
+                let sets: Vec<String> = o.kept_sets.iter().map(|(s, d)| format!("{d} in '{s}'")).collect();
+                msg.push_str(&format!("The XML has no disk sets, so the domain keeps its own: {}\n", sets.join(", ")));
+            }
             out(msg, serde_json::to_value(&o)?)
         }
         Command::Undefine { domain } => {

@@ -101,6 +101,8 @@ pub struct DefineOutcome {
     pub created: bool,
     /// `(set, disk)` memberships dropped because the disk is no longer in the domain.
     pub left_sets: Vec<(String, String)>,
+    /// `(set, disk)` memberships kept from the previous definition (the XML had no sets).
+    pub kept_sets: Vec<(String, String)>,
 }
 
 /// One line of `domblklist`.
@@ -243,20 +245,29 @@ impl Connection {
                 source,
             })?,
         };
-        if let Some(other) = self.list_domains()?.into_iter().find(|d| d.uuid == uuid && d.name != name) {
-            return Err(Error::InvalidArg(format!(
-                "UUID {uuid} is already used by domain '{}'; remove <uuid> to get a new one",
-                other.name
-            )));
-        }
+        // The driver refuses a UUID another domain has (it keeps an index: one lookup).
         if dom.uuid().is_none() {
             dom.set_uuid(&uuid);
         }
-        let left_sets = dom.prune_disk_sets();
+        let mut left_sets = dom.prune_disk_sets();
+        // XML without disk sets (edited from an older dumpxml, written by hand) keeps the
+        // sets of the disks that are still there.
+        let mut kept_sets = Vec::new();
+        if let Some(old) = existing.as_ref().filter(|_| !dom.has_disk_sets_metadata()) {
+            let mut sets = old.disk_sets();
+            let targets: Vec<String> = dom.disks().into_iter().map(|d| d.target).collect();
+            left_sets.extend(sets.keep_only(&targets));
+            for set in sets.names() {
+                kept_sets.extend(sets.members(set).iter().map(|d| (set.to_string(), d.clone())));
+            }
+            if !kept_sets.is_empty() {
+                dom.set_disk_sets(&sets);
+            }
+        }
         let what = if existing.is_some() { "redefine" } else { "define" };
         let change = || format!("{what} from {}", source_name.unwrap_or("XML"));
         self.write_definition(f, &name, &dom, change)?;
-        Ok(DefineOutcome { name, uuid, created: existing.is_none(), left_sets })
+        Ok(DefineOutcome { name, uuid, created: existing.is_none(), left_sets, kept_sets })
     }
 
     /// Writes a changed definition of an existing domain, `change` saying what changed; the

@@ -380,16 +380,22 @@ impl QemuDriver {
             None => device.clone(),
         };
         let job = format!("commit-{target}");
-        let mut args = json!({ "job-id": job, "device": device, "top-node": top_node });
-        if let Some(b) = &base {
-            args["base-node"] = json!(mon.node_of_file(b)?.ok_or_else(|| invalid(format!(
-                "{b} is not in the backing chain of disk {target} of domain '{name}'"
-            )))?);
-        }
-        let base_file = match &base {
-            Some(b) => Some(b.clone()),
-            None => images::backing_of(&mon.active_image(target)?.0)?,
+        // Without a base, the image right below the top, as offline (QEMU's own default
+        // would be the bottom of the chain).
+        let top_file = match &top {
+            Some(t) => t.clone(),
+            None => mon.active_image(target)?.0,
         };
+        let base_file = match &base {
+            Some(b) => b.clone(),
+            None => images::backing_of(&top_file)?
+                .ok_or_else(|| invalid(format!("{top_file} has no backing image to commit into")))?,
+        };
+        let base_node = mon.node_of_file(&base_file)?.ok_or_else(|| {
+            invalid(format!("{base_file} is not in the backing chain of disk {target} of domain '{name}'"))
+        })?;
+        let args = json!({ "job-id": job, "device": device, "top-node": top_node, "base-node": base_node });
+        let base_file = Some(base_file);
         let pivot = flags & LV_BLOCK_JOB_WAIT != 0 && flags & LV_BLOCK_JOB_PIVOT != 0 && top_node == device;
         let ending = Ending {
             kind: "commit".to_string(),

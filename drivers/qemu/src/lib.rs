@@ -84,6 +84,15 @@ impl Driver for QemuDriver {
                 .map_err(|e| DriverError::new(ErrorCode::Io, format!("Cannot generate a UUID: {e}")))?;
             dom.set_uuid(&uuid);
         }
+        let uuid = dom.uuid().unwrap_or_default();
+        if let Some(other) = self.state.uuid_owner(&uuid)?.filter(|o| *o != name) {
+            return Err(DriverError::new(
+                ErrorCode::Exists,
+                format!("UUID {uuid} is already used by domain '{other}'; remove <uuid> to get a new one"),
+            ));
+        }
+        // The index first: an entry whose definition was never written counts for nothing.
+        self.state.index_uuid(&uuid, &name)?;
         self.state.write_definition(&name, &dom.to_xml())?;
         luavirt_plugin_api::failpoint::hit("define:written");
         let mut r = Params::new();

@@ -44,7 +44,8 @@ impl QemuDriver {
             return Ok((LV_STATE_SHUTOFF, -1));
         };
         let (sock, _claim) = self.state.claim_monitor(name)?;
-        let status = Qmp::connect(&sock, MONITOR_TIMEOUT).and_then(|mut q| q.execute("query-status", None));
+        let status =
+            Qmp::connect(&sock, MONITOR_TIMEOUT, MONITOR_TIMEOUT).and_then(|mut q| q.execute("query-status", None));
         let state = match status {
             Ok(s) => match s.get("status").and_then(|v| v.as_str()).unwrap_or("running") {
                 "running" | "debug" => LV_STATE_RUNNING,
@@ -149,7 +150,7 @@ impl QemuDriver {
         if let Err(e) = gated.open() {
             return Err(fail(&mut gated.child, format!("it did not pass its start gate ({e})")));
         }
-        let qmp = match Qmp::connect(&self.state.monitor_socket(&name, 0)?, STARTUP_TIMEOUT) {
+        let qmp = match Qmp::connect(&self.state.monitor_socket(&name, 0)?, STARTUP_TIMEOUT, STARTUP_TIMEOUT) {
             Ok(q) => q,
             Err(e) => {
                 return Err(fail(
@@ -215,7 +216,7 @@ impl QemuDriver {
             return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is not running")));
         };
         let (sock, _claim) = self.state.claim_monitor(name)?;
-        let quit = Qmp::connect(&sock, MONITOR_TIMEOUT).and_then(|mut q| {
+        let quit = Qmp::connect(&sock, MONITOR_TIMEOUT, MONITOR_TIMEOUT).and_then(|mut q| {
             q.execute("quit", None)?;
             q.wait_closed();
             Ok(())

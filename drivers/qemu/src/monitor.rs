@@ -11,6 +11,9 @@ use std::time::Duration;
 
 /// How long a monitor command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a running QEMU may take to greet a new monitor client (it does at once unless
+/// it is stopped or hung).
+const GREETING_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a wait reports progress and checks for cancellation when QEMU is quiet.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -38,7 +41,7 @@ impl QemuDriver {
             return Err(DriverError::new(ErrorCode::InvalidState, format!("Domain '{name}' is not running")));
         }
         let (sock, claim) = self.state.claim_monitor(name)?;
-        let qmp = Qmp::connect(&sock, COMMAND_TIMEOUT).map_err(|e| {
+        let qmp = Qmp::connect(&sock, GREETING_TIMEOUT, COMMAND_TIMEOUT).map_err(|e| {
             DriverError::new(ErrorCode::Hypervisor, format!("Cannot reach the QEMU monitor of domain '{name}': {e}"))
         })?;
         Ok(Monitor { qmp, domain: name.to_string(), _claim: claim })
@@ -61,40 +64,42 @@ impl Monitor {
         Ok(self.exec("query-status", Value::Null)?["status"].as_str().unwrap_or("").to_string())
     }
 
-    /// The `query-block` entry of disk `target` (its device id).
-    fn block_entry(&mut self, target: &str) -> DriverResult<Value> {
-        let list = self.exec("query-block", Value::Null)?;
-        let peripheral = format!("/machine/peripheral/{target}");
-        list.as_array()
-            .into_iter()
-            .flatten()
-            .find(|b| {
-                let qdev = b["qdev"].as_str().unwrap_or("");
-                qdev == target || qdev == peripheral || qdev.starts_with(&format!("{peripheral}/"))
-            })
-            .cloned()
-            .ok_or_else(|| {
-                DriverError::new(ErrorCode::NoDisk, format!("QEMU of domain '{}' has no disk '{target}'", self.domain))
-            })
-    }
-
-    /// The node name of disk `target`'s active image.
+    /// The node at the top of disk `target` (the one its device writes to). Asked of the
+    /// device itself (`qom-get drive`), not of `query-block`, whose reply nests one level per
+    /// backing image: a chain of hundreds of images is too deep to parse.
     pub fn top_node(&mut self, target: &str) -> DriverResult<String> {
-        let b = self.block_entry(target)?;
-        b["inserted"]["node-name"].as_str().map(str::to_string).ok_or_else(|| {
-            DriverError::new(
+        let path = format!("/machine/peripheral/{target}");
+        let node = match self.qmp.execute("qom-get", Some(json!({ "path": path, "property": "drive" }))) {
+            Ok(v) => v.as_str().unwrap_or("").to_string(),
+            Err(QmpError::Command(_)) => {
+                return Err(DriverError::new(
+                    ErrorCode::NoDisk,
+                    format!("QEMU of domain '{}' has no disk '{target}'", self.domain),
+                ));
+            }
+            Err(e) => return Err(self.fail("qom-get", e)),
+        };
+        if node.is_empty() {
+            return Err(DriverError::new(
                 ErrorCode::InvalidState,
                 format!("Disk {target} of domain '{}' has no medium", self.domain),
-            )
-        })
+            ));
+        }
+        Ok(node)
     }
 
     /// Disk `target`'s active image file and format, as QEMU sees them (always a plain
     /// path: definitions hold nothing else).
     pub fn active_image(&mut self, target: &str) -> DriverResult<(String, String)> {
-        let b = self.block_entry(target)?;
-        let i = &b["inserted"];
-        Ok((plain_file(i["file"].as_str().unwrap_or("")), i["drv"].as_str().unwrap_or("").to_string()))
+        let node = self.top_node(target)?;
+        let nodes = self.exec("query-named-block-nodes", json!({ "flat": true }))?;
+        let n = nodes.as_array().into_iter().flatten().find(|n| n["node-name"] == node.as_str()).ok_or_else(|| {
+            DriverError::new(
+                ErrorCode::Hypervisor,
+                format!("QEMU of domain '{}' names node {node} for disk {target} but does not list it", self.domain),
+            )
+        })?;
+        Ok((plain_file(n["file"].as_str().unwrap_or("")), n["drv"].as_str().unwrap_or("").to_string()))
     }
 
     /// The format node reading `file`, if QEMU has the file open: not its protocol node,

@@ -47,13 +47,18 @@ pub struct Qmp {
 }
 
 impl Qmp {
-    /// Connects to the monitor at `path`, reads the greeting and negotiates capabilities.
-    /// `timeout` bounds each wait for a reply.
-    pub fn connect(path: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
+    /// Connects to the monitor at `path`, reads the greeting (waiting at most `greeting`: a
+    /// running QEMU greets at once) and negotiates capabilities. `timeout` bounds each wait
+    /// for a reply.
+    pub fn connect(path: &Path, greeting: Duration, timeout: Duration) -> Result<Qmp, QmpError> {
         let stream = UnixStream::connect(path)?;
         let mut qmp = Qmp { stream, pending: Vec::new(), events: VecDeque::new(), timeout };
-        let greeting =
-            qmp.read_message(timeout)?.ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no QMP greeting"))?;
+        let greeting = qmp.read_message(greeting)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("QEMU sent no greeting on its monitor in {greeting:?} (is it stopped or hung?)"),
+            )
+        })?;
         if greeting.get("QMP").is_none() {
             return Err(QmpError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,

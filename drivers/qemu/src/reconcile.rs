@@ -17,6 +17,9 @@ impl QemuDriver {
         {
             self.state.clear_run(name)?;
         }
+        for dir in self.state.folders() {
+            luavirt_plugin_api::fsutil::remove_stale_temporaries(&dir);
+        }
         let Some(intent) = self.pending_change(name)? else { return Ok(()) };
         if intent.owner_alive() {
             return Ok(()); // in progress: its process is waiting for a block job

@@ -8,6 +8,8 @@
 //! <state>/qemu/log/NAME.log          QEMU's output, appended at each start
 //! <state>/qemu/locks/NAME.lock       held while a call changes NAME
 //! <state>/qemu/intents/NAME.json     a change to NAME in progress (see crate::intent)
+//! <state>/qemu/uuids/UUID            the name of the domain with that UUID (an index, so a
+//!                                    define checks UUIDs in one lookup, not one per domain)
 //! ```
 //!
 //! Every folder is created 0700 and every file 0600, whatever the umask: the monitors run
@@ -89,6 +91,11 @@ impl StateDir {
         Ok(self.root.join("log").join(format!("{}.log", Self::checked(name)?)))
     }
 
+    /// The folders that hold state files written atomically.
+    pub fn folders(&self) -> [PathBuf; 4] {
+        ["domains", "snapshots", "intents", "uuids"].map(|d| self.root.join(d))
+    }
+
     /// The record of a change to `name` in progress.
     pub fn intents(&self, name: &str) -> Result<IntentFile, DriverError> {
         Ok(IntentFile::new(self.root.join("intents").join(format!("{}.json", Self::checked(name)?))))
@@ -149,6 +156,45 @@ impl StateDir {
         let path = self.definition(name)?;
         ensure_parent(&path)?;
         write_atomic(&path, xml.as_bytes()).map_err(|e| DriverError::io("write", &path, e))
+    }
+
+    /// The domain that has `uuid`, if any, from the index (built once from the definitions
+    /// when a state folder has none). An entry is checked against its definition, so one
+    /// left by a killed define or an undefine counts for nothing.
+    pub fn uuid_owner(&self, uuid: &str) -> Result<Option<String>, DriverError> {
+        let dir = self.root.join("uuids");
+        if !dir.is_dir() {
+            for name in self.domain_names()? {
+                if let Ok((_, dom)) = self.read_definition(&name)
+                    && let Some(u) = dom.uuid()
+                {
+                    self.index_uuid(&u, &name)?;
+                }
+            }
+            create_private_dir(&dir).map_err(|e| DriverError::io("create", &dir, e))?;
+        }
+        let entry = self.uuid_entry(uuid)?;
+        let name = match std::fs::read_to_string(&entry) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(DriverError::io("read", &entry, e)),
+        };
+        let owns = self.read_definition(&name).is_ok_and(|(_, d)| d.uuid().as_deref() == Some(uuid));
+        Ok(owns.then_some(name))
+    }
+
+    /// Records that domain `name` has `uuid`.
+    pub fn index_uuid(&self, uuid: &str, name: &str) -> Result<(), DriverError> {
+        let entry = self.uuid_entry(uuid)?;
+        ensure_parent(&entry)?;
+        write_atomic(&entry, Self::checked(name)?.as_bytes()).map_err(|e| DriverError::io("write", &entry, e))
+    }
+
+    fn uuid_entry(&self, uuid: &str) -> Result<PathBuf, DriverError> {
+        if uuid.is_empty() || !uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(DriverError::new(ErrorCode::InvalidArg, format!("Invalid UUID {uuid:?}")));
+        }
+        Ok(self.root.join("uuids").join(uuid))
     }
 
     /// Reads `state.json` of `name`, if the domain was started.

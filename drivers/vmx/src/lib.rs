@@ -83,6 +83,9 @@ impl VmxDriver {
     /// Locks the `.vmx` at `path` for a change, after settling a change a killed call left.
     fn lock_for_change(&self, name: &str, path: &Path, call: &mut Call) -> DriverResult<LockGuard> {
         let lock = self.lock(path)?;
+        if let Some(dir) = path.parent() {
+            luavirt_plugin_api::fsutil::remove_stale_temporaries(dir);
+        }
         self.reconcile_vm(name, path, call)?;
         Ok(lock)
     }

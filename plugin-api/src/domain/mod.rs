@@ -243,6 +243,12 @@ impl DomainXml {
         dropped
     }
 
+    /// Whether the document says anything of disk sets (luavirt's metadata element, or seed
+    /// attributes on disks).
+    pub fn has_disk_sets_metadata(&self) -> bool {
+        self.disksets_element().is_some() || self.has_seed_attributes()
+    }
+
     /// Whether any disk carries the seed attribute `selected=`.
     pub fn has_seed_attributes(&self) -> bool {
         self.disks().iter().any(|d| d.selected.is_some())

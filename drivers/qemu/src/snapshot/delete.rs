@@ -131,7 +131,28 @@ impl QemuDriver {
         let plan = self.plan_delete(name, &dom, &tree, snap_name, call)?;
         let mut pending = self.begin(name, Change::SnapshotDelete(plan.clone()))?;
         failpoint::hit("snapshot-delete:begun");
-        self.merge_all(name, &plan, call)?;
+        let mut changed = false;
+        if let Err(e) = self.merge_all(name, &plan, &mut changed, call) {
+            if !changed {
+                pending.done()?;
+                return Err(DriverError::new(
+                    e.code,
+                    format!(
+                        "Cannot delete snapshot '{snap_name}' of domain '{name}': {}; nothing was changed",
+                        e.message
+                    ),
+                ));
+            }
+            // Images were written: the delete stays recorded (given up by this call), and the
+            // next change to the domain finishes it.
+            return Err(DriverError::new(
+                e.code,
+                format!(
+                    "Snapshot '{snap_name}' of domain '{name}': {}; its images were partly merged, so the next change to the domain finishes the delete once the cause is fixed (`luavirt recover {name}` does only that)",
+                    e.message
+                ),
+            ));
+        }
         pending.phase("merged")?;
         failpoint::hit("snapshot-delete:merged");
         self.switch_delete(name, &plan)?;
@@ -213,10 +234,10 @@ impl QemuDriver {
         Ok(plan)
     }
 
-    /// Removes the tags and merges the images. Each step is done again safely: a tag that
-    /// is gone is skipped, a merge QEMU finished is not repeated, a repeated `qemu-img
-    /// commit` writes the same data.
-    fn merge_all(&self, name: &str, plan: &Plan, call: &mut Call) -> DriverResult {
+    /// Removes the tags and merges the images; `changed` tells whether anything was written
+    /// before a failure. Each step is done again safely: a tag that is gone is skipped, a
+    /// merge QEMU finished is not repeated, a repeated `qemu-img commit` writes the same data.
+    fn merge_all(&self, name: &str, plan: &Plan, changed: &mut bool, call: &mut Call) -> DriverResult {
         let mut mon = if self.running(name)?.is_some() { Some(self.monitor(name)?) } else { None };
         for image in &plan.tags {
             if !images::internal_snapshots(image)?.contains(&plan.snapshot) {
@@ -231,10 +252,15 @@ impl QemuDriver {
                     qemu_img(&["snapshot", "-d", &plan.snapshot, image])?;
                 }
             }
+            *changed = true;
         }
         failpoint::hit("snapshot-delete:tags");
         for m in &plan.merges {
-            self.merge_down(name, mon.as_mut(), m, call)?;
+            let written = || std::fs::metadata(&m.base).and_then(|x| x.modified()).ok();
+            let before = written();
+            let merged = self.merge_down(name, mon.as_mut(), m, call);
+            *changed |= merged.is_ok() || written() != before;
+            merged?;
         }
         Ok(())
     }
@@ -323,7 +349,7 @@ impl QemuDriver {
     pub(crate) fn settle_delete(&self, name: &str, plan: &Plan, phase: &str, call: &mut Call) -> DriverResult<String> {
         let at = |p: &str| PHASES.iter().position(|x| *x == p).unwrap_or(0);
         if at(phase) < at("switched") {
-            self.merge_all(name, plan, call)?;
+            self.merge_all(name, plan, &mut true, call)?;
             self.switch_delete(name, plan)?;
         }
         self.remove_merged(name, plan, call)?;
