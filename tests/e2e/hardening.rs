@@ -380,3 +380,33 @@ fn libc_umask(mask: u32) {
         umask(mask);
     }
 }
+
+#[test]
+fn a_lua_progress_callback_may_change_the_domain_whose_job_it_watches() {
+    let env = Env::new("luaprogress");
+    require("qemu-system-x86_64", "qemu-system-x86");
+    let a = env.image("a.qcow2", "qcow2", "64M");
+    // 24 MiB: QEMU copies the first 16 at once, the rest at 8 MiB/s, reporting progress.
+    let out = Command::new("qemu-io").args(["-f", "qcow2", "-c", "write -P 0x11 0 24M"]).arg(&a).output().unwrap();
+    assert!(out.status.success());
+    env.define_domain("d", &[("vda", &a, "qcow2")]);
+    env.ok(&["start", "d"]);
+    let copy = env.dir.join("copy.qcow2");
+    let script = env.write(
+        "copy.lua",
+        &format!(
+            "local lv = require('luavirt')\n\
+             local dom = lv.connect():domain('d')\n\
+             local job = dom:block_copy{{ disk = 'vda', dest = '{}', bandwidth = 8 }}\n\
+             local changed = false\n\
+             job:wait{{ pivot = true, on_progress = function() if not changed then dom:diskset('watched'):add('vda'); changed = true end end }}\n\
+             print(changed)\n",
+            copy.display()
+        ),
+    );
+    let out = env.ok(&["run", "--timeout", "60", script.to_str().unwrap()]);
+    assert_eq!(out, "true\n");
+    assert_eq!(env.ok(&["diskset", "list", "d", "--set", "watched"]), "vda\n");
+    assert_eq!(disk_image(&env, "d", "vda").0, copy);
+    env.ok(&["destroy", "d"]);
+}

@@ -8,7 +8,7 @@
 
 use crate::QemuDriver;
 use crate::lifecycle::StartOptions;
-use luavirt_plugin_api::fsutil::LockGuard;
+use crate::state::DomainLock;
 use luavirt_plugin_api::intent::Intent;
 use luavirt_plugin_api::kit::{Call, DriverResult};
 use luavirt_plugin_api::{DriverError, ErrorCode};
@@ -60,7 +60,7 @@ impl QemuDriver {
     /// Takes the lock of domain `name` for a change, after finishing or undoing whatever
     /// change a killed call left. A change still in progress (a block job waited for by a
     /// live process) makes it a clear error.
-    pub(crate) fn lock_domain(&self, name: &str, call: &mut Call) -> DriverResult<LockGuard> {
+    pub(crate) fn lock_domain(&self, name: &str, call: &mut Call) -> DriverResult<DomainLock> {
         let lock = self.lock_beside(name, call)?;
         if let Some(i) = self.pending_change(name)? {
             return Err(DriverError::new(
@@ -77,7 +77,7 @@ impl QemuDriver {
 
     /// As [`QemuDriver::lock_domain`], for a change that may go on beside one in progress
     /// (a definition change, ending a block job).
-    pub(crate) fn lock_beside(&self, name: &str, call: &mut Call) -> DriverResult<LockGuard> {
+    pub(crate) fn lock_beside(&self, name: &str, call: &mut Call) -> DriverResult<DomainLock> {
         let lock = self.state.lock(name)?;
         self.reconcile_locked(name, call)?;
         Ok(lock)

@@ -152,7 +152,9 @@ impl Monitor {
             let Some(ev) = event else {
                 match self.block_job(job)? {
                     Some(info) => {
-                        call.progress(info["offset"].as_u64().unwrap_or(0), info["len"].as_u64().unwrap_or(0), stage);
+                        if !crate::state::holds_a_lock() {
+                            call.progress(info["offset"].as_u64().unwrap_or(0), info["len"].as_u64().unwrap_or(0), stage);
+                        }
                         if until == Until::Ready && info["ready"].as_bool() == Some(true) {
                             return Ok(());
                         }
@@ -175,7 +177,9 @@ impl Monitor {
                         ));
                     }
                     let len = ev["data"]["len"].as_u64().unwrap_or(0);
-                    call.progress(len, len, stage);
+                    if !crate::state::holds_a_lock() {
+                        call.progress(len, len, stage);
+                    }
                     return Ok(());
                 }
                 "BLOCK_JOB_CANCELLED" => {
@@ -293,7 +297,13 @@ impl Monitor {
                 }
                 _ => {
                     let ram = &info["ram"];
-                    call.progress(ram["transferred"].as_u64().unwrap_or(0), ram["total"].as_u64().unwrap_or(0), stage);
+                    if !crate::state::holds_a_lock() {
+                        call.progress(
+                            ram["transferred"].as_u64().unwrap_or(0),
+                            ram["total"].as_u64().unwrap_or(0),
+                            stage,
+                        );
+                    }
                 }
             }
             // MIGRATION events wake this up as soon as the state changes.

@@ -103,9 +103,11 @@ impl StateDir {
 
     /// Takes the lock of `name` (callers that change the domain use
     /// `QemuDriver::lock_domain`, which also reconciles).
-    pub fn lock(&self, name: &str) -> Result<LockGuard, DriverError> {
+    pub fn lock(&self, name: &str) -> Result<DomainLock, DriverError> {
         let path = self.root.join("locks").join(format!("{}.lock", Self::checked(name)?));
-        lock_exclusive(&path).map_err(|e| DriverError::io("lock", &path, e))
+        let guard = lock_exclusive(&path).map_err(|e| DriverError::io("lock", &path, e))?;
+        LOCKS_HELD.with(|n| n.set(n.get() + 1));
+        Ok(DomainLock { _guard: guard })
     }
 
     /// Names of all defined domains, sorted.
@@ -228,6 +230,29 @@ impl StateDir {
             _ => Ok(()),
         }
     }
+}
+
+thread_local! {
+    /// How many domain locks this thread holds.
+    static LOCKS_HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A domain's lock, held until dropped.
+pub struct DomainLock {
+    _guard: LockGuard,
+}
+
+impl Drop for DomainLock {
+    fn drop(&mut self) {
+        LOCKS_HELD.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
+/// Whether this thread holds a domain's lock. Progress reports go to the caller's code (a
+/// Lua callback) that may change a domain: they are held back meanwhile, or it would wait
+/// for the lock its own call holds.
+pub fn holds_a_lock() -> bool {
+    LOCKS_HELD.with(|n| n.get() > 0)
 }
 
 /// Creates the folder `path` goes in (0700).
