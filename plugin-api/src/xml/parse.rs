@@ -4,6 +4,7 @@ use super::escape::{decode_reference, unescape};
 use super::{Attr, Document, Element, Node, XmlError};
 use quick_xml::Reader;
 use quick_xml::events::Event;
+use std::collections::HashSet;
 
 /// Maps byte offsets to 1-based line and column.
 struct Lines<'a> {
@@ -32,7 +33,7 @@ impl<'a> Lines<'a> {
     }
 }
 
-pub(super) fn parse_document(src: &str) -> Result<Document, XmlError> {
+pub(super) fn parse_document(src: &str, max_depth: usize) -> Result<Document, XmlError> {
     let (bom, text) = match src.strip_prefix('\u{feff}') {
         Some(rest) => (true, rest),
         None => (false, src),
@@ -61,6 +62,17 @@ pub(super) fn parse_document(src: &str) -> Result<Document, XmlError> {
                 let self_closing = matches!(event, Event::Empty(_));
                 let inner = &raw[1..raw.len() - if self_closing { 2 } else { 1 }];
                 let mut el = parse_start_tag(inner, start + 1, &lines)?;
+                // The tree is walked recursively (writing, comparing, dropping): bound it here.
+                if stack.len() >= max_depth {
+                    return Err(lines.error(
+                        start,
+                        format!(
+                            "<{}> is nested {} elements deep; this document may nest at most {max_depth} deep",
+                            el.name,
+                            stack.len() + 1
+                        ),
+                    ));
+                }
                 (el.line, el.column) = lines.at(start);
                 el.raw_start = Some(inner.to_string());
                 el.self_closing = self_closing;
@@ -184,6 +196,8 @@ fn parse_start_tag(inner: &str, offset: usize, lines: &Lines) -> Result<Element,
     let name = &inner[..name_end];
     check_name(name).map_err(|m| err(0, format!("bad element name {name:?}: {m}")))?;
     let mut el = Element::new(name);
+    // Names seen so far: a set keeps the duplicate check linear in the number of attributes.
+    let mut seen = HashSet::new();
     let mut pos = name_end;
     let bytes = inner.as_bytes();
     loop {
@@ -224,7 +238,7 @@ fn parse_start_tag(inner: &str, offset: usize, lines: &Lines) -> Result<Element,
             ));
         }
         unescape(raw_value, true).map_err(|m| err(pos + 1, format!("in attribute {attr_name:?} of <{name}>: {m}")))?;
-        if el.attrs.iter().any(|a| a.name == attr_name) {
+        if !seen.insert(attr_name) {
             return Err(err(at, format!("attribute {attr_name:?} appears twice in <{name}>")));
         }
         el.attrs.push(Attr { name: attr_name.to_string(), raw_value: raw_value.to_string(), quote });
