@@ -167,16 +167,22 @@ fn check_text(raw: &str, offset: usize, lines: &Lines) -> Result<(), XmlError> {
 }
 
 fn check_encoding(raw: &str, offset: usize, lines: &Lines) -> Result<(), XmlError> {
-    if let Some(i) = raw.find("encoding") {
-        let rest = raw[i + 8..].trim_start().trim_start_matches('=').trim_start();
-        let quote = rest.chars().next().unwrap_or('"');
-        let value = rest[1..].split(quote).next().unwrap_or("");
-        if !value.eq_ignore_ascii_case("utf-8") && !value.eq_ignore_ascii_case("utf8") {
-            return Err(lines.error(
-                offset,
-                format!("the document declares encoding {value:?}; luavirt reads UTF-8 only: convert it with iconv -f {value} -t UTF-8 and change the declaration"),
-            ));
-        }
+    let Some(i) = raw.find("encoding") else {
+        return Ok(());
+    };
+    let rest = raw[i + 8..].trim_start();
+    let value = rest.strip_prefix('=').map(str::trim_start).and_then(|v| {
+        let quote = v.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+        v[1..].split_once(quote).map(|(value, _)| value)
+    });
+    let Some(value) = value else {
+        return Err(lines.error(offset + i, "malformed encoding declaration; write encoding='UTF-8'"));
+    };
+    if !value.eq_ignore_ascii_case("utf-8") && !value.eq_ignore_ascii_case("utf8") {
+        return Err(lines.error(
+            offset,
+            format!("the document declares encoding {value:?}; luavirt reads UTF-8 only: convert it with iconv -f {value} -t UTF-8 and change the declaration"),
+        ));
     }
     Ok(())
 }

@@ -116,3 +116,15 @@ fn many_attributes_are_checked_for_duplicates_in_one_pass() {
     assert_eq!(e.column as usize, text.len() - " a7='x'/>".len() + 2, "{e}");
     assert!(e.message.contains("attribute \"a7\" appears twice in <r>"), "{e}");
 }
+
+#[test]
+fn malformed_encoding_declarations_are_errors_not_panics() {
+    // Found by fuzzing (fuzz/fuzz_targets/domain_xml.rs): a multi-byte character where the
+    // quote belongs was sliced in half.
+    for decl in ["encoding=\u{7b3}TF-8\"", "encoding", "encoding=", "encoding = 'UTF-8", "encoding=UTF-8"] {
+        let e = Document::parse(&format!("<?xml version=\"1.0\" {decl}?>\n<a/>")).unwrap_err();
+        assert!(e.message.contains("malformed encoding declaration"), "{decl}: {e}");
+        assert_eq!((e.line, e.column), (1, 21), "{decl}: {e}");
+    }
+    Document::parse("<?xml version=\"1.0\" encoding = \"utf8\" ?>\n<a/>").unwrap();
+}
