@@ -63,7 +63,7 @@ impl VmxDriver {
             let new = NewSnapshot {
                 name: snap.clone(),
                 description: req.description.clone().unwrap_or_default(),
-                vmsn: format!("{}-Snapshot{}.vmsn", stem_name(&l.vm.path), vmsd.next_uid()),
+                vmsn: format!("{}-Snapshot{}.vmsn", stem_name(&l.vm.path), vmsd.next_uid().map_err(vmx_error)?),
                 created: time::now_micros(),
                 disks,
             };
