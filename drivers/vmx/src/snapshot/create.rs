@@ -36,7 +36,7 @@ impl VmxDriver {
                 ),
             ));
         }
-        let taken = request::disks_taken(name, &req, flags, &l.devices)?;
+        let taken = request::disks_taken(name, &req, flags, &l.devices, &l.vm.path)?;
         let chains = check::full(&l, &self.stores)?;
         let folder = l.vm.dir().to_path_buf();
         let mut namer = delta::Namer::new(&folder)?;
