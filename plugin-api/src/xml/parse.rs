@@ -39,6 +39,10 @@ pub(super) fn parse_document(src: &str, max_depth: usize) -> Result<Document, Xm
         None => (false, src),
     };
     let lines = Lines::new(text);
+    // quick-xml would skip this one too, and the source offsets would no longer match.
+    if text.starts_with('\u{feff}') {
+        return Err(lines.error(0, "a second byte order mark (U+FEFF) starts the document; remove it"));
+    }
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.trim_text(false);

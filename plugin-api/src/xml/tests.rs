@@ -128,3 +128,15 @@ fn malformed_encoding_declarations_are_errors_not_panics() {
     }
     Document::parse("<?xml version=\"1.0\" encoding = \"utf8\" ?>\n<a/>").unwrap();
 }
+
+#[test]
+fn a_second_byte_order_mark_is_an_error_not_a_panic() {
+    // Found by fuzzing (domain_xml and snapshot_xml): quick-xml skipped the second mark as
+    // well, and the tag's source text was sliced inside it.
+    for text in ["\u{feff}\u{feff}<domain type='kvm'/>", "\u{feff}\u{feff}>t"] {
+        let e = Document::parse(text).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 1), "{e}");
+        assert!(e.message.contains("a second byte order mark (U+FEFF)"), "{e}");
+    }
+    assert!(Document::parse("\u{feff}<a/>").unwrap().bom);
+}
