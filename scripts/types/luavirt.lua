@@ -49,7 +49,7 @@ function conn:define(xml) end
 ---@field readonly boolean
 ---@field shareable boolean
 ---@field transient boolean
----@field mode string         "persistent", "independent-persistent", "independent-nonpersistent", "nonpersistent", "undoable"
+---@field mode string         "persistent", "independent-persistent", "independent-nonpersistent", "nonpersistent", "undoable", "unknown"
 ---@field snapshot string?    the disk's default in snapshots: "no", "internal", "external", "manual"
 ---@field serial string?
 ---@field boot integer?

@@ -109,3 +109,25 @@ fn a_uuid_clash_is_refused() {
     let err = env.fails(&["define", f.to_str().unwrap()], 1);
     assert!(err.contains("Domain 'db' already exists with UUID"), "{err}");
 }
+
+#[test]
+fn deeply_nested_xml_is_refused_with_file_and_line_instead_of_crashing() {
+    let env = env_with_domain("deep");
+    let before = env.state_snapshot();
+    // 200,000 levels overflowed the stack of `define` (exit by SIGABRT).
+    let depth = 200_000;
+    let xml = format!(
+        "<domain type='qemu'>\n  <name>deep</name>\n  <metadata>\n{}{}</metadata>\n</domain>\n",
+        "<x:a xmlns:x='urn:x'>\n".repeat(depth),
+        "</x:a>".repeat(depth)
+    );
+    let f = env.write("deep.xml", &xml);
+    let err = env.fails(&["define", f.to_str().unwrap()], 1);
+    assert!(err.contains(&format!("{}:258:1: <x:a> is nested 257 elements deep", f.display())), "{err}");
+    assert!(err.contains("this document may nest at most 256 deep"), "{err}");
+    // An unclosed one stops at the same place.
+    let f = env.write("deeper.xml", &format!("<domain>{}", "<a>".repeat(depth)));
+    let err = env.fails(&["define", f.to_str().unwrap()], 1);
+    assert!(err.contains(&format!("{}:1:774: <a> is nested 257", f.display())), "{err}");
+    assert_eq!(env.state_snapshot(), before);
+}

@@ -1,14 +1,17 @@
 //! Drivers through the ABI: the Rust QEMU driver and the C example driver load and serve,
-//! misfit drivers are refused with the reason, and a panicking driver call is an error the
-//! host survives.
+//! misfit drivers and drivers answering with garbage are refused with the reason, files others
+//! could have changed are never opened, and a panicking driver call is an error the host
+//! survives.
 
 use luavirt_core::Host;
 use luavirt_plugin_api::ErrorCode;
-use luavirt_tests::{Env, build_c_driver, built, corpus, domain_name, repo_dir};
+use luavirt_tests::{Env, Run, build_c_driver, built, corpus, domain_name, repo_dir, set_mode};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 fn copy_built(lib: &str, dir: &Path) {
     std::fs::copy(built(lib), dir.join(lib)).unwrap();
+    set_mode(&dir.join(lib), 0o755);
 }
 
 #[test]
@@ -133,4 +136,102 @@ fn a_panicking_driver_call_becomes_an_error_and_the_host_goes_on() {
     // The same connection keeps working after the panic.
     assert_eq!(conn.domain_state("any").unwrap().0.as_str(), "shut off");
     assert_eq!(conn.domain_xml("any", false).unwrap_err().code(), ErrorCode::NoDomain);
+}
+
+/// The line of `luavirt drivers` output that reports `file`.
+fn reported<'a>(out: &'a str, file: &str) -> &'a str {
+    out.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("{file} not reported:\n{out}"))
+}
+
+#[test]
+fn drivers_answering_with_garbage_are_refused_and_the_others_still_work() {
+    let env = Env::new("garbage").with_driver_dir();
+    let dir = env.driver_dir.clone().unwrap();
+    let src = repo_dir().join("tests/drivers/c/misfit.c");
+    // Before the loader checked these pointers, a wild one crashed every command, `drivers` too.
+    let cases = [
+        ("NULL_INFO", "luavirt_driver_entry_v1 returned NULL"),
+        (
+            "WILD_INFO",
+            "luavirt_driver_entry_v1 returned 0x10, which is not an LvDriverInfo in the driver's static data",
+        ),
+        ("HEAP_INFO", "which is not an LvDriverInfo in the driver's static data"),
+        ("TINY_INFO", "its LvDriverInfo is 4 bytes, too small to hold even its ABI version"),
+        ("NULL_VTABLE", "its LvDriverInfo has no vtable"),
+        ("WILD_VTABLE", "its vtable pointer 0x10 does not point at an LvDriverVtable"),
+        ("TINY_VTABLE", "its LvDriverVtable is 4 bytes; ABI 1 needs at least 24"),
+        ("NO_OPEN", "its vtable lacks connect_open or connect_close"),
+        ("NO_CLOSE", "its vtable lacks connect_open or connect_close"),
+        ("WILD_FUNCTION", "its vtable's connect_list_domains is 0x10, which is not code of any loaded object"),
+        ("WILD_NAME", "its LvDriverInfo.name (0x10, 6 bytes) is not a string in the driver's static data"),
+    ];
+    for (flag, _) in cases {
+        build_c_driver(&src, &dir.join(format!("{}.so", flag.to_lowercase())), &[&format!("-DMISFIT_{flag}")]);
+    }
+    let out = env.ok(&["drivers"]);
+    for (flag, reason) in cases {
+        let line = reported(&out, &format!("{}.so", flag.to_lowercase()));
+        assert!(line.starts_with("refused: ") && line.contains(reason), "{flag}: {line}");
+    }
+    assert!(out.lines().any(|l| l.starts_with(" qemu ")), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["drivers", "--json"])).unwrap();
+    assert_eq!(json["refused"].as_array().unwrap().len(), cases.len());
+    env.ok(&["list", "--all"]);
+    let err = env.fails(&["-c", "misfit:///", "list"], 1);
+    assert!(err.contains("No driver serves misfit:///"), "{err}");
+}
+
+/// Runs `luavirt args` with `MISFIT_MARKER` set to `marker`.
+fn run_marked(env: &Env, marker: &Path, args: &[&str]) -> Run {
+    env.command(args).env("MISFIT_MARKER", marker).output().unwrap().into()
+}
+
+#[test]
+fn a_driver_file_others_could_change_is_never_opened() {
+    let env = Env::new("trust").with_driver_dir();
+    let dir = env.driver_dir.clone().unwrap();
+    let so = dir.join("libtrusted.so");
+    // A driver that fits, whose constructor leaves a mark when its code runs.
+    build_c_driver(&repo_dir().join("tests/drivers/c/misfit.c"), &so, &["-DMISFIT_CONSTRUCTOR"]);
+    let marker = env.dir.join("constructor-ran");
+    let me = std::fs::metadata(&env.dir).unwrap().uid();
+
+    // As reported: another user's file, mode 0666, in a folder of mode 0777. Its constructor
+    // ran on a plain `luavirt list`, before it was refused.
+    if me == 0 {
+        std::os::unix::fs::chown(&so, Some(65534), None).unwrap();
+    }
+    set_mode(&so, 0o666);
+    set_mode(&dir, 0o777);
+    let r = run_marked(&env, &marker, &["list", "--all"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!marker.exists(), "the driver's constructor ran");
+    // Each fault alone is enough, and the reason says what to do.
+    let drivers = || run_marked(&env, &marker, &["drivers"]).stdout;
+    if me == 0 {
+        let out = drivers();
+        let line = reported(&out, "libtrusted.so");
+        assert!(line.contains(&format!("not loaded: file {} is owned by uid 65534", so.display())), "{line}");
+        std::os::unix::fs::chown(&so, Some(0), None).unwrap();
+    }
+    let out = drivers();
+    let line = reported(&out, "libtrusted.so");
+    assert!(line.contains(&format!("not loaded: file {} is writable by anyone (mode 0666)", so.display())), "{line}");
+    set_mode(&so, 0o644);
+    let out = drivers();
+    let line = reported(&out, "libtrusted.so");
+    assert!(
+        line.contains(&format!("not loaded: folder {} is writable by anyone (mode 0777)", dir.display())),
+        "{line}"
+    );
+    assert!(line.contains(&format!("chmod go-w {}", dir.display())), "{line}");
+    set_mode(&dir, 0o770);
+    assert!(reported(&drivers(), "libtrusted.so").contains("is writable by its group (mode 0770)"));
+    set_mode(&dir, 0o755);
+    assert!(!marker.exists(), "the driver's constructor ran");
+
+    // Owned by root or this user and writable by no one else: it loads (and its code runs).
+    let out = run_marked(&env, &marker, &["drivers"]).stdout;
+    assert!(out.lines().any(|l| l.starts_with(" misfit ")), "{out}");
+    assert!(marker.exists(), "the loaded driver's constructor should have run");
 }

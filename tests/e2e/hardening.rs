@@ -272,6 +272,7 @@ fn a_disk_set_change_goes_on_while_a_slow_copy_runs() {
     let copy = env.dir.join("copy.qcow2");
     let mut waiting = env
         .command(&["blockcopy", "d", "vda", copy.to_str().unwrap(), "--wait", "--pivot", "--bandwidth", "1"])
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     while luavirt_tests::qmp(&env, "d", "query-block-jobs", serde_json::json!({})).as_array().unwrap().is_empty() {

@@ -238,6 +238,48 @@ fn the_sandbox_refuses_what_scripts_may_not_do() {
 }
 
 #[test]
+fn require_follows_no_symlink_out_of_the_script_folder() {
+    let env = Env::new("luasymlink");
+    let scripts = env.dir.join("scripts");
+    let outside = env.dir.join("outside");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.lua"), "print('secret module ran') return {}").unwrap();
+    std::os::unix::fs::symlink("../outside/secret.lua", scripts.join("evil.lua")).unwrap();
+    std::os::unix::fs::symlink("../outside", scripts.join("lib")).unwrap();
+    std::fs::write(scripts.join("real.lua"), "return { answer = 42 }").unwrap();
+    std::os::unix::fs::symlink("real.lua", scripts.join("alias.lua")).unwrap();
+    let script = |name: &str, code: &str| {
+        let p = scripts.join(name);
+        std::fs::write(&p, code).unwrap();
+        env.run(&["run", p.to_str().unwrap()])
+    };
+    let real_outside = outside.canonicalize().unwrap();
+    for (module, link) in [("evil", "evil.lua"), ("lib.secret", "lib/secret.lua")] {
+        let r = script("s.lua", &format!("require('{module}')"));
+        assert_eq!(r.code, 1, "require('{module}') was allowed: {}", r.stdout);
+        assert!(!r.stdout.contains("secret module ran"), "{}", r.stdout);
+        assert!(
+            r.stderr.contains(&format!(
+                "require: {} leads to {}, outside the script's folder {}",
+                scripts.join(link).display(),
+                real_outside.join("secret.lua").display(),
+                scripts.canonicalize().unwrap().display()
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+    // A symlink that stays inside the folder is fine, and so is a script run through a
+    // symlinked folder.
+    let r = script("ok.lua", "print(require('alias').answer)");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "42\n"), "{}", r.stderr);
+    std::os::unix::fs::symlink(&scripts, env.dir.join("via")).unwrap();
+    let r = env.run(&["run", env.dir.join("via/ok.lua").to_str().unwrap()]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "42\n"), "{}", r.stderr);
+}
+
+#[test]
 fn limits_hold_under_pcall_and_leave_the_host_and_domains_unharmed() {
     require("qemu-system-x86_64", "qemu-system-x86");
     let env = Env::new("lualimit");

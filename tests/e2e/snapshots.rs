@@ -341,3 +341,37 @@ fn a_transient_overlay_left_by_a_qemu_that_ended_is_cleared_by_the_next_change()
     env.ok(&["diskset", "add", "m12", "vda"]);
     assert!(!overlay.exists(), "the transient overlay outlived its QEMU");
 }
+
+fn qcow2_tags(image: &std::path::Path) -> String {
+    let out = std::process::Command::new("qemu-img").args(["snapshot", "-l", "-U"]).arg(image).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn snapshot_names_are_limited_in_bytes_so_qcow2_never_cuts_them() {
+    require("qemu-img", "qemu-utils");
+    let env = Env::new("snapbytes");
+    let a = env.image("long-a.qcow2", "qcow2", "16M");
+    write_offline(&a, "qcow2", 0x11);
+    env.define_domain("m9", &[("vda", &a, "qcow2")]);
+    let before = env.state_snapshot();
+    // 64 four-byte characters are 256 bytes: QEMU kept 255 of them, then revert found no
+    // snapshot of that name and delete left the tag behind.
+    let too_long = "\u{1D11E}".repeat(64);
+    let err = env.fails(&["snapshot-create-as", "m9", &too_long], 1);
+    assert!(err.contains("it is 256 bytes in UTF-8, and a snapshot name may have at most 255"), "{err}");
+    assert_eq!(env.state_snapshot(), before);
+    assert!(!qcow2_tags(&a).contains('\u{1D11E}'), "a tag was made:\n{}", qcow2_tags(&a));
+
+    // 63 of them (252 bytes) go through create, revert and delete whole.
+    let name = "\u{1D11E}".repeat(63);
+    env.ok(&["snapshot-create-as", "m9", &name]);
+    assert_eq!(env.ok(&["snapshot-list", "m9", "--name"]), format!("{name}\n"));
+    assert!(qcow2_tags(&a).contains(&name), "{}", qcow2_tags(&a));
+    write_offline(&a, "qcow2", 0x33);
+    env.ok(&["snapshot-revert", "m9", &name]);
+    assert!(image_holds(&a, "qcow2", 0x11), "the revert did not bring the data back");
+    env.ok(&["snapshot-delete", "m9", &name]);
+    assert_eq!(env.ok(&["snapshot-list", "m9", "--name"]), "");
+    assert!(!qcow2_tags(&a).contains('\u{1D11E}'), "a tag was left behind:\n{}", qcow2_tags(&a));
+}

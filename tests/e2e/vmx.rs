@@ -1233,3 +1233,41 @@ fn snapshot_verbs_killed_at_random_moments_leave_a_usable_vm() {
     }
     eprintln!("{}", report.join("\n"));
 }
+
+#[test]
+fn a_disk_of_unknown_mode_is_left_alone_and_the_rest_of_the_vm_works() {
+    let (ds, dir) = two_disks("unknownmode");
+    let vmx = dir.join("app.vmx");
+    // `append` (ESX 2) on the data disk made the whole VM unreadable.
+    edit(&vmx, "scsi0:1.mode = \"independent-persistent\"", "scsi0:1.mode = \"append\"");
+    assert_eq!(ds.ok(&["list", "--all", "--name"]), "app\n");
+    let xml = ds.ok(&["dumpxml", "app"]);
+    assert!(xml.contains("<lvmode:disk target='sdb' mode='unknown' text='append'/>"), "{xml}");
+    assert!(ds.ok(&["domblklist", "app"]).contains("app_1.vmdk"));
+    assert_eq!(ds.ok(&["disk-mode", "app", "sdb"]), "unknown\n");
+
+    // Its mode is not changed, nor is it snapshotted; each refusal names the .vmx line.
+    let before = ds.files();
+    let line = format!("{}:15)", vmx.canonicalize().unwrap().display());
+    let err = ds.fails(&["disk-mode", "app", "sdb", "persistent"]);
+    assert!(err.contains("Disk sdb of domain 'app' has mode \"append\" (") && err.contains(&line), "{err}");
+    assert!(err.contains("change it in the VMware client or on that line (nothing was written)"), "{err}");
+    let err =
+        ds.fails(&["snapshot-create-as", "app", "s1", "--diskspec", "sda", "--diskspec", "sdb,snapshot=external"]);
+    assert!(err.contains(&line) && err.contains("leave it out (--diskspec sdb,snapshot=no)"), "{err}");
+    assert_unchanged(&before, &ds.files());
+
+    // The rest works: a snapshot of the persistent disk, its revert, another disk's mode.
+    ds.ok(&["snapshot-create-as", "app", "s1"]);
+    assert_eq!(value_of(&vmx, "scsi0:0.fileName").as_deref(), Some("app-000001.vmdk"));
+    assert_eq!(value_of(&vmx, "scsi0:1.fileName").as_deref(), Some("app_1.vmdk"));
+    write_mib(&dir.join("app-000001.vmdk"), 0x33, 0);
+    write_mib(&dir.join("app_1.vmdk"), 0x44, 0);
+    ds.ok(&["snapshot-revert", "app", "s1"]);
+    assert!(holds(&dir.join("app-000002.vmdk"), 0x11, 0), "sda did not go back");
+    assert!(holds(&dir.join("app_1.vmdk"), 0x44, 0), "the disk of unknown mode keeps its content");
+    ds.ok(&["snapshot-delete", "app", "s1"]);
+    ds.ok(&["disk-mode", "app", "sda", "independent-persistent"]);
+    assert_eq!(value_of(&vmx, "scsi0:0.mode").as_deref(), Some("independent-persistent"));
+    assert_eq!(value_of(&vmx, "scsi0:1.mode").as_deref(), Some("append"));
+}

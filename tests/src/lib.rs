@@ -53,6 +53,14 @@ pub fn build_c_driver(source: &Path, out: &Path, defines: &[&str]) {
         .status()
         .expect("cc runs");
     assert!(status.success(), "cc failed on {}", source.display());
+    set_mode(out, 0o755);
+}
+
+/// Sets the permission bits of `path`.
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
 }
 
 /// What a run of `luavirt` did.
@@ -102,10 +110,14 @@ impl Env {
         Env { state: dir.join("state"), dir, driver_dir: None }
     }
 
-    /// Adds a folder searched for drivers (`LUAVIRT_DRIVER_DIR`), created empty.
+    /// Adds a folder searched for drivers (`LUAVIRT_DRIVER_DIR`), created empty. It and the
+    /// temporary folder get mode 0755 whatever the umask: the host loads drivers only from
+    /// folders no one else can write (the `/tmp` above is sticky, which it accepts).
     pub fn with_driver_dir(mut self) -> Env {
         let d = self.dir.join("drivers");
         std::fs::create_dir_all(&d).unwrap();
+        set_mode(&self.dir, 0o755);
+        set_mode(&d, 0o755);
         self.driver_dir = Some(d);
         self
     }

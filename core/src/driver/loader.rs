@@ -1,13 +1,14 @@
 //! Finds driver plugins, loads them, and checks each against the ABI before trusting it.
 //!
 //! Drivers are found beside the `luavirt` binary (`libluavirt_*.so`) and in every folder of
-//! `LUAVIRT_DRIVER_DIR` (colon-separated; every `*.so`). A driver that does not fit is refused
-//! with the reason, never half-loaded. Loaded drivers are never unloaded (unloading code with
+//! `LUAVIRT_DRIVER_DIR` (colon-separated; every `*.so`). A file that anyone but root or this
+//! user could have changed is refused before it is opened ([`super::trust`]); a driver whose
+//! entry point answers with something that does not fit is refused with the reason
+//! ([`super::validate`]), never half-loaded. Loaded drivers are never unloaded (unloading code with
 //! thread-local destructors is unsafe), so their static data lives as long as the process.
 
 use super::{LoadedDriver, RefusedDriver};
-use luavirt_plugin_api::abi::{self, LvDriverEntryFn, LvDriverInfo, LvDriverVtable};
-use std::mem::{offset_of, size_of};
+use luavirt_plugin_api::abi::{self, LvDriverEntryFn};
 use std::path::{Path, PathBuf};
 
 /// Folders to search, in order: beside the binary (only `libluavirt_*.so`), then each folder
@@ -66,19 +67,16 @@ pub fn load_all(dirs: &[(PathBuf, bool)]) -> (Vec<LoadedDriver>, Vec<RefusedDriv
     (loaded, refused)
 }
 
-/// The smallest `LvDriverInfo` an ABI 1 driver can have: up to and including `vtable`.
-const MIN_INFO_SIZE: usize = offset_of!(LvDriverInfo, vtable) + size_of::<*const LvDriverVtable>();
-/// The smallest vtable: up to and including `connect_close`.
-const MIN_VTABLE_SIZE: usize = offset_of!(LvDriverVtable, connect_close) + size_of::<usize>();
-
 /// Loads one shared object and checks it; the error is the reason for refusing it.
 pub fn load_one(path: &Path) -> Result<LoadedDriver, String> {
     use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
     // RTLD_NODELETE: even if a handle were dropped, the code stays mapped.
     const RTLD_NODELETE: i32 = 0x1000;
+    // Before dlopen, which runs the object's constructors; load the path that was checked.
+    let real = super::trust::check(path)?;
     // SAFETY: loading runs the object's initializers; drivers are trusted code chosen by the
-    // operator (as libvirt trusts its modules).
-    let lib = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) }
+    // operator (as libvirt trusts its modules), in files only root or this user can change.
+    let lib = unsafe { Library::open(Some(&real), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) }
         .map_err(|e| format!("cannot load: {e}"))?;
     let entry: LvDriverEntryFn = match unsafe { lib.get::<LvDriverEntryFn>(abi::LV_DRIVER_ENTRY_SYMBOL.as_bytes()) } {
         Ok(sym) => *sym,
@@ -93,47 +91,8 @@ pub fn load_one(path: &Path) -> Result<LoadedDriver, String> {
     };
     // Never unload: the info, vtable and code must outlive every use.
     std::mem::forget(lib);
-    // SAFETY: the entry point takes no arguments and returns a static pointer.
-    let info_ptr = unsafe { entry() };
-    if info_ptr.is_null() {
-        return Err(format!("{} returned NULL", abi::LV_DRIVER_ENTRY_SYMBOL));
-    }
-    // SAFETY: non-null; we read only the leading fields until struct_size is checked.
-    let size = unsafe { (*info_ptr).struct_size } as usize;
-    let major = unsafe { (*info_ptr).abi_major };
-    let minor = unsafe { (*info_ptr).abi_minor };
-    if major != abi::LV_ABI_MAJOR {
-        return Err(format!(
-            "built for driver ABI {major}.{minor}, this host speaks ABI {}.{}; rebuild the driver against this luavirt's plugin-api",
-            abi::LV_ABI_MAJOR,
-            abi::LV_ABI_MINOR
-        ));
-    }
-    if size < MIN_INFO_SIZE {
-        return Err(format!(
-            "its LvDriverInfo is {size} bytes; ABI {major} needs at least {MIN_INFO_SIZE}; rebuild it against the current header"
-        ));
-    }
-    let info = unsafe { &*info_ptr };
-    if info.pointer_width as usize != size_of::<usize>() {
-        return Err(format!(
-            "built for {}-bit pointers, this host uses {}-bit pointers",
-            info.pointer_width as usize * 8,
-            (usize::BITS as usize)
-        ));
-    }
-    if info.vtable.is_null() {
-        return Err("its LvDriverInfo has no vtable".to_string());
-    }
-    let vt_size = unsafe { (*info.vtable).struct_size } as usize;
-    if vt_size < MIN_VTABLE_SIZE {
-        return Err(format!("its LvDriverVtable is {vt_size} bytes; ABI {major} needs at least {MIN_VTABLE_SIZE}"));
-    }
-    // Copy the vtable, keeping only the functions within the size the driver declared.
-    let vtable = unsafe { super::copy_vtable(info.vtable, vt_size) };
-    if vtable.connect_open.is_none() || vtable.connect_close.is_none() {
-        return Err("its vtable lacks connect_open or connect_close, which every driver needs".to_string());
-    }
+    let super::validate::Checked { info, vtable } = super::validate::entry_result(entry)?;
+    // SAFETY: validate checked that each string lies in the driver's static data.
     let text = |s: abi::LvStr| unsafe { s.to_string_lossy() };
     let name = text(info.name);
     if name.is_empty() {
@@ -149,7 +108,7 @@ pub fn load_one(path: &Path) -> Result<LoadedDriver, String> {
             .filter(|s| !s.is_empty())
             .collect(),
         capabilities: info.capabilities,
-        abi: (major, minor),
+        abi: (info.abi_major, info.abi_minor),
         path: path.to_path_buf(),
         vtable,
     })

@@ -2,6 +2,9 @@
 
 mod call;
 pub mod loader;
+mod mapped;
+mod trust;
+mod validate;
 
 pub use call::{CallOptions, CallOutput, ProgressFn};
 

@@ -4,7 +4,8 @@
 //!   `date` and `getenv`; `io`, the rest of `os`, `dofile` and `loadfile` say they are not
 //!   available; `load` takes text only (bytecode can crash the interpreter).
 //! - `require` finds modules in the script's folder, then among the shipped `scripts/`; the
-//!   module `luavirt` is the API.
+//!   module `luavirt` is the API. A module whose real path (symlinks resolved) leaves the
+//!   script's folder is refused.
 //! - `pcall`, `xpcall`, `coroutine.resume` and `coroutine.close` return host errors as
 //!   `{code, message}` tables and never swallow a limit error (see `limits.rs`); `load` calls
 //!   a reader function itself, since Lua's `load` would swallow the reader's errors.
@@ -143,7 +144,9 @@ fn install_require(lua: &Lua, script_dir: PathBuf) -> mlua::Result<()> {
         let rel = format!("{}.lua", name.replace('.', "/"));
         let local = script_dir.join(&rel);
         let (chunk_name, source) = if local.is_file() {
-            let text = super::read_script(&local).map_err(mlua::Error::runtime)?;
+            let real = within(&script_dir, &local).map_err(|m| errors::invalid(lua, format!("require: {m}")))?;
+            // Read the checked path, so a symlink changed meanwhile cannot lead elsewhere.
+            let text = super::read_script(&real).map_err(mlua::Error::runtime)?;
             (local.display().to_string(), text)
         } else if let Some((_, path, text)) = SHIPPED.iter().find(|(m, _, _)| *m == name) {
             (format!("scripts/{path}"), text.to_string())
@@ -166,6 +169,24 @@ fn install_require(lua: &Lua, script_dir: PathBuf) -> mlua::Result<()> {
         Ok(value)
     })?;
     lua.globals().set("require", require)
+}
+
+/// The real path of module file `file` if it lies in the script's folder `dir` (whose own real
+/// path counts), else why not: a symlink must not lead `require` out of the folder.
+fn within(dir: &Path, file: &Path) -> Result<PathBuf, String> {
+    let cannot = |p: &Path, e: std::io::Error| format!("cannot resolve {}: {e}", p.display());
+    let root = dir.canonicalize().map_err(|e| cannot(dir, e))?;
+    let real = file.canonicalize().map_err(|e| cannot(file, e))?;
+    if real.starts_with(&root) {
+        Ok(real)
+    } else {
+        Err(format!(
+            "{} leads to {}, outside the script's folder {}; scripts require modules from their own folder and the shipped scripts only: copy the module into the folder",
+            file.display(),
+            real.display(),
+            root.display()
+        ))
+    }
 }
 
 /// Makes `module` what `require(name)` returns.

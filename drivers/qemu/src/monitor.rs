@@ -153,7 +153,11 @@ impl Monitor {
                 match self.block_job(job)? {
                     Some(info) => {
                         if !crate::state::holds_a_lock() {
-                            call.progress(info["offset"].as_u64().unwrap_or(0), info["len"].as_u64().unwrap_or(0), stage);
+                            call.progress(
+                                info["offset"].as_u64().unwrap_or(0),
+                                info["len"].as_u64().unwrap_or(0),
+                                stage,
+                            );
                         }
                         if until == Until::Ready && info["ready"].as_bool() == Some(true) {
                             return Ok(());
@@ -168,7 +172,13 @@ impl Monitor {
                 continue;
             }
             match ev["event"].as_str().unwrap_or("") {
-                "BLOCK_JOB_READY" if until == Until::Ready => return Ok(()),
+                "BLOCK_JOB_READY" if until == Until::Ready => {
+                    if !crate::state::holds_a_lock() {
+                        let d = &ev["data"];
+                        call.progress(d["offset"].as_u64().unwrap_or(0), d["len"].as_u64().unwrap_or(0), stage);
+                    }
+                    return Ok(());
+                }
                 "BLOCK_JOB_COMPLETED" => {
                     if let Some(err) = ev["data"]["error"].as_str() {
                         return Err(DriverError::new(

@@ -74,6 +74,15 @@ pub fn plan(vm: &Vm, devices: &[Device], view: &DomainXml, given: &DomainXml) ->
         if new == d.mode {
             continue;
         }
+        if d.mode == DiskMode::Unknown {
+            return Err(DriverError::new(
+                ErrorCode::InvalidArg,
+                format!(
+                    "{}; change it in the VMware client or on that line {nothing}",
+                    d.unknown_mode(&vm.path, &name)
+                ),
+            ));
+        }
         if !d.is_disk() {
             return Err(DriverError::new(
                 ErrorCode::InvalidArg,

@@ -9,6 +9,7 @@
 use crate::vmx::{VmxError, VmxFile, parse_bool};
 use luavirt_plugin_api::domain::DiskMode;
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 
 /// A device bus, in the order the domain XML lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,8 +70,11 @@ pub struct Device {
     pub medium: Medium,
     /// Line of `fileName`, if set.
     pub file_line: Option<u32>,
-    /// Its mode (`persistent` when `.mode` is absent).
+    /// Its mode (`persistent` when `.mode` is absent; `Unknown` for a value luavirt does not
+    /// know, which then stays as it is).
     pub mode: DiskMode,
+    /// `.mode` as written, if set.
+    pub mode_text: Option<String>,
     /// Line of `.mode`, if set.
     pub mode_line: Option<u32>,
     /// The last line holding one of its keys (a new key goes right after it).
@@ -88,6 +92,18 @@ impl Device {
     /// Whether it is a hard disk (modes apply only to those).
     pub fn is_disk(&self) -> bool {
         matches!(self.medium, Medium::Disk(_))
+    }
+
+    /// Says that this disk of domain `domain` has a mode luavirt does not know, naming its
+    /// line in `vmx`; the caller adds what to do.
+    pub fn unknown_mode(&self, vmx: &Path, domain: &str) -> String {
+        format!(
+            "Disk {} of domain '{domain}' has mode \"{}\" ({}:{}), which luavirt does not know, so it leaves that disk as it is: it changes no such mode and takes no such disk in snapshots (ESX knows persistent, independent-persistent and independent-nonpersistent)",
+            self.target,
+            self.mode_text.as_deref().unwrap_or_default(),
+            vmx.display(),
+            self.mode_line.unwrap_or(0)
+        )
     }
 }
 
@@ -159,19 +175,12 @@ pub fn read(vmx: &VmxFile) -> Result<Vec<Device>, VmxError> {
         let Some(medium) = classify(get("devicetype").map(|d| d.0), file.map(|f| f.0), client) else {
             continue;
         };
-        let (mode, mode_line) = match get("mode") {
-            Some((v, line)) if matches!(medium, Medium::Disk(_)) => {
-                let m = MODES
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(v.trim()))
-                    .map(|(_, m)| *m)
-                    .ok_or_else(|| {
-                        vmx.error(line, format!("{}.mode is \"{v}\", which luavirt does not handle; set persistent, independent-persistent or independent-nonpersistent (in the VMware client, or here)", k.node))
-                    })?;
-                (m, Some(line))
+        // An unknown mode (`append`) marks this disk only; the rest of the VM reads on.
+        let mode = match get("mode") {
+            Some((v, _)) if matches!(medium, Medium::Disk(_)) => {
+                MODES.iter().find(|(n, _)| n.eq_ignore_ascii_case(v.trim())).map_or(DiskMode::Unknown, |(_, m)| *m)
             }
-            Some((_, line)) => (DiskMode::Persistent, Some(line)),
-            None => (DiskMode::Persistent, None),
+            _ => DiskMode::Persistent,
         };
         out.push(Device {
             bus,
@@ -181,7 +190,8 @@ pub fn read(vmx: &VmxFile) -> Result<Vec<Device>, VmxError> {
             medium,
             file_line: file.map(|f| f.1),
             mode,
-            mode_line,
+            mode_text: get("mode").map(|m| m.0.to_string()),
+            mode_line: get("mode").map(|m| m.1),
             last_line: k.last_line,
             target: String::new(),
         });
@@ -325,19 +335,21 @@ mod tests {
     }
 
     #[test]
-    fn modes_are_read_without_case_and_unknown_ones_are_errors() {
+    fn modes_are_read_without_case_and_unknown_ones_mark_their_disk_only() {
         let d = devices(
             "ide0:0.present = \"TRUE\"\nide0:0.fileName = \"a.vmdk\"\nide0:0.Mode = \"Independent-NonPersistent\"\n",
         );
         assert_eq!((d[0].mode, d[0].mode_line, d[0].last_line), (DiskMode::IndependentNonpersistent, Some(3), 3));
-        let v = VmxFile::parse(
-            b"ide0:0.present = \"TRUE\"\nide0:0.fileName = \"a.vmdk\"\nide0:0.mode = \"append\"\n",
-            "t.vmx",
-        )
-        .unwrap();
-        let e = read(&v).unwrap_err();
-        assert_eq!(e.line, 3);
-        assert!(e.to_string().starts_with("t.vmx:3: ide0:0.mode is \"append\""), "{e}");
+        // `append` (ESX 2) made the whole VM unreadable; now only that disk is marked.
+        let d = devices(
+            "ide0:0.present = \"TRUE\"\nide0:0.fileName = \"a.vmdk\"\nide0:0.mode = \"append\"\nide0:1.present = \"TRUE\"\nide0:1.fileName = \"b.vmdk\"\n",
+        );
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            (d[0].mode, d[0].mode_text.as_deref(), d[0].mode_line),
+            (DiskMode::Unknown, Some("append"), Some(3))
+        );
+        assert_eq!((d[1].mode, d[1].mode_text.as_deref()), (DiskMode::Persistent, None));
         let v = VmxFile::parse(b"ide0:0.present = \"maybe\"\n", "t.vmx").unwrap();
         assert!(read(&v).unwrap_err().message.contains("write \"TRUE\" or \"FALSE\""));
     }

@@ -206,13 +206,16 @@ fn old_modes_are_recorded_in_metadata_and_sets_show_there_too() {
 
 /// Redefines `file`'s VM with its view changed by `change`: the plan and the new .vmx bytes.
 fn redefine(file: &str, change: impl FnOnce(&mut DomainXml)) -> Result<(define::Plan, Option<Vec<u8>>), String> {
-    let vm = vm(file);
-    let (devices, view) = view_of(&vm, &DiskSets::default());
+    redefine_vm(&vm(file), change)
+}
+
+fn redefine_vm(vm: &Vm, change: impl FnOnce(&mut DomainXml)) -> Result<(define::Plan, Option<Vec<u8>>), String> {
+    let (devices, view) = view_of(vm, &DiskSets::default());
     let mut given = DomainXml::parse(&view.to_xml(), None).unwrap();
     change(&mut given);
     let given = DomainXml::parse(&given.to_xml(), None).unwrap();
-    let plan = define::plan(&vm, &devices, &view, &given).map_err(|e| e.message)?;
-    let bytes = define::apply_modes(&vm, &devices, &plan).map_err(|e| e.message)?;
+    let plan = define::plan(vm, &devices, &view, &given).map_err(|e| e.message)?;
+    let bytes = define::apply_modes(vm, &devices, &plan).map_err(|e| e.message)?;
     Ok((plan, bytes))
 }
 
@@ -395,4 +398,31 @@ fn a_uuid_added_by_the_host_to_a_vm_without_one_is_ignored() {
     assert_eq!((plan.modes.len(), bytes), (0, None));
     let e = redefine("esx7-web.vmx", |x| x.set_uuid("11111111-2222-3333-4444-555555555555")).unwrap_err();
     assert!(e.contains("/domain/uuid"), "{e}");
+}
+
+#[test]
+fn a_disk_of_unknown_mode_is_marked_and_the_rest_of_the_vm_reads_and_changes() {
+    // `append` (ESX 2) on sdb made the whole VM unreadable.
+    let mut v = vm("esx7-web.vmx");
+    let text = String::from_utf8(v.bytes.clone()).unwrap();
+    v.bytes = text.replace("scsi0:1.mode = \"independent-persistent\"", "scsi0:1.mode = \"append\"").into_bytes();
+    v.vmx = VmxFile::parse(&v.bytes, &v.path.display().to_string()).unwrap();
+    let (_, xml) = view_of(&v, &DiskSets::default());
+    assert_eq!(xml.disks().len(), 5);
+    assert_eq!(xml.disk_mode("sdb"), Some(DiskMode::Unknown));
+    assert_eq!(xml.disk_mode("sda"), Some(DiskMode::Persistent));
+    let sdb = xml.disks().into_iter().find(|d| d.target == "sdb").unwrap();
+    assert_eq!((sdb.snapshot.as_deref(), sdb.transient), (Some("no"), false));
+    assert!(xml.to_xml().contains("<lvmode:disk target='sdb' mode='unknown' text='append'/>"), "{}", xml.to_xml());
+    // The view defined back writes nothing; another disk's mode changes as ever.
+    let (plan, bytes) = redefine_vm(&v, |_| {}).unwrap();
+    assert_eq!((plan.modes.len(), bytes), (0, None));
+    let (_, bytes) = redefine_vm(&v, |x| x.set_disk_mode("sdc", DiskMode::Persistent).unwrap()).unwrap();
+    assert!(String::from_utf8(bytes.unwrap()).unwrap().contains("scsi0:2.mode = \"persistent\""));
+    // Its own mode is left alone, and the refusal names the line.
+    let e = redefine_vm(&v, |x| x.set_disk_mode("sdb", DiskMode::Persistent).unwrap()).unwrap_err();
+    assert_eq!(
+        e,
+        "Disk sdb of domain 'web01' has mode \"append\" (/srv/ds1/esx7-web/esx7-web.vmx:21), which luavirt does not know, so it leaves that disk as it is: it changes no such mode and takes no such disk in snapshots (ESX knows persistent, independent-persistent and independent-nonpersistent); change it in the VMware client or on that line (nothing was written)"
+    );
 }

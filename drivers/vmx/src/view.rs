@@ -6,7 +6,8 @@
 //! `independent-nonpersistent` is `snapshot='no'` with `<transient/>`. The old redo-log modes,
 //! which ESX never snapshots either, show the same way (`nonpersistent` like
 //! independent-nonpersistent, `undoable` like independent-persistent) and are named in the
-//! `DISKMODES_NS` metadata, so they read back as themselves.
+//! `DISKMODES_NS` metadata, so they read back as themselves. A mode luavirt does not know
+//! (`append`) shows as `snapshot='no'` and `mode='unknown'` there, with the `.vmx` value.
 
 use crate::datastore::Datastores;
 use crate::devices::{Bus, Device, Medium};
@@ -99,21 +100,33 @@ fn metadata(devices: &[Device], sets: &DiskSets) -> String {
     if let Some(e) = sets.to_element() {
         let _ = writeln!(out, "    {}", indented(e, "    "));
     }
-    let legacy: Vec<&Device> =
-        devices.iter().filter(|d| matches!(d.mode, DiskMode::Nonpersistent | DiskMode::Undoable)).collect();
+    let legacy: Vec<&Device> = devices
+        .iter()
+        .filter(|d| matches!(d.mode, DiskMode::Nonpersistent | DiskMode::Undoable | DiskMode::Unknown))
+        .collect();
     if !legacy.is_empty() {
         let mut e =
             Element::new(format!("{MODES_PREFIX}:diskmodes")).with_attr(&format!("xmlns:{MODES_PREFIX}"), DISKMODES_NS);
         for d in legacy {
-            e.push(
-                Element::new(format!("{MODES_PREFIX}:disk"))
-                    .with_attr("target", &d.target)
-                    .with_attr("mode", d.mode.name()),
-            );
+            e.push(mode_entry(d));
         }
         let _ = writeln!(out, "    {}", indented(e, "    "));
     }
     out
+}
+
+/// The metadata entry of a disk whose mode libvirt cannot express: `mode='undoable'`, or
+/// `mode='unknown' text='append'` with the `.vmx` value (control characters, which XML cannot
+/// carry, as U+FFFD), so the user sees what the file says.
+fn mode_entry(d: &Device) -> Element {
+    let e =
+        Element::new(format!("{MODES_PREFIX}:disk")).with_attr("target", &d.target).with_attr("mode", d.mode.name());
+    match (d.mode, &d.mode_text) {
+        (DiskMode::Unknown, Some(t)) => {
+            e.with_attr("text", &t.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect::<String>())
+        }
+        _ => e,
+    }
 }
 
 /// Appends one `<disk>`.
@@ -140,7 +153,8 @@ fn disk(x: &mut String, vm: &Vm, d: &Device, ds: &Datastores) {
     if !d.is_disk() {
         x.push_str("      <readonly/>\n");
     }
-    if !d.mode.persistent() {
+    // An unknown mode says nothing about persistence: no <transient/> for it.
+    if !d.mode.persistent() && d.mode != DiskMode::Unknown {
         x.push_str("      <transient/>\n");
     }
     let (controller, bus) = match d.bus {

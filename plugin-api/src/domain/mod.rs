@@ -20,6 +20,13 @@ pub struct DomainXml {
     doc: Document,
 }
 
+/// The largest domain XML luavirt reads, in bytes: virsh's limit for an XML file (10 MiB).
+pub const MAX_SIZE: usize = 10 << 20;
+
+/// How deep domain XML may nest elements: libxml2's default limit, so libvirt reads no deeper.
+/// (Stored snapshot metadata nests a domain two levels further, within [`crate::xml::MAX_DEPTH`].)
+pub const MAX_DEPTH: usize = 256;
+
 /// Elements after which luavirt places a new `<uuid>` or `<metadata>`, as libvirt orders them.
 const HEADER_ELEMENTS: &[&str] = &["name", "uuid", "genid", "title", "description"];
 
@@ -30,7 +37,10 @@ impl DomainXml {
             Some(n) => e.with_source(n),
             None => e,
         };
-        let doc = Document::parse(text).map_err(name_it)?;
+        if text.len() > MAX_SIZE {
+            return Err(name_it(too_big(text)));
+        }
+        let doc = Document::parse_with_depth(text, MAX_DEPTH).map_err(name_it)?;
         let dom = DomainXml { doc };
         dom.check().map_err(name_it)?;
         Ok(dom)
@@ -63,7 +73,8 @@ impl DomainXml {
                 )
             })?;
         }
-        let mut seen: Vec<(String, u32)> = Vec::new();
+        // Target -> line of its disk; a map keeps this linear in the number of disks.
+        let mut seen: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
         for el in self.disk_elements() {
             let disk = Disk::from_element(el);
             if disk.target.is_empty() {
@@ -72,7 +83,7 @@ impl DomainXml {
                     "a <disk> has no <target dev='...'/>; every disk needs a target name like vda".to_string(),
                 ));
             }
-            if let Some((_, line)) = seen.iter().find(|(t, _)| *t == disk.target) {
+            if let Some(line) = seen.get(&disk.target) {
                 return Err(Self::error_at(
                     el,
                     format!(
@@ -88,7 +99,7 @@ impl DomainXml {
                     format!("disk '{}' has selected={v:?}; use 'yes' or 'no'", disk.target),
                 ));
             }
-            seen.push((disk.target, el.line()));
+            seen.insert(disk.target, el.line());
         }
         if let Some(e) = self.disksets_element() {
             DiskSets::from_element(e).map_err(|(line, m)| XmlError {
@@ -312,6 +323,26 @@ impl DomainXml {
         if meta_is_empty {
             root.remove_element(meta_pos);
         }
+    }
+}
+
+/// The error for a document over [`MAX_SIZE`], placed where it crosses the limit.
+fn too_big(text: &str) -> XmlError {
+    let mut at = MAX_SIZE;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(1, |l| l.chars().count() + 1);
+    XmlError {
+        source_name: None,
+        line: line as u32,
+        column: column as u32,
+        message: format!(
+            "the document is {} bytes and goes past {MAX_SIZE} bytes (10 MiB) here; luavirt reads domain XML up to 10 MiB, as virsh does",
+            text.len()
+        ),
     }
 }
 

@@ -9,7 +9,9 @@
 //!
 //! ESX's old `nonpersistent` and `undoable` modes have no libvirt form; a driver that reads
 //! them (the .vmx driver) records them in luavirt's metadata (`DISKMODES_NS`) so they are
-//! reported as such. They can be read, not set.
+//! reported as such. They can be read, not set. A recorded mode that luavirt does not know
+//! (`mode='unknown'`, or any other) reads as [`DiskMode::Unknown`]: the disk keeps it, and
+//! luavirt neither changes it nor takes the disk in snapshots.
 
 use super::DomainXml;
 use crate::xml::{Element, namespace_of};
@@ -30,6 +32,8 @@ pub enum DiskMode {
     Nonpersistent,
     /// ESX's old mode: changes go to a redo log kept or discarded at power-off (read only).
     Undoable,
+    /// A mode luavirt does not know, kept as written in the hypervisor's file (read only).
+    Unknown,
 }
 
 const NAMES: &[(DiskMode, &str)] = &[
@@ -43,7 +47,8 @@ const NAMES: &[(DiskMode, &str)] = &[
 impl DiskMode {
     /// The ESX name (`independent-persistent`).
     pub fn name(self) -> &'static str {
-        NAMES.iter().find(|(m, _)| *m == self).map(|(_, n)| *n).expect("every mode has a name")
+        // `unknown` is a name to show, not one to parse.
+        NAMES.iter().find(|(m, _)| *m == self).map_or("unknown", |(_, n)| *n)
     }
 
     /// Reads an ESX name; case and `_` for `-` do not matter (the vSphere API spells
@@ -75,7 +80,7 @@ impl DiskMode {
         self == DiskMode::Persistent
     }
 
-    /// Whether changes survive the domain stopping.
+    /// Whether changes survive the domain stopping (for an unknown mode: not known, false).
     pub fn persistent(self) -> bool {
         matches!(self, DiskMode::Persistent | DiskMode::IndependentPersistent | DiskMode::Undoable)
     }
@@ -88,7 +93,8 @@ impl std::fmt::Display for DiskMode {
 }
 
 impl DomainXml {
-    /// The mode of disk `target`, including an old ESX mode recorded in luavirt's metadata.
+    /// The mode of disk `target`, including a mode recorded in luavirt's metadata: an old ESX
+    /// mode, or [`DiskMode::Unknown`] for one that luavirt does not know.
     pub fn disk_mode(&self, target: &str) -> Option<DiskMode> {
         let disk = self.disk(target)?;
         let legacy = self
@@ -96,7 +102,7 @@ impl DomainXml {
             .and_then(|e| {
                 e.elements().find(|d| d.attr("target").as_deref() == Some(target)).and_then(|d| d.attr("mode"))
             })
-            .and_then(|m| DiskMode::parse(&m).ok());
+            .map(|m| DiskMode::parse(&m).unwrap_or(DiskMode::Unknown));
         Some(legacy.unwrap_or_else(|| DiskMode::from_xml(disk.snapshot.as_deref(), disk.transient)))
     }
 
@@ -104,8 +110,9 @@ impl DomainXml {
     /// else. Errors name the disk and what to do.
     pub fn set_disk_mode(&mut self, target: &str, mode: DiskMode) -> Result<(), String> {
         if !mode.settable() {
+            let what = if mode == DiskMode::Unknown { "not a mode luavirt knows" } else { "ESX's old mode" };
             return Err(format!(
-                "Disk mode '{mode}' is ESX's old mode and can only be read; use persistent, independent-persistent or independent-nonpersistent"
+                "Disk mode '{mode}' is {what} and can only be read; use persistent, independent-persistent or independent-nonpersistent"
             ));
         }
         let unit = self.document().indent_unit();
@@ -199,5 +206,20 @@ mod tests {
         d.set_disk_mode("sda", DiskMode::Persistent).unwrap();
         assert_eq!(d.disk_mode("sda"), Some(DiskMode::Persistent));
         assert!(!d.to_xml().contains("diskmodes"));
+    }
+
+    #[test]
+    fn a_mode_no_one_here_knows_reads_as_unknown_with_its_text() {
+        let xml = XML.replace(
+            "<name>m</name>",
+            "<name>m</name>\n  <metadata>\n    <lv:diskmodes xmlns:lv='https://luavirt.org/xmlns/diskmodes/1'>\n      <lv:disk target='sda' mode='unknown' text='append'/>\n    </lv:diskmodes>\n  </metadata>",
+        );
+        let mut d = DomainXml::parse(&xml, None).unwrap();
+        assert_eq!(d.disk_mode("sda"), Some(DiskMode::Unknown));
+        let other = DomainXml::parse(&xml.replace("mode='unknown'", "mode='append'"), None).unwrap();
+        assert_eq!(other.disk_mode("sda"), Some(DiskMode::Unknown));
+        assert_eq!((DiskMode::Unknown.name(), DiskMode::Unknown.in_snapshots()), ("unknown", false));
+        assert!(DiskMode::parse("unknown").is_err(), "unknown is shown, never asked for");
+        assert!(d.set_disk_mode("sda", DiskMode::Unknown).unwrap_err().contains("not a mode luavirt knows"));
     }
 }

@@ -125,3 +125,49 @@ fn a_disk_can_be_pointed_at_a_new_image() {
         d.to_xml()
     );
 }
+
+fn deep_domain(depth: usize) -> String {
+    // <domain> and <metadata> are two levels.
+    let inner = depth - 2;
+    format!(
+        "<domain type='qemu'>\n<name>deep</name>\n<metadata>\n{}{}</metadata>\n</domain>\n",
+        "<x:a xmlns:x='urn:x'>\n".repeat(inner),
+        "</x:a>".repeat(inner)
+    )
+}
+
+#[test]
+fn domain_xml_nests_at_most_256_deep_and_still_fits_in_snapshot_metadata() {
+    let e = DomainXml::parse(&deep_domain(MAX_DEPTH + 1), Some("deep.xml")).unwrap_err();
+    assert_eq!(e.line, MAX_DEPTH as u32 + 2, "{e}");
+    assert!(
+        e.to_string().starts_with(&format!("deep.xml:{}:1: <x:a> is nested 257 elements deep", MAX_DEPTH + 2)),
+        "{e}"
+    );
+    assert!(e.message.contains("may nest at most 256 deep"), "{e}");
+    // The deepest domain allowed is stored inside <snapshots><domainsnapshot> and reads back.
+    let d = DomainXml::parse(&deep_domain(MAX_DEPTH), None).unwrap();
+    let snap = crate::snapshot::SnapshotXml {
+        name: Some("s1".into()),
+        domain: Some(d.document().root.clone()),
+        ..Default::default()
+    };
+    let tree = crate::snapshot::SnapshotTree::new(None, vec![snap]);
+    let back = crate::snapshot::SnapshotTree::parse(&tree.to_xml()).unwrap();
+    assert_eq!(back.to_xml(), tree.to_xml());
+}
+
+#[test]
+fn domain_xml_over_10_mib_is_refused_where_it_crosses_the_limit() {
+    let line = format!("<!-- {} -->\n", "x".repeat(1000));
+    let body = line.repeat(MAX_SIZE / line.len() + 1);
+    let text = format!("<domain type='qemu'>\n<name>big</name>\n{body}</domain>\n");
+    let e = DomainXml::parse(&text, Some("big.xml")).unwrap_err();
+    let expected_line = text[..MAX_SIZE].matches('\n').count() + 1;
+    assert_eq!(e.line as usize, expected_line, "{e}");
+    assert!(e.message.contains(&format!("the document is {} bytes", text.len())), "{e}");
+    assert!(e.message.contains("up to 10 MiB"), "{e}");
+    // Just under the limit reads.
+    let cut = &body[..MAX_SIZE - 200 - (MAX_SIZE - 200) % line.len()];
+    DomainXml::parse(&format!("<domain type='qemu'>\n<name>big</name>\n{cut}</domain>\n"), None).unwrap();
+}

@@ -15,6 +15,11 @@ pub use escape::{escape_attr, escape_text, unescape};
 
 use std::fmt;
 
+/// How deep any document may nest elements. Twice libxml2's default (256, which libvirt and
+/// luavirt's domain XML keep), so that documents carrying a domain inside (stored snapshot
+/// metadata) still read back. The tree is walked recursively; this bounds the stack it needs.
+pub const MAX_DEPTH: usize = 512;
+
 /// A parse error with its place in the source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct XmlError {
@@ -104,9 +109,14 @@ pub struct Element {
 }
 
 impl Document {
-    /// Parses `text`. Only UTF-8 documents are accepted.
+    /// Parses `text`. Only UTF-8 documents are accepted, nested at most [`MAX_DEPTH`] deep.
     pub fn parse(text: &str) -> Result<Document, XmlError> {
-        parse::parse_document(text)
+        parse::parse_document(text, MAX_DEPTH)
+    }
+
+    /// Parses `text` nested at most `max_depth` deep (capped at [`MAX_DEPTH`]).
+    pub fn parse_with_depth(text: &str, max_depth: usize) -> Result<Document, XmlError> {
+        parse::parse_document(text, max_depth.min(MAX_DEPTH))
     }
 
     /// Writes the document back.

@@ -4,6 +4,7 @@ use super::escape::{decode_reference, unescape};
 use super::{Attr, Document, Element, Node, XmlError};
 use quick_xml::Reader;
 use quick_xml::events::Event;
+use std::collections::HashSet;
 
 /// Maps byte offsets to 1-based line and column.
 struct Lines<'a> {
@@ -32,12 +33,16 @@ impl<'a> Lines<'a> {
     }
 }
 
-pub(super) fn parse_document(src: &str) -> Result<Document, XmlError> {
+pub(super) fn parse_document(src: &str, max_depth: usize) -> Result<Document, XmlError> {
     let (bom, text) = match src.strip_prefix('\u{feff}') {
         Some(rest) => (true, rest),
         None => (false, src),
     };
     let lines = Lines::new(text);
+    // quick-xml would skip this one too, and the source offsets would no longer match.
+    if text.starts_with('\u{feff}') {
+        return Err(lines.error(0, "a second byte order mark (U+FEFF) starts the document; remove it"));
+    }
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.trim_text(false);
@@ -61,6 +66,17 @@ pub(super) fn parse_document(src: &str) -> Result<Document, XmlError> {
                 let self_closing = matches!(event, Event::Empty(_));
                 let inner = &raw[1..raw.len() - if self_closing { 2 } else { 1 }];
                 let mut el = parse_start_tag(inner, start + 1, &lines)?;
+                // The tree is walked recursively (writing, comparing, dropping): bound it here.
+                if stack.len() >= max_depth {
+                    return Err(lines.error(
+                        start,
+                        format!(
+                            "<{}> is nested {} elements deep; this document may nest at most {max_depth} deep",
+                            el.name,
+                            stack.len() + 1
+                        ),
+                    ));
+                }
                 (el.line, el.column) = lines.at(start);
                 el.raw_start = Some(inner.to_string());
                 el.self_closing = self_closing;
@@ -155,16 +171,22 @@ fn check_text(raw: &str, offset: usize, lines: &Lines) -> Result<(), XmlError> {
 }
 
 fn check_encoding(raw: &str, offset: usize, lines: &Lines) -> Result<(), XmlError> {
-    if let Some(i) = raw.find("encoding") {
-        let rest = raw[i + 8..].trim_start().trim_start_matches('=').trim_start();
-        let quote = rest.chars().next().unwrap_or('"');
-        let value = rest[1..].split(quote).next().unwrap_or("");
-        if !value.eq_ignore_ascii_case("utf-8") && !value.eq_ignore_ascii_case("utf8") {
-            return Err(lines.error(
-                offset,
-                format!("the document declares encoding {value:?}; luavirt reads UTF-8 only: convert it with iconv -f {value} -t UTF-8 and change the declaration"),
-            ));
-        }
+    let Some(i) = raw.find("encoding") else {
+        return Ok(());
+    };
+    let rest = raw[i + 8..].trim_start();
+    let value = rest.strip_prefix('=').map(str::trim_start).and_then(|v| {
+        let quote = v.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+        v[1..].split_once(quote).map(|(value, _)| value)
+    });
+    let Some(value) = value else {
+        return Err(lines.error(offset + i, "malformed encoding declaration; write encoding='UTF-8'"));
+    };
+    if !value.eq_ignore_ascii_case("utf-8") && !value.eq_ignore_ascii_case("utf8") {
+        return Err(lines.error(
+            offset,
+            format!("the document declares encoding {value:?}; luavirt reads UTF-8 only: convert it with iconv -f {value} -t UTF-8 and change the declaration"),
+        ));
     }
     Ok(())
 }
@@ -184,6 +206,8 @@ fn parse_start_tag(inner: &str, offset: usize, lines: &Lines) -> Result<Element,
     let name = &inner[..name_end];
     check_name(name).map_err(|m| err(0, format!("bad element name {name:?}: {m}")))?;
     let mut el = Element::new(name);
+    // Names seen so far: a set keeps the duplicate check linear in the number of attributes.
+    let mut seen = HashSet::new();
     let mut pos = name_end;
     let bytes = inner.as_bytes();
     loop {
@@ -224,7 +248,7 @@ fn parse_start_tag(inner: &str, offset: usize, lines: &Lines) -> Result<Element,
             ));
         }
         unescape(raw_value, true).map_err(|m| err(pos + 1, format!("in attribute {attr_name:?} of <{name}>: {m}")))?;
-        if el.attrs.iter().any(|a| a.name == attr_name) {
+        if !seen.insert(attr_name) {
             return Err(err(at, format!("attribute {attr_name:?} appears twice in <{name}>")));
         }
         el.attrs.push(Attr { name: attr_name.to_string(), raw_value: raw_value.to_string(), quote });

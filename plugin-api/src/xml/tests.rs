@@ -75,3 +75,68 @@ fn namespaces_resolve_along_the_path() {
     assert_eq!(namespace_of(&[&doc.root, m, x], Some("q")).as_deref(), Some("urn:q"));
     assert_eq!(namespace_of(&[&doc.root, m, x], None), None);
 }
+
+fn nested(depth: usize) -> String {
+    format!("{}{}", "<a>\n".repeat(depth), "</a>".repeat(depth))
+}
+
+#[test]
+fn nesting_is_bounded_with_an_error_instead_of_a_stack_overflow() {
+    // 200,000 levels overflowed the stack when the tree was written or dropped.
+    let e = Document::parse(&nested(200_000)).unwrap_err();
+    assert_eq!((e.line, e.column), (MAX_DEPTH as u32 + 1, 1), "{e}");
+    assert!(e.message.contains("<a> is nested 513 elements deep"), "{e}");
+    assert!(e.message.contains("this document may nest at most 512 deep"), "{e}");
+    // Self-closing elements count too.
+    let text = format!("{}<b/>{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+    assert!(Document::parse(&text).unwrap_err().message.contains("<b> is nested 513"));
+    // The limit itself reads and writes back unchanged.
+    let text = nested(MAX_DEPTH);
+    let doc = Document::parse(&text).unwrap();
+    assert_eq!(doc.to_xml(), text);
+    // A tighter limit, as domain XML has.
+    let e = Document::parse_with_depth(&text, 3).unwrap_err();
+    assert_eq!(
+        (e.line, e.message.as_str()),
+        (4, "<a> is nested 4 elements deep; this document may nest at most 3 deep")
+    );
+}
+
+#[test]
+fn many_attributes_are_checked_for_duplicates_in_one_pass() {
+    // 100,000 attributes took 31 s when each was compared with every earlier one.
+    let n = 100_000;
+    let attrs: String = (0..n).map(|i| format!(" a{i}='{i}'")).collect();
+    let doc = Document::parse(&format!("<r{attrs}/>")).unwrap();
+    assert_eq!(doc.root.attrs().len(), n);
+    assert_eq!(doc.root.attr("a99999").as_deref(), Some("99999"));
+    // A duplicate at the very end is still found, at its column.
+    let text = format!("<r{attrs} a7='x'/>");
+    let e = Document::parse(&text).unwrap_err();
+    assert_eq!(e.column as usize, text.len() - " a7='x'/>".len() + 2, "{e}");
+    assert!(e.message.contains("attribute \"a7\" appears twice in <r>"), "{e}");
+}
+
+#[test]
+fn malformed_encoding_declarations_are_errors_not_panics() {
+    // Found by fuzzing (fuzz/fuzz_targets/domain_xml.rs): a multi-byte character where the
+    // quote belongs was sliced in half.
+    for decl in ["encoding=\u{7b3}TF-8\"", "encoding", "encoding=", "encoding = 'UTF-8", "encoding=UTF-8"] {
+        let e = Document::parse(&format!("<?xml version=\"1.0\" {decl}?>\n<a/>")).unwrap_err();
+        assert!(e.message.contains("malformed encoding declaration"), "{decl}: {e}");
+        assert_eq!((e.line, e.column), (1, 21), "{decl}: {e}");
+    }
+    Document::parse("<?xml version=\"1.0\" encoding = \"utf8\" ?>\n<a/>").unwrap();
+}
+
+#[test]
+fn a_second_byte_order_mark_is_an_error_not_a_panic() {
+    // Found by fuzzing (domain_xml and snapshot_xml): quick-xml skipped the second mark as
+    // well, and the tag's source text was sliced inside it.
+    for text in ["\u{feff}\u{feff}<domain type='kvm'/>", "\u{feff}\u{feff}>t"] {
+        let e = Document::parse(text).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 1), "{e}");
+        assert!(e.message.contains("a second byte order mark (U+FEFF)"), "{e}");
+    }
+    assert!(Document::parse("\u{feff}<a/>").unwrap().bom);
+}

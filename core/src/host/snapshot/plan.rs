@@ -73,22 +73,32 @@ pub struct SnapshotPlan {
     pub disks: Vec<PlannedDisk>,
 }
 
+/// The most bytes a snapshot name may have: a qcow2 snapshot tag holds 255 bytes (QEMU cuts
+/// longer ones, and then finds no snapshot of the full name), and a file name too.
+pub const MAX_SNAPSHOT_NAME_BYTES: usize = 255;
+
 /// Checks a snapshot name: it becomes a qcow2 tag and part of file names, so no `/`, no
-/// control characters, no leading `.` or space, at most 64 characters. Spaces inside are
-/// fine (VMware names snapshots "Snapshot 1").
+/// control characters, no leading `.` or space, at most 64 characters and at most 255 bytes
+/// in UTF-8 (64 four-byte characters are 256). Spaces inside are fine (VMware names
+/// snapshots "Snapshot 1").
 pub fn check_snapshot_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.chars().count() <= 64
         && !name.starts_with(['.', ' '])
         && !name.ends_with(' ')
         && !name.chars().any(|c| c == '/' || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArg(format!(
+    if !ok {
+        return Err(Error::InvalidArg(format!(
             "Invalid snapshot name {name:?}: use 1 to 64 characters without '/' or control characters, not starting with '.' or a space"
-        )))
+        )));
     }
+    if name.len() > MAX_SNAPSHOT_NAME_BYTES {
+        return Err(Error::InvalidArg(format!(
+            "Invalid snapshot name {name:?}: it is {} bytes in UTF-8, and a snapshot name may have at most {MAX_SNAPSHOT_NAME_BYTES} (qcow2 keeps no more); use a shorter name or fewer non-ASCII characters",
+            name.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The default overlay of `path` for snapshot `name`: the file name's extension replaced by
@@ -414,6 +424,14 @@ fn plan_disk(
         }
     };
     if let Some(file) = &file {
+        // Linux file names hold 255 bytes; a long snapshot name can make the default longer.
+        let base = Path::new(file).file_name().map_or(0, |n| n.len());
+        if base > MAX_SNAPSHOT_NAME_BYTES {
+            return Err(format!(
+                "disk {}: the overlay's file name in {file} is {base} bytes, and a file name may have at most {MAX_SNAPSHOT_NAME_BYTES}; use a shorter snapshot name, or give the overlay with --diskspec {},file=PATH",
+                d.target, d.target
+            ));
+        }
         if local && !Path::new(file).is_absolute() {
             return Err(format!("disk {}: overlay {file} must be an absolute path", d.target));
         }

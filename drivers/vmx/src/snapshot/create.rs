@@ -39,7 +39,7 @@ impl VmxDriver {
                 ),
             ));
         }
-        let taken = request::disks_taken(name, &req, flags, &l.devices)?;
+        let taken = request::disks_taken(name, &req, flags, &l.devices, &l.vm.path)?;
         let chains = check::full(&l, &self.stores)?;
         let folder = l.vm.dir().to_path_buf();
         let mut namer = delta::Namer::new(&folder)?;
@@ -63,7 +63,7 @@ impl VmxDriver {
         let new = NewSnapshot {
             name: snap.clone(),
             description: req.description.clone().unwrap_or_default(),
-            vmsn: format!("{}-Snapshot{}.vmsn", stem_name(&l.vm.path), vmsd.next_uid()),
+            vmsn: format!("{}-Snapshot{}.vmsn", stem_name(&l.vm.path), vmsd.next_uid().map_err(vmx_error)?),
             created: time::now_micros(),
             disks,
         };

@@ -11,12 +11,19 @@ use luavirt_plugin_api::abi::{
 use luavirt_plugin_api::domain::DiskMode;
 use luavirt_plugin_api::snapshot::SnapshotXml;
 use luavirt_plugin_api::{DriverError, ErrorCode};
+use std::path::Path;
 
 const NOTHING: &str = "(nothing was changed)";
 
 /// The devices (indexes into `devices`) whose disks the snapshot `req` of domain `name`
 /// takes, or why ESX would refuse it.
-pub fn disks_taken(name: &str, req: &SnapshotXml, flags: u32, devices: &[Device]) -> Result<Vec<usize>, DriverError> {
+pub fn disks_taken(
+    name: &str,
+    req: &SnapshotXml,
+    flags: u32,
+    devices: &[Device],
+    vmx: &Path,
+) -> Result<Vec<usize>, DriverError> {
     let snap = req.name.as_deref().unwrap_or("");
     if req.memory.as_ref().is_some_and(|m| m.snapshot != "no") {
         return Err(needs_esx(
@@ -47,6 +54,13 @@ pub fn disks_taken(name: &str, req: &SnapshotXml, flags: u32, devices: &[Device]
     // First what the request takes that ESX never takes: that is what the request asks for.
     if let Some(d) = devices.iter().find(|d| !taking_part(d) && mode_of(d) != "no") {
         let disk = format!("Disk {} of domain '{name}'", d.target);
+        if d.is_disk() && d.mode == DiskMode::Unknown {
+            return Err(refuse(format!(
+                "{}; leave it out (--diskspec {},snapshot=no), or change its mode in the VMware client or on that line",
+                d.unknown_mode(vmx, name),
+                d.target
+            )));
+        }
         return Err(refuse(if d.is_disk() {
             format!(
                 "{disk} is {}, and ESX never takes independent disks in snapshots; leave it out (--diskspec {},snapshot=no), or make it persistent first with `luavirt disk-mode {name} {} persistent`",

@@ -9,6 +9,8 @@ use luavirt_plugin_api::ErrorCode;
 use luavirt_plugin_api::abi::{LV_SNAPSHOT_CREATE_NO_METADATA, LV_SNAPSHOT_CREATE_REUSE_EXT};
 use luavirt_plugin_api::snapshot::{SnapshotDisk, SnapshotMemory, SnapshotXml};
 
+const VMX: &str = "/ds/web01/web01.vmx";
+
 fn devices() -> Vec<Device> {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/vmx/esx7-web.vmx");
     crate::devices::read(&VmxFile::parse(&std::fs::read(path).unwrap(), "web01.vmx").unwrap()).unwrap()
@@ -35,17 +37,17 @@ const AS_ESX: &[(&str, &str)] =
     &[("sda", "external"), ("sdb", "no"), ("sdc", "no"), ("sdh", "external"), ("sdd", "no")];
 
 fn refusal(req: &SnapshotXml, flags: u32) -> String {
-    disks_taken("web01", req, flags, &devices()).unwrap_err().message
+    disks_taken("web01", req, flags, &devices(), VMX.as_ref()).unwrap_err().message
 }
 
 #[test]
 fn the_persistent_disks_are_taken_and_nothing_else() {
     let d = devices();
-    let taken = disks_taken("web01", &request(AS_ESX), 0, &d).unwrap();
+    let taken = disks_taken("web01", &request(AS_ESX), 0, &d, VMX.as_ref()).unwrap();
     assert_eq!(taken.iter().map(|i| d[*i].target.as_str()).collect::<Vec<_>>(), ["sda", "sdh"]);
     let mut vmdk = request(AS_ESX);
     vmdk.disks[0].driver_type = Some("vmdk".into());
-    assert!(disks_taken("web01", &vmdk, 0, &d).is_ok(), "driver=vmdk is what ESX makes anyway");
+    assert!(disks_taken("web01", &vmdk, 0, &d, VMX.as_ref()).is_ok(), "driver=vmdk is what ESX makes anyway");
 }
 
 #[test]
@@ -74,7 +76,7 @@ fn an_override_that_differs_from_the_disk_mode_is_refused_saying_what_to_do() {
 fn memory_and_what_esx_does_not_have_are_refused() {
     let mut req = request(AS_ESX);
     req.memory = Some(SnapshotMemory { snapshot: "external".into(), file: Some("/m/web01.mem".into()) });
-    let e = disks_taken("web01", &req, 0, &devices()).unwrap_err();
+    let e = disks_taken("web01", &req, 0, &devices(), VMX.as_ref()).unwrap_err();
     assert_eq!(e.code, ErrorCode::Unsupported);
     assert_eq!(
         e.message,
@@ -90,5 +92,24 @@ fn memory_and_what_esx_does_not_have_are_refused() {
     assert!(refusal(&req, 0).contains("ESX deltas are VMDKs, not qcow2"));
     let mut req = request(AS_ESX);
     req.disks.push(SnapshotDisk { name: "vdz".into(), snapshot: Some("no".into()), ..SnapshotDisk::default() });
-    assert_eq!(disks_taken("web01", &req, 0, &devices()).unwrap_err().code, ErrorCode::NoDisk);
+    assert_eq!(disks_taken("web01", &req, 0, &devices(), VMX.as_ref()).unwrap_err().code, ErrorCode::NoDisk);
+}
+
+#[test]
+fn a_disk_of_unknown_mode_is_never_taken_and_asking_for_it_names_its_line() {
+    // sdb's mode made unknown: `append`, from ESX 2.
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/vmx/esx7-web.vmx");
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("scsi0:1.mode = \"independent-persistent\"", "scsi0:1.mode = \"append\"");
+    let d = crate::devices::read(&VmxFile::parse(text.as_bytes(), "web01.vmx").unwrap()).unwrap();
+    let taken = disks_taken("web01", &request(AS_ESX), 0, &d, VMX.as_ref()).unwrap();
+    assert_eq!(taken.iter().map(|i| d[*i].target.as_str()).collect::<Vec<_>>(), ["sda", "sdh"]);
+    let mut req = request(AS_ESX);
+    req.disks[1].snapshot = Some("external".into());
+    let e = disks_taken("web01", &req, 0, &d, VMX.as_ref()).unwrap_err().message;
+    assert_eq!(
+        e,
+        "Disk sdb of domain 'web01' has mode \"append\" (/ds/web01/web01.vmx:21), which luavirt does not know, so it leaves that disk as it is: it changes no such mode and takes no such disk in snapshots (ESX knows persistent, independent-persistent and independent-nonpersistent); leave it out (--diskspec sdb,snapshot=no), or change its mode in the VMware client or on that line (nothing was changed)"
+    );
 }

@@ -173,6 +173,7 @@ impl Descriptor {
 
     fn parse_text(text: &str, encoding: Encoding) -> Result<Descriptor, DescriptorError> {
         let mut lines = Vec::new();
+        let mut bytes: u64 = 0;
         let mut rest = text;
         while !rest.is_empty() {
             let (content, ending, next) = match rest.find('\n') {
@@ -182,6 +183,17 @@ impl Descriptor {
             };
             let kind =
                 parse_line(content).map_err(|message| DescriptorError { line: lines.len() as u32 + 1, message })?;
+            if let Kind::Extent(e) = &kind {
+                // The capacity is counted in bytes: it must fit in 64 bits.
+                bytes =
+                    e.sectors.checked_mul(512).and_then(|b| b.checked_add(bytes)).ok_or_else(|| DescriptorError {
+                        line: lines.len() as u32 + 1,
+                        message: format!(
+                            "the extents add up to more than 2^64 bytes with this one of {} sectors; fix its size",
+                            e.sectors
+                        ),
+                    })?;
+            }
             lines.push(Line { text: content.to_string(), ending: ending.to_string(), kind });
             rest = next;
         }
@@ -253,7 +265,7 @@ impl Descriptor {
             .collect()
     }
 
-    /// The disk's size: the sum of its extents, in bytes.
+    /// The disk's size: the sum of its extents, in bytes (parsing checked that it fits).
     pub fn capacity(&self) -> u64 {
         self.extents().iter().map(|e| e.sectors * 512).sum()
     }
@@ -380,6 +392,20 @@ mod tests {
         assert_eq!((x[0].file.as_deref(), x[0].offset), (Some("a b-flat.vmdk"), Some(0)));
         assert_eq!((x[1].kind.as_str(), x[1].file.as_deref()), ("ZERO", None));
         assert_eq!((x[2].access.as_str(), x[2].kind.as_str()), ("RW", "VMFSSPARSE"));
+    }
+
+    #[test]
+    fn a_capacity_past_64_bits_is_an_error_not_an_overflow() {
+        // Seen while writing fuzz/fuzz_targets/vmdk_descriptor.rs: sectors * 512 overflowed.
+        let e = Descriptor::parse(b"createType=\"x\"\nRW 99999999999999999 SPARSE \"a.vmdk\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("more than 2^64 bytes with this one of 99999999999999999 sectors"), "{e}");
+        let half = u64::MAX / 512 / 2 + 1;
+        let text = format!("createType=\"x\"\nRW {half} SPARSE \"a.vmdk\"\nRW {half} SPARSE \"b.vmdk\"\n");
+        assert_eq!(Descriptor::parse(text.as_bytes()).unwrap_err().line, 3);
+        let most = u64::MAX / 512;
+        let d = Descriptor::parse(format!("createType=\"x\"\nRW {most} SPARSE \"a.vmdk\"\n").as_bytes()).unwrap();
+        assert_eq!(d.capacity(), most * 512);
     }
 
     #[test]

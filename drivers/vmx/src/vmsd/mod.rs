@@ -407,14 +407,21 @@ impl Vmsd {
     }
 
     /// The uid the next snapshot gets: one above `lastUID` (and above every uid in use).
-    pub fn next_uid(&self) -> u32 {
-        self.snapshots.iter().map(|s| s.uid).fold(self.last_uid, u32::max) + 1
+    pub fn next_uid(&self) -> Result<u32, VmxError> {
+        let top = self.snapshots.iter().map(|s| s.uid).fold(self.last_uid, u32::max);
+        top.checked_add(1).ok_or_else(|| {
+            let line = self.file.entry("snapshot.lastUID").map_or(0, |e| e.line);
+            self.file.error(
+                line,
+                format!("snapshot uids have reached {top}, the largest there is, so a new snapshot gets none; {FIX}"),
+            )
+        })
     }
 
     /// Adds a snapshot as a child of the current one and makes it current, as VMware does:
     /// `lastUID` grows by one and is the new uid. Returns the uid.
     pub fn add(&mut self, s: &NewSnapshot) -> Result<u32, VmxError> {
-        let uid = self.next_uid();
+        let uid = self.next_uid()?;
         let k = self.snapshots.len();
         let parent = self.current;
         self.set_or_insert("snapshot.lastUID", &uid.to_string(), ".encoding")?;

@@ -217,3 +217,16 @@ fn inconsistencies_are_named_with_their_line() {
     let e = error("snapshot.current = \"1\"\n");
     assert!(e.contains("snapshot.current names uid 1, which no snapshot has"), "{e}");
 }
+
+#[test]
+fn no_uid_after_the_largest_is_an_error_not_an_overflow() {
+    // Seen while writing fuzz/fuzz_targets/vmsd.rs: lastUID + 1 overflowed (and in a release
+    // build would have wrapped to uid 0).
+    let mut v = parse(b".encoding = \"UTF-8\"\nsnapshot.lastUID = \"4294967295\"\n");
+    let e = v.next_uid().unwrap_err().to_string();
+    assert!(e.starts_with("/ds/vm/vm.vmsd:2: snapshot uids have reached 4294967295"), "{e}");
+    let before = v.to_bytes();
+    assert!(v.add(&new("s1", &[])).is_err());
+    assert_eq!(v.to_bytes(), before);
+    assert_eq!(parse(b"snapshot.lastUID = \"41\"\n").next_uid().unwrap(), 42);
+}

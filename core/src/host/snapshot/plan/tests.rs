@@ -157,3 +157,22 @@ fn disks_whose_images_share_a_stem_get_their_own_default_overlays() {
     let e = SnapshotPlan::resolve(&dom(), &r, false, &[]).unwrap_err().to_string();
     assert!(e.contains("the overlay of disk vda and the overlay of disk vdb are the same file /o/same"), "{e}");
 }
+
+#[test]
+fn names_are_limited_in_bytes_as_qcow2_tags_are() {
+    // 64 four-byte characters: 64 characters but 256 bytes, one more than a qcow2 tag holds.
+    let name = "\u{1D11E}".repeat(64);
+    let e = check_snapshot_name(&name).unwrap_err().to_string();
+    assert!(e.contains("it is 256 bytes in UTF-8, and a snapshot name may have at most 255"), "{e}");
+    check_snapshot_name(&"\u{1D11E}".repeat(63)).unwrap();
+    check_snapshot_name(&"a".repeat(64)).unwrap();
+    assert!(check_snapshot_name(&"a".repeat(65)).is_err());
+    // A name that fits a tag can still make a raw disk's default overlay name too long.
+    let raw = DomainXml::parse("<domain><name>r</name><devices><disk type='file'><driver type='raw'/><source file='/i/scratch.raw'/><target dev='vda'/></disk></devices></domain>", None).unwrap();
+    let e = SnapshotPlan::resolve(&raw, &req(&"\u{1D11E}".repeat(63)), false, &[]).unwrap_err().to_string();
+    assert!(e.contains("disk vda: the overlay's file name in /i/scratch."), "{e}");
+    assert!(e.contains("is 260 bytes, and a file name may have at most 255"), "{e}");
+    assert!(e.contains("--diskspec vda,file=PATH"), "{e}");
+    // 63 four-byte characters beside a short file name fit.
+    SnapshotPlan::resolve(&dom(), &req(&"\u{1D11E}".repeat(63)), false, &[]).unwrap();
+}
