@@ -1202,21 +1202,30 @@ fn snapshot_verbs_killed_at_random_moments_leave_a_usable_vm() {
     };
     let mut seed = std::process::id() as u64;
     let mut report = Vec::new();
+    let setup = |op: &str| {
+        let (ds, dir) = two_disks(&format!("vmxrandom-{op}"));
+        ds.ok(&["disk-mode", "app", "sdb", "persistent"]);
+        if op != "create" {
+            ds.ok(&["snapshot-create-as", "app", "s1"]);
+            write_mib(&dir.join("app-000001.vmdk"), 0x33, 0);
+        }
+        (ds, dir)
+    };
     for op in ["create", "revert", "delete"] {
+        let verb = if op == "create" { "snapshot-create-as".to_string() } else { format!("snapshot-{op}") };
+        // Kill moments are spread over the time the verb takes (0 to 150 ms at least).
+        let (timing, _) = setup(op);
+        let started = std::time::Instant::now();
+        timing.ok(&[&verb, "app", "s1"]);
+        let span = (started.elapsed().as_millis() as u64).max(150);
+        drop(timing);
         let mut killed = 0;
         for _ in 0..trials {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            let (ds, dir) = two_disks(&format!("vmxrandom-{op}"));
-            ds.ok(&["disk-mode", "app", "sdb", "persistent"]);
-            if op != "create" {
-                ds.ok(&["snapshot-create-as", "app", "s1"]);
-                write_mib(&dir.join("app-000001.vmdk"), 0x33, 0);
-            }
-            let verb = format!("snapshot-{op}");
-            let verb = if op == "create" { "snapshot-create-as".to_string() } else { verb };
-            let delay = std::time::Duration::from_millis(seed % 151);
+            let (ds, dir) = setup(op);
+            let delay = std::time::Duration::from_millis(seed % (span + 1));
             if luavirt_tests::crash::killed_after(&ds.env, delay, &ds.args(&ds.uri, &[&verb, "app", "s1"])) {
                 killed += 1;
             }
@@ -1228,7 +1237,7 @@ fn snapshot_verbs_killed_at_random_moments_leave_a_usable_vm() {
             ds.ok(&["snapshot-delete", "app", "s2"]);
         }
         report.push(format!(
-            "vmx {op}: {trials} trials, {killed} killed before it finished, 0 with lost data or an unusable VM"
+            "vmx {op}: {trials} trials over 0-{span} ms, {killed} killed before it finished, 0 with lost data or an unusable VM"
         ));
     }
     eprintln!("{}", report.join("\n"));
@@ -1270,4 +1279,44 @@ fn a_disk_of_unknown_mode_is_left_alone_and_the_rest_of_the_vm_works() {
     ds.ok(&["disk-mode", "app", "sda", "independent-persistent"]);
     assert_eq!(value_of(&vmx, "scsi0:0.mode").as_deref(), Some("independent-persistent"));
     assert_eq!(value_of(&vmx, "scsi0:1.mode").as_deref(), Some("append"));
+}
+
+#[test]
+fn reads_and_dry_runs_create_no_file_not_even_a_lock() {
+    let (ds, _dir) = two_disks("vmxreads");
+    ds.ok(&["snapshot-create-as", "app", "s1"]);
+    // Every lock file too: a read or a dry run makes none.
+    fn everything(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            out.push(e.path());
+            if e.path().is_dir() {
+                everything(&e.path(), out);
+            }
+        }
+    }
+    let state = ds.env.state.clone();
+    let _ = std::fs::remove_dir_all(state.join("vmx/locks"));
+    let script = ds.env.write(
+        "dry.lua",
+        "local lv = require('luavirt')\nlocal d = lv.connect():domain('app')\nd:diskset('x'):add('sda')\nd:snapshot{ name = 's2' }\n",
+    );
+
+    let mut before = Vec::new();
+    everything(&ds.env.dir, &mut before);
+    let contents = ds.files();
+    for args in [
+        vec!["list", "--all"],
+        vec!["dumpxml", "app"],
+        vec!["domstate", "app", "--reason"],
+        vec!["snapshot-list", "app"],
+        vec!["snapshot-info", "app", "s1"],
+        vec!["domblklist", "app", "--details"],
+    ] {
+        ds.ok(&args);
+    }
+    ds.env.ok(&ds.args(&ds.uri, &["run", "--dry-run", script.to_str().unwrap()]));
+    let mut after = Vec::new();
+    everything(&ds.env.dir, &mut after);
+    assert_eq!(after, before, "a read or a dry run created or removed a file");
+    assert_unchanged(&contents, &ds.files());
 }
