@@ -5,7 +5,7 @@
 //! is left that nothing names, no QEMU runs unseen; then the operation runs again.
 //!
 //! `LUAVIRT_CRASH_TRIALS=N` (opt-in) also kills each operation N times at a random moment
-//! (between 0 and the time it takes, at least 150 ms) and runs the same checks.
+//! (between 0 and the time it takes) and runs the same checks.
 
 use luavirt_tests::crash::{Holds, killed_after, killed_at, qemu_pid, verify};
 use luavirt_tests::{Env, disk_image, require, write_live, write_offline};
@@ -583,13 +583,13 @@ fn a_running_domain_stays_usable_when_luavirt_is_killed_at_random_moments() {
     let mut seed = std::process::id() as u64;
     let mut report = Vec::new();
     for (name, op, setup) in ops {
-        // Kill moments are spread over the time the operation takes (0 to 150 ms at least).
+        // Kill moments are spread over the time the operation takes.
         let timing = Env::new("random-timing");
         setup(&timing);
         let args = op(&timing);
         let started = std::time::Instant::now();
         timing.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        let span = (started.elapsed().as_millis() as u64).max(150);
+        let span = (started.elapsed().as_millis() as u64).max(1);
         drop(timing);
         let mut killed = 0;
         for t in 0..trials {
@@ -614,7 +614,7 @@ fn a_running_domain_stays_usable_when_luavirt_is_killed_at_random_moments() {
             verify(&env, "d", holds, &allowed);
         }
         report.push(format!(
-            "{name}: {trials} trials, {killed} killed before it finished, 0 with lost data or an unusable domain"
+            "{name}: {trials} trials over 0-{span} ms, {killed} killed before it finished, 0 with lost data or an unusable domain"
         ));
     }
     eprintln!("{}", report.join("\n"));

@@ -411,3 +411,32 @@ fn a_lua_progress_callback_may_change_the_domain_whose_job_it_watches() {
     assert_eq!(disk_image(&env, "d", "vda").0, copy);
     env.ok(&["destroy", "d"]);
 }
+
+#[test]
+fn a_script_waiting_for_a_domain_lock_ends_at_its_time_limit() {
+    let env = Env::new("lockwait");
+    let a = env.image("a.qcow2", "qcow2", "16M");
+    env.define_domain("d", &[("vda", &a, "qcow2")]);
+    // Another process holds the domain (as a long change would).
+    let lock = env.state.join("qemu/locks/d.lock");
+    let holder = luavirt_plugin_api::fsutil::lock_exclusive(&lock).unwrap();
+    let script =
+        env.write("wait.lua", "local lv = require('luavirt')\nlv.connect():domain('d'):diskset('x'):add('vda')\n");
+    let mut child = env
+        .command(&["run", "--timeout", "2", script.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ended = child.try_wait().unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    drop(holder);
+    assert!(ended.is_some(), "the script waited for the lock past its time limit");
+    assert_eq!(out.status.code(), Some(124), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("time limit"));
+    assert_eq!(env.ok(&["diskset", "list", "d", "--set", "x"]), "", "the change went through after the stop");
+}
