@@ -1,15 +1,50 @@
 /*
- * luavirt driver ABI, for drivers written in C.
+ * luavirt driver ABI, for drivers written in C. Everything a driver author needs is here;
+ * examples/c-driver/ holds a complete driver and plugin-api/DRIVERS.md a guide.
  *
- * A driver is a shared object that exports one function:
+ * A driver is a shared object exporting one function, LV_DRIVER_ENTRY_SYMBOL:
  *
  *     const LvDriverInfo *luavirt_driver_entry_v1(void);
  *
- * returning a static LvDriverInfo whose vtable holds the driver's functions (NULL for the
- * ones it does not support). See plugin-api/src/abi.rs for the rules: append-only structs
- * that start with struct_size, borrowed (pointer, length) UTF-8 strings, results handed to
- * the host through LvHostApi's emit_* callbacks, errors through set_error.
- * examples/c-driver/ holds a complete driver.
+ * returning a static LvDriverInfo whose vtable holds the driver's functions.
+ *
+ * Versions. Structs are append-only: each starts with struct_size, and a reader only touches
+ * fields within the size the writer declared. New fields and functions go at the end, with a
+ * comment naming the minor that added them, and LV_ABI_MINOR goes up by one. LV_ABI_MAJOR
+ * changes only when something shipped changes meaning or place; the host refuses a driver of
+ * another major and says why. A driver built for a newer minor than the host's is loaded with
+ * the functions of the host's minor (`luavirt drivers` says so); one built for an older minor
+ * has the later functions unsupported. Numbers (errors, flags, states, capabilities) keep
+ * their values forever; a retired one stays as a comment.
+ *
+ * Memory. Strings are UTF-8 (pointer, length) pairs (LvStr), borrowed for the duration of
+ * the call that passes them. Nothing allocated on one side is freed on the other: results go
+ * to the host through the emit_text and emit_record callbacks of LvHostApi, which copy them.
+ * LvDriverInfo and its vtable are statics that live as long as the process; the host never
+ * unloads a driver.
+ *
+ * Calls. Every function takes a flags word; each documents the bits it accepts (the
+ * LV_*_FLAGS masks, LV_NO_FLAGS for none) and a driver refuses any other bit with
+ * LV_ERR_UNSUPPORTED and a message naming it, so a host asking an old driver for something
+ * new hears "no" instead of getting the old behaviour. A NULL function means "unsupported";
+ * a function that could never do anything stays NULL. An error is an LV_ERR_* return plus
+ * set_error with a message that names the object and says what to do. Records are lists of
+ * LvParam keyed by the LV_KEY_* names. A driver must not unwind (C++ exceptions, longjmp)
+ * across the boundary.
+ *
+ * Threads. The host calls a driver from one thread at a time per connection, and never
+ * re-enters a connection from inside one of its calls, except through progress below. A
+ * driver calls emit_text, emit_record, set_error, progress, is_cancelled and log (with a
+ * non-NULL call) only from the thread the host called it on, during that call; the host
+ * ignores such callbacks from any other thread and logs that it did. log with a NULL call
+ * may come from any thread at any time. progress runs the caller's code (a Lua callback),
+ * which may call into the driver again on the same connection: report progress only while
+ * holding no lock of your own that such a call would need.
+ *
+ * Documents. domain_define_xml keeps the XML it is given losslessly, luavirt's own metadata
+ * (<metadata> in luavirt's namespaces: disk sets, modes) included, or keeps that metadata
+ * where the hypervisor's format has a place for it (a sidecar) and shows it again in
+ * domain_get_xml.
  */
 #ifndef LUAVIRT_DRIVER_H
 #define LUAVIRT_DRIVER_H
@@ -19,6 +54,30 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+
+/* The entry symbol, and the keys of records and parameters (LvParam.key). */
+#define LV_DRIVER_ENTRY_SYMBOL "luavirt_driver_entry_v1"
+#define LV_KEY_NAME "name"
+#define LV_KEY_UUID "uuid"
+#define LV_KEY_STATE "state"
+#define LV_KEY_ID "id"
+#define LV_KEY_PERSISTENT "persistent"
+#define LV_KEY_REASON "reason"
+#define LV_KEY_FORMAT "format"
+#define LV_KEY_CAPACITY "capacity"
+#define LV_KEY_ALLOCATION "allocation"
+#define LV_KEY_BACKING "backing"
+#define LV_KEY_BACKING_FORMAT "backing_format"
+#define LV_KEY_CURRENT "current"
+#define LV_KEY_END "end"
+#define LV_KEY_TYPE "type"
+#define LV_KEY_READY "ready"
+#define LV_KEY_STATUS "status"
+#define LV_KEY_DEST "dest"
+#define LV_KEY_BASE "base"
+#define LV_KEY_TOP "top"
+#define LV_KEY_BANDWIDTH "bandwidth"
+
 
 /**
  * Major version of this ABI. A host loads only drivers of the same major.
@@ -221,6 +280,26 @@
 #define LV_XML_INACTIVE (1 << 0)
 
 /**
+ * `log` level: something failed.
+ */
+#define LV_LOG_ERROR 1
+
+/**
+ * `log` level: something the user should know.
+ */
+#define LV_LOG_WARNING 2
+
+/**
+ * `log` level: progress worth a line.
+ */
+#define LV_LOG_INFO 3
+
+/**
+ * `log` level: details.
+ */
+#define LV_LOG_DEBUG 4
+
+/**
  * `domain_snapshot_create`: take the snapshot but keep no metadata for it.
  */
 #define LV_SNAPSHOT_CREATE_NO_METADATA (1 << 2)
@@ -304,6 +383,56 @@
  * Block copy: the destination exists already and is used as it is.
  */
 #define LV_BLOCK_COPY_REUSE_EXT (1 << 4)
+
+/**
+ * Flags of `domain_get_xml`.
+ */
+#define LV_GET_XML_FLAGS LV_XML_INACTIVE
+
+/**
+ * Flags of `domain_snapshot_create`.
+ */
+#define LV_SNAPSHOT_CREATE_FLAGS (((((LV_SNAPSHOT_CREATE_NO_METADATA | LV_SNAPSHOT_CREATE_HALT) | LV_SNAPSHOT_CREATE_DISK_ONLY) | LV_SNAPSHOT_CREATE_REUSE_EXT) | LV_SNAPSHOT_CREATE_ATOMIC) | LV_SNAPSHOT_CREATE_LIVE)
+
+/**
+ * Flags of `domain_snapshot_revert`.
+ */
+#define LV_SNAPSHOT_REVERT_FLAGS ((LV_SNAPSHOT_REVERT_RUNNING | LV_SNAPSHOT_REVERT_PAUSED) | LV_SNAPSHOT_REVERT_FORCE)
+
+/**
+ * Flags of `domain_snapshot_delete`.
+ */
+#define LV_SNAPSHOT_DELETE_FLAGS ((LV_SNAPSHOT_DELETE_METADATA_ONLY | LV_SNAPSHOT_DELETE_MIRROR_PIVOT) | LV_SNAPSHOT_DELETE_MIRROR_ABORT)
+
+/**
+ * Flags of `domain_block_copy`.
+ */
+#define LV_BLOCK_COPY_FLAGS ((((LV_BLOCK_JOB_WAIT | LV_BLOCK_JOB_PIVOT) | LV_BLOCK_JOB_FINISH) | LV_BLOCK_COPY_SHALLOW) | LV_BLOCK_COPY_REUSE_EXT)
+
+/**
+ * Flags of `domain_block_pull`.
+ */
+#define LV_BLOCK_PULL_FLAGS LV_BLOCK_JOB_WAIT
+
+/**
+ * Flags of `domain_block_commit`.
+ */
+#define LV_BLOCK_COMMIT_FLAGS (LV_BLOCK_JOB_WAIT | LV_BLOCK_JOB_PIVOT)
+
+/**
+ * Flags of `domain_block_job_abort`.
+ */
+#define LV_BLOCK_JOB_ABORT_FLAGS LV_BLOCK_JOB_PIVOT
+
+/**
+ * Flags of `domain_block_job_wait`.
+ */
+#define LV_BLOCK_JOB_WAIT_FLAGS (LV_BLOCK_JOB_PIVOT | LV_BLOCK_JOB_FINISH)
+
+/**
+ * Flags of every other function: none yet.
+ */
+#define LV_NO_FLAGS 0
 
 /**
  * The host's context for one driver call. Opaque to drivers: pass it back to the host's

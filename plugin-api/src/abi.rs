@@ -2,25 +2,46 @@
 //!
 //! Everything here is `#[repr(C)]` and mirrored in `include/luavirt_driver.h`, which is
 //! generated from this file by cbindgen (a test regenerates it and compares, another compiles
-//! a C program against it and compares every size and offset with these definitions).
+//! a C program against it and compares every size and offset with these definitions, and a
+//! third holds every released layout against fixed numbers).
 //!
-//! Rules that keep the ABI stable (the way SQLite's `sqlite3_api_routines` and PostgreSQL's
-//! `PG_MODULE_MAGIC` stay stable):
-//! - Structs are append-only. Each starts with `struct_size`; a reader only touches fields that
-//!   lie within the size the writer declared. New fields go at the end, with a comment naming the
-//!   ABI minor that added them, and `LV_ABI_MINOR` goes up by one.
-//! - `LV_ABI_MAJOR` changes only when something already shipped changes meaning or place. The
-//!   host refuses a driver of another major and says so.
-//! - Error codes and constants keep their numbers forever; a retired one stays as a comment.
-//! - Strings are UTF-8 `(pointer, length)` pairs, borrowed for the duration of the call that
-//!   passes them. Nothing allocated on one side is freed on the other: drivers hand results to
-//!   the host through the `emit_*` callbacks of [`LvHostApi`], and the host copies them.
-//! - Every operation takes a `flags` word (0 today unless a flag is documented) and the call
-//!   context `LvCall`, through which it emits results, reports an error, reports progress and
-//!   asks whether it was cancelled.
-//! - A NULL function in [`LvDriverVtable`] means "unsupported"; the host says so precisely.
-//! - A driver must not unwind across this boundary. The Rust kit catches panics and reports
-//!   them as `LV_ERR_DRIVER_PANIC`. The host never unloads a driver.
+//! The rules, which the header repeats for C authors (see `cbindgen.toml`):
+//!
+//! **Versions.** Structs are append-only: each starts with `struct_size`, and a reader only
+//! touches fields within the size the writer declared. New fields and functions go at the end
+//! with a comment naming the minor that added them, and `LV_ABI_MINOR` goes up by one.
+//! `LV_ABI_MAJOR` changes only when something shipped changes meaning or place; the host
+//! refuses a driver of another major and says why. A driver built for a newer minor than the
+//! host's is loaded with the functions of the host's minor (`luavirt drivers` says so); one
+//! built for an older minor has the later functions unsupported. Numbers (errors, flags,
+//! states, capabilities) keep their values forever; a retired one stays as a comment.
+//!
+//! **Memory.** Strings are UTF-8 `(pointer, length)` pairs, borrowed for the duration of the
+//! call that passes them; nothing allocated on one side is freed on the other: results go to
+//! the host through the `emit_*` callbacks, which copy them. `LvDriverInfo` and its vtable
+//! are statics that live as long as the process. The host never unloads a driver.
+//!
+//! **Calls.** Every function takes a `flags` word; each documents the bits it accepts
+//! (`LV_*_FLAGS` masks) and a driver must refuse any other bit with `LV_ERR_UNSUPPORTED`,
+//! naming it, so a host asking an old driver for something new hears "no" instead of getting
+//! the old behaviour. A NULL function means "unsupported"; a function that could never do
+//! anything stays NULL. Errors are an `LV_ERR_*` return plus `set_error` with a message that
+//! names the object and says what to do. Records are typed lists keyed by the `LV_KEY_*`
+//! names. A driver must not unwind across the boundary.
+//!
+//! **Threads.** The host calls a driver from one thread at a time per connection, and never
+//! re-enters a connection from inside one of its calls, except from the callbacks below.
+//! A driver calls `emit_text`, `emit_record`, `set_error`, `progress`, `is_cancelled` and
+//! `log` (with a non-NULL call) only from the thread the host called it on, during that call;
+//! the host ignores such callbacks from any other thread and logs that it did. `log` with a
+//! NULL call may come from any thread at any time. `progress` runs the caller's code (a Lua
+//! callback), which may call into the driver again on the same connection: a driver reports
+//! progress only while it holds no lock of its own that such a call would need.
+//!
+//! **Documents.** `domain_define_xml` keeps the XML it is given losslessly, luavirt's own
+//! metadata (`<metadata>` in luavirt's namespaces: disk sets, modes) included, or keeps that
+//! metadata where its format has a place for it (a sidecar) and shows it again in
+//! `domain_get_xml`.
 
 use std::ffi::c_void;
 
@@ -110,6 +131,15 @@ pub const LV_CAP_MIGRATION: u64 = 1 << 6;
 /// `domain_get_xml` flag: the persistent definition even when the domain is running.
 pub const LV_XML_INACTIVE: u32 = 1 << 0;
 
+/// `log` level: something failed.
+pub const LV_LOG_ERROR: i32 = 1;
+/// `log` level: something the user should know.
+pub const LV_LOG_WARNING: i32 = 2;
+/// `log` level: progress worth a line.
+pub const LV_LOG_INFO: i32 = 3;
+/// `log` level: details.
+pub const LV_LOG_DEBUG: i32 = 4;
+
 // ---- ABI 1.1: snapshot and block job flags (libvirt's numbers where libvirt has the flag) ----
 
 /// `domain_snapshot_create`: take the snapshot but keep no metadata for it.
@@ -146,6 +176,37 @@ pub const LV_BLOCK_JOB_FINISH: u32 = 1 << 2;
 pub const LV_BLOCK_COPY_SHALLOW: u32 = 1 << 3;
 /// Block copy: the destination exists already and is used as it is.
 pub const LV_BLOCK_COPY_REUSE_EXT: u32 = 1 << 4;
+
+// ---- The flags each function accepts; any other bit is refused with LV_ERR_UNSUPPORTED ----
+
+/// Flags of `domain_get_xml`.
+pub const LV_GET_XML_FLAGS: u32 = LV_XML_INACTIVE;
+/// Flags of `domain_snapshot_create`.
+pub const LV_SNAPSHOT_CREATE_FLAGS: u32 = LV_SNAPSHOT_CREATE_NO_METADATA
+    | LV_SNAPSHOT_CREATE_HALT
+    | LV_SNAPSHOT_CREATE_DISK_ONLY
+    | LV_SNAPSHOT_CREATE_REUSE_EXT
+    | LV_SNAPSHOT_CREATE_ATOMIC
+    | LV_SNAPSHOT_CREATE_LIVE;
+/// Flags of `domain_snapshot_revert`.
+pub const LV_SNAPSHOT_REVERT_FLAGS: u32 =
+    LV_SNAPSHOT_REVERT_RUNNING | LV_SNAPSHOT_REVERT_PAUSED | LV_SNAPSHOT_REVERT_FORCE;
+/// Flags of `domain_snapshot_delete`.
+pub const LV_SNAPSHOT_DELETE_FLAGS: u32 =
+    LV_SNAPSHOT_DELETE_METADATA_ONLY | LV_SNAPSHOT_DELETE_MIRROR_PIVOT | LV_SNAPSHOT_DELETE_MIRROR_ABORT;
+/// Flags of `domain_block_copy`.
+pub const LV_BLOCK_COPY_FLAGS: u32 =
+    LV_BLOCK_JOB_WAIT | LV_BLOCK_JOB_PIVOT | LV_BLOCK_JOB_FINISH | LV_BLOCK_COPY_SHALLOW | LV_BLOCK_COPY_REUSE_EXT;
+/// Flags of `domain_block_pull`.
+pub const LV_BLOCK_PULL_FLAGS: u32 = LV_BLOCK_JOB_WAIT;
+/// Flags of `domain_block_commit`.
+pub const LV_BLOCK_COMMIT_FLAGS: u32 = LV_BLOCK_JOB_WAIT | LV_BLOCK_JOB_PIVOT;
+/// Flags of `domain_block_job_abort`.
+pub const LV_BLOCK_JOB_ABORT_FLAGS: u32 = LV_BLOCK_JOB_PIVOT;
+/// Flags of `domain_block_job_wait`.
+pub const LV_BLOCK_JOB_WAIT_FLAGS: u32 = LV_BLOCK_JOB_PIVOT | LV_BLOCK_JOB_FINISH;
+/// Flags of every other function: none yet.
+pub const LV_NO_FLAGS: u32 = 0;
 
 /// A borrowed UTF-8 string: `len` bytes at `ptr`, not NUL-terminated. `ptr` may be NULL only
 /// when `len` is 0. Valid for the duration of the call that passes it.
@@ -361,6 +422,75 @@ pub type LvDriverEntryFn = unsafe extern "C" fn() -> *const LvDriverInfo;
 /// Name of the entry symbol. The `_v1` follows `LV_ABI_MAJOR`, so a later host can look
 /// for several.
 pub const LV_DRIVER_ENTRY_SYMBOL: &str = "luavirt_driver_entry_v1";
+
+// ---- Record and parameter keys (see each function for the records it emits or takes) ----
+
+/// A name (string).
+pub const LV_KEY_NAME: &str = "name";
+/// A UUID (string).
+pub const LV_KEY_UUID: &str = "uuid";
+/// A domain state, `LV_STATE_*` (uint).
+pub const LV_KEY_STATE: &str = "state";
+/// The hypervisor's id of a running domain, -1 otherwise (int).
+pub const LV_KEY_ID: &str = "id";
+/// The domain has a persistent definition (bool).
+pub const LV_KEY_PERSISTENT: &str = "persistent";
+/// Why a domain is in its state (string).
+pub const LV_KEY_REASON: &str = "reason";
+/// An image format (string).
+pub const LV_KEY_FORMAT: &str = "format";
+/// A virtual size in bytes (uint).
+pub const LV_KEY_CAPACITY: &str = "capacity";
+/// Bytes used on the host (uint).
+pub const LV_KEY_ALLOCATION: &str = "allocation";
+/// An image below in the backing chain, nearest first; repeats (string).
+pub const LV_KEY_BACKING: &str = "backing";
+/// The format of the `backing` before it (string).
+pub const LV_KEY_BACKING_FORMAT: &str = "backing_format";
+/// The current snapshot; units done of a job (string; uint).
+pub const LV_KEY_CURRENT: &str = "current";
+/// Units in all of a job (uint).
+pub const LV_KEY_END: &str = "end";
+/// A block job's kind: copy, pull, commit, active-commit (string).
+pub const LV_KEY_TYPE: &str = "type";
+/// A block job can pivot (bool).
+pub const LV_KEY_READY: &str = "ready";
+/// A block job's status in the hypervisor's words (string).
+pub const LV_KEY_STATUS: &str = "status";
+/// A block copy's destination (string).
+pub const LV_KEY_DEST: &str = "dest";
+/// The image a pull stops at, or a commit goes into (string).
+pub const LV_KEY_BASE: &str = "base";
+/// The highest image a commit takes (string).
+pub const LV_KEY_TOP: &str = "top";
+/// A speed limit in bytes per second (uint).
+pub const LV_KEY_BANDWIDTH: &str = "bandwidth";
+
+/// Every string constant above, for the header (cbindgen does not write string constants;
+/// the header test adds these as `#define`s).
+pub const STRING_CONSTANTS: &[(&str, &str)] = &[
+    ("LV_DRIVER_ENTRY_SYMBOL", LV_DRIVER_ENTRY_SYMBOL),
+    ("LV_KEY_NAME", LV_KEY_NAME),
+    ("LV_KEY_UUID", LV_KEY_UUID),
+    ("LV_KEY_STATE", LV_KEY_STATE),
+    ("LV_KEY_ID", LV_KEY_ID),
+    ("LV_KEY_PERSISTENT", LV_KEY_PERSISTENT),
+    ("LV_KEY_REASON", LV_KEY_REASON),
+    ("LV_KEY_FORMAT", LV_KEY_FORMAT),
+    ("LV_KEY_CAPACITY", LV_KEY_CAPACITY),
+    ("LV_KEY_ALLOCATION", LV_KEY_ALLOCATION),
+    ("LV_KEY_BACKING", LV_KEY_BACKING),
+    ("LV_KEY_BACKING_FORMAT", LV_KEY_BACKING_FORMAT),
+    ("LV_KEY_CURRENT", LV_KEY_CURRENT),
+    ("LV_KEY_END", LV_KEY_END),
+    ("LV_KEY_TYPE", LV_KEY_TYPE),
+    ("LV_KEY_READY", LV_KEY_READY),
+    ("LV_KEY_STATUS", LV_KEY_STATUS),
+    ("LV_KEY_DEST", LV_KEY_DEST),
+    ("LV_KEY_BASE", LV_KEY_BASE),
+    ("LV_KEY_TOP", LV_KEY_TOP),
+    ("LV_KEY_BANDWIDTH", LV_KEY_BANDWIDTH),
+];
 
 // The info and vtable are immutable statics that only hold pointers to other statics.
 unsafe impl Sync for LvDriverInfo {}

@@ -5,7 +5,8 @@
 //!   [`export_driver!`] once; panics are caught and become errors.
 //! - Documents every driver shares: lossless XML ([`xml`]), libvirt domain XML with a typed view
 //!   of disks and luavirt's disk sets ([`domain`]), `<domainsnapshot>` ([`snapshot`]), typed
-//!   parameter lists ([`params`]), connection URIs ([`uri`]).
+//!   parameter lists ([`params`]) and the typed records that travel in them ([`records`]),
+//!   connection URIs ([`uri`]).
 //! - [`fsutil`]: atomic state files, private folders and per-object locks, so every driver
 //!   writes state the same safe way; [`intent`]: records of multi-step changes that the next
 //!   call finishes or undoes after a crash; [`failpoint`]: where tests kill luavirt;
@@ -24,6 +25,7 @@ pub mod fsutil;
 pub mod intent;
 pub mod kit;
 pub mod params;
+pub mod records;
 pub mod snapshot;
 pub mod time;
 pub mod uri;

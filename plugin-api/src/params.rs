@@ -18,6 +18,29 @@ pub enum Value {
     String(String),
 }
 
+/// A parameter list as the ABI passes it, borrowing the strings of its [`Params`].
+pub struct AbiParams<'a> {
+    list: Vec<LvParam>,
+    _strings: std::marker::PhantomData<&'a Params>,
+}
+
+impl AbiParams<'_> {
+    /// The first parameter, for the ABI call.
+    pub fn as_ptr(&self) -> *const LvParam {
+        self.list.as_ptr()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
 /// An ordered list of `(key, value)` pairs whose keys may repeat.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Params {
@@ -95,9 +118,11 @@ impl Params {
         }
     }
 
-    /// Borrows the list as ABI parameters. The result borrows `self`'s strings.
-    pub fn to_abi(&self) -> Vec<LvParam> {
-        self.entries
+    /// Borrows the list as ABI parameters; the result cannot outlive `self`, whose strings
+    /// it points to.
+    pub fn to_abi(&self) -> AbiParams<'_> {
+        let list = self
+            .entries
             .iter()
             .map(|(k, v)| {
                 let mut p = LvParam {
@@ -118,7 +143,8 @@ impl Params {
                 }
                 p
             })
-            .collect()
+            .collect();
+        AbiParams { list, _strings: std::marker::PhantomData }
     }
 
     /// Copies ABI parameters into a list. Entries of an unknown kind are skipped.

@@ -12,7 +12,13 @@ fn crate_dir() -> PathBuf {
 
 fn generate() -> String {
     let dir = crate_dir();
-    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
+    let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
+    // cbindgen writes no string constants: the entry symbol and the record keys come from here.
+    let mut defines = String::from("\n/* The entry symbol, and the keys of records and parameters (LvParam.key). */\n");
+    for (name, value) in STRING_CONSTANTS {
+        defines.push_str(&format!("#define {name} \"{value}\"\n"));
+    }
+    config.after_includes = Some(defines);
     let mut out = Vec::new();
     cbindgen::Builder::new()
         .with_config(config)

@@ -46,12 +46,31 @@ struct CallState<'a> {
     error: Option<(i32, String)>,
     driver: &'a str,
     options: &'a CallOptions<'a>,
+    /// The thread the host called the driver on: the only one its callbacks may come from.
+    thread: std::thread::ThreadId,
 }
 
+/// The state of a call, if the callback comes from the thread the call runs on. A callback
+/// from another thread is ignored (and logged): the call's state is not its to touch.
+///
 /// # Safety
 /// `call` is the pointer `invoke` passed, valid during the driver function.
 unsafe fn state<'a>(call: *mut LvCall) -> Option<&'a mut CallState<'a>> {
-    unsafe { call.cast::<CallState>().as_mut() }
+    let ptr = call.cast::<CallState>();
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: `thread` is written once, before the driver runs, and only read after.
+    let (thread, driver) = unsafe { ((*ptr).thread, (*ptr).driver) };
+    if thread != std::thread::current().id() {
+        log::write(
+            log::Level::Error,
+            driver,
+            "the driver called back into the host from a thread other than the one it was called on; the callback was ignored (see the threading rules in luavirt_driver.h)",
+        );
+        return None;
+    }
+    unsafe { ptr.as_mut() }
 }
 
 unsafe extern "C" fn emit_text(call: *mut LvCall, text: LvStr) {
@@ -85,7 +104,15 @@ unsafe extern "C" fn is_cancelled(call: *mut LvCall) -> bool {
 }
 
 unsafe extern "C" fn log_line(call: *mut LvCall, level: i32, message: LvStr) {
-    let driver = unsafe { state(call) }.map_or("driver", |s| s.driver);
+    // A NULL call may log from any thread; a call's own lines come from its thread.
+    let driver = if call.is_null() {
+        "driver"
+    } else {
+        match unsafe { state(call) } {
+            Some(s) => s.driver,
+            None => return,
+        }
+    };
     log::write(log::Level::from_i32(level), driver, &unsafe { message.to_string_lossy() });
 }
 
@@ -113,7 +140,8 @@ pub(crate) fn invoke(
     options: &CallOptions,
     f: impl FnOnce(*mut LvCall) -> i32,
 ) -> Result<CallOutput> {
-    let mut st = CallState { out: CallOutput::default(), error: None, driver, options };
+    let mut st =
+        CallState { out: CallOutput::default(), error: None, driver, options, thread: std::thread::current().id() };
     let rc = f((&mut st as *mut CallState).cast::<LvCall>());
     if rc == abi::LV_OK {
         return Ok(st.out);

@@ -1,6 +1,7 @@
 //! Drivers as the host sees them: loaded plugins, their vtables, and calls into them.
 
 mod call;
+pub mod client;
 pub mod loader;
 mod mapped;
 mod trust;
@@ -70,6 +71,11 @@ impl LoadedDriver {
     /// Whether the driver serves `scheme`.
     pub fn serves(&self, scheme: &str) -> bool {
         self.schemes.iter().any(|s| s == scheme)
+    }
+
+    /// Whether it starts and stops domains (so they have memory to save).
+    pub fn runs_domains(&self) -> bool {
+        self.capabilities & abi::LV_CAP_LIFECYCLE != 0
     }
 
     /// Names of the capability bits it declares.

@@ -2,10 +2,11 @@
 //! disk), commit (fold the disk's images down into a backing image), and the job's info,
 //! abort and pivot. Long jobs report progress and can be cancelled.
 
-use super::{Connection, entry};
+use super::Connection;
+use crate::driver::client::BlockJobFlags;
 use crate::driver::{CallOptions, ProgressFn};
 use crate::error::{Error, Result};
-use luavirt_plugin_api::abi::{self, LvStr};
+use luavirt_plugin_api::records::{CommitParams, CopyParams, PullParams, Record};
 use luavirt_plugin_api::{Params, Value};
 use serde::Serialize;
 use std::sync::atomic::AtomicBool;
@@ -67,10 +68,9 @@ pub struct CommitOptions {
 }
 
 /// Adds a speed limit, in bytes per second, to a job's parameters.
-fn with_bandwidth(p: &mut Params, mib: Option<u64>) {
-    if let Some(m) = mib {
-        p.push("bandwidth", Value::UInt(m.saturating_mul(1 << 20)));
-    }
+/// MiB/s as bytes/s.
+fn bytes_per_second(mib: Option<u64>) -> Option<u64> {
+    mib.map(|m| m.saturating_mul(1 << 20))
 }
 
 /// A running block job.
@@ -102,10 +102,6 @@ fn describe_params(p: &Params) -> String {
         .join(" ")
 }
 
-fn flags_of(pairs: &[(bool, u32)]) -> u32 {
-    pairs.iter().filter(|(on, _)| *on).fold(0, |f, (_, bit)| f | bit)
-}
-
 impl Connection {
     /// The target of a disk given by target or source path.
     fn disk_target(&self, domain: &str, disk: &str) -> Result<String> {
@@ -113,39 +109,24 @@ impl Connection {
         super::diskset::resolve(domain, &dom.disks(), disk)
     }
 
-    #[allow(clippy::too_many_arguments)] // the ABI function's own arguments, passed through
-    fn call_params(
+    /// Runs a block job call, or in a dry run records it.
+    fn job(
         &self,
         what: &str,
-        f: unsafe extern "C" fn(
-            *mut std::ffi::c_void,
-            LvStr,
-            LvStr,
-            *const abi::LvParam,
-            usize,
-            u32,
-            *mut abi::LvCall,
-        ) -> i32,
         domain: &str,
         target: &str,
-        params: &Params,
-        flags: u32,
+        params: &impl Record,
         control: JobControl,
+        run: impl FnOnce(&CallOptions) -> Result<()>,
     ) -> Result<()> {
-        let p = params.to_abi();
         let options = CallOptions { progress: control.progress, cancel: control.cancel };
-        let change = || format!("{what}: disk {target} {}", describe_params(params));
-        self.mutate(domain, change, || {
-            self.call(what, &options, |h, c| unsafe {
-                f(h, LvStr::from_str(domain), LvStr::from_str(target), p.as_ptr(), p.len(), flags, c)
-            })
-        })?;
+        let change = || format!("{what}: disk {target} {}", describe_params(&params.to_params()));
+        self.mutate(domain, change, || run(&options))?;
         Ok(())
     }
 
     /// Copies a disk to a new image while the domain runs.
     pub fn block_copy(&self, domain: &str, disk: &str, opts: &CopyOptions, control: JobControl) -> Result<()> {
-        let f = entry!(self, domain_block_copy, "block copy");
         if (opts.pivot || opts.finish) && !opts.wait {
             return Err(Error::InvalidArg("--pivot and --finish need --wait".into()));
         }
@@ -157,68 +138,61 @@ impl Connection {
         // The driver locks the domain to start the job and to pivot, not while waiting.
         drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
-        let mut p = Params::new();
-        p.push_str("dest", opts.dest.clone());
-        if let Some(fmt) = &opts.format {
-            p.push_str("format", fmt.clone());
-        }
-        with_bandwidth(&mut p, opts.bandwidth);
-        let flags = flags_of(&[
-            (opts.wait, abi::LV_BLOCK_JOB_WAIT),
-            (opts.pivot, abi::LV_BLOCK_JOB_PIVOT),
-            (opts.finish, abi::LV_BLOCK_JOB_FINISH),
-            (opts.shallow, abi::LV_BLOCK_COPY_SHALLOW),
-            (opts.reuse_external, abi::LV_BLOCK_COPY_REUSE_EXT),
-        ]);
-        self.call_params("copying a disk", f, domain, &target, &p, flags, control)
+        let params = CopyParams {
+            dest: opts.dest.clone(),
+            format: opts.format.clone(),
+            bandwidth: bytes_per_second(opts.bandwidth),
+        };
+        let flags = BlockJobFlags {
+            wait: opts.wait,
+            pivot: opts.pivot,
+            finish: opts.finish,
+            shallow: opts.shallow,
+            reuse_external: opts.reuse_external,
+        };
+        self.job("copy", domain, &target, &params, control, |o| {
+            self.client.block_copy(domain, &target, &params, flags, o)
+        })
     }
 
     /// Pulls backing data into a disk, down to `base` (all of it without one).
     pub fn block_pull(&self, domain: &str, disk: &str, opts: &PullOptions, control: JobControl) -> Result<()> {
-        let f = entry!(self, domain_block_pull, "block pull");
         drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
-        let mut p = Params::new();
-        if let Some(b) = &opts.base {
-            p.push_str("base", b.clone());
-        }
-        with_bandwidth(&mut p, opts.bandwidth);
-        let flags = flags_of(&[(opts.wait, abi::LV_BLOCK_JOB_WAIT)]);
-        self.call_params("pulling a disk's backing data", f, domain, &target, &p, flags, control)
+        let params = PullParams { base: opts.base.clone(), bandwidth: bytes_per_second(opts.bandwidth) };
+        let flags = BlockJobFlags { wait: opts.wait, ..BlockJobFlags::default() };
+        self.job("pull", domain, &target, &params, control, |o| {
+            self.client.block_pull(domain, &target, &params, flags, o)
+        })
     }
 
     /// Commits a disk's images down into a backing image.
     pub fn block_commit(&self, domain: &str, disk: &str, opts: &CommitOptions, control: JobControl) -> Result<()> {
-        let f = entry!(self, domain_block_commit, "block commit");
         if opts.pivot && !opts.wait {
             return Err(Error::InvalidArg("--pivot needs --wait".into()));
         }
         drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
-        let mut p = Params::new();
-        for (k, v) in [("base", &opts.base), ("top", &opts.top)] {
-            if let Some(v) = v {
-                p.push(k, Value::String(v.clone()));
-            }
-        }
-        with_bandwidth(&mut p, opts.bandwidth);
-        let flags = flags_of(&[(opts.wait, abi::LV_BLOCK_JOB_WAIT), (opts.pivot, abi::LV_BLOCK_JOB_PIVOT)]);
-        self.call_params("committing a disk", f, domain, &target, &p, flags, control)
+        let params = CommitParams {
+            base: opts.base.clone(),
+            top: opts.top.clone(),
+            bandwidth: bytes_per_second(opts.bandwidth),
+        };
+        let flags = BlockJobFlags { wait: opts.wait, pivot: opts.pivot, ..BlockJobFlags::default() };
+        self.job("commit", domain, &target, &params, control, |o| {
+            self.client.block_commit(domain, &target, &params, flags, o)
+        })
     }
 
     /// The disk's block job, if it has one.
     pub fn block_job_info(&self, domain: &str, disk: &str) -> Result<Option<BlockJobInfo>> {
-        let f = entry!(self, domain_block_job_info, "block jobs");
         let target = self.disk_target(domain, disk)?;
-        let out = self.call("reading a block job", &Default::default(), |h, c| unsafe {
-            f(h, LvStr::from_str(domain), LvStr::from_str(&target), 0, c)
-        })?;
-        Ok(out.records.first().map(|r| BlockJobInfo {
-            kind: r.get_str("type").unwrap_or("").to_string(),
-            current: r.get_u64("current").unwrap_or(0),
-            end: r.get_u64("end").unwrap_or(0),
-            ready: r.get_bool("ready").unwrap_or(false),
-            status: r.get_str("status").unwrap_or("").to_string(),
+        Ok(self.client.block_job_info(domain, &target)?.map(|j| BlockJobInfo {
+            kind: j.kind,
+            current: j.current,
+            end: j.end,
+            ready: j.ready,
+            status: j.status,
         }))
     }
 
@@ -232,7 +206,6 @@ impl Connection {
         finish: bool,
         control: JobControl,
     ) -> Result<()> {
-        let f = entry!(self, domain_block_job_wait, "waiting for block jobs");
         if pivot && finish {
             return Err(Error::InvalidArg(
                 "pivot switches to the copy and finish stays on the source: choose one".into(),
@@ -241,7 +214,6 @@ impl Connection {
         // The driver takes the domain's lock to pivot, after the wait.
         drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
-        let flags = flags_of(&[(pivot, abi::LV_BLOCK_JOB_PIVOT), (finish, abi::LV_BLOCK_JOB_FINISH)]);
         let options = CallOptions { progress: control.progress, cancel: control.cancel };
         let then = if pivot {
             " then pivot"
@@ -253,30 +225,20 @@ impl Connection {
         self.mutate(
             domain,
             || format!("wait for the block job on disk {target}{then}"),
-            || {
-                self.call("waiting for a block job", &options, |h, c| unsafe {
-                    f(h, LvStr::from_str(domain), LvStr::from_str(&target), flags, c)
-                })
-            },
+            || self.client.block_job_wait(domain, &target, pivot, finish, &options),
         )?;
         Ok(())
     }
 
     /// Ends the disk's block job: cancels it, or with `pivot` switches the disk to the new image.
     pub fn block_job_abort(&self, domain: &str, disk: &str, pivot: bool) -> Result<()> {
-        let f = entry!(self, domain_block_job_abort, "block jobs");
         drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
-        let flags = flags_of(&[(pivot, abi::LV_BLOCK_JOB_PIVOT)]);
         let how = if pivot { "pivot" } else { "abort" };
         self.mutate(
             domain,
             || format!("{how} the block job on disk {target}"),
-            || {
-                self.call("ending a block job", &Default::default(), |h, c| unsafe {
-                    f(h, LvStr::from_str(domain), LvStr::from_str(&target), flags, c)
-                })
-            },
+            || self.client.block_job_abort(domain, &target, pivot),
         )?;
         Ok(())
     }

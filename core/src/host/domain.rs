@@ -1,67 +1,12 @@
 //! Domain operations: list, define, undefine, XML, state, start, destroy, block devices.
 
-use super::{Connection, entry, suggest};
+use super::{Connection, suggest};
 use crate::error::{Error, Result};
-use luavirt_plugin_api::abi::{self, LvStr};
+use luavirt_plugin_api::ErrorCode;
 use luavirt_plugin_api::domain::{DomainXml, generate_uuid};
-use luavirt_plugin_api::{ErrorCode, Params};
+use luavirt_plugin_api::records::DomainSummary;
+pub use luavirt_plugin_api::records::{BackingImage, DomainState};
 use serde::Serialize;
-
-/// A domain's run state, as libvirt names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DomainState {
-    /// No state.
-    NoState,
-    /// Running.
-    Running,
-    /// Blocked on a resource.
-    Blocked,
-    /// Paused.
-    Paused,
-    /// Shutting down.
-    InShutdown,
-    /// Defined, not running.
-    ShutOff,
-    /// Crashed.
-    Crashed,
-    /// Suspended by guest power management.
-    PmSuspended,
-}
-
-impl DomainState {
-    fn from_abi(n: u64) -> DomainState {
-        match n {
-            abi::LV_STATE_RUNNING => DomainState::Running,
-            abi::LV_STATE_BLOCKED => DomainState::Blocked,
-            abi::LV_STATE_PAUSED => DomainState::Paused,
-            abi::LV_STATE_SHUTDOWN => DomainState::InShutdown,
-            abi::LV_STATE_SHUTOFF => DomainState::ShutOff,
-            abi::LV_STATE_CRASHED => DomainState::Crashed,
-            abi::LV_STATE_PMSUSPENDED => DomainState::PmSuspended,
-            _ => DomainState::NoState,
-        }
-    }
-
-    /// The words virsh prints.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DomainState::NoState => "no state",
-            DomainState::Running => "running",
-            DomainState::Blocked => "idle",
-            DomainState::Paused => "paused",
-            DomainState::InShutdown => "in shutdown",
-            DomainState::ShutOff => "shut off",
-            DomainState::Crashed => "crashed",
-            DomainState::PmSuspended => "pmsuspended",
-        }
-    }
-
-    /// Whether the domain has a running hypervisor process.
-    pub fn is_active(self) -> bool {
-        !matches!(self, DomainState::ShutOff | DomainState::NoState | DomainState::Crashed)
-    }
-}
 
 /// One line of `list`.
 #[derive(Clone, Debug, Serialize)]
@@ -79,13 +24,13 @@ pub struct DomainInfo {
 }
 
 impl DomainInfo {
-    fn from_record(r: &Params) -> DomainInfo {
+    fn from_summary(d: DomainSummary) -> DomainInfo {
         DomainInfo {
-            name: r.get_str("name").unwrap_or_default().to_string(),
-            uuid: r.get_str("uuid").unwrap_or_default().to_string(),
-            state: DomainState::from_abi(r.get_u64("state").unwrap_or(0)),
-            id: r.get_i64("id").filter(|i| *i >= 0),
-            persistent: r.get_bool("persistent").unwrap_or(true),
+            name: d.name,
+            uuid: d.uuid,
+            state: d.state,
+            id: Some(d.id).filter(|i| *i >= 0),
+            persistent: d.persistent,
         }
     }
 }
@@ -131,21 +76,10 @@ pub struct BlockDevice {
     pub backing: Vec<BackingImage>,
 }
 
-/// One image of a backing chain.
-#[derive(Clone, Debug, Serialize)]
-pub struct BackingImage {
-    /// Path.
-    pub path: String,
-    /// Format.
-    pub format: String,
-}
-
 impl Connection {
     /// Every domain: running ones first by id, then the others by name.
     pub fn list_domains(&self) -> Result<Vec<DomainInfo>> {
-        let f = entry!(self, connect_list_domains, "listing domains");
-        let out = self.call("listing domains", &Default::default(), |h, c| unsafe { f(h, 0, c) })?;
-        let mut list: Vec<DomainInfo> = out.records.iter().map(DomainInfo::from_record).collect();
+        let mut list: Vec<DomainInfo> = self.client.list_domains()?.into_iter().map(DomainInfo::from_summary).collect();
         // A dry run sees the domains it defined, and not those it undefined.
         for (name, planned) in self.planned_definitions() {
             list.retain(|d| d.name != name || planned.is_some());
@@ -171,13 +105,10 @@ impl Connection {
 
     /// The domain's XML; with `inactive`, its persistent definition even while it runs.
     pub fn domain_xml(&self, name: &str, inactive: bool) -> Result<String> {
-        let f = entry!(self, domain_get_xml, "reading domain XML");
         if let Some(planned) = self.planned_definition(name) {
             return planned;
         }
-        let flags = if inactive { abi::LV_XML_INACTIVE } else { 0 };
-        let out = self.call_domain("reading domain XML", f, name, flags).map_err(|e| self.explain_missing(name, e))?;
-        Ok(out.into_text())
+        self.client.domain_xml(name, inactive).map_err(|e| self.explain_missing(name, e))
     }
 
     /// The domain's persistent definition, parsed.
@@ -188,26 +119,17 @@ impl Connection {
 
     /// The domain's state and, while running, its id.
     pub fn domain_state(&self, name: &str) -> Result<(DomainState, Option<i64>)> {
-        let f = entry!(self, domain_get_state, "reading domain state");
         if let Some(planned) = self.planned_state(name) {
             return planned;
         }
-        let r = self
-            .call_domain("reading domain state", f, name, 0)
-            .map_err(|e| self.explain_missing(name, e))?
-            .into_record();
-        Ok((DomainState::from_abi(r.get_u64("state").unwrap_or(0)), r.get_i64("id").filter(|i| *i >= 0)))
+        let s = self.client.domain_status(name).map_err(|e| self.explain_missing(name, e))?;
+        Ok((s.state, Some(s.id).filter(|i| *i >= 0)))
     }
 
     /// Why the domain is in its state, when the driver says: a change in progress, or one a
     /// killed luavirt left unfinished.
     pub fn domain_state_reason(&self, name: &str) -> Result<Option<String>> {
-        let f = entry!(self, domain_get_state, "reading domain state");
-        let r = self
-            .call_domain("reading domain state", f, name, 0)
-            .map_err(|e| self.explain_missing(name, e))?
-            .into_record();
-        Ok(r.get_str("reason").map(str::to_string))
+        Ok(self.client.domain_status(name).map_err(|e| self.explain_missing(name, e))?.reason)
     }
 
     /// Finishes or undoes a change that a killed luavirt left unfinished on domain `name`.
@@ -222,7 +144,6 @@ impl Connection {
     /// `<uuid>` is added (the existing domain's, or a new one); disk set memberships of disks
     /// that are no longer in the domain are dropped. Everything else is kept as written.
     pub fn define(&self, xml: &str, source_name: Option<&str>) -> Result<DefineOutcome> {
-        let f = entry!(self, domain_define_xml, "defining domains");
         let mut dom = DomainXml::parse(xml, source_name)?;
         let name = dom.name();
         let _lock = self.lock_domain(&name)?;
@@ -266,29 +187,22 @@ impl Connection {
         }
         let what = if existing.is_some() { "redefine" } else { "define" };
         let change = || format!("{what} from {}", source_name.unwrap_or("XML"));
-        self.write_definition(f, &name, &dom, change)?;
+        self.write_definition(&name, &dom, change)?;
         Ok(DefineOutcome { name, uuid, created: existing.is_none(), left_sets, kept_sets })
     }
 
     /// Writes a changed definition of an existing domain, `change` saying what changed; the
     /// caller holds its lock.
     pub(crate) fn redefine(&self, dom: &DomainXml, change: impl FnOnce() -> String) -> Result<()> {
-        let f = entry!(self, domain_define_xml, "defining domains");
-        self.write_definition(f, &dom.name(), dom, change)
+        self.write_definition(&dom.name(), dom, change)
     }
 
     /// Hands a definition to the driver, or in a dry run records it.
-    fn write_definition(
-        &self,
-        f: unsafe extern "C" fn(*mut std::ffi::c_void, LvStr, u32, *mut abi::LvCall) -> i32,
-        name: &str,
-        dom: &DomainXml,
-        change: impl FnOnce() -> String,
-    ) -> Result<()> {
+    fn write_definition(&self, name: &str, dom: &DomainXml, change: impl FnOnce() -> String) -> Result<()> {
         let text = dom.to_xml();
         let ran = self.mutate(name, change, || {
             luavirt_plugin_api::failpoint::hit("definition:before-write");
-            self.call("defining a domain", &Default::default(), |h, c| unsafe { f(h, LvStr::from_str(&text), 0, c) })
+            self.client.define_xml(&text)
         })?;
         if ran.is_none() {
             self.plan_definition(name, Some(text));
@@ -298,13 +212,12 @@ impl Connection {
 
     /// Removes a domain's definition.
     pub fn undefine(&self, name: &str) -> Result<()> {
-        let f = entry!(self, domain_undefine, "undefining domains");
         let _lock = self.lock_domain(name)?;
         self.read_domain(name)?;
         let ran = self.mutate(
             name,
             || "undefine".to_string(),
-            || self.call_domain("undefining a domain", f, name, 0).map_err(|e| self.explain_missing(name, e)),
+            || self.client.undefine(name).map_err(|e| self.explain_missing(name, e)),
         )?;
         if ran.is_none() {
             self.plan_definition(name, None);
@@ -314,13 +227,12 @@ impl Connection {
 
     /// Starts a domain.
     pub fn start(&self, name: &str) -> Result<()> {
-        let f = entry!(self, domain_create, "starting domains");
         let _lock = self.lock_domain(name)?;
         self.read_domain(name)?;
         let ran = self.mutate(
             name,
             || "start".to_string(),
-            || self.call_domain("starting a domain", f, name, 0).map(|_| ()).map_err(|e| self.explain_missing(name, e)),
+            || self.client.start(name).map_err(|e| self.explain_missing(name, e)),
         )?;
         if ran.is_none() {
             self.plan_state(name, DomainState::Running);
@@ -330,17 +242,12 @@ impl Connection {
 
     /// Stops a domain at once.
     pub fn destroy(&self, name: &str) -> Result<()> {
-        let f = entry!(self, domain_destroy, "destroying domains");
         let _lock = self.lock_domain(name)?;
         self.read_domain(name)?;
         let ran = self.mutate(
             name,
             || "destroy".to_string(),
-            || {
-                self.call_domain("destroying a domain", f, name, 0)
-                    .map(|_| ())
-                    .map_err(|e| self.explain_missing(name, e))
-            },
+            || self.client.destroy(name).map_err(|e| self.explain_missing(name, e)),
         )?;
         if ran.is_none() {
             self.plan_state(name, DomainState::ShutOff);
@@ -352,7 +259,7 @@ impl Connection {
     /// the driver reads them.
     pub fn block_devices(&self, name: &str, details: bool) -> Result<Vec<BlockDevice>> {
         let dom = self.read_domain(name)?;
-        let info_fn = if details { self.driver.vtable().domain_get_block_info } else { None };
+        let ask = details && self.client.has_block_info();
         let mut out = Vec::new();
         for d in dom.disks() {
             let mut dev = BlockDevice {
@@ -365,21 +272,12 @@ impl Connection {
                 allocation: None,
                 backing: Vec::new(),
             };
-            if let (Some(f), Some(_)) = (info_fn, d.source.path()) {
-                let r = self
-                    .call("reading disk image details", &Default::default(), |h, c| unsafe {
-                        f(h, LvStr::from_str(name), LvStr::from_str(&d.target), 0, c)
-                    })?
-                    .into_record();
-                dev.format = r.get_str("format").map(str::to_string).or(dev.format);
-                dev.capacity = r.get_u64("capacity");
-                dev.allocation = r.get_u64("allocation");
-                dev.backing = r
-                    .get_strs("backing")
-                    .into_iter()
-                    .zip(r.get_strs("backing_format").into_iter().chain(std::iter::repeat("")))
-                    .map(|(p, f)| BackingImage { path: p.to_string(), format: f.to_string() })
-                    .collect();
+            if ask && d.source.path().is_some() {
+                let info = self.client.block_info(name, &d.target)?;
+                dev.format = Some(info.format).filter(|f| !f.is_empty()).or(dev.format);
+                dev.capacity = Some(info.capacity);
+                dev.allocation = info.allocation;
+                dev.backing = info.backing;
             }
             out.push(dev);
         }

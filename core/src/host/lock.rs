@@ -5,7 +5,6 @@
 
 use super::Connection;
 use crate::error::{Error, Result};
-use luavirt_plugin_api::abi::LvStr;
 use luavirt_plugin_api::fsutil::{LockGuard, lock_exclusive};
 
 impl Connection {
@@ -27,11 +26,6 @@ impl Connection {
     /// the driver says on standard error what it repaired. Nothing to do for a driver that
     /// has no multi-step changes, or a domain that does not exist.
     fn reconcile(&self, name: &str) -> Result<()> {
-        let Some(f) = self.driver.vtable().domain_reconcile else { return Ok(()) };
-        self.call("finishing an interrupted change", &Default::default(), |h, c| unsafe {
-            f(h, LvStr::from_str(name), 0, c)
-        })
-        .map(|_| ())
-        .or_else(|e| if e.code() == luavirt_plugin_api::ErrorCode::NoDomain { Ok(()) } else { Err(e) })
+        self.client.reconcile(name)
     }
 }

@@ -16,11 +16,10 @@ pub use diskset::{DiskSetChange, DiskSetOps};
 pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState};
 pub use dryrun::PlannedChange;
 
-use crate::driver::{self, CallOptions, CallOutput, LoadedDriver, RefusedDriver};
+use crate::driver::client::DriverConn;
+use crate::driver::{self, LoadedDriver, RefusedDriver};
 use crate::error::{Error, Result};
 use luavirt_plugin_api::Uri;
-use luavirt_plugin_api::abi::{LvCall, LvStr};
-use std::ffi::c_void;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -69,37 +68,18 @@ impl Host {
                     if s.is_empty() { "none".to_string() } else { s.join(", ") }
                 },
             })?;
-        let handle = driver.open(&parsed)?;
-        Ok(Connection { driver, handle, uri: parsed, dry_run: None })
+        let client = DriverConn::open(driver, &parsed)?;
+        Ok(Connection { client, uri: parsed, dry_run: None })
     }
 }
 
-/// An open connection: a driver and its connection handle.
+/// An open connection: a driver's typed client, and the URI it serves.
 pub struct Connection {
-    driver: Arc<LoadedDriver>,
-    handle: *mut c_void,
+    client: DriverConn,
     uri: Uri,
     /// Set in a dry run: changes are recorded, not made.
     dry_run: Option<dryrun::DryRun>,
 }
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.driver.close(self.handle);
-    }
-}
-
-/// Picks a vtable entry or says the driver does not support it.
-macro_rules! entry {
-    ($conn:expr, $field:ident, $what:expr) => {
-        $conn
-            .driver
-            .vtable()
-            .$field
-            .ok_or_else(|| Error::Unsupported { driver: $conn.driver.name.clone(), operation: $what.to_string() })?
-    };
-}
-pub(crate) use entry;
 
 impl Connection {
     /// The URI as given.
@@ -109,7 +89,7 @@ impl Connection {
 
     /// The driver serving it.
     pub fn driver(&self) -> &LoadedDriver {
-        &self.driver
+        self.client.driver()
     }
 
     /// Where this connection's host-side locks live: the URI's `?state=DIR` or the default
@@ -122,27 +102,5 @@ impl Connection {
         luavirt_plugin_api::fsutil::state_dir_for(&self.uri)
             .join("locks")
             .join(format!("{}-{hash:016x}", self.uri.scheme))
-    }
-
-    /// Calls a driver function with this connection's handle.
-    fn call(
-        &self,
-        operation: &str,
-        options: &CallOptions,
-        f: impl FnOnce(*mut c_void, *mut LvCall) -> i32,
-    ) -> Result<CallOutput> {
-        let handle = self.handle;
-        self.driver.invoke(operation, options, |call| f(handle, call))
-    }
-
-    /// Calls a domain operation (`fn(conn, name, flags, call)`).
-    fn call_domain(
-        &self,
-        operation: &str,
-        f: unsafe extern "C" fn(*mut c_void, LvStr, u32, *mut LvCall) -> i32,
-        name: &str,
-        flags: u32,
-    ) -> Result<CallOutput> {
-        self.call(operation, &CallOptions::default(), |h, c| unsafe { f(h, LvStr::from_str(name), flags, c) })
     }
 }

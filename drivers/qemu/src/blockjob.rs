@@ -19,7 +19,8 @@ use luavirt_plugin_api::abi::{
 use luavirt_plugin_api::failpoint;
 use luavirt_plugin_api::kit::Level;
 use luavirt_plugin_api::kit::{Call, DriverResult};
-use luavirt_plugin_api::{DriverError, ErrorCode, Params, Value};
+use luavirt_plugin_api::records::{BlockJob, CommitParams, CopyParams, PullParams};
+use luavirt_plugin_api::{DriverError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
@@ -34,9 +35,9 @@ fn job_ids(target: &str) -> [(String, &'static str); 4] {
     ]
 }
 
-/// Adds the `bandwidth` parameter (bytes/s) as QMP's `speed`.
-fn with_speed(mut args: serde_json::Value, params: &Params) -> serde_json::Value {
-    if let Some(bps) = params.get_u64("bandwidth") {
+/// Adds a speed limit (bytes/s) as QMP's `speed`.
+fn with_speed(mut args: serde_json::Value, bandwidth: Option<u64>) -> serde_json::Value {
+    if let Some(bps) = bandwidth {
         args["speed"] = json!(bps);
     }
     args
@@ -199,12 +200,15 @@ impl QemuDriver {
         &self,
         name: &str,
         target: &str,
-        params: &Params,
+        params: &CopyParams,
         flags: u32,
         call: &mut Call,
     ) -> DriverResult {
         let lock = self.lock_domain(name, call)?;
-        let dest = params.get_str("dest").ok_or_else(|| invalid("Block copy needs a destination".into()))?.to_string();
+        let dest = params.dest.clone();
+        if dest.is_empty() {
+            return Err(invalid("Block copy needs a destination".into()));
+        }
         if !Path::new(&dest).is_absolute() {
             return Err(invalid(format!("The copy's destination {dest} must be an absolute path")));
         }
@@ -233,7 +237,7 @@ impl QemuDriver {
         }
         let node = mon.top_node(target)?;
         let (source, source_format) = mon.active_image(target)?;
-        let format = params.get_str("format").map(str::to_string).unwrap_or(source_format);
+        let format = params.format.clone().unwrap_or(source_format);
         let job = format!("copy-{target}");
         let copy = Ending {
             kind: "copy".to_string(),
@@ -256,7 +260,7 @@ impl QemuDriver {
                     "sync": if flags & LV_BLOCK_COPY_SHALLOW != 0 { "top" } else { "full" },
                     "mode": if reuse { "existing" } else { "absolute-paths" },
                 }),
-                params,
+                params.bandwidth,
             ),
         );
         if let Err(e) = started {
@@ -299,12 +303,12 @@ impl QemuDriver {
         &self,
         name: &str,
         target: &str,
-        params: &Params,
+        params: &PullParams,
         flags: u32,
         call: &mut Call,
     ) -> DriverResult {
         let lock = self.lock_domain(name, call)?;
-        let base = params.get_str("base").map(str::to_string);
+        let base = params.base.clone();
         if self.running(name)?.is_none() {
             let (image, _) = self.offline_image(name, target)?;
             self.check_in_chain(name, target, &image, base.as_deref())?;
@@ -328,7 +332,7 @@ impl QemuDriver {
             })?;
             args["base-node"] = json!(node);
         }
-        mon.exec("block-stream", with_speed(args, params))?;
+        mon.exec("block-stream", with_speed(args, params.bandwidth))?;
         failpoint::hit("block-pull:started");
         // A pull changes no definition: QEMU rewrites the image's backing when it ends.
         drop(lock);
@@ -343,13 +347,13 @@ impl QemuDriver {
         &self,
         name: &str,
         target: &str,
-        params: &Params,
+        params: &CommitParams,
         flags: u32,
         call: &mut Call,
     ) -> DriverResult {
         let lock = self.lock_domain(name, call)?;
-        let base = params.get_str("base").map(str::to_string);
-        let top = params.get_str("top").map(str::to_string);
+        let base = params.base.clone();
+        let top = params.top.clone();
         if self.running(name)?.is_none() {
             let (image, _) = self.offline_image(name, target)?;
             let top = top.unwrap_or(image.clone());
@@ -408,7 +412,7 @@ impl QemuDriver {
             finish: false,
         };
         let pending = if pivot { Some(self.begin(name, Change::BlockJob(ending))?) } else { None };
-        if let Err(e) = mon.exec("block-commit", with_speed(args, params)) {
+        if let Err(e) = mon.exec("block-commit", with_speed(args, params.bandwidth)) {
             if let Some(p) = pending {
                 p.done()?;
             }
@@ -445,13 +449,13 @@ impl QemuDriver {
         }
         let mut mon = self.monitor(name)?;
         if let Some((_, kind, info)) = self.job_on(&mut mon, target)? {
-            let mut r = Params::new();
-            r.push_str("type", kind)
-                .push("current", Value::UInt(info["offset"].as_u64().unwrap_or(0)))
-                .push("end", Value::UInt(info["len"].as_u64().unwrap_or(0)))
-                .push("ready", Value::Bool(info["ready"].as_bool().unwrap_or(false)))
-                .push_str("status", info["status"].as_str().unwrap_or(""));
-            call.emit_record(&r);
+            call.emit(&BlockJob {
+                kind: kind.to_string(),
+                current: info["offset"].as_u64().unwrap_or(0),
+                end: info["len"].as_u64().unwrap_or(0),
+                ready: info["ready"].as_bool().unwrap_or(false),
+                status: info["status"].as_str().unwrap_or("").to_string(),
+            });
         }
         Ok(())
     }

@@ -1,9 +1,9 @@
 //! Disk images, read through `qemu-img info`.
 
 use luavirt_plugin_api::domain::Disk;
-use luavirt_plugin_api::{DriverError, ErrorCode, Params, Value};
+use luavirt_plugin_api::records::{BackingImage, BlockInfo};
+use luavirt_plugin_api::{DriverError, ErrorCode};
 use serde::Deserialize;
-use std::path::Path;
 
 /// What `qemu-img info --output=json` says of one image of a chain.
 #[derive(Debug, Deserialize)]
@@ -62,7 +62,7 @@ pub fn qemu_img(args: &[&str]) -> Result<String, DriverError> {
 }
 
 /// The block info record of a disk: format, capacity, allocation, then its backing chain.
-pub fn block_info(domain: &str, disk: &Disk, path: &str) -> Result<Params, DriverError> {
+pub fn block_info(domain: &str, disk: &Disk, path: &str) -> Result<BlockInfo, DriverError> {
     check_readable(domain, disk, path)?;
     let mut args = vec!["info", "--output=json", "--backing-chain", "-U"];
     if let Some(f) = &disk.format {
@@ -77,16 +77,15 @@ pub fn block_info(domain: &str, disk: &Disk, path: &str) -> Result<Params, Drive
     let top = chain
         .first()
         .ok_or_else(|| DriverError::new(ErrorCode::Hypervisor, format!("qemu-img info printed no image for {path}")))?;
-    let mut r = Params::new();
-    r.push_str("format", top.format.clone()).push("capacity", Value::UInt(top.virtual_size));
-    if let Some(a) = top.actual_size {
-        r.push("allocation", Value::UInt(a));
-    }
-    for image in &chain[1..] {
-        r.push_str("backing", image.filename.clone()).push_str("backing_format", image.format.clone());
-    }
-    debug_assert!(!Path::new(&top.filename).as_os_str().is_empty());
-    Ok(r)
+    Ok(BlockInfo {
+        format: top.format.clone(),
+        capacity: top.virtual_size,
+        allocation: top.actual_size,
+        backing: chain[1..]
+            .iter()
+            .map(|i| BackingImage { path: i.filename.clone(), format: i.format.clone() })
+            .collect(),
+    })
 }
 
 /// Creates a qcow2 overlay `overlay` on top of `backing` (of format `backing_format`).

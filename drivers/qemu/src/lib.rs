@@ -22,13 +22,14 @@ mod reconcile;
 mod snapshot;
 mod state;
 
-use luavirt_plugin_api::abi::{
-    LV_CAP_BLOCK_INFO, LV_CAP_BLOCK_JOBS, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_SNAPSHOT, LV_STATE_SHUTOFF,
-};
+use luavirt_plugin_api::abi::{LV_CAP_BLOCK_INFO, LV_CAP_BLOCK_JOBS, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_SNAPSHOT};
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::fsutil::state_dir_for;
 use luavirt_plugin_api::kit::{Call, Driver, DriverResult};
-use luavirt_plugin_api::{DriverError, ErrorCode, Params, Uri, Value};
+use luavirt_plugin_api::records::{
+    CommitParams, CopyParams, Defined, DomainState, DomainStatus, DomainSummary, PullParams,
+};
+use luavirt_plugin_api::{DriverError, ErrorCode, Uri};
 use state::StateDir;
 
 /// One open `qemu:///session` connection.
@@ -64,13 +65,7 @@ impl Driver for QemuDriver {
         for name in self.state.domain_names()? {
             let (_, dom) = self.state.read_definition(&name)?;
             let (state, id) = self.state_of(&name, call)?;
-            let mut r = Params::new();
-            r.push_str("name", name)
-                .push_str("uuid", dom.uuid().unwrap_or_default())
-                .push("state", Value::UInt(state))
-                .push("id", Value::Int(id))
-                .push("persistent", Value::Bool(true));
-            call.emit_record(&r);
+            call.emit(&DomainSummary { uuid: dom.uuid().unwrap_or_default(), name, state, id, persistent: true });
         }
         Ok(())
     }
@@ -95,9 +90,7 @@ impl Driver for QemuDriver {
         self.state.index_uuid(&uuid, &name)?;
         self.state.write_definition(&name, &dom.to_xml())?;
         luavirt_plugin_api::failpoint::hit("define:written");
-        let mut r = Params::new();
-        r.push_str("name", name).push_str("uuid", dom.uuid().unwrap_or_default());
-        call.emit_record(&r);
+        call.emit(&Defined { name, uuid: dom.uuid().unwrap_or_default() });
         Ok(())
     }
 
@@ -105,7 +98,7 @@ impl Driver for QemuDriver {
         let _lock = self.lock_domain(name, call)?;
         self.state.read_definition(name)?;
         let (state, _) = self.state_of(name, call)?;
-        if state != LV_STATE_SHUTOFF {
+        if state != DomainState::ShutOff {
             return Err(DriverError::new(
                 ErrorCode::InvalidState,
                 format!("Domain '{name}' is running; destroy it first (luavirt destroy {name})"),
@@ -134,21 +127,16 @@ impl Driver for QemuDriver {
     fn get_state(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
         self.state.read_definition(name)?;
         let (state, id) = self.state_of(name, call)?;
-        let mut r = Params::new();
-        r.push("state", Value::UInt(state)).push("id", Value::Int(id));
-        if let Some(i) = self.pending_change(name)? {
+        let reason = self.pending_change(name)?.map(|i| {
             let since = luavirt_plugin_api::time::format_utc(i.started_at);
             let what = i.change.describe();
-            r.push_str(
-                "reason",
-                if i.owner_alive() {
-                    format!("{what} in progress (pid {}, since {since})", i.pid)
-                } else {
-                    format!("interrupted {what} (at {since}); the next change to the domain finishes or undoes it")
-                },
-            );
-        }
-        call.emit_record(&r);
+            if i.owner_alive() {
+                format!("{what} in progress (pid {}, since {since})", i.pid)
+            } else {
+                format!("interrupted {what} (at {since}); the next change to the domain finishes or undoes it")
+            }
+        });
+        call.emit(&DomainStatus { state, id, reason });
         Ok(())
     }
 
@@ -191,7 +179,7 @@ impl Driver for QemuDriver {
             )
         })?;
         let record = images::block_info(name, &d, path)?;
-        call.emit_record(&record);
+        call.emit(&record);
         Ok(())
     }
 
@@ -211,15 +199,15 @@ impl Driver for QemuDriver {
         self.snapshot_delete_impl(name, snapshot, flags, call)
     }
 
-    fn block_copy(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
+    fn block_copy(&self, name: &str, disk: &str, params: &CopyParams, flags: u32, call: &mut Call) -> DriverResult {
         self.block_copy_impl(name, disk, params, flags, call)
     }
 
-    fn block_pull(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
+    fn block_pull(&self, name: &str, disk: &str, params: &PullParams, flags: u32, call: &mut Call) -> DriverResult {
         self.block_pull_impl(name, disk, params, flags, call)
     }
 
-    fn block_commit(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
+    fn block_commit(&self, name: &str, disk: &str, params: &CommitParams, flags: u32, call: &mut Call) -> DriverResult {
         self.block_commit_impl(name, disk, params, flags, call)
     }
 

@@ -5,13 +5,11 @@ use crate::process;
 use crate::qmp::Qmp;
 use crate::state::{MONITORS, RunState, ensure_parent};
 use crate::{QemuDriver, cmdline, images};
-use luavirt_plugin_api::abi::{
-    LV_STATE_CRASHED, LV_STATE_PAUSED, LV_STATE_PMSUSPENDED, LV_STATE_RUNNING, LV_STATE_SHUTDOWN, LV_STATE_SHUTOFF,
-};
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::failpoint;
 use luavirt_plugin_api::fsutil::{PRIVATE_FILE, create_private_dir};
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
+use luavirt_plugin_api::records::DomainState;
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -38,28 +36,28 @@ impl QemuDriver {
         Ok(process::is_alive(rs.pid, rs.start_time).then_some(rs))
     }
 
-    /// `(LV_STATE_*, id)` of a domain. The id is QEMU's pid while it runs, else -1.
-    pub(crate) fn state_of(&self, name: &str, call: &mut Call) -> DriverResult<(u64, i64)> {
+    /// The state and id of a domain. The id is QEMU's pid while it runs, else -1.
+    pub(crate) fn state_of(&self, name: &str, call: &mut Call) -> DriverResult<(DomainState, i64)> {
         let Some(rs) = self.running(name)? else {
-            return Ok((LV_STATE_SHUTOFF, -1));
+            return Ok((DomainState::ShutOff, -1));
         };
         let (sock, _claim) = self.state.claim_monitor(name)?;
         let status =
             Qmp::connect(&sock, MONITOR_TIMEOUT, MONITOR_TIMEOUT).and_then(|mut q| q.execute("query-status", None));
         let state = match status {
             Ok(s) => match s.get("status").and_then(|v| v.as_str()).unwrap_or("running") {
-                "running" | "debug" => LV_STATE_RUNNING,
-                "shutdown" => LV_STATE_SHUTDOWN,
-                "internal-error" | "io-error" | "guest-panicked" => LV_STATE_CRASHED,
-                "suspended" => LV_STATE_PMSUSPENDED,
-                _ => LV_STATE_PAUSED,
+                "running" | "debug" => DomainState::Running,
+                "shutdown" => DomainState::InShutdown,
+                "internal-error" | "io-error" | "guest-panicked" => DomainState::Crashed,
+                "suspended" => DomainState::PmSuspended,
+                _ => DomainState::Paused,
             },
             Err(e) => {
                 call.log(
                     Level::Warning,
                     &format!("domain '{name}': QEMU (pid {}) runs but its monitor did not answer: {e}", rs.pid),
                 );
-                LV_STATE_RUNNING
+                DomainState::Running
             }
         };
         Ok((state, rs.pid as i64))

@@ -9,7 +9,8 @@ use crate::devices::{Device, Medium};
 use crate::vm::Vm;
 use crate::vmdk::{Image, OpenError};
 use luavirt_plugin_api::kit::{Call, Level};
-use luavirt_plugin_api::{DriverError, ErrorCode, Params, Value};
+use luavirt_plugin_api::records::{BackingImage, BlockInfo};
+use luavirt_plugin_api::{DriverError, ErrorCode};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -50,7 +51,7 @@ pub(crate) fn resolve(ds: &Datastores, base: &Path, text: &str, what: &str) -> R
 }
 
 /// The block info record of device `d` of `vm`.
-pub fn record(vm: &Vm, name: &str, d: &Device, ds: &Datastores, call: &mut Call) -> Result<Params, DriverError> {
+pub fn record(vm: &Vm, name: &str, d: &Device, ds: &Datastores, call: &mut Call) -> Result<BlockInfo, DriverError> {
     let disk = format!("Disk {} of domain '{name}'", d.target);
     let at = format!("{}:{}", vm.path.display(), d.file_line.unwrap_or(0));
     let file = match &d.medium {
@@ -86,10 +87,12 @@ pub fn record(vm: &Vm, name: &str, d: &Device, ds: &Datastores, call: &mut Call)
         }
         files.push(extent);
     }
-    let mut r = Params::new();
-    r.push_str("format", "vmdk")
-        .push("capacity", Value::UInt(top.descriptor.capacity()))
-        .push("allocation", Value::UInt(allocation(&files)));
+    let mut r = BlockInfo {
+        format: "vmdk".to_string(),
+        capacity: top.descriptor.capacity(),
+        allocation: Some(allocation(&files)),
+        backing: Vec::new(),
+    };
     let mut child = top;
     let mut seen = vec![child.path.clone()];
     while let Some(hint) = child.descriptor.parent_hint().map(str::to_string) {
@@ -131,7 +134,7 @@ pub fn record(vm: &Vm, name: &str, d: &Device, ds: &Datastores, call: &mut Call)
                 ),
             );
         }
-        r.push_str("backing", ds.display_path(&parent_path)).push_str("backing_format", "vmdk");
+        r.backing.push(BackingImage { path: ds.display_path(&parent_path), format: "vmdk".to_string() });
         seen.push(parent_path);
         child = parent;
     }
@@ -139,11 +142,11 @@ pub fn record(vm: &Vm, name: &str, d: &Device, ds: &Datastores, call: &mut Call)
 }
 
 /// A CD-ROM's record: raw, with sizes when its image file is there.
-fn media_record(file: Option<PathBuf>) -> Params {
-    let mut r = Params::new();
-    r.push_str("format", "raw");
+fn media_record(file: Option<PathBuf>) -> BlockInfo {
+    let mut r = BlockInfo { format: "raw".to_string(), ..BlockInfo::default() };
     if let Some(m) = file.and_then(|f| std::fs::metadata(f).ok()).filter(|m| m.is_file()) {
-        r.push("capacity", Value::UInt(m.len())).push("allocation", Value::UInt(m.blocks() * 512));
+        r.capacity = m.len();
+        r.allocation = Some(m.blocks() * 512);
     }
     r
 }

@@ -10,7 +10,8 @@
 //! - Disk details come from the VMDK descriptors ([`vmdk`], [`blockinfo`]).
 //! - Snapshots are kept as ESX keeps them: delta VMDKs, the `.vmx` pointed at them, and the
 //!   `.vmsd` ([`vmsd`], `snapshot`).
-//! - Run state needs an ESX host: every domain reads as shut off, and start/stop say so.
+//! - Run state needs an ESX host: every domain reads as shut off, and start, stop and
+//!   undefine are not in the vtable (the host says the driver does not support them).
 
 pub mod blockinfo;
 pub mod datastore;
@@ -29,11 +30,12 @@ pub mod xmldiff;
 
 use datastore::Datastores;
 use devices::Device;
-use luavirt_plugin_api::abi::{LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_SNAPSHOT, LV_STATE_SHUTOFF};
+use luavirt_plugin_api::abi::{LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_SNAPSHOT};
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::fsutil::{LockGuard, lock_exclusive, state_dir_for, write_atomic};
 use luavirt_plugin_api::kit::{Call, Driver, DriverResult, Level};
-use luavirt_plugin_api::{DriverError, ErrorCode, Params, Uri, Value};
+use luavirt_plugin_api::records::{Defined, DomainState, DomainStatus, DomainSummary};
+use luavirt_plugin_api::{DriverError, ErrorCode, Uri};
 use std::path::{Path, PathBuf};
 use vm::Vm;
 
@@ -120,7 +122,8 @@ impl VmxDriver {
 impl Driver for VmxDriver {
     const NAME: &'static str = "vmx";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "VMware .vmx domains on a datastore folder (files only)";
+    const DESCRIPTION: &'static str =
+        "VMware .vmx domains on a datastore folder (files only: the VMware client starts, stops and removes VMs)";
     const URI_SCHEMES: &'static str = "vmx";
     const CAPABILITIES: u64 = LV_CAP_DEFINE | LV_CAP_BLOCK_INFO | LV_CAP_SNAPSHOT;
 
@@ -162,13 +165,7 @@ impl Driver for VmxDriver {
                     String::new()
                 }
             };
-            let mut r = Params::new();
-            r.push_str("name", l.name)
-                .push_str("uuid", uuid)
-                .push("state", Value::UInt(LV_STATE_SHUTOFF))
-                .push("id", Value::Int(-1))
-                .push("persistent", Value::Bool(true));
-            call.emit_record(&r);
+            call.emit(&DomainSummary { name: l.name, uuid, state: DomainState::ShutOff, id: -1, persistent: true });
         }
         Ok(())
     }
@@ -198,21 +195,8 @@ impl Driver for VmxDriver {
         }
         // Also drops members of disks that left the VM since the sidecar was written.
         sidecar::write(&vm.sidecar_path(), &plan.sets, &devices)?;
-        let mut r = Params::new();
-        r.push_str("name", name).push_str("uuid", view.uuid().or(given.uuid()).unwrap_or_default());
-        call.emit_record(&r);
+        call.emit(&Defined { name, uuid: view.uuid().or(given.uuid()).unwrap_or_default() });
         Ok(())
-    }
-
-    fn undefine(&self, name: &str, _flags: u32, _call: &mut Call) -> DriverResult {
-        let vm = self.find(name)?;
-        Err(DriverError::new(
-            ErrorCode::Unsupported,
-            format!(
-                "Undefining domain '{name}' would delete {}; luavirt leaves that to the VMware client (remove the VM there, or delete its folder)",
-                vm.path.display()
-            ),
-        ))
     }
 
     fn get_xml(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
@@ -232,20 +216,8 @@ impl Driver for VmxDriver {
             ),
             None => "files only: the run state needs an ESX host".to_string(),
         };
-        let mut r = Params::new();
-        r.push("state", Value::UInt(LV_STATE_SHUTOFF)).push("id", Value::Int(-1)).push_str("reason", reason);
-        call.emit_record(&r);
+        call.emit(&DomainStatus { state: DomainState::ShutOff, id: -1, reason: Some(reason) });
         Ok(())
-    }
-
-    fn create(&self, name: &str, _flags: u32, _call: &mut Call) -> DriverResult {
-        self.find(name)?;
-        Err(needs_esx(&format!("Starting domain '{name}'"), "use the VMware client"))
-    }
-
-    fn destroy(&self, name: &str, _flags: u32, _call: &mut Call) -> DriverResult {
-        self.find(name)?;
-        Err(needs_esx(&format!("Stopping domain '{name}'"), "use the VMware client"))
     }
 
     fn get_block_info(&self, name: &str, disk: &str, _flags: u32, call: &mut Call) -> DriverResult {
@@ -259,7 +231,7 @@ impl Driver for VmxDriver {
             )
         })?;
         let r = blockinfo::record(&vm, name, d, &self.stores, call)?;
-        call.emit_record(&r);
+        call.emit(&r);
         Ok(())
     }
 
@@ -293,11 +265,8 @@ luavirt_plugin_api::export_driver!(
     ops: [
         connect_list_domains,
         domain_define_xml,
-        domain_undefine,
         domain_get_xml,
         domain_get_state,
-        domain_create,
-        domain_destroy,
         domain_get_block_info,
         domain_snapshot_create,
         domain_snapshot_list,

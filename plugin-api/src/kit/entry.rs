@@ -3,7 +3,8 @@
 //! an error code plus a message for the host.
 
 use super::{Call, Driver, Host};
-use crate::abi::{LvCall, LvHostApi, LvParam, LvStr};
+use crate::abi::{self, LvCall, LvHostApi, LvParam, LvStr};
+use crate::records::{CommitParams, CopyParams, PullParams, Record};
 use crate::{DriverError, ErrorCode, Params, Uri};
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -43,6 +44,24 @@ fn guarded<D: Driver>(
     }
 }
 
+/// Refuses flag bits outside `accepted` (the function's `LV_*_FLAGS` mask), naming them: a
+/// host asking for something this driver was not built to do must hear "no".
+fn check_flags<D: Driver>(op: &str, flags: u32, accepted: u32) -> Result<(), DriverError> {
+    let unknown = flags & !accepted;
+    if unknown == 0 {
+        return Ok(());
+    }
+    Err(DriverError::new(
+        ErrorCode::Unsupported,
+        format!(
+            "Driver '{}' does not know flag bit(s) {unknown:#x} of {op} (it was built for ABI {}.{}, whose {op} takes {accepted:#x}); update the driver",
+            D::NAME,
+            abi::LV_ABI_MAJOR,
+            abi::LV_ABI_MINOR
+        ),
+    ))
+}
+
 fn text_arg(s: LvStr, what: &str) -> Result<String, DriverError> {
     // SAFETY: the host passes strings valid for the call.
     let bytes = unsafe { s.as_bytes() };
@@ -63,6 +82,7 @@ pub unsafe extern "C" fn connect_open<D: Driver>(
 ) -> i32 {
     let h = Host::new(host);
     guarded::<D>(h, call, "connect_open", |out| {
+        check_flags::<D>("connect_open", flags, abi::LV_NO_FLAGS)?;
         let text = text_arg(uri, "URI")?;
         let uri = Uri::parse(&text).map_err(|e| DriverError::new(ErrorCode::InvalidUri, e.to_string()))?;
         let driver = D::open(&uri, flags, out)?;
@@ -86,9 +106,9 @@ pub unsafe extern "C" fn connect_close<D: Driver>(conn: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(conn)));
 }
 
-/// Generates one entry function per driver operation.
+/// Generates one entry function per driver operation, accepting the flags in its mask.
 macro_rules! entries {
-    ($( $entry:ident => $method:ident ( $( $arg:ident : $what:literal ),* ) ; )*) => {$(
+    ($( $entry:ident => $method:ident ( $( $arg:ident : $what:literal ),* ) $mask:ident ; )*) => {$(
         #[doc = concat!("`", stringify!($entry), "`")]
         ///
         /// # Safety
@@ -97,6 +117,7 @@ macro_rules! entries {
             // SAFETY: the host passes the handle connect_open returned.
             let conn = unsafe { &*(conn as *const Conn<D>) };
             guarded::<D>(conn.host, call, stringify!($entry), |out| {
+                check_flags::<D>(stringify!($entry), flags, abi::$mask)?;
                 $( let $arg = text_arg($arg, $what)?; )*
                 conn.driver.$method($( &$arg, )* flags, out)
             })
@@ -106,7 +127,7 @@ macro_rules! entries {
 
 /// Generates the entry functions of operations that also take typed parameters.
 macro_rules! param_entries {
-    ($( $entry:ident => $method:ident ; )*) => {$(
+    ($( $entry:ident => $method:ident ( $params:ty ) $mask:ident ; )*) => {$(
         #[doc = concat!("`", stringify!($entry), "`")]
         ///
         /// # Safety
@@ -123,10 +144,11 @@ macro_rules! param_entries {
             // SAFETY: the host passes the handle connect_open returned.
             let conn = unsafe { &*(conn as *const Conn<D>) };
             guarded::<D>(conn.host, call, stringify!($entry), |out| {
+                check_flags::<D>(stringify!($entry), flags, abi::$mask)?;
                 let name = text_arg(name, "domain name")?;
                 let disk = text_arg(disk, "disk name")?;
                 // SAFETY: the host passes `nparams` valid parameters.
-                let params = unsafe { Params::from_abi(params, nparams) };
+                let params = <$params>::from_params(&unsafe { Params::from_abi(params, nparams) });
                 conn.driver.$method(&name, &disk, &params, flags, out)
             })
         }
@@ -134,28 +156,28 @@ macro_rules! param_entries {
 }
 
 param_entries! {
-    domain_block_copy => block_copy;
-    domain_block_pull => block_pull;
-    domain_block_commit => block_commit;
+    domain_block_copy => block_copy(CopyParams) LV_BLOCK_COPY_FLAGS;
+    domain_block_pull => block_pull(PullParams) LV_BLOCK_PULL_FLAGS;
+    domain_block_commit => block_commit(CommitParams) LV_BLOCK_COMMIT_FLAGS;
 }
 
 entries! {
-    connect_list_domains => list_domains();
-    domain_define_xml => define_xml(xml: "domain XML");
-    domain_undefine => undefine(name: "domain name");
-    domain_get_xml => get_xml(name: "domain name");
-    domain_get_state => get_state(name: "domain name");
-    domain_create => create(name: "domain name");
-    domain_destroy => destroy(name: "domain name");
-    domain_get_block_info => get_block_info(name: "domain name", disk: "disk name");
-    domain_snapshot_create => snapshot_create(name: "domain name", xml: "snapshot XML");
-    domain_snapshot_list => snapshot_list(name: "domain name");
-    domain_snapshot_revert => snapshot_revert(name: "domain name", snapshot: "snapshot name");
-    domain_snapshot_delete => snapshot_delete(name: "domain name", snapshot: "snapshot name");
-    domain_block_job_info => block_job_info(name: "domain name", disk: "disk name");
-    domain_block_job_abort => block_job_abort(name: "domain name", disk: "disk name");
-    domain_block_job_wait => block_job_wait(name: "domain name", disk: "disk name");
-    domain_reconcile => reconcile(name: "domain name");
+    connect_list_domains => list_domains() LV_NO_FLAGS;
+    domain_define_xml => define_xml(xml: "domain XML") LV_NO_FLAGS;
+    domain_undefine => undefine(name: "domain name") LV_NO_FLAGS;
+    domain_get_xml => get_xml(name: "domain name") LV_GET_XML_FLAGS;
+    domain_get_state => get_state(name: "domain name") LV_NO_FLAGS;
+    domain_create => create(name: "domain name") LV_NO_FLAGS;
+    domain_destroy => destroy(name: "domain name") LV_NO_FLAGS;
+    domain_get_block_info => get_block_info(name: "domain name", disk: "disk name") LV_NO_FLAGS;
+    domain_snapshot_create => snapshot_create(name: "domain name", xml: "snapshot XML") LV_SNAPSHOT_CREATE_FLAGS;
+    domain_snapshot_list => snapshot_list(name: "domain name") LV_NO_FLAGS;
+    domain_snapshot_revert => snapshot_revert(name: "domain name", snapshot: "snapshot name") LV_SNAPSHOT_REVERT_FLAGS;
+    domain_snapshot_delete => snapshot_delete(name: "domain name", snapshot: "snapshot name") LV_SNAPSHOT_DELETE_FLAGS;
+    domain_block_job_info => block_job_info(name: "domain name", disk: "disk name") LV_NO_FLAGS;
+    domain_block_job_abort => block_job_abort(name: "domain name", disk: "disk name") LV_BLOCK_JOB_ABORT_FLAGS;
+    domain_block_job_wait => block_job_wait(name: "domain name", disk: "disk name") LV_BLOCK_JOB_WAIT_FLAGS;
+    domain_reconcile => reconcile(name: "domain name") LV_NO_FLAGS;
 }
 
 /// Exports a [`Driver`] as a luavirt plugin: defines its vtable, its `LvDriverInfo` and the

@@ -15,7 +15,8 @@
 pub mod entry;
 
 use crate::abi::{LvCall, LvHostApi, LvStr};
-use crate::{DriverError, Params, Uri};
+use crate::records::{CommitParams, CopyParams, PullParams, Record};
+use crate::{DriverError, Uri};
 
 /// Log levels for [`Host::log`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,9 +78,11 @@ impl Call {
         unsafe { (self.host.api().emit_text)(self.call, LvStr::from_str(text)) }
     }
 
-    /// Hands one record to the host.
-    pub fn emit_record(&mut self, record: &Params) {
-        let abi = record.to_abi();
+    /// Hands one record to the host (one of [`crate::records`]).
+    pub fn emit(&mut self, record: &impl Record) {
+        // The ABI list borrows the strings of `params`, which must outlive the callback.
+        let params = record.to_params();
+        let abi = params.to_abi();
         unsafe { (self.host.api().emit_record)(self.call, abi.as_ptr(), abi.len()) }
     }
 
@@ -174,16 +177,16 @@ pub trait Driver: Sized + Send + 'static {
     fn snapshot_delete(&self, name: &str, snapshot: &str, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Deleting snapshots"))
     }
-    /// Copies `disk` to `params["dest"]`.
-    fn block_copy(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
+    /// Copies `disk` to `params.dest`.
+    fn block_copy(&self, name: &str, disk: &str, params: &CopyParams, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Block copy"))
     }
-    /// Pulls backing data into `disk`, down to `params["base"]`.
-    fn block_pull(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
+    /// Pulls backing data into `disk`, down to `params.base`.
+    fn block_pull(&self, name: &str, disk: &str, params: &PullParams, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Block pull"))
     }
-    /// Commits `disk`'s images from `params["top"]` into `params["base"]`.
-    fn block_commit(&self, name: &str, disk: &str, params: &Params, flags: u32, call: &mut Call) -> DriverResult {
+    /// Commits `disk`'s images from `params.top` into `params.base`.
+    fn block_commit(&self, name: &str, disk: &str, params: &CommitParams, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Block commit"))
     }
     /// Emits a record about `disk`'s block job, if there is one.

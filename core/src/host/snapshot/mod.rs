@@ -8,9 +8,9 @@ mod spec;
 pub use plan::{PlannedDisk, PlannedMemory, SnapshotPlan, check_snapshot_name, default_overlay};
 pub use spec::{DiskSpec, MemSpec, SnapshotRequest};
 
-use super::{Connection, entry, suggest};
+use super::{Connection, suggest};
+use crate::driver::client::{SnapshotCreateFlags, SnapshotDeleteFlags, SnapshotRevertFlags};
 use crate::error::{Error, Result};
-use luavirt_plugin_api::abi::{self, LvStr};
 use luavirt_plugin_api::snapshot::{SnapshotTree, SnapshotXml};
 
 /// How a revert leaves the domain.
@@ -45,12 +45,12 @@ impl Connection {
     pub fn snapshot_plan(&self, domain: &str, req: &SnapshotRequest) -> Result<SnapshotPlan> {
         let dom = self.read_domain(domain)?;
         let wants_memory = req.memory.as_ref().is_some_and(|m| m.snapshot.as_deref() != Some("no"));
-        if wants_memory && self.driver.capabilities & abi::LV_CAP_LIFECYCLE == 0 {
+        if wants_memory && !self.driver().runs_domains() {
             return Err(Error::Unsupported {
-                driver: self.driver.name.clone(),
+                driver: self.driver().name.clone(),
                 operation: format!(
                     "snapshots with memory of domain '{domain}': it cannot run domains ({}), and only a running hypervisor has memory to save",
-                    self.driver.description
+                    self.driver().description
                 ),
             });
         }
@@ -68,50 +68,36 @@ impl Connection {
 
     /// The disks whose image has a backing image, as far as the driver reports images.
     fn overlay_disks(&self, domain: &str, dom: &luavirt_plugin_api::domain::DomainXml) -> Vec<String> {
-        let Some(f) = self.driver.vtable().domain_get_block_info else { return Vec::new() };
+        if !self.client.has_block_info() {
+            return Vec::new();
+        }
         dom.disks()
             .into_iter()
             .filter(|d| d.source.path().is_some() && !d.transient)
-            .filter(|d| {
-                self.call("reading disk image details", &Default::default(), |h, c| unsafe {
-                    f(h, LvStr::from_str(domain), LvStr::from_str(&d.target), 0, c)
-                })
-                .is_ok_and(|out| out.records.first().is_some_and(|r| r.get("backing").is_some()))
-            })
+            .filter(|d| self.client.block_info(domain, &d.target).is_ok_and(|i| !i.backing.is_empty()))
             .map(|d| d.target)
             .collect()
     }
 
     /// Takes a snapshot; returns the plan it followed and the snapshot as stored.
     pub fn snapshot_create(&self, domain: &str, req: &SnapshotRequest) -> Result<(SnapshotPlan, SnapshotXml)> {
-        let f = entry!(self, domain_snapshot_create, "snapshots");
         let _lock = self.lock_domain(domain)?;
         let plan = self.snapshot_plan(domain, req)?;
-        let mut flags = 0;
-        for (on, flag) in [
-            (req.disk_only, abi::LV_SNAPSHOT_CREATE_DISK_ONLY),
-            (req.halt, abi::LV_SNAPSHOT_CREATE_HALT),
-            (req.reuse_external, abi::LV_SNAPSHOT_CREATE_REUSE_EXT),
-            (req.no_metadata, abi::LV_SNAPSHOT_CREATE_NO_METADATA),
-            (req.live, abi::LV_SNAPSHOT_CREATE_LIVE),
-            (true, abi::LV_SNAPSHOT_CREATE_ATOMIC),
-        ] {
-            if on {
-                flags |= flag;
-            }
-        }
+        let flags = SnapshotCreateFlags {
+            no_metadata: req.no_metadata,
+            halt: req.halt,
+            disk_only: req.disk_only,
+            reuse_external: req.reuse_external,
+            live: req.live,
+        };
         let xml = plan.to_snapshot_xml().to_xml();
         let out = self.mutate(
             domain,
             || format!("take snapshot {}", plan.summary()),
-            || {
-                self.call("taking a snapshot", &Default::default(), |h, c| unsafe {
-                    f(h, LvStr::from_str(domain), LvStr::from_str(&xml), flags, c)
-                })
-            },
+            || self.client.snapshot_create(domain, &xml, flags),
         )?;
         let stored = match out {
-            Some(out) => SnapshotXml::parse(&out.into_text()).map_err(Error::from)?,
+            Some(text) => SnapshotXml::parse(&text).map_err(Error::from)?,
             None => self.plan_snapshot(domain, &plan, req)?,
         };
         Ok((plan, stored))
@@ -119,13 +105,11 @@ impl Connection {
 
     /// Every snapshot of the domain, as a tree.
     pub fn snapshots(&self, domain: &str) -> Result<SnapshotTree> {
-        let f = entry!(self, domain_snapshot_list, "snapshots");
         if let Some(planned) = self.planned_snapshots(domain) {
             return Ok(planned);
         }
-        let out = self.call_domain("listing snapshots", f, domain, 0).map_err(|e| self.explain_missing(domain, e))?;
-        let current = out.records.first().and_then(|r| r.get_str("current").map(str::to_string));
-        let snaps = out.texts.iter().map(|t| SnapshotXml::parse(t)).collect::<Result<Vec<_>, _>>()?;
+        let (texts, current) = self.client.snapshot_list(domain).map_err(|e| self.explain_missing(domain, e))?;
+        let snaps = texts.iter().map(|t| SnapshotXml::parse(t)).collect::<Result<Vec<_>, _>>()?;
         Ok(SnapshotTree::new(current, snaps))
     }
 
@@ -144,30 +128,16 @@ impl Connection {
 
     /// Reverts the domain to a snapshot.
     pub fn snapshot_revert(&self, domain: &str, name: &str, opts: RevertOptions) -> Result<()> {
-        let f = entry!(self, domain_snapshot_revert, "reverting to snapshots");
         if opts.running && opts.paused {
             return Err(Error::InvalidArg("--running and --paused cannot go together".to_string()));
         }
         let _lock = self.lock_domain(domain)?;
         self.snapshot(domain, name)?;
-        let mut flags = 0;
-        for (on, flag) in [
-            (opts.running, abi::LV_SNAPSHOT_REVERT_RUNNING),
-            (opts.paused, abi::LV_SNAPSHOT_REVERT_PAUSED),
-            (opts.force, abi::LV_SNAPSHOT_REVERT_FORCE),
-        ] {
-            if on {
-                flags |= flag;
-            }
-        }
+        let flags = SnapshotRevertFlags { running: opts.running, paused: opts.paused, force: opts.force };
         let ran = self.mutate(
             domain,
             || format!("revert to snapshot '{name}'"),
-            || {
-                self.call("reverting to a snapshot", &Default::default(), |h, c| unsafe {
-                    f(h, LvStr::from_str(domain), LvStr::from_str(name), flags, c)
-                })
-            },
+            || self.client.snapshot_revert(domain, name, flags),
         )?;
         if ran.is_none() {
             self.plan_revert(domain, name, opts)?;
@@ -178,7 +148,6 @@ impl Connection {
     /// Deletes a snapshot (with `children`, its descendants first; with `children_only`, only
     /// them). Returns the names deleted, in order.
     pub fn snapshot_delete(&self, domain: &str, name: &str, opts: DeleteOptions) -> Result<Vec<String>> {
-        let f = entry!(self, domain_snapshot_delete, "deleting snapshots");
         if opts.mirror_pivot && opts.mirror_abort {
             return Err(Error::InvalidArg(
                 "--mirror-pivot keeps the mirror and --mirror-abort keeps the source: choose one".to_string(),
@@ -197,26 +166,17 @@ impl Connection {
         if !opts.children_only {
             order.push(name.to_string());
         }
-        let mut flags = 0;
-        for (on, flag) in [
-            (opts.metadata_only, abi::LV_SNAPSHOT_DELETE_METADATA_ONLY),
-            (opts.mirror_pivot, abi::LV_SNAPSHOT_DELETE_MIRROR_PIVOT),
-            (opts.mirror_abort, abi::LV_SNAPSHOT_DELETE_MIRROR_ABORT),
-        ] {
-            if on {
-                flags |= flag;
-            }
-        }
+        let flags = SnapshotDeleteFlags {
+            metadata_only: opts.metadata_only,
+            mirror_pivot: opts.mirror_pivot,
+            mirror_abort: opts.mirror_abort,
+        };
         let mut done = Vec::new();
         for snap in order {
             let r = self.mutate(
                 domain,
                 || format!("delete snapshot '{snap}'"),
-                || {
-                    self.call("deleting a snapshot", &Default::default(), |h, c| unsafe {
-                        f(h, LvStr::from_str(domain), LvStr::from_str(&snap), flags, c)
-                    })
-                },
+                || self.client.snapshot_delete(domain, &snap, flags),
             );
             if let Ok(None) = r {
                 self.plan_snapshot_deleted(domain, &snap)?;

@@ -16,8 +16,9 @@ use crate::QemuDriver;
 use crate::monitor::Monitor;
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::kit::{Call, DriverResult};
+use luavirt_plugin_api::records::SnapshotCurrent;
 use luavirt_plugin_api::snapshot::{SnapshotTree, SnapshotXml};
-use luavirt_plugin_api::{DriverError, ErrorCode, Params};
+use luavirt_plugin_api::{DriverError, ErrorCode};
 use std::collections::BTreeSet;
 
 /// One disk's part in a snapshot, with the image it applies to.
@@ -179,11 +180,7 @@ impl QemuDriver {
         for s in tree.all() {
             call.emit_text(&s.to_xml());
         }
-        let mut r = Params::new();
-        if let Some(c) = &tree.current {
-            r.push_str("current", c.clone());
-        }
-        call.emit_record(&r);
+        call.emit(&SnapshotCurrent { current: tree.current.clone() });
         Ok(())
     }
 }

@@ -11,8 +11,8 @@ use crate::VmxDriver;
 use crate::datastore::Datastores;
 use crate::devices::Medium;
 use crate::vmsd::Snapshot;
-use luavirt_plugin_api::Params;
 use luavirt_plugin_api::kit::{Call, DriverResult};
+use luavirt_plugin_api::records::SnapshotCurrent;
 use luavirt_plugin_api::snapshot::{SnapshotDisk, SnapshotMemory, SnapshotXml};
 use std::path::{Path, PathBuf};
 
@@ -111,11 +111,7 @@ impl VmxDriver {
         for s in l.vmsd.snapshots() {
             call.emit_text(&xml(&l, &self.stores, &deltas, s).to_xml());
         }
-        let mut r = Params::new();
-        if let Some(c) = l.vmsd.current() {
-            r.push_str("current", c.name.clone());
-        }
-        call.emit_record(&r);
+        call.emit(&SnapshotCurrent { current: l.vmsd.current().map(|c| c.name.clone()) });
         Ok(())
     }
 }

@@ -2,9 +2,10 @@
 //! reading a domain's XML fails with an error, reading its state succeeds. The host must turn
 //! the panic into an error and keep working.
 
-use luavirt_plugin_api::abi::{LV_CAP_READ_ONLY, LV_STATE_SHUTOFF};
+use luavirt_plugin_api::abi::LV_CAP_READ_ONLY;
 use luavirt_plugin_api::kit::{Call, Driver, DriverResult};
-use luavirt_plugin_api::{DriverError, ErrorCode, Params, Uri, Value};
+use luavirt_plugin_api::records::{DomainState, DomainStatus};
+use luavirt_plugin_api::{DriverError, ErrorCode, Uri};
 
 /// The misbehaving driver.
 pub struct Panicky;
@@ -29,9 +30,7 @@ impl Driver for Panicky {
     }
 
     fn get_state(&self, _name: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        let mut r = Params::new();
-        r.push("state", Value::UInt(LV_STATE_SHUTOFF)).push("id", Value::Int(-1));
-        call.emit_record(&r);
+        call.emit(&DomainStatus { state: DomainState::ShutOff, id: -1, reason: None });
         Ok(())
     }
 }
