@@ -118,8 +118,30 @@ fn a_driver_built_for_an_older_minor_loads_and_lacks_only_the_newer_functions() 
     build_c_driver(&repo_dir().join("tests/drivers/c/misfit.c"), &dir.join("old_minor.so"), &["-DMISFIT_OLD_MINOR"]);
     let out = env.ok(&["drivers"]);
     assert!(out.lines().any(|l| l.starts_with(" misfit ") && l.contains(" 1.0 ")), "{out}");
+    assert!(
+        out.contains("note: misfit: built for ABI 1.0: the functions added in 1.1 and later are unsupported"),
+        "{out}"
+    );
     let err = env.fails(&["-c", "misfit:///", "snapshot-list", "x"], 1);
     assert!(err.contains("Driver 'misfit' does not support snapshots"), "{err}");
+}
+
+#[test]
+fn a_driver_built_for_a_newer_minor_loads_with_the_functions_this_host_knows() {
+    let env = Env::new("newminor").with_driver_dir();
+    let dir = env.driver_dir.clone().unwrap();
+    build_c_driver(&repo_dir().join("tests/drivers/c/misfit.c"), &dir.join("new_minor.so"), &["-DMISFIT_NEW_MINOR"]);
+    let out = env.ok(&["drivers"]);
+    let (host, newer) = (luavirt_plugin_api::abi::LV_ABI_MINOR, luavirt_plugin_api::abi::LV_ABI_MINOR + 1);
+    assert!(out.lines().any(|l| l.starts_with(" misfit ") && l.contains(&format!(" 1.{newer} "))), "{out}");
+    assert!(
+        out.contains(&format!(
+            "note: misfit: built for ABI 1.{newer}, newer than this host's 1.{host}: loaded with the functions of 1.{host}"
+        )),
+        "{out}"
+    );
+    let err = env.fails(&["-c", "misfit:///", "list"], 1);
+    assert!(err.contains("Driver 'misfit' does not support listing domains"), "{err}");
 }
 
 #[test]

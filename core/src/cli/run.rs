@@ -182,6 +182,11 @@ fn drivers(host: &Host) -> Output {
         })
         .collect();
     let mut text = render(&["Name", "Version", "ABI", "Schemes", "Capabilities", "Path"], &rows);
+    for d in host.drivers() {
+        if let Some(note) = d.abi_note() {
+            text.push_str(&format!("note: {}: {note}\n", d.name));
+        }
+    }
     for r in host.refused() {
         text.push_str(&format!("refused: {}: {}\n", r.path.display(), r.reason));
     }
@@ -189,7 +194,7 @@ fn drivers(host: &Host) -> Output {
         "drivers": host.drivers().iter().map(|d| json!({
             "name": d.name, "version": d.version, "abi": format!("{}.{}", d.abi.0, d.abi.1),
             "schemes": d.schemes, "capabilities": d.capability_names(), "description": d.description,
-            "path": d.path,
+            "path": d.path, "note": d.abi_note(),
         })).collect::<Vec<_>>(),
         "refused": host.refused().iter().map(|r| json!({ "path": r.path, "reason": r.reason })).collect::<Vec<_>>(),
     });

@@ -73,6 +73,23 @@ impl LoadedDriver {
         self.schemes.iter().any(|s| s == scheme)
     }
 
+    /// What its ABI minor means here, when it is not the host's: a newer driver is used with
+    /// the functions of the host's minor, an older one lacks the functions added after it.
+    pub fn abi_note(&self) -> Option<String> {
+        let (major, minor) = self.abi;
+        let host = abi::LV_ABI_MINOR;
+        match minor.cmp(&host) {
+            std::cmp::Ordering::Greater => Some(format!(
+                "built for ABI {major}.{minor}, newer than this host's {major}.{host}: loaded with the functions of {major}.{host}"
+            )),
+            std::cmp::Ordering::Less => Some(format!(
+                "built for ABI {major}.{minor}: the functions added in {major}.{} and later are unsupported",
+                minor + 1
+            )),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+
     /// Whether it starts and stops domains (so they have memory to save).
     pub fn runs_domains(&self) -> bool {
         self.capabilities & abi::LV_CAP_LIFECYCLE != 0

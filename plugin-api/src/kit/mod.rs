@@ -1,15 +1,51 @@
 //! The safe Rust side of the driver ABI.
 //!
 //! A driver implements [`Driver`] (every operation has a default that answers "unsupported"),
-//! then exports itself once:
+//! then exports itself once. A complete driver of one domain that is always shut off:
 //!
-//! ```ignore
-//! luavirt_plugin_api::export_driver!(MyDriver, ops: [connect_list_domains, domain_get_xml]);
+//! ```
+//! use luavirt_plugin_api::kit::{Call, Driver, DriverResult};
+//! use luavirt_plugin_api::records::{DomainState, DomainSummary};
+//! use luavirt_plugin_api::{DriverError, ErrorCode, Uri};
+//!
+//! pub struct Still;
+//!
+//! impl Driver for Still {
+//!     const NAME: &'static str = "still";
+//!     const VERSION: &'static str = "1.0.0";
+//!     const DESCRIPTION: &'static str = "One domain that never runs";
+//!     const URI_SCHEMES: &'static str = "still";
+//!     const CAPABILITIES: u64 = luavirt_plugin_api::abi::LV_CAP_READ_ONLY;
+//!
+//!     fn open(uri: &Uri, _flags: u32, _call: &mut Call) -> DriverResult<Self> {
+//!         match uri.path.as_str() {
+//!             "/" | "" => Ok(Still),
+//!             other => Err(DriverError::new(ErrorCode::InvalidUri, format!("{uri}: no path {other} here; use still:///"))),
+//!         }
+//!     }
+//!
+//!     fn list_domains(&self, _flags: u32, call: &mut Call) -> DriverResult {
+//!         call.emit(&DomainSummary {
+//!             name: "quiet".into(),
+//!             uuid: "8c3f1d0e-2b4a-4c5d-9e6f-708192a3b4c5".into(),
+//!             state: DomainState::ShutOff,
+//!             id: -1,
+//!             persistent: true,
+//!         });
+//!         Ok(())
+//!     }
+//! }
+//!
+//! luavirt_plugin_api::export_driver!(Still, ops: [connect_list_domains]);
+//! # let info = unsafe { &*luavirt_driver_entry_v1() };
+//! # assert!(info.vtable.is_null() == false);
 //! ```
 //!
 //! The listed operations fill the vtable; the others stay NULL, which the host reports as
-//! unsupported. Each exported function catches panics and turns them into
-//! `LV_ERR_DRIVER_PANIC` errors, so a bug in a driver never unwinds into the host.
+//! unsupported. Each exported function refuses flag bits outside the function's `LV_*_FLAGS`
+//! mask and catches panics, turning them into `LV_ERR_DRIVER_PANIC` errors, so a bug in a
+//! driver never unwinds into the host. Results are the typed records of [`crate::records`],
+//! emitted with [`Call::emit`].
 
 #[doc(hidden)]
 pub mod entry;

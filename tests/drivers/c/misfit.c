@@ -16,6 +16,7 @@
  *   -DMISFIT_WILD_NAME    a name pointing at nothing
  * The host must refuse each with a reason that names the mismatch. With
  *   -DMISFIT_OLD_MINOR    built for ABI 1.0: a vtable that ends before the 1.1 functions
+ *   -DMISFIT_NEW_MINOR    built for a minor newer than the host's, with a function it does not know
  * it loads, and the 1.1 functions read as unsupported. With
  *   -DMISFIT_CONSTRUCTOR  its constructor creates the file named by $MISFIT_MARKER, to show
  *                         whether the host let its code run. */
@@ -51,6 +52,8 @@ __attribute__((unused)) static int32_t open_conn(const LvHostApi *host, LvStr ur
 
 __attribute__((unused)) static void close_conn(void *conn) { (void)conn; }
 
+__attribute__((unused)) static void close_later(void) {}
+
 /* unused in the variants that return something else */
 __attribute__((unused)) static const LvDriverVtable vtable = {
 #ifdef MISFIT_OLD_MINOR
@@ -73,6 +76,21 @@ __attribute__((unused)) static const LvDriverVtable vtable = {
 #endif
 };
 
+#ifdef MISFIT_NEW_MINOR
+/* A newer minor's vtable: the known functions, then one appended later. */
+static const struct {
+    LvDriverVtable known;
+    void (*later)(void);
+} newer = {
+    .known = {
+        .struct_size = sizeof(LvDriverVtable) + sizeof(void (*)(void)),
+        .connect_open = open_conn,
+        .connect_close = close_conn,
+    },
+    .later = close_later,
+};
+#endif
+
 __attribute__((unused)) static const LvDriverInfo info = {
 #ifdef MISFIT_SIZE
     .struct_size = 8,
@@ -86,7 +104,11 @@ __attribute__((unused)) static const LvDriverInfo info = {
 #else
     .abi_major = LV_ABI_MAJOR,
 #endif
+#ifdef MISFIT_NEW_MINOR
+    .abi_minor = LV_ABI_MINOR + 1,
+#else
     .abi_minor = 0, /* older than the host's; the host accepts any minor of its major */
+#endif
 #ifdef MISFIT_POINTERS
     .pointer_width = 4,
 #else
@@ -104,6 +126,8 @@ __attribute__((unused)) static const LvDriverInfo info = {
     .vtable = NULL,
 #elif defined(MISFIT_WILD_VTABLE)
     .vtable = WILD(const LvDriverVtable *),
+#elif defined(MISFIT_NEW_MINOR)
+    .vtable = &newer.known,
 #else
     .vtable = &vtable,
 #endif
