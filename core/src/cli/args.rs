@@ -367,7 +367,7 @@ pub struct SetArgs {
     /// Domain name.
     pub domain: String,
     /// Disk set name.
-    #[arg(long = "set", default_value = "selected", value_name = "NAME")]
+    #[arg(long = "set", default_value = luavirt_plugin_api::domain::DEFAULT_SET, value_name = "NAME")]
     pub set: String,
 }
 

@@ -3,9 +3,9 @@
 use super::args::{Command, WaitArgs};
 use super::progress;
 use super::run::{Output, out};
-use luavirt_core::Connection;
-use luavirt_core::error::Error;
-use luavirt_core::host::{CommitOptions, CopyOptions, JobControl, PullOptions};
+use luavirt_host::Connection;
+use luavirt_host::error::Error;
+use luavirt_host::{CommitOptions, CopyOptions, JobControl, PullOptions};
 use serde_json::json;
 
 /// Runs one block job command.

@@ -4,8 +4,8 @@
 
 use super::args::{Cli, Command, DisksetCommand, SetArgs};
 use super::table::{human_size, render};
-use luavirt_core::host::{DiskSetChange, DomainState, default_uri};
-use luavirt_core::{Connection, Error, Host};
+use luavirt_host::{Connection, Error, Host};
+use luavirt_host::{DiskSetChange, DomainState, default_uri};
 use luavirt_plugin_api::domain::DiskMode;
 use serde_json::json;
 use std::io::{Read, Write};

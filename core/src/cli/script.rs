@@ -2,10 +2,10 @@
 
 use super::args::Command;
 use super::run::{Output, out};
-use luavirt_core::host::default_uri;
 use luavirt_core::lua::limits::Limits;
 use luavirt_core::lua::{RunOptions, run_script, testing};
-use luavirt_core::{Error, Host};
+use luavirt_host::default_uri;
+use luavirt_host::{Error, Host};
 use serde_json::json;
 use std::rc::Rc;
 use std::time::Duration;

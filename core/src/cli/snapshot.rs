@@ -3,9 +3,9 @@
 use super::args::{Command, SnapshotCreateArgs};
 use super::run::{Output, out};
 use super::table::render;
-use luavirt_core::Connection;
-use luavirt_core::error::Error;
-use luavirt_core::host::snapshot::{DeleteOptions, DiskSpec, MemSpec, RevertOptions, SnapshotRequest};
+use luavirt_host::Connection;
+use luavirt_host::error::Error;
+use luavirt_host::snapshot::{DeleteOptions, DiskSpec, MemSpec, RevertOptions, SnapshotInfo, SnapshotRequest};
 use luavirt_plugin_api::snapshot::{SnapshotTree, SnapshotXml};
 use luavirt_plugin_api::time::format_utc;
 use serde_json::json;
@@ -25,8 +25,7 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
         Command::SnapshotInfo { domain, snapshot, current } => {
             let t = conn.snapshots(&domain)?;
             let name = pick(&domain, snapshot, current, &t)?;
-            let s = conn.snapshot(&domain, &name)?;
-            info(&domain, &t, &s)
+            info(&conn.snapshot_info(&domain, &name)?)
         }
         Command::SnapshotCurrent { domain, name } => {
             let t = conn.snapshots(&domain)?;
@@ -177,44 +176,22 @@ fn tree_lines(t: &SnapshotTree, name: &str, indent: &str, text: &mut String) {
     }
 }
 
-fn info(domain: &str, t: &SnapshotTree, s: &SnapshotXml) -> Output {
-    let name = s.name.clone().unwrap_or_default();
-    let modes: Vec<&str> =
-        s.disks.iter().filter_map(|d| d.snapshot.as_deref()).filter(|m| *m == "internal" || *m == "external").collect();
-    let memory = s.memory.as_ref().map(|m| m.snapshot.as_str()).unwrap_or("no");
-    let location = match (
-        modes.contains(&"internal") || memory == "internal",
-        modes.contains(&"external") || memory == "external",
-    ) {
-        (true, true) => "mixed",
-        (true, false) => "internal",
-        (false, true) => "external",
-        (false, false) => "none",
-    };
-    let children = t.children(Some(&name)).len();
-    let descendants = t.descendants(&name).len();
-    let current = t.current.as_deref() == Some(&name);
-    // virsh's "Metadata": whether the host keeps its own record of the snapshot (libvirt's
-    // virDomainSnapshotHasMetadata). luavirt's record holds the domain as it was (QEMU
-    // domains, whose undefine it blocks); a snapshot read from the hypervisor's own files
-    // (a VMware .vmsd) has none, as virsh says of ESX. One taken with --no-metadata has no
-    // record at all, so it is never listed.
-    let metadata = s.domain.is_some();
+fn info(i: &SnapshotInfo) -> Output {
     let lines = [
-        ("Name", name.clone()),
-        ("Domain", domain.to_string()),
-        ("Current", if current { "yes" } else { "no" }.to_string()),
-        ("State", s.state.clone().unwrap_or_default()),
-        ("Location", location.to_string()),
-        ("Parent", s.parent.clone().unwrap_or_else(|| "-".to_string())),
-        ("Children", children.to_string()),
-        ("Descendants", descendants.to_string()),
-        ("Metadata", if metadata { "yes" } else { "no" }.to_string()),
+        ("Name", i.name.clone()),
+        ("Domain", i.domain.clone()),
+        ("Current", if i.current { "yes" } else { "no" }.to_string()),
+        ("State", i.state.clone().unwrap_or_default()),
+        ("Location", i.location.to_string()),
+        ("Parent", i.parent.clone().unwrap_or_else(|| "-".to_string())),
+        ("Children", i.children.len().to_string()),
+        ("Descendants", i.descendants.to_string()),
+        ("Metadata", if i.metadata { "yes" } else { "no" }.to_string()),
     ];
     let text: String = lines.iter().map(|(k, v)| format!("{:<15} {v}\n", format!("{k}:"))).collect();
     out(
         text,
-        json!({ "name": name, "domain": domain, "current": current, "state": s.state, "location": location,
-                "parent": s.parent, "children": children, "descendants": descendants, "metadata": metadata }),
+        json!({ "name": i.name, "domain": i.domain, "current": i.current, "state": i.state, "location": i.location,
+                "parent": i.parent, "children": i.children.len(), "descendants": i.descendants, "metadata": i.metadata }),
     )
 }

@@ -2,7 +2,7 @@
 
 use super::domain::LuaDomain;
 use super::{Context, errors};
-use crate::Connection;
+use luavirt_host::Connection;
 use mlua::{Lua, UserData, UserDataMethods};
 use std::rc::Rc;
 

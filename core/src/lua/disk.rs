@@ -4,7 +4,7 @@
 //! the host wrote, so the table never disagrees with it.
 
 use super::errors;
-use crate::Connection;
+use luavirt_host::Connection;
 use luavirt_plugin_api::domain::{Disk, DiskMode, DomainXml};
 use mlua::{Lua, Table};
 use std::rc::Rc;
@@ -23,7 +23,7 @@ fn disk_meta(lua: &Lua, conn: &Rc<Connection>) -> mlua::Result<Table> {
             let dom = conn.read_domain(&domain).map_err(errors::host)?;
             let d = dom.disk(&target).ok_or_else(|| {
                 let disks = dom.disks().into_iter().map(|d| d.target).collect();
-                errors::host(crate::Error::NoDisk { domain: domain.clone(), disk: target.clone(), disks })
+                errors::host(luavirt_host::Error::NoDisk { domain: domain.clone(), disk: target.clone(), disks })
             })?;
             fill(&disk, &dom, &d)?;
             Ok(changed)
@@ -60,6 +60,11 @@ fn fill(t: &Table, dom: &DomainXml, d: &Disk) -> mlua::Result<()> {
     t.set("serial", d.serial.as_deref())?;
     t.set("boot", d.boot_order)?;
     Ok(())
+}
+
+/// Disk `d` of `dom`, as a table.
+pub fn one(lua: &Lua, conn: &Rc<Connection>, dom: &DomainXml, d: &Disk) -> mlua::Result<Table> {
+    disk_table(lua, dom, d, &disk_meta(lua, conn)?)
 }
 
 /// Every disk of `dom`, as tables.

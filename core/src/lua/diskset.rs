@@ -2,8 +2,8 @@
 //! reads the domain afresh.
 
 use super::errors;
-use crate::Connection;
-use crate::host::DiskSetChange;
+use luavirt_host::Connection;
+use luavirt_host::DiskSetChange;
 use mlua::{UserData, UserDataMethods};
 use std::rc::Rc;
 
@@ -29,7 +29,7 @@ impl LuaDiskSet {
 
 impl UserData for LuaDiskSet {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        fn ops(this: &LuaDiskSet) -> mlua::Result<crate::host::DiskSetOps<'_>> {
+        fn ops(this: &LuaDiskSet) -> mlua::Result<luavirt_host::DiskSetOps<'_>> {
             this.conn.diskset(&this.domain, &this.set).map_err(errors::host)
         }
         m.add_method("name", |_, this, ()| Ok(this.set.clone()));

@@ -7,9 +7,9 @@ use super::errors;
 use super::job::LuaJob;
 use super::options::Opts;
 use super::snapshot::LuaSnapshot;
-use crate::Connection;
-use crate::host::snapshot::{DiskSpec, MemSpec, SnapshotRequest};
-use crate::host::{CommitOptions, CopyOptions, PullOptions};
+use luavirt_host::Connection;
+use luavirt_host::snapshot::{DiskSpec, MemSpec, SnapshotRequest};
+use luavirt_host::{CommitOptions, CopyOptions, PullOptions};
 use luavirt_plugin_api::domain::DEFAULT_SET;
 use mlua::{AnyUserData, Lua, LuaSerdeExt, Table, UserData, UserDataMethods, Value};
 use std::rc::Rc;
@@ -98,20 +98,6 @@ fn snapshot_request(lua: &Lua, opts: Option<Table>, what: &'static str) -> mlua:
             );
         }
     }
-    if let Some(spec) = req
-        .disks
-        .iter()
-        .find(|s| s.snapshot.as_deref().is_some_and(|m| !["no", "internal", "external", "manual"].contains(&m)))
-    {
-        return Err(o.bad(
-            "disks",
-            &format!(
-                "gives disk {} the mode {:?}; use no, internal, external or manual",
-                spec.disk,
-                spec.snapshot.as_deref().unwrap_or("")
-            ),
-        ));
-    }
     o.finish()?;
     Ok(req)
 }
@@ -128,18 +114,10 @@ impl UserData for LuaDomain {
             let dom = this.conn.read_domain(&this.name).map_err(errors::host)?;
             disk::disks(lua, &this.conn, &dom)
         });
-        m.add_method("disk", |lua, this, target: String| {
+        m.add_method("disk", |lua, this, name: String| {
+            let d = this.conn.disk(&this.name, &name).map_err(errors::host)?;
             let dom = this.conn.read_domain(&this.name).map_err(errors::host)?;
-            let all = disk::disks(lua, &this.conn, &dom)?;
-            for t in &all {
-                if t.get::<String>("target")? == target
-                    || t.get::<Option<String>>("path")?.as_deref() == Some(target.as_str())
-                {
-                    return Ok(t.clone());
-                }
-            }
-            let targets: Vec<String> = dom.disks().into_iter().map(|d| d.target).collect();
-            Err(errors::host(crate::Error::NoDisk { domain: this.name.clone(), disk: target, disks: targets }))
+            disk::one(lua, &this.conn, &dom, &d)
         });
         m.add_method("diskset", |_, this, name: Option<String>| {
             let name = name.unwrap_or_else(|| DEFAULT_SET.to_string());

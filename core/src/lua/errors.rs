@@ -4,7 +4,7 @@
 //! where in the script it happened, and the traceback.
 
 use super::limits::LimitError;
-use crate::error::Error as HostError;
+use luavirt_host::Error as HostError;
 use mlua::{Lua, Table, Value};
 
 /// Turns a host error into a Lua error.

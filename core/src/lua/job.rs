@@ -3,8 +3,8 @@
 
 use super::options::Opts;
 use super::{Context, errors};
-use crate::Connection;
-use crate::host::JobControl;
+use luavirt_host::Connection;
+use luavirt_host::JobControl;
 use mlua::{Lua, LuaSerdeExt, Table, UserData, UserDataMethods};
 use std::cell::RefCell;
 use std::rc::Rc;

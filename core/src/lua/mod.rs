@@ -18,9 +18,9 @@ pub mod sandbox;
 pub mod snapshot;
 pub mod testing;
 
-use crate::host::PlannedChange;
 use crate::{Connection, Host};
 use limits::{LimitState, Limits};
+use luavirt_host::PlannedChange;
 use mlua::{Lua, Table, Value};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -72,7 +72,8 @@ fn module(lua: &Lua) -> mlua::Result<Table> {
     m.set("connect", lua.create_function(conn::connect)?)?;
     m.set("version", env!("CARGO_PKG_VERSION"))?;
     m.set("dry_run", Context::get(lua)?.dry_run)?;
-    m.set("disk_modes", vec!["persistent", "independent-persistent", "independent-nonpersistent"])?;
+    let modes: Vec<&str> = luavirt_plugin_api::domain::DiskMode::SETTABLE.iter().map(|m| m.name()).collect();
+    m.set("disk_modes", modes)?;
     Ok(m)
 }
 

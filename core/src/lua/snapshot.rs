@@ -2,9 +2,9 @@
 
 use super::errors;
 use super::options::Opts;
-use crate::Connection;
-use crate::host::snapshot::{DeleteOptions, RevertOptions};
-use mlua::{Lua, Table, UserData, UserDataMethods};
+use luavirt_host::Connection;
+use luavirt_host::snapshot::{DeleteOptions, RevertOptions};
+use mlua::{Lua, LuaSerdeExt, Table, UserData, UserDataMethods};
 use std::rc::Rc;
 
 /// A snapshot handle: a domain and a snapshot name, resolved on each call.
@@ -26,26 +26,10 @@ impl LuaSnapshot {
     }
 }
 
-/// The snapshot's facts as a plain table.
-fn info(lua: &Lua, this: &LuaSnapshot) -> mlua::Result<Table> {
-    let tree = this.conn.snapshots(&this.domain).map_err(errors::host)?;
-    let s = this.conn.snapshot(&this.domain, &this.name).map_err(errors::host)?;
-    let t = lua.create_table()?;
-    t.set("name", this.name.as_str())?;
-    t.set("domain", this.domain.as_str())?;
-    t.set("parent", s.parent.as_deref())?;
-    t.set("children", tree.children(Some(&this.name)))?;
-    t.set("current", tree.current.as_deref() == Some(this.name.as_str()))?;
-    t.set("creation_time", s.creation_time)?;
-    t.set("state", s.state.as_deref())?;
-    t.set("description", s.description.as_deref())?;
-    t.set("memory", s.memory.as_ref().map(|m| m.snapshot.clone()))?;
-    let disks = lua.create_table()?;
-    for d in &s.disks {
-        disks.set(d.name.as_str(), d.snapshot.as_deref().unwrap_or("no"))?;
-    }
-    t.set("disks", disks)?;
-    Ok(t)
+/// The snapshot's facts (the host's [`luavirt_host::snapshot::SnapshotInfo`]) as a table.
+fn info(lua: &Lua, this: &LuaSnapshot) -> mlua::Result<mlua::Value> {
+    let info = this.conn.snapshot_info(&this.domain, &this.name).map_err(errors::host)?;
+    lua.to_value_with(&info, mlua::serde::SerializeOptions::new().serialize_none_to_null(false))
 }
 
 impl UserData for LuaSnapshot {

@@ -6,7 +6,7 @@
 //! the file's temporary host: a test cannot touch real domains in another state folder.
 
 use super::{RunOptions, errors, interpreter};
-use crate::Host;
+use luavirt_host::Host;
 use mlua::{Function, Lua, ObjectLike, Table};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};

@@ -45,6 +45,10 @@ const NAMES: &[(DiskMode, &str)] = &[
 ];
 
 impl DiskMode {
+    /// The modes luavirt can set, by name.
+    pub const SETTABLE: [DiskMode; 3] =
+        [DiskMode::Persistent, DiskMode::IndependentPersistent, DiskMode::IndependentNonpersistent];
+
     /// The ESX name (`independent-persistent`).
     pub fn name(self) -> &'static str {
         // `unknown` is a name to show, not one to parse.

@@ -2,9 +2,11 @@
 //! driver. The host decides what is hypervisor-neutral (the plan, the order of deletes, the
 //! flags that cannot go together); the driver does the rest.
 
+mod info;
 mod plan;
 mod spec;
 
+pub use info::SnapshotInfo;
 pub use plan::{PlannedDisk, PlannedMemory, SnapshotPlan, check_snapshot_name, default_overlay};
 pub use spec::{DiskSpec, MemSpec, SnapshotRequest};
 

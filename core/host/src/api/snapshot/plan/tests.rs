@@ -1,5 +1,5 @@
 use super::*;
-use crate::host::snapshot::spec::{DiskSpec, MemSpec};
+use crate::api::snapshot::spec::{DiskSpec, MemSpec};
 
 const XML: &str = "<domain type='qemu'><name>mix</name><devices>\
   <disk type='file'><driver type='qcow2'/><source file='/i/a.qcow2'/><target dev='vda'/></disk>\

@@ -112,9 +112,17 @@ impl Connection {
     }
 
     /// The domain's persistent definition, parsed.
-    pub(crate) fn read_domain(&self, name: &str) -> Result<DomainXml> {
+    pub fn read_domain(&self, name: &str) -> Result<DomainXml> {
         let text = self.domain_xml(name, true)?;
         DomainXml::parse(&text, Some(&format!("definition of domain '{name}'"))).map_err(Error::from)
+    }
+
+    /// One disk of the domain, named by its target (`vda`) or its source path.
+    pub fn disk(&self, domain: &str, name: &str) -> Result<luavirt_plugin_api::domain::Disk> {
+        let dom = self.read_domain(domain)?;
+        let disks = dom.disks();
+        let target = super::diskset::resolve(domain, &disks, name)?;
+        Ok(disks.into_iter().find(|d| d.target == target).expect("resolved"))
     }
 
     /// The domain's state and, while running, its id.

@@ -14,7 +14,7 @@
 use super::spec::SnapshotRequest;
 use crate::error::{Error, Result};
 use luavirt_plugin_api::domain::{Disk, DomainXml};
-use luavirt_plugin_api::snapshot::{SnapshotDisk, SnapshotMemory, SnapshotXml};
+use luavirt_plugin_api::snapshot::{DISK_SNAPSHOT_MODES, SnapshotDisk, SnapshotMemory, SnapshotXml};
 use serde::Serialize;
 use std::path::Path;
 
@@ -179,6 +179,17 @@ impl SnapshotPlan {
             ));
         }
 
+        // Requests built by a script, not parsed from a diskspec, are checked here too.
+        if let Some(spec) =
+            req.disks.iter().find(|s| s.snapshot.as_deref().is_some_and(|m| !DISK_SNAPSHOT_MODES.contains(&m)))
+        {
+            return Err(invalid(format!(
+                "disk {} has the snapshot mode {:?}; use one of {}",
+                spec.disk,
+                spec.snapshot.as_deref().unwrap_or(""),
+                DISK_SNAPSHOT_MODES.join(", ")
+            )));
+        }
         // Who takes part, and with which diskspec.
         let mut specs = vec![None; disks.len()];
         let chosen: Vec<bool> = if !req.disks.is_empty() {

@@ -1,6 +1,7 @@
 //! virsh's `--diskspec` and `--memspec` strings, and the snapshot request they build.
 
 use crate::error::{Error, Result};
+use luavirt_plugin_api::snapshot::DISK_SNAPSHOT_MODES;
 
 /// One `--diskspec disk[,snapshot=type][,driver=type][,file=name][,mirror=name]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -71,7 +72,7 @@ impl DiskSpec {
                 .ok_or_else(|| Error::InvalidArg(format!("{what}: {field:?} is not key=value")))?;
             let slot = match key {
                 "snapshot" => {
-                    spec.snapshot = Some(check_mode(value, &["no", "internal", "external", "manual"], &what)?);
+                    spec.snapshot = Some(check_mode(value, DISK_SNAPSHOT_MODES, &what)?);
                     continue;
                 }
                 "driver" => &mut spec.driver,
