@@ -1012,15 +1012,15 @@ static int32_t folder_list_domains(void *handle, uint32_t flags, LvCall *call)
     for (size_t i = 0; i < list.len; i++) {
         const struct domain *d = &list.items[i];
         LvParam p[5];
-        p[0] = param("name", LV_PARAM_STRING);
+        p[0] = param(LV_KEY_NAME, LV_PARAM_STRING);
         p[0].string_value = lv_str(d->name);
-        p[1] = param("uuid", LV_PARAM_STRING);
+        p[1] = param(LV_KEY_UUID, LV_PARAM_STRING);
         p[1].string_value = lv_str(d->uuid != NULL ? d->uuid : "");
-        p[2] = param("state", LV_PARAM_UINT);
+        p[2] = param(LV_KEY_STATE, LV_PARAM_UINT);
         p[2].uint_value = LV_STATE_SHUTOFF;
-        p[3] = param("id", LV_PARAM_INT);
+        p[3] = param(LV_KEY_ID, LV_PARAM_INT);
         p[3].int_value = -1; /* not running */
-        p[4] = param("persistent", LV_PARAM_BOOL);
+        p[4] = param(LV_KEY_PERSISTENT, LV_PARAM_BOOL);
         p[4].int_value = 1; /* a file on disk is a persistent definition */
         conn->host->emit_record(call, p, sizeof p / sizeof p[0]);
     }
@@ -1032,7 +1032,7 @@ static int32_t folder_domain_get_xml(void *handle, LvStr name, uint32_t flags, L
 {
     struct folder_conn *conn = handle;
     /* LV_XML_INACTIVE changes nothing: the file is the persistent definition and nothing runs. */
-    if ((flags & ~(uint32_t)LV_XML_INACTIVE) != 0)
+    if ((flags & ~(uint32_t)LV_GET_XML_FLAGS) != 0)
         return fail(conn->host, call, LV_ERR_UNSUPPORTED,
                     "folder driver: dumpxml flags 0x%x are not supported; only LV_XML_INACTIVE is",
                     (unsigned)flags);
@@ -1061,9 +1061,9 @@ static int32_t folder_domain_get_state(void *handle, LvStr name, uint32_t flags,
     free_loaded(&ld);
 
     LvParam p[2];
-    p[0] = param("state", LV_PARAM_UINT);
+    p[0] = param(LV_KEY_STATE, LV_PARAM_UINT);
     p[0].uint_value = LV_STATE_SHUTOFF;
-    p[1] = param("id", LV_PARAM_INT);
+    p[1] = param(LV_KEY_ID, LV_PARAM_INT);
     p[1].int_value = -1;
     conn->host->emit_record(call, p, sizeof p / sizeof p[0]);
     return LV_OK;

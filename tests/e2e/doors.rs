@@ -41,7 +41,8 @@ fn kept(env: &Env) -> String {
 }
 
 fn lua(env: &Env, body: &str) {
-    let script = env.write("step.lua", &format!("local lv = require('luavirt')\nlocal d = lv.connect():domain('d')\n{body}\n"));
+    let script =
+        env.write("step.lua", &format!("local lv = require('luavirt')\nlocal d = lv.connect():domain('d')\n{body}\n"));
     env.ok(&["run", script.to_str().unwrap()]);
 }
 

@@ -257,3 +257,60 @@ fn a_driver_file_others_could_change_is_never_opened() {
     assert!(out.lines().any(|l| l.starts_with(" misfit ")), "{out}");
     assert!(marker.exists(), "the loaded driver's constructor should have run");
 }
+
+/// `luavirt driver-check` on `so` (copied into a folder only its owner can write).
+fn driver_check(env: &Env, so: &Path, args: &[&str]) -> Run {
+    let dir = env.dir.join("checked");
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join(so.file_name().unwrap());
+    std::fs::copy(so, &copy).unwrap();
+    let mut a = vec!["driver-check", copy.to_str().unwrap()];
+    a.extend_from_slice(args);
+    env.run(&a)
+}
+
+#[test]
+fn the_c_example_driver_passes_driver_check() {
+    let env = Env::new("checkc");
+    let so = env.dir.join("libluavirt_folder.so");
+    build_c_driver(&repo_dir().join("examples/c-driver/folder_driver.c"), &so, &[]);
+    let domains = env.dir.join("domains");
+    std::fs::create_dir_all(&domains).unwrap();
+    std::fs::copy(repo_dir().join("examples/demo/demo.xml"), domains.join("demo.xml")).unwrap();
+    let r = driver_check(&env, &so, &["--uri", &format!("folder://{}", domains.display())]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("PASS     reads domain 'demo'") && r.stdout.contains("0 failed"), "{}", r.stdout);
+}
+
+#[test]
+fn a_rust_driver_built_out_of_tree_passes_driver_check() {
+    let env = Env::new("checkrust");
+    let target = luavirt_tests::repo_dir().join("target/examples");
+    let out = std::process::Command::new("cargo")
+        .args(["build", "--locked", "--manifest-path"])
+        .arg(repo_dir().join("examples/rust-driver/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "the example does not build: {}", String::from_utf8_lossy(&out.stderr));
+    let so = target.join("debug/libluavirt_shelf.so");
+    let shelf = env.dir.join("shelf");
+    let r = driver_check(&env, &so, &["--uri", &format!("shelf://{}", shelf.display()), "--writable"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("PASS     defines, keeps and undefines a domain"), "{}", r.stdout);
+}
+
+#[test]
+fn driver_check_names_what_a_driver_gets_wrong() {
+    let env = Env::new("checklax");
+    let so = env.dir.join("misfit_lax.so");
+    build_c_driver(&repo_dir().join("tests/drivers/c/misfit.c"), &so, &["-DMISFIT_LAX_FLAGS"]);
+    let r = driver_check(&env, &so, &["--uri", "misfit:///"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("connect_list_domains took flag bit 0x80000000"), "{}", r.stdout);
+    assert!(r.stdout.contains("domain_get_xml (every driver"), "{}", r.stdout);
+    let r = env.run(&["driver-check", env.dir.join("missing.so").to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("FAIL     loads"), "{}", r.stdout);
+}

@@ -112,6 +112,18 @@ pub enum Command {
     },
     /// List loaded drivers and the ones refused, with reasons.
     Drivers,
+    /// Check a driver plugin against the contract before shipping it: its descriptor, the
+    /// functions of its capabilities, and with --uri how each answers on a connection.
+    DriverCheck {
+        /// The driver's shared object.
+        path: std::path::PathBuf,
+        /// A connection to open and exercise (its scheme must be the driver's).
+        #[arg(long)]
+        uri: Option<String>,
+        /// Also define, redefine and undefine a test domain on that connection.
+        #[arg(long)]
+        writable: bool,
+    },
     /// Print or set a disk's mode: persistent, independent-persistent, independent-nonpersistent.
     DiskMode {
         /// Domain name.

@@ -10,15 +10,17 @@ use luavirt_plugin_api::domain::DiskMode;
 use serde_json::json;
 use std::io::{Read, Write};
 
-/// What a command prints on success: text for people, JSON for `--json`.
+/// What a command prints: text for people, JSON for `--json`, and its exit status (0 but
+/// for a report of failures, like `driver-check`'s).
 pub struct Output {
     text: String,
     json: serde_json::Value,
+    status: i32,
 }
 
 /// An output of `text` and `json`.
 pub fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
-    Output { text: text.into(), json }
+    Output { text: text.into(), json, status: 0 }
 }
 
 /// Runs the command; returns the exit status.
@@ -31,7 +33,10 @@ pub fn run(cli: Cli) -> i32 {
             } else {
                 o.text
             };
-            write_output(&text)
+            match write_output(&text) {
+                0 => o.status,
+                failed => failed,
+            }
         }
         Err(e) => {
             let text = if json {
@@ -70,13 +75,18 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
     if let Command::Drivers = cli.command {
         return Ok(drivers(&host));
     }
+    if let Command::DriverCheck { path, uri, writable } = &cli.command {
+        return Ok(driver_check(path, uri.clone(), *writable));
+    }
     if let cmd @ (Command::Run { .. } | Command::Test { .. }) = cli.command {
         return super::script::run(host, cli.connect.clone(), cmd);
     }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
     let conn = host.connect(&uri)?;
     Ok(match cli.command {
-        Command::Drivers | Command::Run { .. } | Command::Test { .. } => unreachable!("handled above"),
+        Command::Drivers | Command::DriverCheck { .. } | Command::Run { .. } | Command::Test { .. } => {
+            unreachable!("handled above")
+        }
         Command::List { all, inactive, name } => list(&conn, all, inactive, name)?,
         Command::Define { file } => {
             let (text, source) = if file.as_os_str() == "-" {
@@ -199,6 +209,24 @@ fn drivers(host: &Host) -> Output {
         "refused": host.refused().iter().map(|r| json!({ "path": r.path, "reason": r.reason })).collect::<Vec<_>>(),
     });
     out(text, json)
+}
+
+fn driver_check(path: &std::path::Path, uri: Option<String>, writable: bool) -> Output {
+    use luavirt_host::driver::check::{CheckOptions, check_driver};
+    let findings = check_driver(path, &CheckOptions { uri, writable });
+    let rows: Vec<Vec<String>> =
+        findings.iter().map(|f| vec![f.outcome.to_uppercase(), f.check.clone(), f.detail.clone()]).collect();
+    let failed = findings.iter().filter(|f| f.outcome == "fail").count();
+    let mut text = render(&["Result", "Check", "Detail"], &rows);
+    text.push_str(&format!(
+        "{}: {} passed, {failed} failed, {} skipped\n",
+        path.display(),
+        findings.iter().filter(|f| f.outcome == "pass").count(),
+        findings.iter().filter(|f| f.outcome == "skip").count()
+    ));
+    let mut o = out(text, json!({ "path": path, "findings": findings, "failed": failed }));
+    o.status = i32::from(failed > 0);
+    o
 }
 
 fn list(conn: &Connection, all: bool, inactive: bool, names_only: bool) -> anyhow::Result<Output> {

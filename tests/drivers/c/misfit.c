@@ -17,6 +17,7 @@
  * The host must refuse each with a reason that names the mismatch. With
  *   -DMISFIT_OLD_MINOR    built for ABI 1.0: a vtable that ends before the 1.1 functions
  *   -DMISFIT_NEW_MINOR    built for a minor newer than the host's, with a function it does not know
+ *   -DMISFIT_LAX_FLAGS    lists domains whatever flags it is given (the contract says refuse)
  * it loads, and the 1.1 functions read as unsupported. With
  *   -DMISFIT_CONSTRUCTOR  its constructor creates the file named by $MISFIT_MARKER, to show
  *                         whether the host let its code run. */
@@ -54,6 +55,12 @@ __attribute__((unused)) static void close_conn(void *conn) { (void)conn; }
 
 __attribute__((unused)) static void close_later(void) {}
 
+__attribute__((unused)) static int32_t lax_list(void *conn, uint32_t flags, LvCall *call)
+{
+    (void)conn; (void)flags; (void)call;
+    return LV_OK;
+}
+
 /* unused in the variants that return something else */
 __attribute__((unused)) static const LvDriverVtable vtable = {
 #ifdef MISFIT_OLD_MINOR
@@ -73,6 +80,9 @@ __attribute__((unused)) static const LvDriverVtable vtable = {
 #endif
 #ifdef MISFIT_WILD_FUNCTION
     .connect_list_domains = WILD(LvConnectOpFn),
+#endif
+#ifdef MISFIT_LAX_FLAGS
+    .connect_list_domains = lax_list,
 #endif
 };
 

@@ -102,6 +102,11 @@ impl DriverConn {
         &self.driver
     }
 
+    /// The driver's handle of this connection, for the checks that call it raw.
+    pub(crate) fn handle(&self) -> *mut c_void {
+        self.handle
+    }
+
     /// Whether the driver has the function that reads disk image details.
     pub fn has_block_info(&self) -> bool {
         self.driver.vtable().domain_get_block_info.is_some()

@@ -1,6 +1,7 @@
 //! Drivers as the host sees them: loaded plugins, their vtables, and calls into them.
 
 mod call;
+pub mod check;
 pub mod client;
 pub mod loader;
 mod mapped;
@@ -88,6 +89,11 @@ impl LoadedDriver {
             )),
             std::cmp::Ordering::Equal => None,
         }
+    }
+
+    /// Whether its vtable has the function called `name` (a field of `LvDriverVtable`).
+    pub fn has_function(&self, name: &str) -> bool {
+        validate::has_function(&self.vtable, name)
     }
 
     /// Whether it starts and stops domains (so they have memory to save).

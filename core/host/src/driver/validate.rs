@@ -41,6 +41,15 @@ const FUNCTIONS: &[(usize, &str)] = &[
     (offset_of!(LvDriverVtable, domain_reconcile), "domain_reconcile"),
 ];
 
+/// Whether `vtable` has the function called `name` (a field name of `LvDriverVtable`).
+pub fn has_function(vtable: &LvDriverVtable, name: &str) -> bool {
+    let Some((offset, _)) = FUNCTIONS.iter().find(|(_, n)| *n == name) else { return false };
+    // SAFETY: the offset is a field of the table, a function pointer or NULL (`Option<fn>`
+    // has the layout of a nullable pointer).
+    let word = unsafe { (vtable as *const LvDriverVtable).cast::<u8>().add(*offset).cast::<usize>().read_unaligned() };
+    word != 0
+}
+
 /// A driver's answer, checked.
 pub struct Checked {
     /// The info, readable in full.
