@@ -32,8 +32,11 @@ impl Driver for Tiny {
     }
 }
 
+/// What the host callbacks received: texts, records, the last error.
+type Seen = (Vec<String>, Vec<Params>, Option<(i32, String)>);
+
 thread_local! {
-    static SEEN: RefCell<(Vec<String>, Vec<Params>, Option<(i32, String)>)> = const { RefCell::new((Vec::new(), Vec::new(), None)) };
+    static SEEN: RefCell<Seen> = const { RefCell::new((Vec::new(), Vec::new(), None)) };
 }
 
 unsafe extern "C" fn emit_text(_: *mut LvCall, text: LvStr) {
