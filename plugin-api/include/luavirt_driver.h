@@ -28,7 +28,9 @@
  * LV_ERR_UNSUPPORTED and a message naming it, so a host asking an old driver for something
  * new hears "no" instead of getting the old behaviour. A NULL function means "unsupported";
  * a function that could never do anything stays NULL. An error is an LV_ERR_* return plus
- * set_error with a message that names the object and says what to do. Records are lists of
+ * set_error with a message that names the object and says what to do; it names request
+ * options between guillemets («disk_only», «diskspec vda,snapshot=no») and the host shows
+ * them as the CLI's flags or Lua's keys (DRIVERS.md). Records are lists of
  * LvParam keyed by the LV_KEY_* names. A driver must not unwind (C++ exceptions, longjmp)
  * across the boundary.
  *

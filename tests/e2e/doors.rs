@@ -114,3 +114,39 @@ fn the_same_changes_through_the_cli_and_through_lua_leave_the_same_domain() {
     }
     assert!(Path::new(&dest(&cli)).is_file() && Path::new(&dest(&script)).is_file());
 }
+
+/// The error a script gets from `body` (run under pcall), as the script sees it.
+fn lua_error(env: &Env, body: &str) -> String {
+    let script = env.write(
+        "err.lua",
+        &format!(
+            "local lv = require('luavirt')\nlocal d = lv.connect():domain('d')\nlocal ok, e = pcall(function() {body} end)\nassert(not ok, 'it should fail')\nprint(tostring(e))\n"
+        ),
+    );
+    env.ok(&["run", script.to_str().unwrap()])
+}
+
+#[test]
+fn each_door_names_options_in_its_own_words() {
+    let env = host("doors-words");
+    // From the host's snapshot planning.
+    let cli = env.fails(&["snapshot-create-as", "d", "x", "--halt"], 1);
+    assert!(cli.contains("--halt needs a running domain"), "{cli}");
+    let lua = lua_error(&env, "d:snapshot{ name = 'x', halt = true }");
+    assert!(lua.contains("halt = true needs a running domain"), "{lua}");
+    let cli = env.fails(&["snapshot-create-as", "d", "x", "--memspec", "file=/tmp/m"], 1);
+    assert!(cli.contains("drop --memspec"), "{cli}");
+    let lua = lua_error(&env, "d:snapshot{ name = 'x', memory = '/tmp/m' }");
+    assert!(lua.contains("no memory to save; drop memory"), "{lua}");
+    // From the driver.
+    env.ok(&["snapshot-create-as", "d", "s1"]);
+    let cli = env.fails(&["undefine", "d"], 1);
+    assert!(cli.contains("delete them first (with --metadata to keep their files)"), "{cli}");
+    let lua = lua_error(&env, "d:undefine()");
+    assert!(lua.contains("delete them first (with metadata = true to keep their files)"), "{lua}");
+    // Neither door shows another's words, nor the neutral tokens.
+    for text in [&cli, &lua] {
+        assert!(!text.contains('«') && !text.contains('»'), "{text}");
+    }
+    assert!(!lua.contains("--"), "{lua}");
+}

@@ -284,7 +284,7 @@ fn a_disk_set_change_goes_on_while_a_slow_copy_runs() {
     assert!(state.contains("in progress"), "{state}");
     // A change that conflicts with it is refused, clearly.
     let err = env.fails(&["snapshot-create-as", "d", "s", "--disk-only"], 1);
-    assert!(err.contains("in progress") && err.contains("blockjob d DISK --abort"), "{err}");
+    assert!(err.contains("in progress") && err.contains("abort the block job"), "{err}");
     env.ok(&["blockjob", "d", "vda", "--abort"]);
     let status = waiting.wait().unwrap();
     assert!(!status.success(), "the copy waited for was aborted");

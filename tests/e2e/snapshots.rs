@@ -217,7 +217,7 @@ fn bad_snapshot_requests_are_clear_errors_and_change_nothing() {
     assert_eq!(err, "error: Domain 'm7' has no snapshot 's2'. Did you mean 's1'?\n");
     let err =
         env.fails(&["snapshot-create-as", "m7", "x", "--diskspec", "vda", "--diskspec", "vda,snapshot=internal"], 1);
-    assert!(err.contains("--diskspec names disk vda twice"), "{err}");
+    assert!(err.contains("disk vda is named twice"), "{err}");
     let err = env.fails(&["snapshot-create-as", "m7", "s1"], 1);
     assert!(err.contains("already has a snapshot named 's1'"), "{err}");
     let taken = env.write("taken.qcow2", "x");

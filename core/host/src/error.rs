@@ -86,7 +86,7 @@ pub enum Error {
 
 fn suggestion(close: &[String]) -> String {
     match close {
-        [] => "; `luavirt list --all` shows every domain".to_string(),
+        [] => "; «do:list --all» shows every domain".to_string(),
         [one] => format!(". Did you mean '{one}'?"),
         many => {
             format!(". Did you mean one of {}?", many.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "))

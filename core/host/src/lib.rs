@@ -7,13 +7,15 @@
 //!   the only code calling through the ABI.
 //! - The host API ([`Host`], [`Connection`] and the operations on it, [`snapshot`]):
 //!   connections, domains, disk sets, disk modes, snapshots, block jobs, dry runs.
-//! - [`error`]: what failed, on which object, and what to do; [`log`]: lines on stderr.
+//! - [`error`]: what failed, on which object, and what to do; [`log`]: lines on stderr;
+//!   [`words`]: options named in messages, shown in the words of the door.
 #![deny(missing_docs)]
 
 mod api;
 pub mod driver;
 pub mod error;
 pub mod log;
+pub mod words;
 
 pub use api::*;
 pub use error::{Error, Result};

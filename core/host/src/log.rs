@@ -50,6 +50,7 @@ fn threshold() -> Level {
 
 /// Writes one line from `source` (a driver name, or `luavirt`).
 pub fn write(level: Level, source: &str, message: &str) {
+    let message = &crate::words::render(message);
     if level <= threshold() {
         // A closed standard error is no reason to stop (eprintln! would panic).
         let _ = writeln!(std::io::stderr(), "luavirt: {} ({source}): {message}", level.name());

@@ -39,10 +39,11 @@ pub fn run(cli: Cli) -> i32 {
             }
         }
         Err(e) => {
+            let message = luavirt_host::words::render(&e.to_string());
             let text = if json {
-                format!("{}\n", json!({ "error": { "code": error_code(&e), "message": e.to_string() } }))
+                format!("{}\n", json!({ "error": { "code": error_code(&e), "message": message } }))
             } else {
-                format!("error: {e}\n")
+                format!("error: {message}\n")
             };
             // Nowhere left to report a failure to write this.
             let _ = std::io::stderr().write_all(text.as_bytes());

@@ -44,7 +44,7 @@ pub fn is_out_of_memory(v: &Value) -> bool {
 pub fn for_script(lua: &Lua, v: Value) -> mlua::Result<Value> {
     let Value::Error(e) = &v else { return Ok(v) };
     let (code, message) = match find::<HostError>(e) {
-        Some(h) => (h.code().name().to_string(), h.to_string()),
+        Some(h) => (h.code().name().to_string(), luavirt_host::words::render(&h.to_string())),
         None => ("lua".to_string(), root_message(e)),
     };
     Ok(Value::Table(error_table(lua, &code, &message)?))
@@ -75,7 +75,7 @@ fn root_message(e: &mlua::Error) -> String {
 pub fn report(e: &mlua::Error) -> String {
     let traceback = traceback_of(e);
     let message = match (find::<HostError>(e), find::<LimitError>(e)) {
-        (Some(h), _) => h.to_string(),
+        (Some(h), _) => luavirt_host::words::render(&h.to_string()),
         (_, Some(l)) => l.to_string(),
         _ => root_message(e),
     };

@@ -79,6 +79,8 @@ fn module(lua: &Lua) -> mlua::Result<Table> {
 
 /// A sandboxed interpreter for scripts in `script_dir`, with the `luavirt` module.
 pub fn interpreter(host: Rc<Host>, script_dir: &Path, opts: &RunOptions) -> mlua::Result<(Lua, Rc<Context>)> {
+    // From here on, messages name options as this script's table keys.
+    luavirt_host::words::set_door(luavirt_host::words::Door::Lua);
     let (lua, limits) = sandbox::new_lua(script_dir, opts.limits)?;
     let ctx = Rc::new(Context {
         host,

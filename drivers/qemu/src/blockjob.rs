@@ -216,12 +216,12 @@ impl QemuDriver {
         match (Path::new(&dest).exists(), reuse) {
             (true, false) => {
                 return Err(invalid(format!(
-                    "{dest} already exists; pass --reuse-external to copy into it, or choose another file"
+                    "{dest} already exists; pass «reuse_external» to copy into it, or choose another file"
                 )));
             }
             (false, true) => {
                 return Err(invalid(format!(
-                    "{dest} does not exist, and --reuse-external copies into an existing file"
+                    "{dest} does not exist, and «reuse_external» copies into an existing file"
                 )));
             }
             _ => {}
@@ -231,7 +231,7 @@ impl QemuDriver {
             return Err(DriverError::new(
                 ErrorCode::InvalidState,
                 format!(
-                    "Disk {target} of domain '{name}' already has block job {id}; end it first (luavirt blockjob {name} {target} --abort)"
+                    "Disk {target} of domain '{name}' already has block job {id}; end it first (abort the block job of disk {target})"
                 ),
             ));
         }
@@ -493,7 +493,7 @@ impl QemuDriver {
             return Err(DriverError::new(
                 ErrorCode::InvalidState,
                 format!(
-                    "Disk {target} of domain '{name}' is mirrored by a snapshot; end it with snapshot-delete --mirror-pivot or --mirror-abort"
+                    "Disk {target} of domain '{name}' is mirrored by a snapshot; end it by deleting that snapshot with «mirror_pivot» or «mirror_abort»"
                 ),
             ));
         }
@@ -502,7 +502,7 @@ impl QemuDriver {
                 return Err(DriverError::new(
                     ErrorCode::InvalidState,
                     format!(
-                        "The {kind} job on disk {target} of domain '{name}' is not ready to pivot yet; wait for it (blockjob --info)"
+                        "The {kind} job on disk {target} of domain '{name}' is not ready to pivot yet; wait for it (its block job info says when it is ready)"
                     ),
                 ));
             }

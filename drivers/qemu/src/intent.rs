@@ -66,7 +66,7 @@ impl QemuDriver {
             return Err(DriverError::new(
                 ErrorCode::Busy,
                 format!(
-                    "Domain '{name}' has {} in progress (pid {}); wait for it to finish, or end it (luavirt blockjob {name} DISK --abort)",
+                    "Domain '{name}' has {} in progress (pid {}); wait for it to finish, or end it (abort the block job)",
                     i.change.describe(),
                     i.pid
                 ),

@@ -109,7 +109,7 @@ impl Driver for QemuDriver {
             return Err(DriverError::new(
                 ErrorCode::InvalidState,
                 format!(
-                    "Domain '{name}' has {snapshots} snapshot(s); delete them first (luavirt snapshot-delete {name} NAME, or --metadata to keep their files)"
+                    "Domain '{name}' has {snapshots} snapshot(s); delete them first (with «metadata» to keep their files)"
                 ),
             ));
         }

@@ -128,11 +128,11 @@ impl Connection {
     /// Copies a disk to a new image while the domain runs.
     pub fn block_copy(&self, domain: &str, disk: &str, opts: &CopyOptions, control: JobControl) -> Result<()> {
         if (opts.pivot || opts.finish) && !opts.wait {
-            return Err(Error::InvalidArg("--pivot and --finish need --wait".into()));
+            return Err(Error::InvalidArg("«pivot» and «finish» need «wait»".into()));
         }
         if opts.pivot && opts.finish {
             return Err(Error::InvalidArg(
-                "--pivot switches to the copy and --finish stays on the source: choose one".into(),
+                "«pivot» switches to the copy and «finish» stays on the source: choose one".into(),
             ));
         }
         // The driver locks the domain to start the job and to pivot, not while waiting.
@@ -169,7 +169,7 @@ impl Connection {
     /// Commits a disk's images down into a backing image.
     pub fn block_commit(&self, domain: &str, disk: &str, opts: &CommitOptions, control: JobControl) -> Result<()> {
         if opts.pivot && !opts.wait {
-            return Err(Error::InvalidArg("--pivot needs --wait".into()));
+            return Err(Error::InvalidArg("«pivot» needs «wait»".into()));
         }
         drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;

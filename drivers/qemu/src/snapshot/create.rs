@@ -180,7 +180,7 @@ impl QemuDriver {
             return Err(DriverError::new(
                 ErrorCode::Unsupported,
                 format!(
-                    "Snapshot '{snap_name}' of domain '{name}': disk {} cannot be taken internally at the end of a live memory save (QEMU leaves the images inactive then); take it externally (--diskspec {},snapshot=external) or drop --live",
+                    "Snapshot '{snap_name}' of domain '{name}': disk {} cannot be taken internally at the end of a live memory save (QEMU leaves the images inactive then); take it externally («diskspec {},snapshot=external») or drop «live»",
                     w.target, w.target
                 ),
             ));
@@ -628,7 +628,7 @@ fn check_reused_overlay(overlay: &str, image: &str) -> DriverResult {
         other => Err(DriverError::new(
             ErrorCode::InvalidArg,
             format!(
-                "The existing overlay {overlay} is backed by {}, not by {image}; --reuse-external needs an overlay of the disk's image",
+                "The existing overlay {overlay} is backed by {}, not by {image}; «reuse_external» needs an overlay of the disk's image",
                 other.as_deref().unwrap_or("nothing")
             ),
         )),

@@ -106,7 +106,7 @@ impl QemuDriver {
                 return Err(DriverError::new(
                     ErrorCode::InvalidState,
                     format!(
-                        "Snapshot '{snap_name}' of domain '{name}' still mirrors disk {}; pass --mirror-pivot to switch to the mirror, or --mirror-abort to stay on the source",
+                        "Snapshot '{snap_name}' of domain '{name}' still mirrors disk {}; pass «mirror_pivot» to switch to the mirror, or «mirror_abort» to stay on the source",
                         mirrors.join(", ")
                     ),
                 ));

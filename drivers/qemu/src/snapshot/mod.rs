@@ -166,7 +166,7 @@ impl QemuDriver {
             return Err(DriverError::new(
                 ErrorCode::InvalidState,
                 format!(
-                    "Cannot {what}: disk {disk} of domain '{name}' is still mirrored by snapshot '{snap}'; end the mirror first with `luavirt snapshot-delete {name} {snap} --mirror-pivot` (or --mirror-abort)"
+                    "Cannot {what}: disk {disk} of domain '{name}' is still mirrored by snapshot '{snap}'; end the mirror first: delete snapshot '{snap}' with «mirror_pivot» (or «mirror_abort»)"
                 ),
             ));
         }

@@ -44,7 +44,7 @@ pub fn full(l: &Loaded, ds: &Datastores) -> Result<Chains, DriverError> {
                 return Err(DriverError::new(
                     ErrorCode::CorruptState,
                     format!(
-                        "{what} took disk {} as {} ({}), which is missing or not a VMDK: the .vmsd and the VM's files disagree. Restore the file, or drop the snapshot's record with `luavirt snapshot-delete '{}' '{}' --metadata` (nothing was changed)",
+                        "{what} took disk {} as {} ({}), which is missing or not a VMDK: the .vmsd and the VM's files disagree. Restore the file, or drop the snapshot's record with «do:snapshot-delete '{}' '{}' --metadata» (nothing was changed)",
                         d.node,
                         d.file,
                         path.display(),

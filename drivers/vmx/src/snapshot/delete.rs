@@ -158,7 +158,7 @@ impl VmxDriver {
             return Err(DriverError::new(
                 ErrorCode::InvalidArg,
                 format!(
-                    "Snapshot '{snap}' of domain '{name}' has no mirror (ESX snapshots are never mirrored); drop --mirror-pivot or --mirror-abort"
+                    "Snapshot '{snap}' of domain '{name}' has no mirror (ESX snapshots are never mirrored); drop «mirror_pivot» or «mirror_abort»"
                 ),
             ));
         }

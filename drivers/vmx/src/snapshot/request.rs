@@ -28,24 +28,24 @@ pub fn disks_taken(
     if req.memory.as_ref().is_some_and(|m| m.snapshot != "no") {
         return Err(needs_esx(
             &format!("Saving the memory of domain '{name}' in snapshot '{snap}'"),
-            "take a disk-only snapshot (--disk-only), or take this one in the VMware client",
+            "take a disk-only snapshot («disk_only»), or take this one in the VMware client",
         ));
     }
     if flags & (LV_SNAPSHOT_CREATE_HALT | LV_SNAPSHOT_CREATE_LIVE) != 0 {
         return Err(needs_esx(
-            &format!("Snapshot '{snap}' with --halt or --live of domain '{name}'"),
+            &format!("Snapshot '{snap}' with «halt» or «live» of domain '{name}'"),
             "drop the flag: every .vmx domain here is shut off",
         ));
     }
     let refuse = |m: String| DriverError::new(ErrorCode::InvalidArg, format!("{m} {NOTHING}"));
     if flags & LV_SNAPSHOT_CREATE_NO_METADATA != 0 {
         return Err(refuse(format!(
-            "Snapshot '{snap}' of domain '{name}': ESX keeps every snapshot in the VM's .vmsd, so there is no snapshot without metadata; drop --no-metadata"
+            "Snapshot '{snap}' of domain '{name}': ESX keeps every snapshot in the VM's .vmsd, so there is no snapshot without metadata; drop «no_metadata»"
         )));
     }
     if flags & LV_SNAPSHOT_CREATE_REUSE_EXT != 0 {
         return Err(refuse(format!(
-            "Snapshot '{snap}' of domain '{name}': ESX makes its delta disks itself, so there are no existing files to reuse; drop --reuse-external"
+            "Snapshot '{snap}' of domain '{name}': ESX makes its delta disks itself, so there are no existing files to reuse; drop «reuse_external»"
         )));
     }
     let asked = |d: &Device| req.disks.iter().find(|s| s.name == d.target);
@@ -56,14 +56,14 @@ pub fn disks_taken(
         let disk = format!("Disk {} of domain '{name}'", d.target);
         if d.is_disk() && d.mode == DiskMode::Unknown {
             return Err(refuse(format!(
-                "{}; leave it out (--diskspec {},snapshot=no), or change its mode in the VMware client or on that line",
+                "{}; leave it out («diskspec {},snapshot=no»), or change its mode in the VMware client or on that line",
                 d.unknown_mode(vmx, name),
                 d.target
             )));
         }
         return Err(refuse(if d.is_disk() {
             format!(
-                "{disk} is {}, and ESX never takes independent disks in snapshots; leave it out (--diskspec {},snapshot=no), or make it persistent first with `luavirt disk-mode {name} {} persistent`",
+                "{disk} is {}, and ESX never takes independent disks in snapshots; leave it out («diskspec {},snapshot=no»), or make it persistent first with «do:disk-mode {name} {} persistent»",
                 d.mode, d.target, d.target
             )
         } else {
@@ -76,7 +76,7 @@ pub fn disks_taken(
         let mode = mode_of(d);
         if mode != "external" {
             return Err(refuse(format!(
-                "{disk} is persistent, and ESX takes every persistent disk in a snapshot (the request has it as snapshot='{mode}'); take it too (drop the --diskspec or --disk-set that leaves it out), or make it independent first with `luavirt disk-mode {name} {} independent-persistent`",
+                "{disk} is persistent, and ESX takes every persistent disk in a snapshot (the request has it as snapshot='{mode}'); take it too (drop the «diskspec» or «disk_set» that leaves it out), or make it independent first with «do:disk-mode {name} {} independent-persistent»",
                 d.target
             )));
         }

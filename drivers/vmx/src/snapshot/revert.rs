@@ -25,8 +25,8 @@ impl VmxDriver {
     pub(crate) fn snapshot_revert_impl(&self, name: &str, snap: &str, flags: u32, call: &mut Call) -> DriverResult {
         if flags & (LV_SNAPSHOT_REVERT_RUNNING | LV_SNAPSHOT_REVERT_PAUSED) != 0 {
             return Err(needs_esx(
-                &format!("Reverting domain '{name}' to snapshot '{snap}' and running it (--running or --paused)"),
-                "revert without --running or --paused, then start the VM in the VMware client",
+                &format!("Reverting domain '{name}' to snapshot '{snap}' and running it («running» or «paused»)"),
+                "revert without «running» or «paused», then start the VM in the VMware client",
             ));
         }
         let l = self.load_snapshots(name, call)?;

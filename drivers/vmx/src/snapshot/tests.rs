@@ -56,7 +56,7 @@ fn an_override_that_differs_from_the_disk_mode_is_refused_saying_what_to_do() {
     req.disks[2].snapshot = Some("external".into());
     assert_eq!(
         refusal(&req, 0),
-        "Disk sdc of domain 'web01' is independent-nonpersistent, and ESX never takes independent disks in snapshots; leave it out (--diskspec sdc,snapshot=no), or make it persistent first with `luavirt disk-mode web01 sdc persistent` (nothing was changed)"
+        "Disk sdc of domain 'web01' is independent-nonpersistent, and ESX never takes independent disks in snapshots; leave it out («diskspec sdc,snapshot=no»), or make it persistent first with «do:disk-mode web01 sdc persistent» (nothing was changed)"
     );
     let mut req = request(AS_ESX);
     req.disks[3].snapshot = Some("no".into());
@@ -64,7 +64,7 @@ fn an_override_that_differs_from_the_disk_mode_is_refused_saying_what_to_do() {
     let mut req = request(AS_ESX);
     req.disks.remove(3);
     assert!(
-        refusal(&req, 0).contains("`luavirt disk-mode web01 sdh independent-persistent`"),
+        refusal(&req, 0).contains("«do:disk-mode web01 sdh independent-persistent»"),
         "a disk left out of the request"
     );
     let mut req = request(AS_ESX);
@@ -80,10 +80,10 @@ fn memory_and_what_esx_does_not_have_are_refused() {
     assert_eq!(e.code, ErrorCode::Unsupported);
     assert_eq!(
         e.message,
-        "Saving the memory of domain 'web01' in snapshot 's1' needs an ESX or Workstation host, which luavirt does not drive here: the vmx driver works on the VM's files only; take a disk-only snapshot (--disk-only), or take this one in the VMware client"
+        "Saving the memory of domain 'web01' in snapshot 's1' needs an ESX or Workstation host, which luavirt does not drive here: the vmx driver works on the VM's files only; take a disk-only snapshot («disk_only»), or take this one in the VMware client"
     );
-    assert!(refusal(&request(AS_ESX), LV_SNAPSHOT_CREATE_NO_METADATA).contains("drop --no-metadata"));
-    assert!(refusal(&request(AS_ESX), LV_SNAPSHOT_CREATE_REUSE_EXT).contains("drop --reuse-external"));
+    assert!(refusal(&request(AS_ESX), LV_SNAPSHOT_CREATE_NO_METADATA).contains("drop «no_metadata»"));
+    assert!(refusal(&request(AS_ESX), LV_SNAPSHOT_CREATE_REUSE_EXT).contains("drop «reuse_external»"));
     let mut req = request(AS_ESX);
     req.disks[0].source_file = Some("/elsewhere/a.vmdk".into());
     assert!(refusal(&req, 0).contains("ESX names its delta disks itself"));
@@ -110,6 +110,6 @@ fn a_disk_of_unknown_mode_is_never_taken_and_asking_for_it_names_its_line() {
     let e = disks_taken("web01", &req, 0, &d, VMX.as_ref()).unwrap_err().message;
     assert_eq!(
         e,
-        "Disk sdb of domain 'web01' has mode \"append\" (/ds/web01/web01.vmx:21), which luavirt does not know, so it leaves that disk as it is: it changes no such mode and takes no such disk in snapshots (ESX knows persistent, independent-persistent and independent-nonpersistent); leave it out (--diskspec sdb,snapshot=no), or change its mode in the VMware client or on that line (nothing was changed)"
+        "Disk sdb of domain 'web01' has mode \"append\" (/ds/web01/web01.vmx:21), which luavirt does not know, so it leaves that disk as it is: it changes no such mode and takes no such disk in snapshots (ESX knows persistent, independent-persistent and independent-nonpersistent); leave it out («diskspec sdb,snapshot=no»), or change its mode in the VMware client or on that line (nothing was changed)"
     );
 }

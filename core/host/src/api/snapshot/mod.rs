@@ -131,7 +131,7 @@ impl Connection {
     /// Reverts the domain to a snapshot.
     pub fn snapshot_revert(&self, domain: &str, name: &str, opts: RevertOptions) -> Result<()> {
         if opts.running && opts.paused {
-            return Err(Error::InvalidArg("--running and --paused cannot go together".to_string()));
+            return Err(Error::InvalidArg("«running» and «paused» cannot go together".to_string()));
         }
         let _lock = self.lock_domain(domain)?;
         self.snapshot(domain, name)?;
@@ -152,11 +152,11 @@ impl Connection {
     pub fn snapshot_delete(&self, domain: &str, name: &str, opts: DeleteOptions) -> Result<Vec<String>> {
         if opts.mirror_pivot && opts.mirror_abort {
             return Err(Error::InvalidArg(
-                "--mirror-pivot keeps the mirror and --mirror-abort keeps the source: choose one".to_string(),
+                "«mirror_pivot» keeps the mirror and «mirror_abort» keeps the source: choose one".to_string(),
             ));
         }
         if opts.children && opts.children_only {
-            return Err(Error::InvalidArg("--children and --children-only cannot go together".to_string()));
+            return Err(Error::InvalidArg("«children» and «children_only» cannot go together".to_string()));
         }
         let _lock = self.lock_domain(domain)?;
         self.snapshot(domain, name)?;

@@ -197,7 +197,7 @@ impl SnapshotPlan {
                 let target = super::super::diskset::resolve(&domain, &disks, &spec.disk)?;
                 let i = disks.iter().position(|d| d.target == target).expect("resolved");
                 if specs[i].is_some() {
-                    return Err(invalid(format!("--diskspec names disk {target} twice")));
+                    return Err(invalid(format!("disk {target} is named twice")));
                 }
                 specs[i] = Some(spec.clone());
             }
@@ -206,7 +206,7 @@ impl SnapshotPlan {
             let members = dom.disk_sets().members(set).to_vec();
             if members.is_empty() {
                 return Err(invalid(format!(
-                    "disk set '{set}' has no disks; add some with `luavirt diskset add {domain} DISK --set {set}`"
+                    "disk set '{set}' has no disks; add some with «do:diskset add {domain} DISK --set {set}»"
                 )));
             }
             disks.iter().map(|d| members.contains(&d.target)).collect()
@@ -221,7 +221,7 @@ impl SnapshotPlan {
                 let why = if req.disks.is_empty() {
                     format!("not in disk set '{}'", req.disk_set.as_deref().unwrap_or(""))
                 } else {
-                    "not named in a --diskspec".to_string()
+                    "not named in the request's disks".to_string()
                 };
                 PlannedDisk::no(d, why)
             } else {
@@ -234,10 +234,10 @@ impl SnapshotPlan {
         let memory = plan_memory(req, running, &planned).map_err(invalid)?;
         check_distinct(&planned, &memory).map_err(invalid)?;
         if req.halt && !running {
-            return Err(invalid("--halt needs a running domain".to_string()));
+            return Err(invalid("«halt» needs a running domain".to_string()));
         }
         if req.live && !matches!(memory, PlannedMemory::External { .. }) {
-            return Err(invalid("--live applies to memory saved in a file; add --memspec file=PATH".to_string()));
+            return Err(invalid("«live» applies to memory saved in a file; add «memspec file=PATH»".to_string()));
         }
         if planned.iter().all(|p| p.snapshot == "no") && memory == PlannedMemory::No {
             let why: Vec<String> = planned.iter().map(|p| format!("{}: {}", p.target, p.reason)).collect();
@@ -429,7 +429,7 @@ fn plan_disk(
         (None, Some(_)) => None,
         (None, None) => {
             return Err(format!(
-                "disk {} has a network source; give its overlay with --diskspec {},file=PATH",
+                "disk {} has a network source; give its overlay with «diskspec {},file=PATH»",
                 d.target, d.target
             ));
         }
@@ -439,7 +439,7 @@ fn plan_disk(
         let base = Path::new(file).file_name().map_or(0, |n| n.len());
         if base > MAX_SNAPSHOT_NAME_BYTES {
             return Err(format!(
-                "disk {}: the overlay's file name in {file} is {base} bytes, and a file name may have at most {MAX_SNAPSHOT_NAME_BYTES}; use a shorter snapshot name, or give the overlay with --diskspec {},file=PATH",
+                "disk {}: the overlay's file name in {file} is {base} bytes, and a file name may have at most {MAX_SNAPSHOT_NAME_BYTES}; use a shorter snapshot name, or give the overlay with «diskspec {},file=PATH»",
                 d.target, d.target
             ));
         }
@@ -472,9 +472,9 @@ fn check_new_file(file: &str, reuse: bool, what: &str) -> Result<(), String> {
     let exists = Path::new(file).exists();
     match (exists, reuse) {
         (true, false) => {
-            Err(format!("{what} {file} already exists; pass --reuse-external to use it, or choose another file"))
+            Err(format!("{what} {file} already exists; pass «reuse_external» to use it, or choose another file"))
         }
-        (false, true) => Err(format!("{what} {file} does not exist, and --reuse-external uses existing files")),
+        (false, true) => Err(format!("{what} {file} does not exist, and «reuse_external» uses existing files")),
         _ => Ok(()),
     }
 }
@@ -484,20 +484,20 @@ fn plan_memory(req: &SnapshotRequest, running: bool, disks: &[PlannedDisk]) -> R
     let asked = spec.snapshot.clone().or_else(|| spec.file.as_ref().map(|_| "external".to_string()));
     if req.disk_only {
         if asked.as_deref().is_some_and(|m| m != "no") {
-            return Err("--disk-only takes no memory; drop --memspec".to_string());
+            return Err("«disk_only» takes no memory; drop «memspec»".to_string());
         }
         return Ok(PlannedMemory::No);
     }
     if !running {
         if asked.as_deref().is_some_and(|m| m != "no") {
-            return Err("the domain is shut off, so it has no memory to save; drop --memspec".to_string());
+            return Err("the domain is shut off, so it has no memory to save; drop «memspec»".to_string());
         }
         return Ok(PlannedMemory::No);
     }
     match asked.as_deref() {
         Some("no") => Ok(PlannedMemory::No),
         Some("external") => {
-            let file = spec.file.ok_or("external memory needs a file: --memspec file=PATH")?;
+            let file = spec.file.ok_or("external memory needs a file: «memspec file=PATH»")?;
             if !Path::new(&file).is_absolute() {
                 return Err(format!("memory file {file} must be an absolute path"));
             }
@@ -506,7 +506,7 @@ fn plan_memory(req: &SnapshotRequest, running: bool, disks: &[PlannedDisk]) -> R
         }
         _ => match disks.iter().find(|p| p.snapshot == "internal") {
             Some(p) => Ok(PlannedMemory::Internal { disk: p.target.clone() }),
-            None => Err("a running domain's memory goes into a qcow2 disk taken internally, and none is; add --memspec file=PATH, or --disk-only".to_string()),
+            None => Err("a running domain's memory goes into a qcow2 disk taken internally, and none is; add «memspec file=PATH», or «disk_only»".to_string()),
         },
     }
 }

@@ -54,7 +54,7 @@ fn internal_asked_of_raw_goes_external_or_stays_out_by_default() {
     assert_eq!(modes(&p), [("vda", "no"), ("vdb", "external"), ("vdc", "no"), ("vdd", "no"), ("hdc", "no")]);
     assert_eq!(p.disks[1].reason, "raw cannot hold an internal snapshot, so it is taken externally");
     assert!(p.disks[2].reason.contains("its default is snapshot='no'"));
-    assert_eq!(p.disks[0].reason, "not named in a --diskspec");
+    assert_eq!(p.disks[0].reason, "not named in the request's disks");
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn bad_requests_are_refused_with_the_reason() {
         |r: &SnapshotRequest, running: bool| SnapshotPlan::resolve(&dom(), r, running, &[]).unwrap_err().to_string();
     let mut r = req("s4");
     r.disks = vec![DiskSpec::parse("vda").unwrap(), DiskSpec::parse("/i/a.qcow2").unwrap()];
-    assert!(err(&r, false).contains("--diskspec names disk vda twice"));
+    assert!(err(&r, false).contains("disk vda is named twice"));
     r.disks = vec![DiskSpec::parse("vdd").unwrap()];
     assert!(err(&r, false).contains("disk vdd is transient"));
     r.disks = vec![DiskSpec::parse("vdz").unwrap()];
@@ -92,16 +92,16 @@ fn bad_requests_are_refused_with_the_reason() {
     r.memory = Some(MemSpec::parse("/m/s5").unwrap());
     assert!(err(&r, false).contains("shut off, so it has no memory"));
     r.disk_only = true;
-    assert!(err(&r, true).contains("--disk-only takes no memory"));
+    assert!(err(&r, true).contains("«disk_only» takes no memory"));
     let mut r = req("bad/name");
     assert!(err(&r, false).contains("Invalid snapshot name"));
     r.name = Some("s6".into());
     r.halt = true;
-    assert!(err(&r, false).contains("--halt needs a running domain"));
+    assert!(err(&r, false).contains("«halt» needs a running domain"));
     // Only raw disks, running, no memspec: nowhere to keep memory.
     let raw_only = DomainXml::parse("<domain><name>r</name><devices><disk type='file'><driver type='raw'/><source file='/i/r.raw'/><target dev='vda'/></disk></devices></domain>", None).unwrap();
     let e = SnapshotPlan::resolve(&raw_only, &req("s7"), true, &[]).unwrap_err().to_string();
-    assert!(e.contains("add --memspec file=PATH, or --disk-only"), "{e}");
+    assert!(e.contains("add «memspec file=PATH», or «disk_only»"), "{e}");
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn an_existing_overlay_needs_reuse_external() {
     let mut r = req("s8");
     r.disks = vec![DiskSpec::parse(&format!("vdb,file={}", existing.display())).unwrap()];
     let e = SnapshotPlan::resolve(&dom(), &r, false, &[]).unwrap_err().to_string();
-    assert!(e.contains("already exists; pass --reuse-external"), "{e}");
+    assert!(e.contains("already exists; pass «reuse_external»"), "{e}");
     r.reuse_external = true;
     assert!(SnapshotPlan::resolve(&dom(), &r, false, &[]).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -172,7 +172,7 @@ fn names_are_limited_in_bytes_as_qcow2_tags_are() {
     let e = SnapshotPlan::resolve(&raw, &req(&"\u{1D11E}".repeat(63)), false, &[]).unwrap_err().to_string();
     assert!(e.contains("disk vda: the overlay's file name in /i/scratch."), "{e}");
     assert!(e.contains("is 260 bytes, and a file name may have at most 255"), "{e}");
-    assert!(e.contains("--diskspec vda,file=PATH"), "{e}");
+    assert!(e.contains("«diskspec vda,file=PATH»"), "{e}");
     // 63 four-byte characters beside a short file name fit.
     SnapshotPlan::resolve(&dom(), &req(&"\u{1D11E}".repeat(63)), false, &[]).unwrap();
 }
