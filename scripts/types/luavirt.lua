@@ -132,6 +132,32 @@ function dom:block_commit(opts) end
 ---@return luavirt.job?
 function dom:block_job(disk) end
 
+---@class luavirt.migrate_options
+---@field to luavirt.conn|string  the destination: a connection, or its URI
+---@field disks? string[]         disks whose content moves
+---@field disk_set? string|boolean|luavirt.diskset  copy this set's disks (true: "selected")
+---@field blank? string[]         disks recreated empty at the destination
+---@field shared? string[]        disks the destination sees as they are (the default; a transient disk is blank unless named here)
+---@field copy_storage_all? boolean  copy every disk that is not shareable, read-only, empty or transient
+---@field targets? table<string, string>  where a copied or blank disk's image goes
+---@field target_dir? string      folder for the other copied and blank images
+---@field live? boolean           keep the guest running while its memory moves
+---@field persistent? boolean     define the domain at the destination
+---@field undefine_source? boolean  remove the definition here once the destination has it
+---@field paused? boolean         leave it paused at the destination
+---@field bandwidth? integer      MiB/s
+---@field timeout? integer        seconds before the guest is paused so that its memory finishes moving
+---@field on_progress? fun(done: integer, total: integer, stage: string)
+
+---Moves the domain to another host: `{plan, memory_bytes, disk_bytes = {{disk, bytes}}, seconds}`.
+---@param opts luavirt.migrate_options
+---@return table
+function dom:migrate(opts) end
+---What `dom:migrate(opts)` would do, disk by disk, without doing it: `{domain, from, to, offline, live, disks = {{target, action, source, dest, format, capacity, why}}}`.
+---@param opts luavirt.migrate_options
+---@return table
+function dom:migration_plan(opts) end
+
 ---@class luavirt.diskset
 local set = {}
 ---@return string

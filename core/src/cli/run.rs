@@ -84,6 +84,9 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
     }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
     let conn = host.connect(&uri)?;
+    if let Command::Migrate(args) = cli.command {
+        return super::migrate::run(&host, &conn, args, cli.json);
+    }
     Ok(match cli.command {
         Command::Drivers | Command::DriverCheck { .. } | Command::Run { .. } | Command::Test { .. } => {
             unreachable!("handled above")
@@ -135,9 +138,22 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             }
             out(text, j)
         }
+        Command::Migrate(_) => unreachable!("handled above"),
+        Command::Domjobabort { domain } => {
+            conn.abort_job(&domain)?;
+            out(
+                format!("Asked the migration of domain '{domain}' to stop; it puts everything back\n"),
+                json!({ "domain": domain, "aborted": true }),
+            )
+        }
         Command::Recover { domain } => {
-            conn.recover(&domain)?;
-            out(format!("Domain '{domain}' has no unfinished change\n"), json!({ "domain": domain, "recovered": true }))
+            let settled = conn.recover(&domain)?;
+            let text = if settled {
+                format!("Domain '{domain}': the unfinished change was settled (see above)\n")
+            } else {
+                format!("Domain '{domain}' has no unfinished change\n")
+            };
+            out(text, json!({ "domain": domain, "recovered": true, "settled": settled }))
         }
         Command::Domblklist { domain, details } => domblklist(&conn, &domain, details)?,
         Command::Start { domain } => {

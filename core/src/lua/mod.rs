@@ -13,6 +13,7 @@ pub mod domain;
 pub mod errors;
 pub mod job;
 pub mod limits;
+pub mod migrate;
 pub mod options;
 pub mod sandbox;
 pub mod snapshot;

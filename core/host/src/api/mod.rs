@@ -8,6 +8,7 @@ mod diskset;
 mod domain;
 mod dryrun;
 mod lock;
+pub mod migrate;
 pub mod snapshot;
 mod suggest;
 
