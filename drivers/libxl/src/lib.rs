@@ -1,0 +1,3 @@
+//! luavirt's Xen driver (`libxl:///FOLDER`).
+
+pub mod cfg;
