@@ -1,3 +1,4 @@
 //! luavirt's Xen driver (`libxl:///FOLDER`).
 
 pub mod cfg;
+pub mod diskspec;
