@@ -62,6 +62,15 @@ pub fn chain(path: &str, format: &str) -> Result<Vec<ImageInfo>, DriverError> {
     parse(&run(&["info", "--output=json", "--backing-chain", "-U", "-f", format, path])?, path)
 }
 
+/// The files of the chain of `path` (its format detected), top first; as far as they read.
+pub fn chain_files(path: &str) -> Vec<String> {
+    run(&["info", "--output=json", "--backing-chain", "-U", path])
+        .ok()
+        .and_then(|json| serde_json::from_str::<Vec<ImageInfo>>(&json).ok())
+        .map(|c| c.into_iter().map(|i| i.filename).collect())
+        .unwrap_or_else(|| vec![path.to_string()])
+}
+
 /// `path` alone, its format detected.
 pub fn info(path: &str) -> Result<ImageInfo, DriverError> {
     parse(&run(&["info", "--output=json", "-U", path])?, path)

@@ -82,11 +82,11 @@ impl LibxlDriver {
     }
 
     /// Refuses `what` unless xl can run domains here (checked before a change that ends
-    /// with starting one).
-    pub(crate) fn require_xl(&self, what: &str) -> DriverResult {
+    /// with starting one); `instead` says what the user can do without.
+    pub(crate) fn require_xl(&self, what: &str, instead: &str) -> DriverResult {
         self.xl.list().map(drop).map_err(|e| {
             let mut err = xl_error(what, e);
-            err.message.push_str(" (nothing was changed)");
+            err.message.push_str(&format!("; {instead} (nothing was changed)"));
             err
         })
     }

@@ -26,9 +26,9 @@ impl XlError {
 impl fmt::Display for XlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            XlError::Missing(program) => write!(
+            XlError::Missing(where_) => write!(
                 f,
-                "xl is not installed ({program} is not there): Xen's toolstack (apt-get install xen-utils) and a Xen hypervisor run domains"
+                "xl is not installed ({where_}): Xen's toolstack (apt-get install xen-utils) and a Xen hypervisor run domains"
             ),
             XlError::NoHypervisor(said) => {
                 write!(f, "no Xen hypervisor runs on this machine (xl says: {said}); boot it into Xen to run domains")
@@ -71,7 +71,7 @@ impl Xl {
         let out = luavirt_plugin_api::child::tool(&self.program).args(args).output().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 XlError::Missing(if self.program.contains('/') {
-                    self.program.clone()
+                    format!("{} does not exist", self.program)
                 } else {
                     format!("no {} on PATH", self.program)
                 })
@@ -83,7 +83,8 @@ impl Xl {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let last = said.lines().last().unwrap_or("").trim().to_string();
+        // The last line says why; Debian's wrapper pads it with double spaces.
+        let last = said.lines().last().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
         if NO_HYPERVISOR.iter().any(|m| said.contains(m)) {
             Err(XlError::NoHypervisor(last))
         } else {
@@ -146,8 +147,8 @@ mod tests {
     #[test]
     fn a_missing_xl_is_named_as_missing() {
         let e = Xl::new("/nonexistent/xl").run(&["list"]).unwrap_err();
-        assert_eq!(e, XlError::Missing("/nonexistent/xl".into()));
-        assert!(e.to_string().starts_with("xl is not installed (/nonexistent/xl is not there)"), "{e}");
+        assert_eq!(e, XlError::Missing("/nonexistent/xl does not exist".into()));
+        assert!(e.to_string().starts_with("xl is not installed (/nonexistent/xl does not exist)"), "{e}");
         assert!(e.nothing_runs());
     }
 }

@@ -149,9 +149,22 @@ impl LibxlDriver {
         }
         sidecar.snapshots.remove(snap);
         let files = Files::of(&l, snap, cfg.bytes().to_vec(), &sidecar)?;
+        // What only this snapshot needed: the overlays merged away, and the images it stood on
+        // and made (each removed only if nothing else needs it by then).
+        let mut removed: Vec<String> = merges.iter().map(|m| m.top.clone()).collect();
+        for d in s.disks.iter().filter(|d| d.snapshot.as_deref() == Some("external")) {
+            removed.extend(then.disk(&d.name).and_then(|x| x.source.path().map(str::to_string)));
+            removed.extend(d.source_file.clone());
+        }
+        removed.dedup();
         let mut pending = self.begin(
             &l.dom.path,
-            Change::Delete { files: files.clone(), untag: untag.clone(), merges: merges.clone() },
+            Change::Delete {
+                files: files.clone(),
+                untag: untag.clone(),
+                merges: merges.clone(),
+                removed: removed.clone(),
+            },
         )?;
         failpoint::hit("libxl-snapshot-delete:begun");
         let mut changed = false;
@@ -177,8 +190,7 @@ impl LibxlDriver {
         files.switch()?;
         pending.phase(DELETE_PHASES[2])?;
         failpoint::hit("libxl-snapshot-delete:switched");
-        let tops: Vec<String> = merges.iter().map(|m| m.top.clone()).collect();
-        self.remove_unneeded(name, &files, &tops, call)?;
+        self.remove_unneeded(name, &files, &removed, call)?;
         pending.done()
     }
 }

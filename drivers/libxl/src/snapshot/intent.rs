@@ -56,10 +56,10 @@ pub(crate) enum Change {
     /// discarded images removed.
     #[serde(rename = "snapshot-revert")]
     Revert { files: Files, overlays: Vec<NewOverlay>, rewind: Vec<String>, discard: Vec<String> },
-    /// `snapshot-delete`: internal snapshots deleted and overlays merged, the switch, the
-    /// merged overlays removed.
+    /// `snapshot-delete`: internal snapshots deleted and overlays merged, the switch, then
+    /// what only the snapshot needed removed (merged overlays, its point-in-time images).
     #[serde(rename = "snapshot-delete")]
-    Delete { files: Files, untag: Vec<String>, merges: Vec<Merge> },
+    Delete { files: Files, untag: Vec<String>, merges: Vec<Merge>, removed: Vec<String> },
 }
 
 /// The config and the sidecar of a change, before and after.
@@ -281,26 +281,27 @@ impl LibxlDriver {
                 self.remove_unneeded(name, f, discard, call)?;
                 Ok(format!("it was finished: the domain is at snapshot '{}' and shut off", f.snapshot))
             }
-            Change::Delete { untag, merges, .. } => {
+            Change::Delete { untag, merges, removed, .. } => {
                 if !intent.reached("switched", super::intent::DELETE_PHASES) {
                     super::delete::merge_all(&f.snapshot, untag, merges, &mut false)?;
                     f.switch()?;
                 }
-                let tops: Vec<String> = merges.iter().map(|m| m.top.clone()).collect();
-                self.remove_unneeded(name, f, &tops, call)?;
+                self.remove_unneeded(name, f, removed, call)?;
                 Ok(format!("it was finished: snapshot '{}' is deleted and its images merged", f.snapshot))
             }
         }
     }
 
-    /// Removes each of `files` that neither the config nor a snapshot's point in time names,
-    /// and on which no image they know builds (one that cannot be removed is left, with a warning).
+    /// Removes each of `files` that no image the config or a snapshot's point in time stands
+    /// on (through its whole backing chain) needs, and on which no image they know builds
+    /// (one that cannot be removed is left, with a warning).
     pub(crate) fn remove_unneeded(&self, name: &str, f: &Files, files: &[String], call: &mut Call) -> DriverResult {
         let dom = Dom::load(&f.cfg)?;
         let sidecar = Sidecar::read(&dom.sidecar_path())?;
-        let named = named_images(name, &dom, &sidecar.snapshots);
+        let in_use: std::collections::BTreeSet<String> =
+            named_images(name, &dom, &sidecar.snapshots).iter().flat_map(|i| images::chain_files(i)).collect();
         let known = known_images(name, &dom, &sidecar.snapshots);
-        for file in files.iter().filter(|p| !named.contains(*p) && Path::new(p).is_file()) {
+        for file in files.iter().filter(|p| !in_use.contains(*p) && Path::new(p).is_file()) {
             if known.iter().any(|k| k != file && images::backing_of(k).as_deref() == Some(file.as_str())) {
                 continue;
             }

@@ -44,7 +44,10 @@ impl LibxlDriver {
         };
         self.require_off(name, &format!("Reverting domain '{name}' to snapshot '{snap}'"))?;
         if start {
-            self.require_xl(&format!("Reverting domain '{name}' to snapshot '{snap}' and running it needs xl (revert without --running or --paused, then start it once Xen runs)"))?;
+            self.require_xl(
+                &format!("Reverting domain '{name}' to snapshot '{snap}' and running it"),
+                "revert without --running or --paused to put only its disks back",
+            )?;
         }
         let then = recorded(name, &s)?;
         let known = known_images(name, &l.dom, &l.sidecar.snapshots);
