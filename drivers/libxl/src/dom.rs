@@ -146,7 +146,7 @@ impl Dom {
         self.path.with_file_name(name)
     }
 
-    /// `name ... of domain 'x' (file:line)`, for messages about disk `d`.
+    /// `file:line` of disk `d`'s spec, for messages.
     pub fn at(&self, d: &DomDisk) -> String {
         format!("{}:{}", self.path.display(), d.line)
     }

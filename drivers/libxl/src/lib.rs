@@ -10,7 +10,7 @@
 //! - Snapshots of a shut-off domain go through `qemu-img` on the disks' images ([`images`]):
 //!   qcow2 overlays for external ones, internal ones inside qcow2 images; each change is
 //!   recorded first and settled by the next call if luavirt is killed (`snapshot`).
-//! - Run state, start and stop go through `xl` ([`xl`], [`live`]); without xl, or without a
+//! - Run state, start and stop go through `xl` ([`xl`], `live`); without xl, or without a
 //!   hypervisor, they say which is missing.
 //! - Every result record is built in [`records`].
 
