@@ -60,40 +60,88 @@ impl XlConfig {
         self.splice(a.start, a.end, quote(value, a.quote.unwrap_or(b'\'')).as_bytes())
     }
 
+    /// This config with each of `cuts` (byte ranges, in order, apart) removed, parsed again.
+    fn cut(&self, cuts: &[(usize, usize)]) -> Result<XlConfig, CfgError> {
+        let mut bytes = Vec::with_capacity(self.bytes.len());
+        let mut at = 0;
+        for &(start, end) in cuts {
+            bytes.extend_from_slice(&self.bytes[at..start]);
+            at = end;
+        }
+        bytes.extend_from_slice(&self.bytes[at..]);
+        XlConfig::parse(&bytes, &self.file).map_err(|e| CfgError {
+            message: format!("luavirt's change would not read back ({}); please report this", e.message),
+            ..e
+        })
+    }
+
+    /// The offset of the next token from `at` on: blanks, line ends and comments skipped.
+    fn next_token(&self, mut at: usize) -> usize {
+        let b = &self.bytes;
+        while at < b.len() {
+            match b[at] {
+                b' ' | b'\t' | b'\n' => at += 1,
+                b'#' => {
+                    while at < b.len() && b[at] != b'\n' {
+                        at += 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+        at
+    }
+
     /// Removes item `index` of list setting `setting` with its separator; an item alone on its
-    /// line takes the line with it.
+    /// line takes the line (and a comment after it) with it. Other comments stay.
     pub fn remove_item(&self, setting: usize, index: usize) -> Result<XlConfig, CfgError> {
         let list = self.list_at(setting)?;
         let item = list.items.get(index).ok_or_else(|| self.error(list.open, format!("no item {index}")))?;
         let b = &self.bytes;
         let (start, end) = (item.start(), item.end());
-        let mut after = end;
-        while after < b.len() && is_blank(b[after]) {
-            after += 1;
-        }
-        if b.get(after) == Some(&b',') {
-            after += 1;
-            while after < b.len() && is_blank(b[after]) {
-                after += 1;
+        let line_start = b[..start].iter().rposition(|c| *c == b'\n').map_or(0, |p| p + 1);
+        let alone = b[line_start..start].iter().all(|c| is_blank(*c));
+        // Where the item's line ends, when only blanks (and a comment) follow `from` on it.
+        let line_end = |from: usize| {
+            let mut at = from;
+            while at < b.len() && is_blank(b[at]) {
+                at += 1;
             }
-            let line_start = b[..start].iter().rposition(|c| *c == b'\n').map_or(0, |p| p + 1);
-            let alone = b[line_start..start].iter().all(|c| is_blank(*c));
-            // A comment after the item on its line is about the item: it goes too.
-            let mut line_end = after;
-            if b.get(line_end) == Some(&b'#') {
-                while line_end < b.len() && b[line_end] != b'\n' {
-                    line_end += 1;
+            if b.get(at) == Some(&b'#') {
+                while at < b.len() && b[at] != b'\n' {
+                    at += 1;
                 }
             }
-            if alone && b.get(line_end) == Some(&b'\n') {
-                return self.splice(line_start, line_end + 1, b"");
+            (b.get(at) == Some(&b'\n')).then_some(at + 1)
+        };
+        let next = self.next_token(end);
+        if b.get(next) == Some(&b',') {
+            if b[end..next].contains(&b'\n') {
+                // The comma after it is on a later line: the item and that comma go.
+                return self.cut(&[(start, end), (next, next + 1)]);
             }
-            return self.splice(start, after, b"");
+            return match line_end(next + 1) {
+                Some(to) if alone => self.cut(&[(line_start, to)]),
+                _ => {
+                    let mut after = next + 1;
+                    while after < b.len() && is_blank(b[after]) {
+                        after += 1;
+                    }
+                    self.cut(&[(start, after)])
+                }
+            };
         }
-        match index.checked_sub(1).and_then(|p| list.items.get(p)) {
-            // The last item without a comma after it: the separator before it goes.
-            Some(prev) => self.splice(prev.end(), end, b""),
-            None => self.splice(start, end, b""),
+        // The last item: the comma before it goes.
+        let Some(prev) = index.checked_sub(1).and_then(|p| list.items.get(p)) else {
+            return self.cut(&[(start, end)]);
+        };
+        let comma = self.next_token(prev.end());
+        if !b[prev.end()..start].iter().any(|c| *c == b'\n' || *c == b'#') {
+            return self.cut(&[(prev.end(), end)]);
+        }
+        match line_end(end) {
+            Some(to) if alone => self.cut(&[(comma, comma + 1), (line_start, to)]),
+            _ => self.cut(&[(comma, comma + 1), (start, end)]),
         }
     }
 

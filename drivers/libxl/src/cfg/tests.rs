@@ -160,6 +160,16 @@ fn removed_items_take_their_separator_and_their_line() {
     // The only item.
     let one = parse("disk = [ 'a' ]\n");
     assert_eq!(one.remove_item(0, 0).unwrap().bytes(), b"disk = [  ]\n");
+    // Commas and comments on other lines than the item (found by fuzzing): other comments stay.
+    let cases = [
+        ("x = [ 'a' # about a\n  , # trailing\n]\n", 0, "x = [  # about a\n   # trailing\n]\n"),
+        ("x = [\n  'a', # about a\n  'b'\n]\n", 1, "x = [\n  'a' # about a\n]\n"),
+        ("x = [\n  'a' # about a\n  , 'b' ]\n", 1, "x = [\n  'a' # about a\n    ]\n"),
+    ];
+    for (text, index, want) in cases {
+        let out = parse(text).remove_item(0, index).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(String::from_utf8_lossy(out.bytes()), want, "{text:?}");
+    }
 }
 
 #[test]
