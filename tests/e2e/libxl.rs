@@ -241,6 +241,18 @@ fn list_and_drivers_show_the_configs_of_the_folder() {
     assert!(list.as_array().unwrap().iter().all(|d| d["state"] == "shut-off"), "{list}");
     assert_eq!(list[2]["uuid"], "8d2b6a3c-61d4-4a8f-9e10-3c0f5d7b2a91");
     assert!(r.stderr.contains("broken.cfg:3:22: expected a list item"), "{}", r.stderr);
+    // Reads write nothing, anywhere.
+    let before = x.files();
+    for verb in [
+        &["list", "--all"][..],
+        &["dumpxml", "web01"],
+        &["domstate", "db02", "--reason"],
+        &["snapshot-list", "web01"],
+        &["domblklist", "db02"],
+    ] {
+        x.ok(verb);
+    }
+    assert_unchanged(&before, &x.files());
     let e = x.fails(&["dumpxml", "broken"]);
     assert!(
         e.contains(&format!(
@@ -974,7 +986,10 @@ fn what_needs_xl_or_a_hypervisor_says_which_is_missing() {
     x.ok(&["snapshot-create-as", "web", "s1"]);
     let before = x.files();
     // Without xl: the run state is known (nothing runs), start and stop say xl is missing.
-    assert!(!Path::new("/usr/bin/xl").exists() && !Path::new("/bin/xl").exists());
+    assert!(
+        !Path::new("/usr/bin/xl").exists() && !Path::new("/bin/xl").exists(),
+        "this test takes xl away by leaving /usr/sbin out of PATH; here xl is in /usr/bin or /bin"
+    );
     let r = without_xl(&x, &["domstate", "web", "--reason"]);
     assert_eq!(
         r.stdout,
@@ -1037,6 +1052,77 @@ fn what_needs_xl_or_a_hypervisor_says_which_is_missing() {
     // Work on files goes on without a hypervisor.
     x.ok(&["snapshot-revert", "web", "s1"]);
     x.ok(&["snapshot-delete", "web", "s1"]);
+}
+
+#[test]
+fn a_disk_whose_changes_are_discarded_is_refused_before_xl_runs() {
+    let (x, _) = web("xltrans");
+    x.ok(&["disk-mode", "web", "xvdb", "independent-nonpersistent"]);
+    let r = without_xl(&x, &["start", "web"]);
+    assert!(
+        r.stderr.contains("Disk xvdb of domain 'web' is independent-nonpersistent, and xl has no way to discard a disk's changes when the domain stops"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A stand-in for `xl` that answers as xl does on a host where Xen runs `web` as domain 7:
+/// `xl list` prints xl's table, `xl destroy` succeeds and is logged.
+fn xl_running_web(x: &Xen) -> String {
+    let log = x.env.dir.join("xl.log");
+    let script = x.env.write(
+        "xl",
+        &format!(
+            "#!/bin/sh\necho \"$@\" >> {}\ncase \"$1\" in\n  list) printf 'Name                                        ID   Mem VCPUs\\tState\\tTime(s)\\nDomain-0                                     0  2048     2     r-----      12.0\\nweb                                          7   512     1     -b----       3.1\\n' ;;\n  destroy) ;;\n  *) echo \"xl: $1 is not part of this stand-in\" >&2; exit 1 ;;\nesac\n",
+            log.display()
+        ),
+    );
+    luavirt_tests::set_mode(&script, 0o755);
+    format!("{}?xl={}", x.uri, script.display())
+}
+
+#[test]
+fn a_domain_xen_runs_is_listed_running_and_its_disks_are_left_alone() {
+    let (x, _) = web("xlrun");
+    x.ok(&["snapshot-create-as", "web", "s1"]);
+    let uri = xl_running_web(&x);
+    let run = |args: &[&str]| {
+        let mut a = vec!["-c", uri.as_str()];
+        a.extend_from_slice(args);
+        x.env.run(&a)
+    };
+    assert_eq!(run(&["list"]).stdout, " Id   Name   State\n----------------------\n 7    web    running\n");
+    assert_eq!(run(&["domstate", "web", "--reason"]).stdout, "running\n");
+    let before = x.files();
+    for (args, want) in [
+        (
+            &["snapshot-create-as", "web", "s2", "--disk-only"][..],
+            "Snapshot 's2' of domain 'web': domain 'web' runs under Xen (domain id 7)",
+        ),
+        (
+            &["snapshot-revert", "web", "s1"],
+            "Reverting domain 'web' to snapshot 's1': domain 'web' runs under Xen (domain id 7)",
+        ),
+        (
+            &["snapshot-delete", "web", "s1"],
+            "Deleting snapshot 's1' of domain 'web': domain 'web' runs under Xen (domain id 7)",
+        ),
+        (&["start", "web"], "Domain 'web' is already running (Xen domain id 7)"),
+    ] {
+        let r = run(args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stdout);
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+    }
+    let r = run(&["snapshot-create-as", "web", "s2", "--disk-only"]);
+    assert!(
+        r.stderr.contains("its memory saved with `xl save -c` and its disks switched by its device model over QMP (/var/run/xen/qmp-libxl-7), which luavirt does not do; shut it down (xl shutdown web) and try again (nothing was changed)"),
+        "{}",
+        r.stderr
+    );
+    assert_unchanged(&before, &x.files());
+    run(&["destroy", "web"]);
+    let log = std::fs::read_to_string(x.env.dir.join("xl.log")).unwrap();
+    assert!(log.lines().any(|l| l == "destroy web"), "{log}");
 }
 
 // ---- Crash safety ----

@@ -136,7 +136,14 @@ impl Driver for LibxlDriver {
     }
 
     fn list_domains(&self, _flags: u32, call: &mut Call) -> DriverResult {
-        let running = self.xl.list().unwrap_or_default();
+        let running = match self.xl.list() {
+            Ok(list) => list,
+            Err(e) if e.nothing_runs() => Vec::new(),
+            Err(e) => {
+                call.log(Level::Warning, &format!("{e}; every domain shows as shut off"));
+                Vec::new()
+            }
+        };
         for l in inventory::list(&self.root)? {
             let uuid = match &l.dom {
                 Ok(d) => d.uuid().ok().flatten().unwrap_or_default(),
