@@ -1249,6 +1249,26 @@ fn snapshot_create_revert_and_delete_killed_at_each_step_are_settled_by_the_next
     }
 }
 
+#[test]
+fn a_snapshot_killed_beside_a_hand_edited_sidecar_is_undone_too() {
+    // Only hda takes part (internally): the config does not change, the sidecar is the switch.
+    let (x, cfg) = web("xlhand");
+    x.ok(&["disk-mode", "web", "xvdb", "independent-persistent"]);
+    let sidecar = x.dir.join("web.cfg.luavirt.xml");
+    let text = std::fs::read_to_string(&sidecar).unwrap().replace("<metadata>", "<metadata>\n<!-- kept by hand -->");
+    std::fs::write(&sidecar, &text).unwrap();
+    let original = std::fs::read(&cfg).unwrap();
+    killed_at(&x.env, "libxl-snapshot-create:images", &x.args(&["snapshot-create-as", "web", "s1"]));
+    assert_eq!(internal_snapshots(&x.dir.join("web.qcow2")), ["s1"]);
+    let r = x.run(&["recover", "web"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("it was undone"), "{}", r.stderr);
+    assert!(internal_snapshots(&x.dir.join("web.qcow2")).is_empty());
+    assert_eq!((std::fs::read(&cfg).unwrap(), std::fs::read_to_string(&sidecar).unwrap()), (original, text));
+    x.ok(&["snapshot-create-as", "web", "s1"]);
+    assert_eq!(x.ok(&["snapshot-list", "web", "--name"]), "s1\n");
+}
+
 // ---- Lua ----
 
 #[test]

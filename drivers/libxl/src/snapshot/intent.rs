@@ -123,7 +123,8 @@ impl Files {
             cfg: l.dom.path.clone(),
             cfg_before: l.dom.cfg.bytes().to_vec(),
             cfg_after,
-            sidecar_before: SidecarFile::of(&path, &l.sidecar, &l.targets(&l.dom)),
+            // The file as it is (written by hand, it may differ from how luavirt writes it).
+            sidecar_before: SidecarFile::current(&path)?,
             sidecar_after: SidecarFile::of(&path, sidecar, &l.targets(&after)),
         })
     }
