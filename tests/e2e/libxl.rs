@@ -665,6 +665,11 @@ fn define_rewrites_only_the_disk_entries_that_change() {
     let new = x.image("new.qcow2", "qcow2", "4M");
     let moved = x.image("moved.raw", "raw", "4M");
     let xml = x.ok(&["dumpxml", "web"]);
+    // Older libvirt Xen XML names the qemu driver `file`: the same disk, nothing to write.
+    let f =
+        x.env.write("file.xml", &xml.replace("<driver name='qemu' type='raw'/>", "<driver name='file' type='raw'/>"));
+    x.ok(&["define", f.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), original);
     let data = x.dir.join("data.raw");
     // A new source for xvdb: one line changes, in its own quotes and form.
     let changed = xml.replace(&data.display().to_string(), &moved.display().to_string());

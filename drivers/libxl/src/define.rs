@@ -62,6 +62,10 @@ fn normalized(dom: &DomainXml, drop_uuid: bool) -> Element {
                     if let Some(t) = e.child_mut("target") {
                         t.remove_attr("bus");
                     }
+                    // libvirt's older Xen drivers wrote `file` for what libxl's calls `qemu`.
+                    if let Some(d) = e.child_mut("driver").filter(|d| d.attr("name").as_deref() == Some("file")) {
+                        d.set_attr("name", "qemu");
+                    }
                     disks.push(e);
                 }
                 Node::Element(e) => others.push(Node::Element(e)),
@@ -139,10 +143,10 @@ fn wanted(
         }
         (Some("tap"), _) => Some(Backend::Tap),
         (Some("standalone"), _) => Some(Backend::Standalone),
-        (Some("qemu"), _) if d.backendtype == Some(Backend::Qdisk) => Some(Backend::Qdisk),
-        (Some("qemu"), _) => None,
+        (Some("qemu" | "file"), _) if d.backendtype == Some(Backend::Qdisk) => Some(Backend::Qdisk),
+        (Some("qemu" | "file"), _) => None,
         (Some(n), _) => {
-            return Err(refuse(format!("{disk}: xl knows the drivers qemu, phy and tap, not '{n}'")));
+            return Err(refuse(format!("{disk}: xl knows the drivers qemu (or file), phy and tap, not '{n}'")));
         }
         (None, false) if d.backendtype == Some(Backend::Phy) => None,
         (None, false) => d.backendtype,
