@@ -15,6 +15,8 @@ case $target in
     vmx) seeds=$data/vmx ;;
     vmsd) seeds=$data/vmx/vmsd ;;
     vmdk_descriptor) seeds=$here/seeds/vmdk_descriptor ;;
+    xl_cfg) seeds=$here/seeds/xl_cfg ;;
+    xl_diskspec) seeds=$here/seeds/xl_diskspec ;;
     *) echo "unknown target $target; targets: $(ls "$here/fuzz_targets" | sed 's/\.rs$//' | tr '\n' ' ')" >&2; exit 2 ;;
 esac
 mkdir -p "$here/corpus/$target"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what luavirt's demo and tests need, if it is missing: QEMU 7.2 (qemu-system-x86
 # with a matching qemu-utils), libvirt's schema checker (virt-xml-validate, which needs
-# xmllint), a C compiler and Python 3. Run as root on a fresh machine; it does nothing when
-# everything is there.
+# xmllint), a C compiler, Python 3, and Xen's xl with its config parser (xen-utils; the libxl
+# driver's tests read configs with Xen's own parser and check what xl says without a
+# hypervisor). Run as root on a fresh machine; it does nothing when everything is there.
 set -euo pipefail
 
 missing=()
@@ -14,6 +15,8 @@ need virt-xml-validate
 need xmllint
 need cc
 need python3
+# xl lives in /usr/sbin, which a user's PATH may lack.
+[ -x /usr/sbin/xl ] || command -v xl >/dev/null 2>&1 || missing+=(xl)
 
 # qemu-img and qemu-system-x86_64 must come from the same QEMU: a machine that ships
 # qemu-utils 10 has no qemu-system-x86, and Debian 12's qemu-system-x86 is 7.2.
@@ -43,4 +46,9 @@ apt-get update -q
 apt-get install -y -q --allow-downgrades \
   qemu-system-x86 "qemu-utils/$release" "qemu-block-extra/$release" \
   libvirt-clients libxml2-utils gcc python3
+# Without recommends: they would pull in the hypervisor and Xen's own QEMU. Its udev step
+# may fail in containers; xl and its libraries are in place all the same.
+if [ ! -x /usr/sbin/xl ]; then
+  apt-get install -y -q --no-install-recommends "xen-utils-4.17" || [ -x /usr/sbin/xl ]
+fi
 echo "setup: installed $(qemu-system-x86_64 --version | head -n 1)"
