@@ -343,6 +343,13 @@
 #define LV_SNAPSHOT_CREATE_LIVE (1 << 8)
 
 /**
+ * `domain_snapshot_create` (ABI 1.3): a save: the memory file starts with luavirt's save
+ * header (`luavirt_plugin_api::savefile`: the domain, the snapshot, each disk's saved image),
+ * so it restores on its own; a revert reads the memory after the header.
+ */
+#define LV_SNAPSHOT_CREATE_SAVE (1 << 24)
+
+/**
  * `domain_snapshot_revert`: the domain runs after the revert.
  */
 #define LV_SNAPSHOT_REVERT_RUNNING (1 << 0)
@@ -435,7 +442,7 @@
 /**
  * Flags of `domain_snapshot_create`.
  */
-#define LV_SNAPSHOT_CREATE_FLAGS (((((LV_SNAPSHOT_CREATE_NO_METADATA | LV_SNAPSHOT_CREATE_HALT) | LV_SNAPSHOT_CREATE_DISK_ONLY) | LV_SNAPSHOT_CREATE_REUSE_EXT) | LV_SNAPSHOT_CREATE_ATOMIC) | LV_SNAPSHOT_CREATE_LIVE)
+#define LV_SNAPSHOT_CREATE_FLAGS ((((((LV_SNAPSHOT_CREATE_NO_METADATA | LV_SNAPSHOT_CREATE_HALT) | LV_SNAPSHOT_CREATE_DISK_ONLY) | LV_SNAPSHOT_CREATE_REUSE_EXT) | LV_SNAPSHOT_CREATE_ATOMIC) | LV_SNAPSHOT_CREATE_LIVE) | LV_SNAPSHOT_CREATE_SAVE)
 
 /**
  * Flags of `domain_snapshot_revert`.

@@ -154,6 +154,10 @@ pub const LV_SNAPSHOT_CREATE_REUSE_EXT: u32 = 1 << 5;
 pub const LV_SNAPSHOT_CREATE_ATOMIC: u32 = 1 << 7;
 /// `domain_snapshot_create`: keep the domain running while its memory is saved.
 pub const LV_SNAPSHOT_CREATE_LIVE: u32 = 1 << 8;
+/// `domain_snapshot_create` (ABI 1.3): a save: the memory file starts with luavirt's save
+/// header (`luavirt_plugin_api::savefile`: the domain, the snapshot, each disk's saved image),
+/// so it restores on its own; a revert reads the memory after the header.
+pub const LV_SNAPSHOT_CREATE_SAVE: u32 = 1 << 24;
 /// `domain_snapshot_revert`: the domain runs after the revert.
 pub const LV_SNAPSHOT_REVERT_RUNNING: u32 = 1 << 0;
 /// `domain_snapshot_revert`: the domain is paused after the revert.
@@ -202,7 +206,8 @@ pub const LV_SNAPSHOT_CREATE_FLAGS: u32 = LV_SNAPSHOT_CREATE_NO_METADATA
     | LV_SNAPSHOT_CREATE_DISK_ONLY
     | LV_SNAPSHOT_CREATE_REUSE_EXT
     | LV_SNAPSHOT_CREATE_ATOMIC
-    | LV_SNAPSHOT_CREATE_LIVE;
+    | LV_SNAPSHOT_CREATE_LIVE
+    | LV_SNAPSHOT_CREATE_SAVE;
 /// Flags of `domain_snapshot_revert`.
 pub const LV_SNAPSHOT_REVERT_FLAGS: u32 =
     LV_SNAPSHOT_REVERT_RUNNING | LV_SNAPSHOT_REVERT_PAUSED | LV_SNAPSHOT_REVERT_FORCE;

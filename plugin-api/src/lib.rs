@@ -26,6 +26,7 @@ pub mod intent;
 pub mod kit;
 pub mod params;
 pub mod records;
+pub mod savefile;
 pub mod snapshot;
 pub mod time;
 pub mod uri;

@@ -107,6 +107,7 @@ fn released_numbers_keep_their_values() {
         ("LV_MIGRATE_PAUSED", LV_MIGRATE_PAUSED as i64, 32),
         ("LV_MIGRATE_OFFLINE", LV_MIGRATE_OFFLINE as i64, 1024),
         ("LV_MIGRATE_FAILED", LV_MIGRATE_FAILED as i64, 1 << 24),
+        ("LV_SNAPSHOT_CREATE_SAVE", LV_SNAPSHOT_CREATE_SAVE as i64, 1 << 24),
     ];
     for (name, now, released) in numbers {
         assert_eq!(now, released, "{name} changed its value");

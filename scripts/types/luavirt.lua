@@ -36,6 +36,12 @@ function conn:domain(name) end
 ---@return luavirt.domain
 function conn:define(xml) end
 
+---Starts the domain saved in `file` from it, its saved disks back at their saved state.
+---@param file string
+---@param opts? {paused?: boolean}
+---@return luavirt.domain
+function conn:restore(file, opts) end
+
 ---A disk, as `dom:disks()` returns it: plain data, plus `set_mode`.
 ---@class luavirt.disk
 ---@field domain string
@@ -131,6 +137,11 @@ function dom:block_commit(opts) end
 ---@param disk string
 ---@return luavirt.job?
 function dom:block_job(disk) end
+
+---Saves the running domain's memory to `file` with the disks chosen (`disk_set`, else `disks`, else every disk a snapshot takes), as overlays; it stops unless `live`. Returns `{domain, file, snapshot, live, disks = {{target, saved, image, format}}}`.
+---@param opts {file: string, disk_set?: string|luavirt.diskset, disks?: string[], live?: boolean}
+---@return table
+function dom:save(opts) end
 
 ---@class luavirt.migrate_options
 ---@field to luavirt.conn|string  the destination: a connection, or its URI

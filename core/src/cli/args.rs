@@ -62,6 +62,31 @@ pub enum Command {
     /// each disk whether its content moves (copy), it starts empty there (blank), or the
     /// destination sees the same storage (shared, the default).
     Migrate(MigrateArgs),
+    /// Save a running domain's memory to a file together with its disks (a disk set, the
+    /// disks named, else every disk a snapshot takes); it then stops, or runs on with --live.
+    Save {
+        /// Domain name.
+        domain: String,
+        /// The save file.
+        file: std::path::PathBuf,
+        /// Keep the disks of this disk set.
+        #[arg(long, value_name = "SET", conflicts_with = "diskspec")]
+        disk_set: Option<String>,
+        /// Keep this disk (DISK[,snapshot=external|no][,file=OVERLAY]); repeatable.
+        #[arg(long, value_name = "SPEC")]
+        diskspec: Vec<String>,
+        /// The domain runs on after the save.
+        #[arg(long)]
+        live: bool,
+    },
+    /// Start a domain from its save file, its saved disks back at their saved state.
+    Restore {
+        /// The save file.
+        file: std::path::PathBuf,
+        /// Leave it paused.
+        #[arg(long)]
+        paused: bool,
+    },
     /// Abort the migration of a domain that another luavirt runs (it then puts everything
     /// back).
     Domjobabort {

@@ -4,6 +4,8 @@
 
 use super::args::{Cli, Command, DisksetCommand, SetArgs};
 use super::table::{human_size, render};
+use luavirt_host::save::SaveRequest;
+use luavirt_host::snapshot::DiskSpec;
 use luavirt_host::{Connection, Error, Host};
 use luavirt_host::{DiskSetChange, DomainState, default_uri};
 use luavirt_plugin_api::domain::DiskMode;
@@ -139,6 +141,28 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             out(text, j)
         }
         Command::Migrate(_) => unreachable!("handled above"),
+        Command::Save { domain, file, disk_set, diskspec, live } => {
+            let disks = diskspec.iter().map(|s| DiskSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
+            let file = std::path::absolute(&file)?.display().to_string();
+            let report = conn.save(&domain, &SaveRequest { file, disk_set, disks, live })?;
+            let kept: Vec<&str> = report.disks.iter().filter(|d| d.saved).map(|d| d.target.as_str()).collect();
+            let text = format!(
+                "Domain '{domain}' saved to {} with disk(s) {} (snapshot '{}'){}\n",
+                report.file,
+                if kept.is_empty() { "none".to_string() } else { kept.join(", ") },
+                report.snapshot,
+                if live { "; it runs on" } else { "; it is shut off" }
+            );
+            out(text, serde_json::to_value(&report)?)
+        }
+        Command::Restore { file, paused } => {
+            let file = std::path::absolute(&file)?.display().to_string();
+            let domain = conn.restore(&file, paused)?;
+            out(
+                format!("Domain '{domain}' restored from {file}{}\n", if paused { " (paused)" } else { "" }),
+                json!({ "domain": domain, "file": file, "paused": paused }),
+            )
+        }
         Command::Domjobabort { domain } => {
             conn.abort_job(&domain)?;
             out(

@@ -43,6 +43,10 @@ impl UserData for LuaConn {
             let outcome = this.0.define(&xml, Some("the script's XML")).map_err(errors::host)?;
             Ok(LuaDomain::new(&this.0, &outcome.name))
         });
+        m.add_method("restore", |lua, this, (file, opts): (String, Option<mlua::Table>)| {
+            let name = super::save::restore(lua, &this.0, file, opts)?;
+            Ok(LuaDomain::new(&this.0, &name))
+        });
         m.add_meta_method("__tostring", |_, this, ()| Ok(format!("luavirt.conn({})", this.0.uri())));
     }
 }

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod migrate;
 pub mod options;
 pub mod sandbox;
+pub mod save;
 pub mod snapshot;
 pub mod testing;
 

@@ -198,7 +198,15 @@ impl QemuDriver {
                 "migrate-set-capabilities",
                 json!({ "capabilities": [{ "capability": "events", "state": true }] }),
             );
-            mon.exec("migrate-incoming", json!({ "uri": format!("exec:cat {}", sh_quote(file)) }))?;
+            // A save file has a header before the memory stream.
+            let from = match luavirt_plugin_api::savefile::read(std::path::Path::new(file)) {
+                Ok(Some((_, offset))) => format!("exec:tail -c +{} {}", offset + 1, sh_quote(file)),
+                Ok(None) => format!("exec:cat {}", sh_quote(file)),
+                Err(e) => {
+                    return Err(DriverError::new(ErrorCode::CorruptState, format!("Domain '{name}': memory file {e}")));
+                }
+            };
+            mon.exec("migrate-incoming", json!({ "uri": from }))?;
             mon.wait_migration(call, "loading memory")?;
         }
         if let Some(l) = &opts.load_internal {

@@ -9,6 +9,7 @@ mod domain;
 mod dryrun;
 mod lock;
 pub mod migrate;
+pub mod save;
 pub mod snapshot;
 mod suggest;
 

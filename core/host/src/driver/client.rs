@@ -28,6 +28,8 @@ pub struct SnapshotCreateFlags {
     pub reuse_external: bool,
     /// Keep the guest running while memory is saved.
     pub live: bool,
+    /// A save: the memory file starts with luavirt's save header.
+    pub save: bool,
 }
 
 /// How a revert leaves the domain.
@@ -267,6 +269,7 @@ impl DriverConn {
             (flags.disk_only, abi::LV_SNAPSHOT_CREATE_DISK_ONLY),
             (flags.reuse_external, abi::LV_SNAPSHOT_CREATE_REUSE_EXT),
             (flags.live, abi::LV_SNAPSHOT_CREATE_LIVE),
+            (flags.save, abi::LV_SNAPSHOT_CREATE_SAVE),
             // Every luavirt snapshot is all or nothing.
             (true, abi::LV_SNAPSHOT_CREATE_ATOMIC),
         ]);

@@ -21,9 +21,11 @@ use crate::intent::{Change, Pending};
 use crate::monitor::{Monitor, Until, sh_quote};
 use luavirt_plugin_api::abi::{
     LV_SNAPSHOT_CREATE_HALT, LV_SNAPSHOT_CREATE_LIVE, LV_SNAPSHOT_CREATE_NO_METADATA, LV_SNAPSHOT_CREATE_REUSE_EXT,
+    LV_SNAPSHOT_CREATE_SAVE,
 };
 use luavirt_plugin_api::failpoint;
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
+use luavirt_plugin_api::savefile::{self, SaveHeader, SavedDisk};
 use luavirt_plugin_api::snapshot::SnapshotXml;
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -57,6 +59,9 @@ pub(crate) struct Plan {
     pub halt: bool,
     /// The overlays exist already (`--reuse-external`): never removed.
     pub reuse: bool,
+    /// A save: the header the memory file starts with (`luavirt_plugin_api::savefile`).
+    #[serde(default)]
+    pub save_header: Option<String>,
 }
 
 impl Plan {
@@ -67,6 +72,46 @@ impl Plan {
     fn internal(&self) -> impl Iterator<Item = &DiskWork> {
         self.disks.iter().filter(|w| w.mode == "internal")
     }
+}
+
+/// The header of a save's memory file: the domain, the snapshot, and each disk's saved image
+/// (a save takes every disk it keeps as an overlay, so the image below is the saved state).
+fn save_header(
+    name: &str,
+    dom: &luavirt_plugin_api::domain::DomainXml,
+    snapshot: &str,
+    disks: &[DiskWork],
+    memory_file: Option<&str>,
+    live: bool,
+) -> DriverResult<String> {
+    let refuse = |why: String| DriverError::new(ErrorCode::InvalidArg, format!("Save of domain '{name}': {why}"));
+    if memory_file.is_none() {
+        return Err(refuse("a save keeps the memory in a file; give one".to_string()));
+    }
+    if let Some(w) = disks.iter().find(|w| w.mode != "external") {
+        return Err(refuse(format!("disk {} would be taken {}; a save takes its disks as overlays", w.target, w.mode)));
+    }
+    let header = SaveHeader {
+        domain: name.to_string(),
+        uuid: dom.uuid(),
+        snapshot: snapshot.to_string(),
+        created: luavirt_plugin_api::time::now_secs(),
+        live,
+        disks: dom
+            .disks()
+            .iter()
+            .map(|d| match disks.iter().find(|w| w.target == d.target) {
+                Some(w) => SavedDisk {
+                    target: d.target.clone(),
+                    saved: true,
+                    image: Some(w.image.clone()),
+                    format: Some(w.format.clone()),
+                },
+                None => SavedDisk { target: d.target.clone(), ..SavedDisk::default() },
+            })
+            .collect(),
+    };
+    Ok(String::from_utf8(savefile::encode(&header)).expect("the header is JSON text"))
 }
 
 /// Something to undo if a later step fails.
@@ -202,6 +247,12 @@ impl QemuDriver {
             .to_string(),
         );
         snap.domain = Some(dom.document().root.clone());
+        let halt = flags & LV_SNAPSHOT_CREATE_HALT != 0;
+        let save_header = if flags & LV_SNAPSHOT_CREATE_SAVE != 0 {
+            Some(save_header(name, &dom, &snap_name, &disks, memory_file.as_deref(), !halt)?)
+        } else {
+            None
+        };
         Ok(Plan {
             snapshot: snap_name,
             record: snap.to_xml(),
@@ -213,8 +264,9 @@ impl QemuDriver {
             running,
             was_running,
             live_memory,
-            halt: flags & LV_SNAPSHOT_CREATE_HALT != 0,
+            halt,
             reuse,
+            save_header,
         })
     }
 
@@ -405,11 +457,16 @@ impl QemuDriver {
         let file = plan.memory_file.as_deref().unwrap_or_default();
         let path = Path::new(file);
         let _ = std::fs::remove_file(path);
-        luavirt_plugin_api::fsutil::create_private_file(path)
+        let mut f = luavirt_plugin_api::fsutil::create_private_file(path)
             .map_err(|e| DriverError::io("create the memory file", path, e))?;
+        // A save file says what it holds before the memory stream.
+        if let Some(h) = &plan.save_header {
+            std::io::Write::write_all(&mut f, h.as_bytes()).map_err(|e| DriverError::io("write", path, e))?;
+        }
+        drop(f);
         let _ = mon
             .exec("migrate-set-capabilities", json!({ "capabilities": [{ "capability": "events", "state": true }] }));
-        mon.exec("migrate", json!({ "uri": format!("exec:cat > {}", sh_quote(file)) }))?;
+        mon.exec("migrate", json!({ "uri": format!("exec:cat >> {}", sh_quote(file)) }))?;
         mon.wait_migration(call, "saving memory").inspect_err(|_| {
             let _ = std::fs::remove_file(path);
         })

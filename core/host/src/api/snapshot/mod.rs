@@ -83,6 +83,16 @@ impl Connection {
 
     /// Takes a snapshot; returns the plan it followed and the snapshot as stored.
     pub fn snapshot_create(&self, domain: &str, req: &SnapshotRequest) -> Result<(SnapshotPlan, SnapshotXml)> {
+        self.take_snapshot(domain, req, false)
+    }
+
+    /// Takes a snapshot; a `save` one writes luavirt's save header into its memory file.
+    pub(crate) fn take_snapshot(
+        &self,
+        domain: &str,
+        req: &SnapshotRequest,
+        save: bool,
+    ) -> Result<(SnapshotPlan, SnapshotXml)> {
         let _lock = self.lock_domain(domain)?;
         let plan = self.snapshot_plan(domain, req)?;
         let flags = SnapshotCreateFlags {
@@ -91,6 +101,7 @@ impl Connection {
             disk_only: req.disk_only,
             reuse_external: req.reuse_external,
             live: req.live,
+            save,
         };
         let xml = plan.to_snapshot_xml().to_xml();
         let out = self.mutate(
