@@ -4,8 +4,10 @@
 //! says.
 //!
 //! - [`lua`]: the sandboxed Lua scripting host and its `luavirt` module.
+//! - [`policy`]: policy files and their hooks, for every command and for `luavirt watch`.
 #![deny(missing_docs)]
 
 pub mod lua;
+pub mod policy;
 
 pub use luavirt_host::{Connection, Error, Host, Result};

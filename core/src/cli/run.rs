@@ -68,7 +68,7 @@ fn write_output(text: &str) -> i32 {
 }
 
 fn error_code(e: &anyhow::Error) -> &'static str {
-    e.downcast_ref::<Error>().map_or("internal", |e| e.code().name())
+    e.downcast_ref::<Error>().map_or("internal", |e| e.code_name())
 }
 
 fn execute(cli: Cli) -> anyhow::Result<Output> {
