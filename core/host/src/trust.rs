@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(check_folder(&dir, Holds::Policy).unwrap(), dir.canonicalize().unwrap());
         set_mode(&dir, 0o775);
         let e = check_folder(&dir, Holds::Policy).unwrap_err();
-        assert!(e.contains("is writable by its group (mode 0775), who could replace the policy: run chmod go-w"), "{e}");
+        assert!(
+            e.contains("is writable by its group (mode 0775), who could replace the policy: run chmod go-w"),
+            "{e}"
+        );
         set_mode(&dir, 0o755);
         assert!(check_folder(&so, Holds::Policy).unwrap_err().ends_with("is not a folder"));
     }

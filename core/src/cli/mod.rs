@@ -7,5 +7,6 @@ mod run;
 mod script;
 mod snapshot;
 mod table;
+mod watch;
 
 pub use run::run;

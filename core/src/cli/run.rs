@@ -9,13 +9,14 @@ use luavirt_host::{DiskSetChange, DomainState, default_uri};
 use luavirt_plugin_api::domain::DiskMode;
 use serde_json::json;
 use std::io::{Read, Write};
+use std::rc::Rc;
 
 /// What a command prints: text for people, JSON for `--json`, and its exit status (0 but
 /// for a report of failures, like `driver-check`'s).
 pub struct Output {
     text: String,
     json: serde_json::Value,
-    status: i32,
+    pub status: i32,
 }
 
 /// An output of `text` and `json`.
@@ -71,8 +72,24 @@ fn error_code(e: &anyhow::Error) -> &'static str {
     e.downcast_ref::<Error>().map_or("internal", |e| e.code_name())
 }
 
+/// Whether the command runs an operation that policies' hooks see (a plan or XML printed
+/// runs none).
+fn runs_hooked_operation(cmd: &Command) -> bool {
+    match cmd {
+        Command::SnapshotCreateAs(a) => !a.print_plan && !a.print_xml,
+        Command::Define { .. } | Command::SnapshotRevert { .. } | Command::SnapshotDelete { .. } => true,
+        _ => false,
+    }
+}
+
 fn execute(cli: Cli) -> anyhow::Result<Output> {
-    let host = Host::load();
+    let host = Rc::new(Host::load());
+    if let Command::Watch(a) = cli.command {
+        return super::watch::watch(host, cli.connect, cli.json, a);
+    }
+    if let Command::Hooks(cmd) = cli.command {
+        return super::watch::hooks(host, cli.connect, cmd);
+    }
     if let Command::Drivers = cli.command {
         return Ok(drivers(&host));
     }
@@ -83,9 +100,17 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         return super::script::run(host, cli.connect.clone(), cmd);
     }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
+    if runs_hooked_operation(&cli.command) {
+        luavirt_core::policy::for_command(&host, &uri, false)?;
+    }
     let conn = host.connect(&uri)?;
     Ok(match cli.command {
-        Command::Drivers | Command::DriverCheck { .. } | Command::Run { .. } | Command::Test { .. } => {
+        Command::Drivers
+        | Command::DriverCheck { .. }
+        | Command::Run { .. }
+        | Command::Test { .. }
+        | Command::Watch(_)
+        | Command::Hooks(_) => {
             unreachable!("handled above")
         }
         Command::List { all, inactive, name } => list(&conn, all, inactive, name)?,

@@ -4,9 +4,9 @@
 //! running hooks is the policy host's job (`crate::policy`). A script run by `luavirt run`
 //! is no policy: `on` and `watch` tell it where hooks belong.
 
+use super::Context;
 use super::errors::invalid;
 use super::options::Opts;
-use super::Context;
 use luavirt_host::hooks::Operation;
 use mlua::{Function, Lua, Table, Value};
 use std::cell::{Cell, RefCell};
@@ -60,12 +60,9 @@ impl Trigger {
             Trigger::Before(op) => format!("{}:before", op.name()),
             Trigger::After(op) => format!("{}:after", op.name()),
             Trigger::DomainChanged { uri } => format!("domain:changed {uri}"),
-            Trigger::Watch(w) => format!(
-                "watch {}{} {}",
-                w.folder.display(),
-                if w.recursive { " (recursive)" } else { "" },
-                w.pattern
-            ),
+            Trigger::Watch(w) => {
+                format!("watch {}{} {}", w.folder.display(), if w.recursive { " (recursive)" } else { "" }, w.pattern)
+            }
         }
     }
 }

@@ -34,6 +34,47 @@ pub fn default_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/etc/luavirt/policies"))
 }
 
+/// The limits of each hook run when no option sets them: 256 MiB per policy, 60 s per run.
+pub const HOOK_LIMITS: Limits = Limits { memory: 256 << 20, time: std::time::Duration::from_secs(60) };
+
+/// Loads the policy folder's operation hooks into `host` for one command, if the folder
+/// exists: then every operation with hooks runs them. A policy that cannot be loaded (the
+/// folder or a file refused by the trust check, an error in a file) refuses the command, since
+/// a policy that cannot be asked does not say yes. Log lines go to standard error (policies'
+/// own lines with `LUAVIRT_LOG=info`).
+pub fn for_command(host: &Rc<Host>, default_uri: &str, dry_run: bool) -> luavirt_host::Result<Option<Rc<PolicySet>>> {
+    let dir = default_dir();
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let log: LogFn = Rc::new(|r: Record| {
+        let level = match r.level {
+            Level::Error => luavirt_host::log::Level::Error,
+            Level::Warning => luavirt_host::log::Level::Warning,
+            Level::Info => luavirt_host::log::Level::Info,
+        };
+        let text = match &r.at {
+            Some(at) => format!("{at}: {}", r.message),
+            None => r.message.clone(),
+        };
+        luavirt_host::log::write(level, "policy", &text);
+    });
+    let opts = Options { dir: dir.clone(), default_uri: default_uri.to_string(), dry_run, limits: HOOK_LIMITS };
+    let set = PolicySet::new(host.clone(), opts, log);
+    let refuse = |why: String| {
+        luavirt_host::Error::InvalidArg(format!(
+            "{why}; operations that policies watch (snapshots, reverts, deletes, defines, scripts) do not run until it loads: fix it, or move it out of {}",
+            dir.display()
+        ))
+    };
+    let failed = set.load_all().map_err(refuse)?;
+    if let Some((file, e)) = failed.into_iter().next() {
+        return Err(refuse(format!("policy {} cannot be loaded: {e}", file.display())));
+    }
+    host.hooks().add(set.clone());
+    Ok(Some(set))
+}
+
 /// How policies run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -231,11 +272,10 @@ impl PolicySet {
     pub fn files(&self) -> Result<Vec<PathBuf>, String> {
         let dir = &self.opts.dir;
         check_folder(dir, Holds::Policy).map_err(|e| format!("policy folder {}: {e}", dir.display()))?;
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read policy folder {}: {e}", dir.display()))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| is_policy_file(p))
-            .collect();
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| format!("cannot read policy folder {}: {e}", dir.display()))?;
+        let mut files: Vec<PathBuf> =
+            entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_policy_file(p)).collect();
         files.sort();
         Ok(files)
     }
@@ -275,11 +315,8 @@ impl PolicySet {
         let door = current_door();
         let made = interpreter_with(self.host.clone(), &self.opts.dir, &opts, Some(parts));
         let (lua, ctx) = made.map_err(|e| errors::report(&e))?;
-        let ran = lua
-            .load(source)
-            .set_name(format!("@{}", file.display()))
-            .set_mode(mlua::chunk::ChunkMode::Text)
-            .exec();
+        let ran =
+            lua.load(source).set_name(format!("@{}", file.display())).set_mode(mlua::chunk::ChunkMode::Text).exec();
         ctx.limits.disarm();
         set_door(door);
         ran.map_err(|e| report_with_limits(&e, &ctx))?;

@@ -107,7 +107,7 @@ impl Hooks for PolicySet {
             }
             if let Some((at, reason)) = verdict.take() {
                 self.log(
-                    Level::Warning,
+                    Level::Info,
                     "veto",
                     Some(at.clone()),
                     format!("refused the {} of domain '{}': {reason}", op.name(), event.domain),
