@@ -61,7 +61,7 @@ pub fn hooks(host: Rc<Host>, connect: Option<String>, cmd: HooksCommand) -> anyh
     let failed = set.load_all().map_err(Error::InvalidArg)?;
     let hooks = set.list();
     let rows: Vec<Vec<String>> =
-        hooks.iter().map(|h| vec![h.file.display().to_string(), h.event.clone(), h.at.clone()]).collect();
+        hooks.iter().map(|h| vec![h.file.display().to_string(), h.event.clone(), line_of(&h.at).to_string()]).collect();
     let mut text = render(&["File", "Event", "Line"], &rows);
     for (file, e) in &failed {
         text.push_str(&format!("not loaded: {}: {e}\n", file.display()));
@@ -76,4 +76,9 @@ pub fn hooks(host: Rc<Host>, connect: Option<String>, cmd: HooksCommand) -> anyh
     );
     o.status = i32::from(!failed.is_empty());
     Ok(o)
+}
+
+/// The line number of a `file:line`.
+fn line_of(at: &str) -> &str {
+    at.rsplit_once(':').map_or(at, |(_, line)| line)
 }
