@@ -79,12 +79,15 @@ pub struct Hook {
     pub running: Cell<bool>,
 }
 
+/// Takes a policy's `luavirt.log` lines: (`file:line`, message).
+pub type LogLine = Box<dyn Fn(&str, &str)>;
+
 /// Where a policy's hooks and log lines go.
 pub struct PolicyParts {
     /// The hooks registered so far.
     pub hooks: RefCell<Vec<Rc<Hook>>>,
-    /// Takes `luavirt.log` lines: (`file:line`, message).
-    pub log: Box<dyn Fn(&str, &str)>,
+    /// Takes `luavirt.log` lines.
+    pub log: LogLine,
 }
 
 /// `*` any run of characters, `?` one character, anything else itself.
