@@ -598,3 +598,66 @@ end }}
     std::fs::write(data.join("a"), "fine").unwrap();
     w.wait_logged("ok fine");
 }
+
+#[test]
+fn the_example_policy_sets_scratch_disks_back_and_names_snapshots() {
+    let env = Env::new("w-example");
+    let (vmx, uri) = datastore(&env);
+    let example = std::fs::read_to_string(repo_dir().join("examples/policies/scratch.lua")).unwrap();
+    policy(&env, "scratch.lua", &example);
+    let text = std::fs::read_to_string(&vmx).unwrap();
+    let scratch = text.replace("web01_2.vmdk", "web01_scratch.vmdk");
+    std::fs::write(&vmx, scratch.replace(SCRATCH, SCRATCH_PERSISTENT)).unwrap();
+    let out = env.command(&["watch", "--once"]).env("LUAVIRT_SCRATCH_URI", &uri).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("web01: scratch disk sdc set back to independent-nonpersistent"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&vmx).unwrap(), scratch);
+    let err = env.fails(&["-c", &uri, "snapshot-create-as", "web01", "bad name!"], 1);
+    assert!(err.contains("snapshot names are letters, digits"), "{err}");
+}
+
+#[test]
+fn define_revert_and_delete_hooks_refuse_and_adjust_their_requests() {
+    let env = Env::new("w-ops");
+    require("qemu-img", "qemu-utils");
+    let a = env.image("app-a.qcow2", "qcow2", "16M");
+    policy(
+        &env,
+        "ops.lua",
+        r#"local lv = require("luavirt")
+lv.on("define:before", function(ev)
+  ev.request.xml = ev.request.xml:gsub("<memory", "<description>defined under policy</description>\n  <memory", 1)
+end)
+lv.on("define:after", function(ev) lv.log("defined " .. ev.domain:name() .. " created=" .. tostring(ev.created)) end)
+lv.on("delete:before", function(ev)
+  if ev.snapshot:match("^keep") then ev:veto("snapshots named keep* are kept") end
+end)
+lv.on("delete:after", function(ev) lv.log("deleted " .. table.concat(ev.deleted, ",")) end)
+lv.on("revert:before", function(ev)
+  if ev.snapshot == "old" then ev:veto("too old to revert to") end
+end)
+"#,
+    );
+    let file = env.write("app.xml", &luavirt_tests::domain_xml("app", &[("vda", &a, "qcow2")]));
+    let r = env.command(&["define", file.to_str().unwrap()]).env("LUAVIRT_LOG", "info").output().unwrap();
+    assert!(r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("defined app created=true"));
+    assert!(env.ok(&["dumpxml", "app"]).contains("<description>defined under policy</description>"));
+    env.ok(&["snapshot-create-as", "app", "keep-1"]);
+    env.ok(&["snapshot-create-as", "app", "old"]);
+    let before = env.state_snapshot();
+    assert!(
+        env.fails(&["snapshot-delete", "app", "keep-1"], 1)
+            .contains("refused the delete of domain 'app': snapshots named keep* are kept")
+    );
+    assert!(
+        env.fails(&["snapshot-revert", "app", "old"], 1)
+            .contains("refused the revert of domain 'app': too old to revert to")
+    );
+    assert_eq!(env.state_snapshot(), before);
+    let r = env.command(&["snapshot-delete", "app", "old"]).env("LUAVIRT_LOG", "info").output().unwrap();
+    assert!(r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("deleted old"));
+    assert_eq!(env.ok(&["snapshot-list", "app", "--name"]), "keep-1\n");
+}

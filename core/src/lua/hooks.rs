@@ -114,10 +114,15 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     p[i..].iter().all(|c| *c == '*')
 }
 
-/// `file:line` of the Lua code calling the current host function.
+/// `file:line` of the Lua code calling the current host function, with the whole path (Lua's
+/// short form cuts long ones).
 fn caller(lua: &Lua) -> String {
     lua.inspect_stack(1, |d| {
-        let src = d.source().short_src.map(|s| s.to_string()).unwrap_or_default();
+        let source = d.source();
+        let src = match source.source.as_deref().and_then(|s| s.strip_prefix('@')) {
+            Some(path) => path.to_string(),
+            None => source.short_src.map(|s| s.to_string()).unwrap_or_default(),
+        };
         d.current_line().map(|l| format!("{src}:{l}")).unwrap_or(src)
     })
     .unwrap_or_default()

@@ -60,10 +60,10 @@ enum Msg {
 /// Runs the watcher; returns the exit status (0: stopped cleanly, or `--once` with no failure).
 pub fn run(host: Rc<Host>, opts: WatchOptions) -> i32 {
     let logger = Logger::new(opts.log);
-    if !opts.once {
-        // Before any thread starts, so that only the signal thread takes them.
-        signals::block();
-    }
+    // Before any thread starts, so that only the signal thread takes them.
+    signals::block();
+    let (tx, rx) = channel();
+    signals::forward(tx.clone(), Msg::Signal);
     let sink = Rc::new(move |r: policy::Record| logger.write(&r));
     let set = PolicySet::new(host.clone(), opts.policy.clone(), sink);
     let mut w = Watcher {
@@ -102,10 +102,8 @@ pub fn run(host: Rc<Host>, opts: WatchOptions) -> i32 {
     w.sync_domain_watches();
     w.queue_everything(true);
 
-    let (tx, rx) = channel();
     let mut fs = None;
     if !opts.once {
-        signals::forward(tx.clone(), Msg::Signal);
         let to = tx.clone();
         match FsWatcher::new(opts.window, move |r| {
             let _ = to.send(Msg::Fs(r));
@@ -120,7 +118,10 @@ pub fn run(host: Rc<Host>, opts: WatchOptions) -> i32 {
     }
     w.work(&rx, fs.as_mut());
     if opts.once {
-        return i32::from(w.failures > 0);
+        if w.stop {
+            logger.say(Level::Info, "stopped", None, "stopped before every policy was applied");
+        }
+        return i32::from(w.failures > 0 || w.stop);
     }
     logger.say(Level::Info, "ready", None, format!("watching; policies in {}", opts.policy.dir.display()));
     while !w.stop {
