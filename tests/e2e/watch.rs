@@ -582,19 +582,22 @@ fn a_failing_or_endless_hook_is_logged_and_the_watcher_goes_on() {
 lv.watch{{ path = "{}", on_change = function(ev)
   if ev.content == "loop" then while true do end end
   if ev.content == "fail" then error("cannot cope") end
+  if ev.content == "hog" then local t = {{}} for i = 1, 1e8 do t[i] = i end end
   lv.log("ok " .. (ev.content or ""))
 end }}
 "#,
             data.display()
         ),
     );
-    let w = Watch::start(&env, &["--timeout", "1"]);
+    let w = Watch::start(&env, &["--timeout", "1", "--max-memory", "16"]);
     std::fs::write(data.join("a"), "loop").unwrap();
     w.wait_for("the time limit", |l| {
         messages(l, "hook-error").iter().any(|m| m.contains("time limit") && m.contains("p.lua:3"))
     });
     std::fs::write(data.join("a"), "fail").unwrap();
     w.wait_for("the error", |l| messages(l, "hook-error").iter().any(|m| m.contains("p.lua:4: cannot cope")));
+    std::fs::write(data.join("a"), "hog").unwrap();
+    w.wait_for("the memory limit", |l| messages(l, "hook-error").iter().any(|m| m.contains("memory limit (16 MiB)")));
     std::fs::write(data.join("a"), "fine").unwrap();
     w.wait_logged("ok fine");
 }
