@@ -79,6 +79,17 @@
 #define LV_KEY_BASE "base"
 #define LV_KEY_TOP "top"
 #define LV_KEY_BANDWIDTH "bandwidth"
+#define LV_KEY_MIGRATION "migration"
+#define LV_KEY_DISK "disk"
+#define LV_KEY_ACTION "action"
+#define LV_KEY_PATH "path"
+#define LV_KEY_SOURCE "source"
+#define LV_KEY_CLUSTER_SIZE "cluster_size"
+#define LV_KEY_TIMEOUT "timeout"
+#define LV_KEY_MEMORY_URI "memory_uri"
+#define LV_KEY_DISK_URI "disk_uri"
+#define LV_KEY_COMMIT_MARKER "commit_marker"
+#define LV_KEY_MEMORY "memory"
 
 
 /**
@@ -89,7 +100,7 @@
 /**
  * Minor version of this ABI: the number of append-only extensions since the major began.
  */
-#define LV_ABI_MINOR 2
+#define LV_ABI_MINOR 3
 
 /**
  * Every call succeeded.
@@ -387,6 +398,36 @@
 #define LV_BLOCK_COPY_REUSE_EXT (1 << 4)
 
 /**
+ * Migration: the domain keeps running while its memory moves.
+ */
+#define LV_MIGRATE_LIVE (1 << 0)
+
+/**
+ * Migration: the domain is defined at the destination (else it is gone once it stops).
+ */
+#define LV_MIGRATE_PERSIST_DEST (1 << 3)
+
+/**
+ * Migration: the source's definition is removed once the destination has the domain.
+ */
+#define LV_MIGRATE_UNDEFINE_SOURCE (1 << 4)
+
+/**
+ * Migration: the domain stays paused at the destination.
+ */
+#define LV_MIGRATE_PAUSED (1 << 5)
+
+/**
+ * Migration: the domain is shut off; only its definition and disks move.
+ */
+#define LV_MIGRATE_OFFLINE (1 << 10)
+
+/**
+ * `domain_migrate_finish`, `domain_migrate_confirm`: the migration failed; undo.
+ */
+#define LV_MIGRATE_FAILED (1 << 24)
+
+/**
  * Flags of `domain_get_xml`.
  */
 #define LV_GET_XML_FLAGS LV_XML_INACTIVE
@@ -430,6 +471,16 @@
  * Flags of `domain_block_job_wait`.
  */
 #define LV_BLOCK_JOB_WAIT_FLAGS (LV_BLOCK_JOB_PIVOT | LV_BLOCK_JOB_FINISH)
+
+/**
+ * Flags of `domain_migrate_begin`, `domain_migrate_prepare` and `domain_migrate_perform`.
+ */
+#define LV_MIGRATE_FLAGS ((((LV_MIGRATE_LIVE | LV_MIGRATE_PERSIST_DEST) | LV_MIGRATE_UNDEFINE_SOURCE) | LV_MIGRATE_PAUSED) | LV_MIGRATE_OFFLINE)
+
+/**
+ * Flags of `domain_migrate_finish` and `domain_migrate_confirm`.
+ */
+#define LV_MIGRATE_END_FLAGS (LV_MIGRATE_FLAGS | LV_MIGRATE_FAILED)
 
 /**
  * Flags of every other function: none yet.
@@ -690,6 +741,44 @@ typedef struct LvDriverVtable {
    * A driver whose every change is a single atomic step leaves it NULL.
    */
   LvDomainOpFn domain_reconcile;
+  /**
+   * Source: checks that the domain can migrate as planned and emits the domain XML to send
+   * as one text. Changes nothing.
+   */
+  LvDomainParamsOpFn domain_migrate_begin;
+  /**
+   * Destination: readies domain XML `arg` (each copied or blank disk on its `path`):
+   * creates the copied and blank disks' images and, live, starts the domain paused waiting
+   * for its memory and the copied disks' data; offline, copies the disks from `source`.
+   * Emits one record: `memory_uri` and `disk_uri` (strings, live only), `commit_marker`
+   * (string: a file that exists once the destination has committed, where the source can
+   * see it; absent otherwise).
+   */
+  LvDomainParamsOpFn domain_migrate_prepare;
+  /**
+   * Source, live only: moves the copied disks' data and the memory to the destination's
+   * endpoints, reporting progress, then leaves the domain paused with its disks inactive.
+   * On failure it undoes itself (the domain runs on, as before). Emits one record:
+   * `memory` (uint, bytes of memory sent).
+   */
+  LvDomainParamsOpFn domain_migrate_perform;
+  /**
+   * Destination: with `LV_MIGRATE_FAILED` undoes prepare; else commits (the domain is
+   * defined here and runs, or stays paused with `LV_MIGRATE_PAUSED`). Emits one record: for
+   * each copied disk a `disk` followed by `allocation` (uint, bytes its image uses here).
+   */
+  LvDomainParamsOpFn domain_migrate_finish;
+  /**
+   * Source: with `LV_MIGRATE_FAILED` puts the domain back as it was before perform; else
+   * stops it, and with `LV_MIGRATE_UNDEFINE_SOURCE` removes its definition.
+   */
+  LvDomainParamsOpFn domain_migrate_confirm;
+  /**
+   * Aborts the migration of domain `name` that another call (another process) is running;
+   * that call then fails and puts everything back. An error when there is none, or when it
+   * is too late (the destination is committing).
+   */
+  LvDomainOpFn domain_abort_job;
 } LvDriverVtable;
 
 /**

@@ -48,7 +48,7 @@ use std::ffi::c_void;
 /// Major version of this ABI. A host loads only drivers of the same major.
 pub const LV_ABI_MAJOR: u16 = 1;
 /// Minor version of this ABI: the number of append-only extensions since the major began.
-pub const LV_ABI_MINOR: u16 = 2;
+pub const LV_ABI_MINOR: u16 = 3;
 
 /// Every call succeeded.
 pub const LV_OK: i32 = 0;
@@ -177,6 +177,21 @@ pub const LV_BLOCK_COPY_SHALLOW: u32 = 1 << 3;
 /// Block copy: the destination exists already and is used as it is.
 pub const LV_BLOCK_COPY_REUSE_EXT: u32 = 1 << 4;
 
+// ---- ABI 1.3: migration flags (libvirt's numbers where libvirt has the flag) ----
+
+/// Migration: the domain keeps running while its memory moves.
+pub const LV_MIGRATE_LIVE: u32 = 1 << 0;
+/// Migration: the domain is defined at the destination (else it is gone once it stops).
+pub const LV_MIGRATE_PERSIST_DEST: u32 = 1 << 3;
+/// Migration: the source's definition is removed once the destination has the domain.
+pub const LV_MIGRATE_UNDEFINE_SOURCE: u32 = 1 << 4;
+/// Migration: the domain stays paused at the destination.
+pub const LV_MIGRATE_PAUSED: u32 = 1 << 5;
+/// Migration: the domain is shut off; only its definition and disks move.
+pub const LV_MIGRATE_OFFLINE: u32 = 1 << 10;
+/// `domain_migrate_finish`, `domain_migrate_confirm`: the migration failed; undo.
+pub const LV_MIGRATE_FAILED: u32 = 1 << 24;
+
 // ---- The flags each function accepts; any other bit is refused with LV_ERR_UNSUPPORTED ----
 
 /// Flags of `domain_get_xml`.
@@ -205,6 +220,11 @@ pub const LV_BLOCK_COMMIT_FLAGS: u32 = LV_BLOCK_JOB_WAIT | LV_BLOCK_JOB_PIVOT;
 pub const LV_BLOCK_JOB_ABORT_FLAGS: u32 = LV_BLOCK_JOB_PIVOT;
 /// Flags of `domain_block_job_wait`.
 pub const LV_BLOCK_JOB_WAIT_FLAGS: u32 = LV_BLOCK_JOB_PIVOT | LV_BLOCK_JOB_FINISH;
+/// Flags of `domain_migrate_begin`, `domain_migrate_prepare` and `domain_migrate_perform`.
+pub const LV_MIGRATE_FLAGS: u32 =
+    LV_MIGRATE_LIVE | LV_MIGRATE_PERSIST_DEST | LV_MIGRATE_UNDEFINE_SOURCE | LV_MIGRATE_PAUSED | LV_MIGRATE_OFFLINE;
+/// Flags of `domain_migrate_finish` and `domain_migrate_confirm`.
+pub const LV_MIGRATE_END_FLAGS: u32 = LV_MIGRATE_FLAGS | LV_MIGRATE_FAILED;
 /// Flags of every other function: none yet.
 pub const LV_NO_FLAGS: u32 = 0;
 
@@ -382,7 +402,45 @@ pub struct LvDriverVtable {
     /// after taking its own lock on the domain and before it reads the domain to change it.
     /// A driver whose every change is a single atomic step leaves it NULL.
     pub domain_reconcile: LvDomainOpFn,
-    // ---- ABI 1.3: append here ----
+    // ---- ABI 1.3: migration ----
+    // A migration moves domain `name` from a source connection to a destination connection
+    // in five calls, so that the destination may be another process on another machine:
+    // begin (source), prepare (destination), perform (source), finish (destination), confirm
+    // (source). Each takes the same parameters: `migration` (string, an id the host chose),
+    // then one group per disk, each starting with `disk` (its target) followed by `action`
+    // (copy, blank or shared), `path` (the image at the destination, for copy and blank),
+    // `format`, `capacity`, `cluster_size` (uint, optional) and `source` (the image at the
+    // source); then `bandwidth` (bytes per second, optional) and `timeout` (seconds, optional)
+    // may come before the first group, and from perform on, the `memory_uri`, `disk_uri` and
+    // `commit_marker` that prepare emitted. Flags: `LV_MIGRATE_*`. A driver that drives
+    // neither side leaves all five NULL; one side alone is not enough.
+    /// Source: checks that the domain can migrate as planned and emits the domain XML to send
+    /// as one text. Changes nothing.
+    pub domain_migrate_begin: LvDomainParamsOpFn,
+    /// Destination: readies domain XML `arg` (each copied or blank disk on its `path`):
+    /// creates the copied and blank disks' images and, live, starts the domain paused waiting
+    /// for its memory and the copied disks' data; offline, copies the disks from `source`.
+    /// Emits one record: `memory_uri` and `disk_uri` (strings, live only), `commit_marker`
+    /// (string: a file that exists once the destination has committed, where the source can
+    /// see it; absent otherwise).
+    pub domain_migrate_prepare: LvDomainParamsOpFn,
+    /// Source, live only: moves the copied disks' data and the memory to the destination's
+    /// endpoints, reporting progress, then leaves the domain paused with its disks inactive.
+    /// On failure it undoes itself (the domain runs on, as before). Emits one record:
+    /// `memory` (uint, bytes of memory sent).
+    pub domain_migrate_perform: LvDomainParamsOpFn,
+    /// Destination: with `LV_MIGRATE_FAILED` undoes prepare; else commits (the domain is
+    /// defined here and runs, or stays paused with `LV_MIGRATE_PAUSED`). Emits one record: for
+    /// each copied disk a `disk` followed by `allocation` (uint, bytes its image uses here).
+    pub domain_migrate_finish: LvDomainParamsOpFn,
+    /// Source: with `LV_MIGRATE_FAILED` puts the domain back as it was before perform; else
+    /// stops it, and with `LV_MIGRATE_UNDEFINE_SOURCE` removes its definition.
+    pub domain_migrate_confirm: LvDomainParamsOpFn,
+    /// Aborts the migration of domain `name` that another call (another process) is running;
+    /// that call then fails and puts everything back. An error when there is none, or when it
+    /// is too late (the destination is committing).
+    pub domain_abort_job: LvDomainOpFn,
+    // ---- ABI 1.4: append here ----
 }
 
 /// What a driver says about itself. Returned by the driver's entry function; must stay valid
@@ -465,6 +523,29 @@ pub const LV_KEY_BASE: &str = "base";
 pub const LV_KEY_TOP: &str = "top";
 /// A speed limit in bytes per second (uint).
 pub const LV_KEY_BANDWIDTH: &str = "bandwidth";
+// ABI 1.3:
+/// A migration's id (string).
+pub const LV_KEY_MIGRATION: &str = "migration";
+/// A disk's target; starts a disk's group of keys (string).
+pub const LV_KEY_DISK: &str = "disk";
+/// What a migration does with a disk: copy, blank or shared (string).
+pub const LV_KEY_ACTION: &str = "action";
+/// A file (string).
+pub const LV_KEY_PATH: &str = "path";
+/// Where a disk's image is at the source (string).
+pub const LV_KEY_SOURCE: &str = "source";
+/// An image's cluster size in bytes (uint).
+pub const LV_KEY_CLUSTER_SIZE: &str = "cluster_size";
+/// A time limit in seconds (uint).
+pub const LV_KEY_TIMEOUT: &str = "timeout";
+/// Where a migration's memory goes (string, a QEMU-style URI such as unix:PATH).
+pub const LV_KEY_MEMORY_URI: &str = "memory_uri";
+/// Where a migration's copied disks are served (string, such as unix:PATH).
+pub const LV_KEY_DISK_URI: &str = "disk_uri";
+/// A file that exists once a migration's destination has committed (string).
+pub const LV_KEY_COMMIT_MARKER: &str = "commit_marker";
+/// Bytes of memory (uint).
+pub const LV_KEY_MEMORY: &str = "memory";
 
 /// Every string constant above, for the header (cbindgen does not write string constants;
 /// the header test adds these as `#define`s).
@@ -490,6 +571,17 @@ pub const STRING_CONSTANTS: &[(&str, &str)] = &[
     ("LV_KEY_BASE", LV_KEY_BASE),
     ("LV_KEY_TOP", LV_KEY_TOP),
     ("LV_KEY_BANDWIDTH", LV_KEY_BANDWIDTH),
+    ("LV_KEY_MIGRATION", LV_KEY_MIGRATION),
+    ("LV_KEY_DISK", LV_KEY_DISK),
+    ("LV_KEY_ACTION", LV_KEY_ACTION),
+    ("LV_KEY_PATH", LV_KEY_PATH),
+    ("LV_KEY_SOURCE", LV_KEY_SOURCE),
+    ("LV_KEY_CLUSTER_SIZE", LV_KEY_CLUSTER_SIZE),
+    ("LV_KEY_TIMEOUT", LV_KEY_TIMEOUT),
+    ("LV_KEY_MEMORY_URI", LV_KEY_MEMORY_URI),
+    ("LV_KEY_DISK_URI", LV_KEY_DISK_URI),
+    ("LV_KEY_COMMIT_MARKER", LV_KEY_COMMIT_MARKER),
+    ("LV_KEY_MEMORY", LV_KEY_MEMORY),
 ];
 
 // The info and vtable are immutable statics that only hold pointers to other statics.
@@ -553,6 +645,12 @@ impl LvDriverVtable {
         domain_block_job_abort: None,
         domain_block_job_wait: None,
         domain_reconcile: None,
+        domain_migrate_begin: None,
+        domain_migrate_prepare: None,
+        domain_migrate_perform: None,
+        domain_migrate_finish: None,
+        domain_migrate_confirm: None,
+        domain_abort_job: None,
     };
 }
 

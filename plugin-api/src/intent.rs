@@ -156,6 +156,19 @@ impl<T: Serialize> Pending<T> {
         self.save()
     }
 
+    /// Records a change to what the change does (a step that found out more).
+    pub fn update(&mut self, f: impl FnOnce(&mut T)) -> Result<(), DriverError> {
+        f(&mut self.intent.change);
+        self.save()
+    }
+
+    /// The change goes on in a later call of this same process (a migration's next phase):
+    /// the record stays as it is, owned by this process, so other processes see the change
+    /// in progress; if this process dies first, the next call settles it.
+    pub fn hand_on(mut self) {
+        self.finished = true;
+    }
+
     /// The change is complete, or fully undone: forget it.
     pub fn done(mut self) -> Result<(), DriverError> {
         self.file.clear().map_err(|e| DriverError::io("remove the intent record", &self.file.path, e))?;

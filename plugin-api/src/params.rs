@@ -118,6 +118,29 @@ impl Params {
         }
     }
 
+    /// Splits a list that holds groups: the entries before the first `start` key, then one
+    /// list per `start` key, from it to the next (`disk=vda action=copy disk=vdb ...`).
+    pub fn groups(&self, start: &str) -> (Params, Vec<Params>) {
+        let mut head = Params::new();
+        let mut groups: Vec<Params> = Vec::new();
+        for (k, v) in &self.entries {
+            if k == start {
+                groups.push(Params::new());
+            }
+            match groups.last_mut() {
+                Some(g) => g.push(k.clone(), v.clone()),
+                None => head.push(k.clone(), v.clone()),
+            };
+        }
+        (head, groups)
+    }
+
+    /// Appends every entry of `other`.
+    pub fn extend(&mut self, other: &Params) -> &mut Params {
+        self.entries.extend(other.entries.iter().cloned());
+        self
+    }
+
     /// Borrows the list as ABI parameters; the result cannot outlive `self`, whose strings
     /// it points to.
     pub fn to_abi(&self) -> AbiParams<'_> {

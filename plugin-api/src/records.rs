@@ -8,12 +8,15 @@
 
 use crate::abi::{
     LV_KEY_ALLOCATION, LV_KEY_BACKING, LV_KEY_BACKING_FORMAT, LV_KEY_BANDWIDTH, LV_KEY_BASE, LV_KEY_CAPACITY,
-    LV_KEY_CURRENT, LV_KEY_DEST, LV_KEY_END, LV_KEY_FORMAT, LV_KEY_ID, LV_KEY_NAME, LV_KEY_PERSISTENT, LV_KEY_READY,
-    LV_KEY_REASON, LV_KEY_STATE, LV_KEY_STATUS, LV_KEY_TOP, LV_KEY_TYPE, LV_KEY_UUID, LV_STATE_BLOCKED,
-    LV_STATE_CRASHED, LV_STATE_NOSTATE, LV_STATE_PAUSED, LV_STATE_PMSUSPENDED, LV_STATE_RUNNING, LV_STATE_SHUTDOWN,
-    LV_STATE_SHUTOFF,
+    LV_KEY_CLUSTER_SIZE, LV_KEY_CURRENT, LV_KEY_DEST, LV_KEY_END, LV_KEY_FORMAT, LV_KEY_ID, LV_KEY_NAME,
+    LV_KEY_PERSISTENT, LV_KEY_READY, LV_KEY_REASON, LV_KEY_STATE, LV_KEY_STATUS, LV_KEY_TOP, LV_KEY_TYPE, LV_KEY_UUID,
+    LV_STATE_BLOCKED, LV_STATE_CRASHED, LV_STATE_NOSTATE, LV_STATE_PAUSED, LV_STATE_PMSUSPENDED, LV_STATE_RUNNING,
+    LV_STATE_SHUTDOWN, LV_STATE_SHUTOFF,
 };
 use crate::{Params, Value};
+
+mod migration;
+pub use migration::{MigrateAction, MigrateArrived, MigrateDisk, MigrateEndpoints, MigrateParams, MigrateSent};
 
 /// A record or parameter list with a fixed shape.
 pub trait Record: Sized {
@@ -206,6 +209,8 @@ pub struct BlockInfo {
     pub allocation: Option<u64>,
     /// Its backing chain, nearest first.
     pub backing: Vec<BackingImage>,
+    /// Its cluster size in bytes, for formats that have one (ABI 1.3).
+    pub cluster_size: Option<u64>,
 }
 
 impl Record for BlockInfo {
@@ -214,6 +219,9 @@ impl Record for BlockInfo {
         p.push_str(LV_KEY_FORMAT, self.format.clone()).push(LV_KEY_CAPACITY, Value::UInt(self.capacity));
         if let Some(a) = self.allocation {
             p.push(LV_KEY_ALLOCATION, Value::UInt(a));
+        }
+        if let Some(c) = self.cluster_size {
+            p.push(LV_KEY_CLUSTER_SIZE, Value::UInt(c));
         }
         for b in &self.backing {
             p.push_str(LV_KEY_BACKING, b.path.clone()).push_str(LV_KEY_BACKING_FORMAT, b.format.clone());
@@ -227,6 +235,7 @@ impl Record for BlockInfo {
             format: p.get_str(LV_KEY_FORMAT).unwrap_or_default().to_string(),
             capacity: p.get_u64(LV_KEY_CAPACITY).unwrap_or(0),
             allocation: p.get_u64(LV_KEY_ALLOCATION),
+            cluster_size: p.get_u64(LV_KEY_CLUSTER_SIZE),
             backing: p
                 .get_strs(LV_KEY_BACKING)
                 .into_iter()
@@ -420,6 +429,7 @@ mod tests {
                 BackingImage { path: "/i/b".into(), format: "qcow2".into() },
                 BackingImage { path: "/i/c".into(), format: "raw".into() },
             ],
+            cluster_size: Some(65536),
         });
         round_trip(SnapshotCurrent { current: Some("s1".into()) });
         round_trip(SnapshotCurrent { current: None });

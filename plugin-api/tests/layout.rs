@@ -1,4 +1,4 @@
-//! The released ABI, pinned: every size and offset of 1.0, 1.1 and 1.2 (on 64-bit targets),
+//! The released ABI, pinned: every size and offset of 1.0, 1.1, 1.2 and 1.3 (on 64-bit targets),
 //! and every number, held against fixed values. A regenerated header follows any change to
 //! `abi.rs`; these do not, so moving or inserting a field, or renumbering a constant, fails
 //! here. Appending for a new minor adds lines; it changes none.
@@ -44,6 +44,11 @@ fn released_struct_layouts_stay_where_they_are() {
     });
     // 1.2: 176 bytes.
     pinned!(LvDriverVtable, size 176, { domain_reconcile: 168 });
+    // 1.3: 224 bytes.
+    pinned!(LvDriverVtable, size 224, {
+        domain_migrate_begin: 176, domain_migrate_prepare: 184, domain_migrate_perform: 192,
+        domain_migrate_finish: 200, domain_migrate_confirm: 208, domain_abort_job: 216,
+    });
 }
 
 #[test]
@@ -96,6 +101,12 @@ fn released_numbers_keep_their_values() {
         ("LV_BLOCK_JOB_FINISH", LV_BLOCK_JOB_FINISH as i64, 4),
         ("LV_BLOCK_COPY_SHALLOW", LV_BLOCK_COPY_SHALLOW as i64, 8),
         ("LV_BLOCK_COPY_REUSE_EXT", LV_BLOCK_COPY_REUSE_EXT as i64, 16),
+        ("LV_MIGRATE_LIVE", LV_MIGRATE_LIVE as i64, 1),
+        ("LV_MIGRATE_PERSIST_DEST", LV_MIGRATE_PERSIST_DEST as i64, 8),
+        ("LV_MIGRATE_UNDEFINE_SOURCE", LV_MIGRATE_UNDEFINE_SOURCE as i64, 16),
+        ("LV_MIGRATE_PAUSED", LV_MIGRATE_PAUSED as i64, 32),
+        ("LV_MIGRATE_OFFLINE", LV_MIGRATE_OFFLINE as i64, 1024),
+        ("LV_MIGRATE_FAILED", LV_MIGRATE_FAILED as i64, 1 << 24),
     ];
     for (name, now, released) in numbers {
         assert_eq!(now, released, "{name} changed its value");

@@ -17,7 +17,7 @@ function luavirt.connect(uri) end
 
 ---Registers a policy hook (policy files only: the policy folder that `luavirt watch` and every
 ---command load; a script run by `luavirt run` is told so). Events: "snapshot:before",
----"revert:before", "delete:before", "define:before" (refuse with `ev:veto(reason)`, adjust
+---"revert:before", "delete:before", "define:before", "migrate:before" (refuse with `ev:veto(reason)`, adjust
 ---`ev.request`), the same with ":after", and "domain:changed" (a domain of `opts.uri`, default the
 ---watcher's `-c URI`, changed: `ev.kind`, `ev.changes`). A hook's return value is not read.
 ---@param event string
@@ -45,6 +45,7 @@ function luavirt.log(message) end
 ---@field snapshot string?        revert and delete: the snapshot; snapshot:after: the snapshot taken
 ---@field deleted string[]?       delete:after: the snapshots deleted
 ---@field created boolean?        define:after: a new domain
+---@field to string?              migrate: the destination's URI
 ---@field dry_run boolean
 ---@field depth integer           how many hooked operations enclose this one
 ---@field veto fun(self, reason: string)? before hooks: refuse the operation with this reason
@@ -171,6 +172,32 @@ function dom:block_commit(opts) end
 ---@param disk string
 ---@return luavirt.job?
 function dom:block_job(disk) end
+
+---@class luavirt.migrate_options
+---@field to luavirt.conn|string  the destination: a connection, or its URI
+---@field disks? string[]         disks whose content moves
+---@field disk_set? string|boolean|luavirt.diskset  copy this set's disks (true: "selected")
+---@field blank? string[]         disks recreated empty at the destination
+---@field shared? string[]        disks the destination sees as they are (the default; a transient disk is blank unless named here)
+---@field copy_storage_all? boolean  copy every disk that is not shareable, read-only, empty or transient
+---@field targets? table<string, string>  where a copied or blank disk's image goes
+---@field target_dir? string      folder for the other copied and blank images
+---@field live? boolean           keep the guest running while its memory moves
+---@field persistent? boolean     define the domain at the destination
+---@field undefine_source? boolean  remove the definition here once the destination has it
+---@field paused? boolean         leave it paused at the destination
+---@field bandwidth? integer      MiB/s
+---@field timeout? integer        seconds before the guest is paused so that its memory finishes moving
+---@field on_progress? fun(done: integer, total: integer, stage: string)
+
+---Moves the domain to another host: `{plan, memory_bytes, disk_bytes = {{disk, bytes}}, seconds}`.
+---@param opts luavirt.migrate_options
+---@return table
+function dom:migrate(opts) end
+---What `dom:migrate(opts)` would do, disk by disk, without doing it: `{domain, from, to, offline, live, disks = {{target, action, source, dest, format, capacity, why}}}`.
+---@param opts luavirt.migrate_options
+---@return table
+function dom:migration_plan(opts) end
 
 ---@class luavirt.diskset
 local set = {}

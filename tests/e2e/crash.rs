@@ -634,7 +634,7 @@ fn every_failpoint_in_the_code_is_killed_at_by_a_test() {
     }
     let repo = luavirt_tests::repo_dir();
     let mut code = Vec::new();
-    for d in ["core/src", "drivers", "plugin-api/src"] {
+    for d in ["core/src", "core/host/src", "drivers", "plugin-api/src"] {
         sources(&repo.join(d), &mut code);
     }
     let mut names = std::collections::BTreeSet::new();
@@ -645,7 +645,7 @@ fn every_failpoint_in_the_code_is_killed_at_by_a_test() {
         }
     }
     assert!(names.len() > 30, "found only {names:?}");
-    let tests: String = ["tests/e2e/crash.rs", "tests/e2e/vmx.rs"]
+    let tests: String = ["tests/e2e/crash.rs", "tests/e2e/vmx.rs", "tests/e2e/migrate.rs"]
         .iter()
         .map(|f| std::fs::read_to_string(repo.join(f)).unwrap())
         .collect();

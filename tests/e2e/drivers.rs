@@ -23,7 +23,7 @@ fn drivers_lists_the_qemu_driver_with_its_capabilities() {
     assert_eq!(qemu["schemes"], serde_json::json!(["qemu"]));
     assert_eq!(
         qemu["capabilities"],
-        serde_json::json!(["define", "lifecycle", "block-info", "snapshot", "block-jobs"])
+        serde_json::json!(["define", "lifecycle", "block-info", "snapshot", "block-jobs", "migration"])
     );
     assert!(env.ok(&["drivers"]).contains(" qemu "));
 }

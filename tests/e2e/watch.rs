@@ -534,11 +534,11 @@ fn hooks_list_shows_each_hook_with_its_file_event_and_line() {
     let line = text.lines().find(|l| l.contains("watch /srv/ds *.vmx")).unwrap_or_else(|| panic!("{text}"));
     let cells: Vec<&str> = line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
     assert_eq!(cells, [file.display().to_string().as_str(), "watch /srv/ds *.vmx", "4"], "{text}");
-    // Migration has no hooks yet: registering one is refused, not kept to never run.
-    policy(&env, "p.lua", "require('luavirt').on('migrate:before', function() end)\n");
+    // An event luavirt does not have is refused, not kept to never run.
+    policy(&env, "p.lua", "require('luavirt').on('resize:before', function() end)\n");
     let r = env.run(&["hooks", "list"]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("luavirt cannot migrate domains yet"), "{}", r.stdout);
+    assert!(r.stdout.contains("unknown event \"resize:before\"; events are snapshot:before"), "{}", r.stdout);
 }
 
 #[test]
@@ -652,7 +652,7 @@ end)
     let before = env.state_snapshot();
     assert!(
         env.fails(&["snapshot-delete", "app", "keep-1"], 1)
-            .contains("refused the delete of domain 'app': snapshots named keep* are kept")
+            .contains("refused the snapshot deletion of domain 'app': snapshots named keep* are kept")
     );
     assert!(
         env.fails(&["snapshot-revert", "app", "old"], 1)
@@ -663,4 +663,40 @@ end)
     assert!(r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("deleted old"));
     assert_eq!(env.ok(&["snapshot-list", "app", "--name"]), "keep-1\n");
+}
+
+#[test]
+fn a_migration_is_refused_or_adjusted_by_its_hooks() {
+    require("qemu-img", "qemu-utils");
+    let src = Env::new("w-mig");
+    let dst = Env::new("w-mig-to");
+    let to = format!("qemu:///session?state={}", dst.state.display());
+    let a = src.image("a.qcow2", "qcow2", "16M");
+    luavirt_tests::write_offline(&a, "qcow2", 0x11);
+    src.define_domain("d", &[("vda", &a, "qcow2")]);
+    policy(
+        &src,
+        "moves.lua",
+        r#"local lv = require("luavirt")
+lv.on("migrate:before", function(ev)
+  if not ev.request.undefine_source then
+    ev:veto("domains here move to " .. ev.to .. " whole: pass --undefine-source")
+    return
+  end
+  ev.request.migrate_disks = { "vda" }
+end)
+lv.on("migrate:after", function(ev) lv.log("moved " .. ev.domain:name() .. " to " .. ev.to) end)
+"#,
+    );
+    let before = src.state_snapshot();
+    let err = src.fails(&["migrate", "d", &to], 1);
+    assert!(err.contains(&format!("refused the migration of domain 'd': domains here move to {to} whole")), "{err}");
+    assert_eq!(src.state_snapshot(), before);
+    assert_eq!(dst.ok(&["list", "--all", "--name"]), "");
+    let r = src.command(&["migrate", "d", &to, "--undefine-source"]).env("LUAVIRT_LOG", "info").output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+    assert!(r.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("vda copied"), "the hook's disk choice was not used: {stdout}");
+    assert!(stderr.contains(&format!("moved d to {to}")), "{stderr}");
+    assert_eq!(dst.ok(&["list", "--all", "--name"]), "d\n");
 }

@@ -75,7 +75,7 @@ pub enum Error {
     /// A hook refused the operation (or failed, which refuses it too).
     #[error("{}", vetoed(.operation, .domain, .by, .reason, *.failed))]
     Vetoed {
-        /// The operation (`snapshot`).
+        /// The operation, as messages name it (`snapshot`, `migration`).
         operation: String,
         /// The domain.
         domain: String,

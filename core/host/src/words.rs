@@ -117,6 +117,11 @@ fn lua(token: &str) -> String {
         "memspec" => format!("memory = \"{}\"", value.strip_prefix("file=").unwrap_or(value)),
         "disk_set" => format!("disks = dom:diskset(\"{value}\")"),
         "set" => format!("dom:diskset(\"{value}\")"),
+        "shared_disks" => format!("shared = {{ \"{value}\" }}"),
+        "disk_target" => match value.split_once('=') {
+            Some((disk, path)) => format!("targets = {{ {disk} = \"{path}\" }}"),
+            None => format!("targets = {{ {value} }}"),
+        },
         _ => format!("{name} = \"{value}\""),
     }
 }
@@ -139,6 +144,9 @@ mod tests {
         assert_eq!(render_for("pass «mirror_pivot»", Door::Cli), "pass --mirror-pivot");
         assert_eq!(render_for("«diskspec vda,file=/o/a»", Door::Lua), "disks = { vda = { file = \"/o/a\" } }");
         assert_eq!(render_for("«disk_set nightly»", Door::Lua), "disks = dom:diskset(\"nightly\")");
+        assert_eq!(render_for("«disk_target vda=PATH»", Door::Cli), "--disk-target vda=PATH");
+        assert_eq!(render_for("«disk_target vda=PATH»", Door::Lua), "targets = { vda = \"PATH\" }");
+        assert_eq!(render_for("«shared_disks vdc»", Door::Lua), "shared = { \"vdc\" }");
         assert_eq!(render_for("no tokens «here", Door::Lua), "no tokens «here");
         assert_eq!(render_for("«do:list --all» shows them", Door::Cli), "`luavirt list --all` shows them");
         assert_eq!(render_for("«do:list --all» shows them", Door::Lua), "`conn:domains()` shows them");

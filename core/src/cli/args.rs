@@ -58,6 +58,16 @@ pub enum Command {
         #[arg(long)]
         reason: bool,
     },
+    /// Move a domain to another host (a connection URI), running or shut off, choosing for
+    /// each disk whether its content moves (copy), it starts empty there (blank), or the
+    /// destination sees the same storage (shared, the default).
+    Migrate(MigrateArgs),
+    /// Abort the migration of a domain that another luavirt runs (it then puts everything
+    /// back).
+    Domjobabort {
+        /// Domain name.
+        domain: String,
+    },
     /// Finish or undo a change that a killed luavirt left unfinished on a domain (every
     /// change to the domain does this first; this does only that).
     Recover {
@@ -371,6 +381,65 @@ pub struct WaitArgs {
     /// Speed limit in MiB/s.
     #[arg(long, value_name = "MiB/s")]
     pub bandwidth: Option<u64>,
+}
+
+/// `migrate`, with virsh's options, luavirt's per-disk choices and its plan.
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// Domain name.
+    pub domain: String,
+    /// The destination's connection URI (another host: e.g. qemu:///session?state=DIR).
+    #[arg(required_unless_present = "abort")]
+    pub dest_uri: Option<String>,
+    /// Keep the guest running while its memory moves.
+    #[arg(long)]
+    pub live: bool,
+    /// Define the domain at the destination (without it, it is gone there once it stops).
+    #[arg(long)]
+    pub persistent: bool,
+    /// Remove the definition here once the destination has the domain.
+    #[arg(long)]
+    pub undefine_source: bool,
+    /// Leave the domain paused at the destination.
+    #[arg(long, visible_alias = "suspend")]
+    pub paused: bool,
+    /// Disks whose content moves (targets or paths; comma-separated or repeated).
+    #[arg(long, value_name = "DISKS", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub migrate_disks: Vec<String>,
+    /// Copy the disks of a disk set (default: selected).
+    #[arg(long, value_name = "SET", num_args = 0..=1, default_missing_value = luavirt_host::migrate::DEFAULT_MIGRATE_SET)]
+    pub with_disk_set: Option<String>,
+    /// Disks recreated empty at the destination (same format and size).
+    #[arg(long, value_name = "DISKS", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub blank_disks: Vec<String>,
+    /// Disks the destination sees as they are (a transient disk is made blank unless named
+    /// here).
+    #[arg(long, value_name = "DISKS", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub shared_disks: Vec<String>,
+    /// Copy every disk that is not shareable, read-only, empty or transient.
+    #[arg(long)]
+    pub copy_storage_all: bool,
+    /// Where a copied or blank disk's image goes at the destination (repeatable).
+    #[arg(long, value_name = "DISK=PATH")]
+    pub disk_target: Vec<String>,
+    /// Folder for copied and blank disks' images (default: the destination's image folder).
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<String>,
+    /// Speed limit in MiB/s.
+    #[arg(long, value_name = "MiB/s")]
+    pub bandwidth: Option<u64>,
+    /// Pause the guest if its memory has not moved after this many seconds, so that it does.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Show the plan, disk by disk, and change nothing.
+    #[arg(long)]
+    pub print_plan: bool,
+    /// Abort this domain's migration that another luavirt runs.
+    #[arg(long, conflicts_with_all = ["dest_uri", "print_plan"])]
+    pub abort: bool,
+    /// Show progress even when standard error is not a terminal.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// `snapshot-create-as`, with virsh's options and luavirt's disk sets and plan.

@@ -46,3 +46,41 @@ pub fn finish() {
         let _ = writeln!(std::io::stderr());
     }
 }
+
+/// When the stage being drawn began, and its name, for rates.
+static STAGE: std::sync::Mutex<Option<(String, std::time::Instant)>> = std::sync::Mutex::new(None);
+
+/// Draws a transfer's progress on standard error: bytes moved of all, rate, time left.
+pub fn draw_transfer(done: u64, total: u64, stage: &str) {
+    use super::table::human_size;
+    let elapsed = {
+        let mut s = STAGE.lock().unwrap_or_else(|e| e.into_inner());
+        if s.as_ref().is_none_or(|(name, _)| name != stage) {
+            *s = Some((stage.to_string(), std::time::Instant::now()));
+        }
+        s.as_ref().map(|(_, t)| t.elapsed().as_secs_f64()).unwrap_or(0.0)
+    };
+    if total == 0 {
+        return; // nothing measured yet
+    }
+    // A rate needs some time to mean anything.
+    let rate = if elapsed >= 0.5 { done as f64 / elapsed } else { 0.0 };
+    let speed = match (rate > 0.0, total > done) {
+        (true, true) => {
+            format!(", {}/s, {} s left", human_size(rate as u64), ((total - done) as f64 / rate).ceil() as u64)
+        }
+        (true, false) => format!(", {}/s", human_size(rate as u64)),
+        _ => String::new(),
+    };
+    let mut err = std::io::stderr();
+    let _ = write!(err, "\r\x1b[K{stage}: {} of {}{speed}", human_size(done.min(total)), human_size(total));
+    OPEN_LINE.store(true, Ordering::Relaxed);
+    let _ = err.flush();
+}
+
+/// Writes a progress report as one JSON line on standard error (standard output keeps the
+/// result, one JSON document).
+pub fn json_event(done: u64, total: u64, stage: &str) {
+    let line = serde_json::json!({ "event": "progress", "stage": stage, "done": done, "total": total });
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

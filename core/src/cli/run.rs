@@ -77,6 +77,7 @@ fn error_code(e: &anyhow::Error) -> &'static str {
 fn runs_hooked_operation(cmd: &Command) -> bool {
     match cmd {
         Command::SnapshotCreateAs(a) => !a.print_plan && !a.print_xml,
+        Command::Migrate(a) => !a.print_plan && !a.abort,
         Command::Define { .. } | Command::SnapshotRevert { .. } | Command::SnapshotDelete { .. } => true,
         _ => false,
     }
@@ -104,6 +105,9 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         luavirt_core::policy::for_command(&host, &uri, false)?;
     }
     let conn = host.connect(&uri)?;
+    if let Command::Migrate(args) = cli.command {
+        return super::migrate::run(&host, &conn, args, cli.json);
+    }
     Ok(match cli.command {
         Command::Drivers
         | Command::DriverCheck { .. }
@@ -160,9 +164,22 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             }
             out(text, j)
         }
+        Command::Migrate(_) => unreachable!("handled above"),
+        Command::Domjobabort { domain } => {
+            conn.abort_job(&domain)?;
+            out(
+                format!("Asked the migration of domain '{domain}' to stop; it puts everything back\n"),
+                json!({ "domain": domain, "aborted": true }),
+            )
+        }
         Command::Recover { domain } => {
-            conn.recover(&domain)?;
-            out(format!("Domain '{domain}' has no unfinished change\n"), json!({ "domain": domain, "recovered": true }))
+            let settled = conn.recover(&domain)?;
+            let text = if settled {
+                format!("Domain '{domain}': the unfinished change was settled (see above)\n")
+            } else {
+                format!("Domain '{domain}' has no unfinished change\n")
+            };
+            out(text, json!({ "domain": domain, "recovered": true, "settled": settled }))
         }
         Command::Domblklist { domain, details } => domblklist(&conn, &domain, details)?,
         Command::Start { domain } => {

@@ -189,6 +189,10 @@ impl UserData for LuaDomain {
             this.conn.block_commit(&this.name, &disk, &commit, Default::default()).map_err(errors::host)?;
             Ok(LuaJob::new(&this.conn, &this.name, &disk))
         });
+        m.add_method("migrate", |lua, this, opts: Table| super::migrate::migrate(lua, &this.conn, &this.name, opts));
+        m.add_method("migration_plan", |lua, this, opts: Table| {
+            super::migrate::plan(lua, &this.conn, &this.name, opts)
+        });
         m.add_method("block_job", |_, this, disk: String| {
             let info = this.conn.block_job_info(&this.name, &disk).map_err(errors::host)?;
             Ok(info.map(|_| LuaJob::new(&this.conn, &this.name, &disk)))

@@ -155,14 +155,6 @@ fn parse_event(lua: &Lua, name: &str) -> mlua::Result<Trigger> {
     let Some((op, phase)) = name.split_once(':') else {
         return Err(invalid(lua, format!("luavirt.on: unknown event {name:?}; events are {}", known())));
     };
-    if op == "migrate" && (phase == "before" || phase == "after") {
-        return Err(invalid(
-            lua,
-            format!(
-                "luavirt.on: {name:?} has no hooks yet, because luavirt cannot migrate domains yet; a hook registered for it would never run"
-            ),
-        ));
-    }
     let op = Operation::ALL.iter().find(|o| o.name() == op);
     match (op, phase) {
         (Some(op), "before") => Ok(Trigger::Before(*op)),

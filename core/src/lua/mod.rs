@@ -15,6 +15,7 @@ pub mod errors;
 pub mod hooks;
 pub mod job;
 pub mod limits;
+pub mod migrate;
 pub mod options;
 pub mod sandbox;
 pub mod snapshot;

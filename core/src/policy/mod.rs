@@ -1,6 +1,6 @@
 //! Policies: the Lua files of a policy folder, each in its own sandboxed interpreter, whose
 //! hooks luavirt runs. `luavirt watch` runs all their hooks; every command that runs an
-//! operation with hooks (snapshot, revert, delete, define, and `luavirt run`) loads them and
+//! operation with hooks (snapshot, revert, delete, define, migrate, and `luavirt run`) loads them and
 //! registers their operation hooks with the host ([`ops`]), so a policy sees the operation
 //! whichever door it comes through.
 //!
@@ -63,7 +63,7 @@ pub fn for_command(host: &Rc<Host>, default_uri: &str, dry_run: bool) -> luavirt
     let set = PolicySet::new(host.clone(), opts, log);
     let refuse = |why: String| {
         luavirt_host::Error::InvalidArg(format!(
-            "{why}; operations that policies watch (snapshots, reverts, deletes, defines, scripts) do not run until it loads: fix it, or move it out of {}",
+            "{why}; operations that policies see (snapshots, reverts, deletes, defines, migrations, scripts) do not run until it loads: fix it, or move it out of {}",
             dir.display()
         ))
     };

@@ -6,7 +6,7 @@
 //! or fails, refuses it too, with what went wrong (a policy that cannot answer does not say
 //! yes). The first refusal stops the operation and the hooks after it. An `after` hook gets the
 //! same fields without `request`, plus what the operation did (`snapshot`, `deleted`,
-//! `created`); its failures are logged.
+//! `created`, `to`); its failures are logged. A migration's events name the destination (`to`).
 
 use super::request;
 use super::{Level, Policy, PolicySet};
@@ -86,8 +86,12 @@ impl Hooks for PolicySet {
                 let ev = base_event(lua, &policy, name.clone(), event.uri, event.domain, event.dry_run, event.depth)?;
                 let req = request::to_table(lua, &event.request)?;
                 ev.set("request", req.clone())?;
-                if let Request::Revert { snapshot, .. } | Request::Delete { snapshot, .. } = &event.request {
-                    ev.set("snapshot", *snapshot)?;
+                match &event.request {
+                    Request::Revert { snapshot, .. } | Request::Delete { snapshot, .. } => {
+                        ev.set("snapshot", *snapshot)?
+                    }
+                    Request::Migrate { to, .. } => ev.set("to", *to)?,
+                    Request::Snapshot(_) | Request::Define { .. } => {}
                 }
                 add_veto(lua, &ev, verdict.clone())?;
                 asked = Some(req);
@@ -110,7 +114,7 @@ impl Hooks for PolicySet {
                     Level::Info,
                     "veto",
                     Some(at.clone()),
-                    format!("refused the {} of domain '{}': {reason}", op.name(), event.domain),
+                    format!("refused the {} of domain '{}': {reason}", op.noun(), event.domain),
                 );
                 return Err(Veto { by: at, reason, failed: false });
             }
@@ -132,6 +136,7 @@ impl Hooks for PolicySet {
                     Done::Revert { snapshot } => ev.set("snapshot", *snapshot)?,
                     Done::Delete { deleted } => ev.set("deleted", deleted.to_vec())?,
                     Done::Define { created } => ev.set("created", *created)?,
+                    Done::Migrate { to } => ev.set("to", *to)?,
                 }
                 Ok(Value::Table(ev))
             });

@@ -3,6 +3,7 @@
 
 use crate::lua::options::Opts;
 use luavirt_host::hooks::Request;
+use luavirt_host::migrate::MigrateRequest;
 use luavirt_host::snapshot::{DiskSpec, MemSpec, SnapshotRequest};
 use mlua::{Lua, Table, Value};
 
@@ -53,6 +54,25 @@ pub fn to_table(lua: &Lua, request: &Request<'_>) -> mlua::Result<Table> {
             t.set("mirror_abort", options.mirror_abort)?;
         }
         Request::Define { xml } => t.set("xml", xml.as_str())?,
+        Request::Migrate { request: r, .. } => {
+            t.set("migrate_disks", r.migrate_disks.clone())?;
+            t.set("disk_set", r.disk_set.as_deref())?;
+            t.set("blank_disks", r.blank_disks.clone())?;
+            t.set("shared_disks", r.shared_disks.clone())?;
+            t.set("copy_storage_all", r.copy_storage_all)?;
+            let targets = lua.create_table()?;
+            for (disk, path) in &r.disk_targets {
+                targets.set(disk.as_str(), path.as_str())?;
+            }
+            t.set("disk_targets", targets)?;
+            t.set("target_dir", r.target_dir.as_deref())?;
+            t.set("live", r.live)?;
+            t.set("persistent", r.persistent)?;
+            t.set("undefine_source", r.undefine_source)?;
+            t.set("paused", r.paused)?;
+            t.set("bandwidth", r.bandwidth)?;
+            t.set("timeout", r.timeout)?;
+        }
     }
     Ok(t)
 }
@@ -123,6 +143,46 @@ pub fn from_table(lua: &Lua, t: Table, request: &mut Request<'_>) -> mlua::Resul
             o.finish()?;
             **xml = new;
         }
+        Request::Migrate { request: r, .. } => {
+            let mut new = MigrateRequest {
+                disk_set: o.string("disk_set")?,
+                copy_storage_all: o.boolean("copy_storage_all")?,
+                target_dir: o.string("target_dir")?,
+                live: o.boolean("live")?,
+                persistent: o.boolean("persistent")?,
+                undefine_source: o.boolean("undefine_source")?,
+                paused: o.boolean("paused")?,
+                bandwidth: o.count("bandwidth")?,
+                timeout: o.count("timeout")?,
+                ..MigrateRequest::default()
+            };
+            new.migrate_disks = names(&mut o, "migrate_disks")?;
+            new.blank_disks = names(&mut o, "blank_disks")?;
+            new.shared_disks = names(&mut o, "shared_disks")?;
+            match o.value("disk_targets")? {
+                Value::Nil => {}
+                Value::Table(map) => {
+                    for pair in map.pairs::<String, String>() {
+                        new.disk_targets.push(pair?);
+                    }
+                    new.disk_targets.sort();
+                }
+                other => {
+                    return Err(o.bad("disk_targets", &format!("maps disks to paths, not {}", other.type_name())));
+                }
+            }
+            o.finish()?;
+            **r = new;
+        }
     }
     Ok(())
+}
+
+/// A list of disk names under `key` (absent: none).
+fn names(o: &mut Opts<'_>, key: &'static str) -> mlua::Result<Vec<String>> {
+    match o.value(key)? {
+        Value::Nil => Ok(Vec::new()),
+        Value::Table(t) => t.sequence_values::<String>().collect(),
+        other => Err(o.bad(key, &format!("must be a list of disks, not {}", other.type_name()))),
+    }
 }

@@ -14,6 +14,8 @@ struct ImageInfo {
     virtual_size: u64,
     #[serde(rename = "actual-size", default)]
     actual_size: Option<u64>,
+    #[serde(rename = "cluster-size", default)]
+    cluster_size: Option<u64>,
 }
 
 /// Checks that a disk's image exists and can be read; the error names the domain, disk,
@@ -81,6 +83,7 @@ pub fn block_info(domain: &str, disk: &Disk, path: &str) -> Result<BlockInfo, Dr
         format: top.format.clone(),
         capacity: top.virtual_size,
         allocation: top.actual_size,
+        cluster_size: top.cluster_size,
         backing: chain[1..]
             .iter()
             .map(|i| BackingImage { path: i.filename.clone(), format: i.format.clone() })

@@ -33,6 +33,10 @@ pub(crate) enum Change {
     /// A copy or commit waited for and then ended (pivot, finish): the job is undone if the
     /// call does not see it through.
     BlockJob(crate::blockjob::Ending),
+    /// A migration leaving (the source's side).
+    MigrateOut(crate::migrate::Outgoing),
+    /// A migration arriving (the destination's side).
+    MigrateIn(crate::migrate::Incoming),
 }
 
 impl Change {
@@ -49,6 +53,8 @@ impl Change {
                 None => format!("the pivot of disk {}", p.disk),
             },
             Change::BlockJob(e) => format!("the block {} of disk {} to {}", e.kind, e.disk, e.target),
+            Change::MigrateOut(m) => format!("migration {} (leaving)", m.id),
+            Change::MigrateIn(m) => format!("migration {} (arriving)", m.id),
         }
     }
 }

@@ -15,6 +15,7 @@ mod cmdline;
 mod images;
 mod intent;
 mod lifecycle;
+mod migrate;
 mod monitor;
 mod process;
 mod qmp;
@@ -22,12 +23,14 @@ mod reconcile;
 mod snapshot;
 mod state;
 
-use luavirt_plugin_api::abi::{LV_CAP_BLOCK_INFO, LV_CAP_BLOCK_JOBS, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_SNAPSHOT};
+use luavirt_plugin_api::abi::{
+    LV_CAP_BLOCK_INFO, LV_CAP_BLOCK_JOBS, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_MIGRATION, LV_CAP_SNAPSHOT,
+};
 use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::fsutil::state_dir_for;
 use luavirt_plugin_api::kit::{Call, Driver, DriverResult};
 use luavirt_plugin_api::records::{
-    CommitParams, CopyParams, Defined, DomainState, DomainStatus, DomainSummary, PullParams,
+    CommitParams, CopyParams, Defined, DomainState, DomainStatus, DomainSummary, MigrateParams, PullParams,
 };
 use luavirt_plugin_api::{DriverError, ErrorCode, Uri};
 use state::StateDir;
@@ -43,7 +46,7 @@ impl Driver for QemuDriver {
     const DESCRIPTION: &'static str = "QEMU domains: qemu-system over QMP, images through qemu-img";
     const URI_SCHEMES: &'static str = "qemu";
     const CAPABILITIES: u64 =
-        LV_CAP_DEFINE | LV_CAP_LIFECYCLE | LV_CAP_BLOCK_INFO | LV_CAP_SNAPSHOT | LV_CAP_BLOCK_JOBS;
+        LV_CAP_DEFINE | LV_CAP_LIFECYCLE | LV_CAP_BLOCK_INFO | LV_CAP_SNAPSHOT | LV_CAP_BLOCK_JOBS | LV_CAP_MIGRATION;
 
     fn open(uri: &Uri, _flags: u32, _call: &mut Call) -> DriverResult<Self> {
         if !uri.host.is_empty() {
@@ -62,10 +65,23 @@ impl Driver for QemuDriver {
     }
 
     fn list_domains(&self, _flags: u32, call: &mut Call) -> DriverResult {
-        for name in self.state.domain_names()? {
-            let (_, dom) = self.state.read_definition(&name)?;
+        let mut names = self.state.domain_names()?;
+        let arriving: Vec<String> =
+            self.state.names_with_intents().into_iter().filter(|n| !names.contains(n) && self.is_arriving(n)).collect();
+        names.extend(arriving);
+        names.sort();
+        for name in names {
+            let uuid = match self.state.read_definition(&name) {
+                Ok((_, dom)) => dom.uuid(),
+                Err(e) if e.code == ErrorCode::NoDomain => None,
+                Err(e) => return Err(e),
+            };
             let (state, id) = self.state_of(&name, call)?;
-            call.emit(&DomainSummary { uuid: dom.uuid().unwrap_or_default(), name, state, id, persistent: true });
+            let transient = uuid.is_none() || self.state.is_transient(&name)?;
+            if transient && state == DomainState::ShutOff {
+                continue; // it lived only as long as its QEMU
+            }
+            call.emit(&DomainSummary { uuid: uuid.unwrap_or_default(), name, state, id, persistent: !transient });
         }
         Ok(())
     }
@@ -119,13 +135,21 @@ impl Driver for QemuDriver {
     }
 
     fn get_xml(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        let (text, _) = self.state.read_definition(name)?;
+        let text = match self.state.read_definition(name) {
+            Ok((text, _)) => text,
+            // A domain arriving by migration: the definition it will have.
+            Err(e) if e.code == ErrorCode::NoDomain => match self.pending_change(name)?.map(|i| i.change) {
+                Some(intent::Change::MigrateIn(incoming)) => incoming.xml,
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         call.emit_text(&text);
         Ok(())
     }
 
     fn get_state(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        self.state.read_definition(name)?;
+        self.known(name)?;
         let (state, id) = self.state_of(name, call)?;
         let reason = self.pending_change(name)?.map(|i| {
             let since = luavirt_plugin_api::time::format_utc(i.started_at);
@@ -153,13 +177,14 @@ impl Driver for QemuDriver {
     }
 
     fn destroy(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.known(name)?;
         let _lock = self.lock_domain(name, call)?;
-        self.state.read_definition(name)?;
+        self.known(name)?;
         self.stop(name, call)
     }
 
     fn reconcile(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        self.state.read_definition(name)?;
+        self.known(name)?;
         self.lock_beside(name, call).map(|_| ())
     }
 
@@ -222,6 +247,52 @@ impl Driver for QemuDriver {
     fn block_job_wait(&self, name: &str, disk: &str, flags: u32, call: &mut Call) -> DriverResult {
         self.block_job_wait_impl(name, disk, flags, call)
     }
+
+    fn migrate_begin(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        self.migrate_begin_impl(name, params, flags, call)
+    }
+
+    fn migrate_prepare(
+        &self,
+        name: &str,
+        xml: &str,
+        params: &MigrateParams,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        self.migrate_prepare_impl(name, xml, params, flags, call)
+    }
+
+    fn migrate_perform(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        self.migrate_perform_impl(name, params, flags, call)
+    }
+
+    fn migrate_finish(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        self.migrate_finish_impl(name, params, flags, call)
+    }
+
+    fn migrate_confirm(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        self.migrate_confirm_impl(name, params, flags, call)
+    }
+
+    fn abort_job(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.abort_job_impl(name, call)
+    }
+}
+
+impl QemuDriver {
+    /// Whether a migration is arriving as `name` (a domain without a definition yet).
+    fn is_arriving(&self, name: &str) -> bool {
+        matches!(self.pending_change(name), Ok(Some(i)) if matches!(i.change, intent::Change::MigrateIn(_)))
+    }
+
+    /// `Ok` when `name` is defined here or arriving; else the error that it is not defined.
+    fn known(&self, name: &str) -> DriverResult {
+        match self.state.read_definition(name) {
+            Err(e) if e.code == ErrorCode::NoDomain && self.is_arriving(name) => Ok(()),
+            other => other.map(drop),
+        }
+    }
 }
 
 luavirt_plugin_api::export_driver!(
@@ -246,5 +317,11 @@ luavirt_plugin_api::export_driver!(
         domain_block_job_abort,
         domain_block_job_wait,
         domain_reconcile,
+        domain_migrate_begin,
+        domain_migrate_prepare,
+        domain_migrate_perform,
+        domain_migrate_finish,
+        domain_migrate_confirm,
+        domain_abort_job,
     ]
 );

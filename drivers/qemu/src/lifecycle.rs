@@ -80,7 +80,7 @@ impl QemuDriver {
         create_private_dir(&run_dir).map_err(|e| DriverError::io("create", &run_dir, e))?;
         let live = with_transient_overlays(dom, &run_dir)?;
         let mut plan = cmdline::build(&live)?;
-        if opts.incoming.is_some() {
+        if opts.incoming.is_some() || opts.migrate_in {
             plan.argv.extend(["-incoming".to_string(), "defer".to_string()]);
         }
         for w in &plan.warnings {
@@ -159,6 +159,12 @@ impl QemuDriver {
         };
         drop(qmp);
         failpoint::hit("start:monitor");
+        if opts.migrate_in {
+            // The migration's prepare takes it from here; reap QEMU as below.
+            let mut child = gated.child;
+            std::thread::spawn(move || child.wait());
+            return Ok(());
+        }
         if let Err(e) = self.resume_started(&name, opts, call) {
             return Err(fail(&mut gated.child, e.message));
         }
@@ -240,6 +246,9 @@ pub(crate) struct StartOptions {
     pub incoming: Option<String>,
     /// Load memory from an internal snapshot.
     pub load_internal: Option<LoadInternal>,
+    /// Wait, paused, for a migration to bring the memory in (`-incoming defer`).
+    #[serde(default)]
+    pub migrate_in: bool,
 }
 
 /// Memory kept in an internal snapshot.

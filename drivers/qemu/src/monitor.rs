@@ -203,6 +203,53 @@ impl Monitor {
         }
     }
 
+    /// The next event, waiting up to `timeout`; `None` when none came.
+    pub fn next_event(&mut self, timeout: Duration) -> DriverResult<Option<Value>> {
+        self.qmp.next_event(timeout).map_err(|e| self.fail("waiting for an event", e))
+    }
+
+    /// Ends ready mirror `job` with its target in step with the source (`block-job-cancel`
+    /// of a ready job), and waits until it has.
+    pub fn complete_mirror_on_source(&mut self, job: &str) -> DriverResult {
+        self.exec("block-job-cancel", json!({ "device": job }))?;
+        loop {
+            let ev = self.next_event(COMMAND_TIMEOUT)?.ok_or_else(|| {
+                DriverError::new(
+                    ErrorCode::Hypervisor,
+                    format!("QEMU of domain '{}' did not end job {job} in {COMMAND_TIMEOUT:?}", self.domain),
+                )
+            })?;
+            if ev["data"]["device"].as_str() != Some(job) {
+                continue;
+            }
+            match ev["event"].as_str() {
+                Some("BLOCK_JOB_COMPLETED") => match ev["data"]["error"].as_str() {
+                    Some(err) => {
+                        return Err(DriverError::new(
+                            ErrorCode::Hypervisor,
+                            format!("Job {job} of domain '{}' failed: {err}", self.domain),
+                        ));
+                    }
+                    None => return Ok(()),
+                },
+                Some("BLOCK_JOB_CANCELLED") => {
+                    return Err(DriverError::new(
+                        ErrorCode::Cancelled,
+                        format!("Job {job} of domain '{}' was cancelled before its copy was complete", self.domain),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Stops block job `job` at once, if QEMU has it, and waits until it has gone.
+    pub fn cancel_job(&mut self, job: &str) {
+        if self.qmp.execute("block-job-cancel", Some(json!({ "device": job, "force": true }))).is_ok() {
+            self.wait_gone(job);
+        }
+    }
+
     /// Waits until block job `job` has gone (after a cancel).
     fn wait_gone(&mut self, job: &str) {
         loop {

@@ -33,6 +33,8 @@ impl QemuDriver {
             Change::MirrorEnd(m) => self.settle_mirror_end(name, m, call),
             Change::Pivot(p) => self.settle_pivot(name, p, call),
             Change::BlockJob(e) => self.settle_ending(name, e, &intent.phase, call),
+            Change::MigrateOut(m) => self.settle_outgoing(name, m, &intent.phase, call),
+            Change::MigrateIn(m) => self.settle_incoming(name, m, &intent.phase, call),
         };
         let outcome = settled.map_err(|e| {
             DriverError::new(

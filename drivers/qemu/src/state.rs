@@ -10,6 +10,11 @@
 //! <state>/qemu/intents/NAME.json     a change to NAME in progress (see crate::intent)
 //! <state>/qemu/uuids/UUID            the name of the domain with that UUID (an index, so a
 //!                                    define checks UUIDs in one lookup, not one per domain)
+//! <state>/qemu/snapshots/NAME.xml    the snapshot tree of NAME
+//! <state>/qemu/migrations/ID         exists once migration ID committed here (the source
+//!                                    reads it to know whether to stop or resume its copy)
+//! <state>/qemu/run/NAME/transient    NAME was migrated in without a definition to keep: it
+//!                                    is forgotten when its QEMU ends
 //! ```
 //!
 //! Every folder is created 0700 and every file 0600, whatever the umask: the monitors run
@@ -92,8 +97,18 @@ impl StateDir {
     }
 
     /// The folders that hold state files written atomically.
-    pub fn folders(&self) -> [PathBuf; 4] {
-        ["domains", "snapshots", "intents", "uuids"].map(|d| self.root.join(d))
+    pub fn folders(&self) -> [PathBuf; 5] {
+        ["domains", "snapshots", "intents", "uuids", "migrations"].map(|d| self.root.join(d))
+    }
+
+    /// Names of domains with a change recorded (a migration coming in has no definition yet).
+    pub fn names_with_intents(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("intents")) else { return Vec::new() };
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+            .filter(|n| check_domain_name(n).is_ok())
+            .collect()
     }
 
     /// The record of a change to `name` in progress.
@@ -222,8 +237,39 @@ impl StateDir {
         write_atomic(&path, &json).map_err(|e| DriverError::io("write", &path, e))
     }
 
-    /// Removes the run folder of `name` (after QEMU stopped).
+    /// The snapshot tree file of `name`.
+    pub fn snapshots_file(&self, name: &str) -> Result<PathBuf, DriverError> {
+        Ok(self.root.join("snapshots").join(format!("{}.xml", Self::checked(name)?)))
+    }
+
+    /// The file that says migration `id` committed here.
+    pub fn commit_marker(&self, id: &str) -> Result<PathBuf, DriverError> {
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(DriverError::new(ErrorCode::InvalidArg, format!("Invalid migration id {id:?}")));
+        }
+        Ok(self.root.join("migrations").join(id))
+    }
+
+    /// The mark of a domain that lives only as long as its QEMU.
+    pub fn transient_mark(&self, name: &str) -> Result<PathBuf, DriverError> {
+        Ok(self.run_dir(name)?.join("transient"))
+    }
+
+    /// Whether `name` lives only as long as its QEMU.
+    pub fn is_transient(&self, name: &str) -> Result<bool, DriverError> {
+        Ok(self.transient_mark(name)?.exists())
+    }
+
+    /// Removes the run folder of `name` (after QEMU stopped). A domain that lived only as long
+    /// as its QEMU goes with it, unless it has snapshots since (their records need it).
     pub fn clear_run(&self, name: &str) -> Result<(), DriverError> {
+        if self.is_transient(name)? && !self.snapshots_file(name)?.exists() {
+            let def = self.definition(name)?;
+            match std::fs::remove_file(&def) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(DriverError::io("remove", &def, e)),
+                _ => {}
+            }
+        }
         let dir = self.run_dir(name)?;
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::io("remove", &dir, e)),

@@ -92,6 +92,7 @@ pub fn record(vm: &Vm, name: &str, d: &Device, ds: &Datastores, call: &mut Call)
         capacity: top.descriptor.capacity(),
         allocation: Some(allocation(&files)),
         backing: Vec::new(),
+        cluster_size: None,
     };
     let mut child = top;
     let mut seen = vec![child.path.clone()];

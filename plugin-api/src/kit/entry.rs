@@ -4,7 +4,7 @@
 
 use super::{Call, Driver, Host};
 use crate::abi::{self, LvCall, LvHostApi, LvParam, LvStr};
-use crate::records::{CommitParams, CopyParams, PullParams, Record};
+use crate::records::{CommitParams, CopyParams, MigrateParams, PullParams, Record};
 use crate::{DriverError, ErrorCode, Params, Uri};
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -161,6 +161,46 @@ param_entries! {
     domain_block_commit => block_commit(CommitParams) LV_BLOCK_COMMIT_FLAGS;
 }
 
+/// Generates the entry functions of a migration's calls: the domain's name, an argument only
+/// prepare reads (the domain XML), and the migration's parameters.
+macro_rules! migrate_entries {
+    ($( $entry:ident => $method:ident ( $($xml:ident)? ) $mask:ident ; )*) => {$(
+        #[doc = concat!("`", stringify!($entry), "`")]
+        ///
+        /// # Safety
+        /// Called by the host with the ABI's contract.
+        pub unsafe extern "C" fn $entry<D: Driver>(
+            conn: *mut c_void,
+            name: LvStr,
+            arg: LvStr,
+            params: *const LvParam,
+            nparams: usize,
+            flags: u32,
+            call: *mut LvCall,
+        ) -> i32 {
+            // SAFETY: the host passes the handle connect_open returned.
+            let conn = unsafe { &*(conn as *const Conn<D>) };
+            guarded::<D>(conn.host, call, stringify!($entry), |out| {
+                check_flags::<D>(stringify!($entry), flags, abi::$mask)?;
+                let name = text_arg(name, "domain name")?;
+                $( let $xml = text_arg(arg, "domain XML")?; )?
+                let _ = arg;
+                // SAFETY: the host passes `nparams` valid parameters.
+                let params = MigrateParams::from_params(&unsafe { Params::from_abi(params, nparams) });
+                conn.driver.$method(&name, $( &$xml, )? &params, flags, out)
+            })
+        }
+    )*};
+}
+
+migrate_entries! {
+    domain_migrate_begin => migrate_begin() LV_MIGRATE_FLAGS;
+    domain_migrate_prepare => migrate_prepare(xml) LV_MIGRATE_FLAGS;
+    domain_migrate_perform => migrate_perform() LV_MIGRATE_FLAGS;
+    domain_migrate_finish => migrate_finish() LV_MIGRATE_END_FLAGS;
+    domain_migrate_confirm => migrate_confirm() LV_MIGRATE_END_FLAGS;
+}
+
 entries! {
     connect_list_domains => list_domains() LV_NO_FLAGS;
     domain_define_xml => define_xml(xml: "domain XML") LV_NO_FLAGS;
@@ -178,6 +218,7 @@ entries! {
     domain_block_job_abort => block_job_abort(name: "domain name", disk: "disk name") LV_BLOCK_JOB_ABORT_FLAGS;
     domain_block_job_wait => block_job_wait(name: "domain name", disk: "disk name") LV_BLOCK_JOB_WAIT_FLAGS;
     domain_reconcile => reconcile(name: "domain name") LV_NO_FLAGS;
+    domain_abort_job => abort_job(name: "domain name") LV_NO_FLAGS;
 }
 
 /// Exports a [`Driver`] as a luavirt plugin: defines its vtable, its `LvDriverInfo` and the

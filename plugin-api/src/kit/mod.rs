@@ -51,7 +51,7 @@
 pub mod entry;
 
 use crate::abi::{LvCall, LvHostApi, LvStr};
-use crate::records::{CommitParams, CopyParams, PullParams, Record};
+use crate::records::{CommitParams, CopyParams, MigrateParams, PullParams, Record};
 use crate::{DriverError, Uri};
 
 /// Log levels for [`Host::log`].
@@ -240,5 +240,39 @@ pub trait Driver: Sized + Send + 'static {
     /// Finishes or undoes a change to `name` that a killed call left unfinished.
     fn reconcile(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Reconciling interrupted changes"))
+    }
+    /// Migration, source: checks the plan; emits the domain XML to send.
+    fn migrate_begin(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Migration"))
+    }
+    /// Migration, destination: readies `xml`'s disks and, live, a paused domain waiting for
+    /// its memory; emits [`crate::records::MigrateEndpoints`].
+    fn migrate_prepare(
+        &self,
+        name: &str,
+        xml: &str,
+        params: &MigrateParams,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        Err(DriverError::unsupported("Migration"))
+    }
+    /// Migration, source: moves the copied disks and memory; emits
+    /// [`crate::records::MigrateSent`].
+    fn migrate_perform(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Migration"))
+    }
+    /// Migration, destination: commits or (with `LV_MIGRATE_FAILED`) undoes; emits
+    /// [`crate::records::MigrateArrived`].
+    fn migrate_finish(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Migration"))
+    }
+    /// Migration, source: stops the domain or (with `LV_MIGRATE_FAILED`) puts it back.
+    fn migrate_confirm(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Migration"))
+    }
+    /// Aborts the migration of `name` another call is running.
+    fn abort_job(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Aborting jobs"))
     }
 }

@@ -99,8 +99,10 @@ impl Connection {
         if err.code() != ErrorCode::NoDomain {
             return err;
         }
-        let known: Vec<String> =
-            self.list_domains().map(|l| l.into_iter().map(|d| d.name).collect()).unwrap_or_default();
+        let known: Vec<String> = self
+            .list_domains()
+            .map(|l| l.into_iter().map(|d| d.name).filter(|n| n != name).collect())
+            .unwrap_or_default();
         Error::NoDomain { name: name.to_string(), uri: self.uri.to_string(), close: suggest::close_names(name, &known) }
     }
 
@@ -142,11 +144,17 @@ impl Connection {
     }
 
     /// Finishes or undoes a change that a killed luavirt left unfinished on domain `name`.
-    /// Every change does this first; this does only that.
-    pub fn recover(&self, name: &str) -> Result<()> {
-        self.read_domain(name)?;
+    /// Every change does this first; this does only that. Whether there was one to settle.
+    pub fn recover(&self, name: &str) -> Result<bool> {
+        // The state, not the definition: a domain arriving by migration has none yet.
+        let before = self.domain_state_reason(name)?;
         self.mutate(name, || "finish or undo an unfinished change".to_string(), || self.lock_domain(name).map(drop))?;
-        Ok(())
+        let after = match self.domain_state_reason(name) {
+            Ok(r) => r,
+            Err(e) if e.code() == ErrorCode::NoDomain => None, // an arrival undone
+            Err(e) => return Err(e),
+        };
+        Ok(before.is_some() && after.is_none())
     }
 
     /// Defines a domain from XML (`source_name`, a file name, goes into errors). A missing

@@ -10,11 +10,11 @@
 //! - An operation started inside a hook runs the hooks too, up to [`MAX_HOOK_DEPTH`] levels
 //!   of nesting; deeper, it is refused. (The Lua policies also never re-enter a hook that is
 //!   running, so a hook cannot trigger itself.)
-//! - Migration is not an operation of the host yet. When it becomes one, it adds
-//!   `Operation::Migrate` with its request and result, and calls [`Connection::hooks_before`]
-//!   and [`Connection::hooks_after`] as the operations here do.
+//! - A new operation joins by adding its [`Operation`], its [`Request`] and [`Done`], and
+//!   calling [`Connection::hooks_before`] and [`Connection::hooks_after`] as the others do.
 
 use super::Connection;
+use super::migrate::MigrateRequest;
 use super::snapshot::{DeleteOptions, RevertOptions, SnapshotRequest};
 use crate::error::{Error, Result};
 use std::cell::{Cell, RefCell};
@@ -34,11 +34,14 @@ pub enum Operation {
     Delete,
     /// `define`, `conn:define()`.
     Define,
+    /// `migrate`, `dom:migrate{}`.
+    Migrate,
 }
 
 impl Operation {
     /// Every operation, in the order of their names in messages.
-    pub const ALL: [Operation; 4] = [Operation::Snapshot, Operation::Revert, Operation::Delete, Operation::Define];
+    pub const ALL: [Operation; 5] =
+        [Operation::Snapshot, Operation::Revert, Operation::Delete, Operation::Define, Operation::Migrate];
 
     /// Its name in event names (`snapshot` in `snapshot:before`).
     pub fn name(self) -> &'static str {
@@ -47,6 +50,18 @@ impl Operation {
             Operation::Revert => "revert",
             Operation::Delete => "delete",
             Operation::Define => "define",
+            Operation::Migrate => "migrate",
+        }
+    }
+
+    /// What it is called in messages ("the migration of domain 'web1'").
+    pub fn noun(self) -> &'static str {
+        match self {
+            Operation::Snapshot => "snapshot",
+            Operation::Revert => "revert",
+            Operation::Delete => "snapshot deletion",
+            Operation::Define => "definition",
+            Operation::Migrate => "migration",
         }
     }
 }
@@ -74,6 +89,13 @@ pub enum Request<'a> {
         /// The domain XML (a hook may change it; it is read again, and must keep the name).
         xml: &'a mut String,
     },
+    /// A migration to the connection `to`.
+    Migrate {
+        /// The destination's URI (not adjustable).
+        to: &'a str,
+        /// Which disks move and how, and the migration's options.
+        request: &'a mut MigrateRequest,
+    },
 }
 
 impl Request<'_> {
@@ -84,6 +106,7 @@ impl Request<'_> {
             Request::Revert { .. } => Operation::Revert,
             Request::Delete { .. } => Operation::Delete,
             Request::Define { .. } => Operation::Define,
+            Request::Migrate { .. } => Operation::Migrate,
         }
     }
 }
@@ -110,6 +133,11 @@ pub enum Done<'a> {
         /// A new domain, not a new definition of an existing one.
         created: bool,
     },
+    /// The domain moved to the connection `to`.
+    Migrate {
+        /// The destination's URI.
+        to: &'a str,
+    },
 }
 
 impl Done<'_> {
@@ -120,6 +148,7 @@ impl Done<'_> {
             Done::Revert { .. } => Operation::Revert,
             Done::Delete { .. } => Operation::Delete,
             Done::Define { .. } => Operation::Define,
+            Done::Migrate { .. } => Operation::Migrate,
         }
     }
 }
@@ -231,7 +260,7 @@ impl Connection {
             Before { uri: &uri, domain, dry_run: self.is_dry_run(), depth: self.hooks.depth.get() - 1, request };
         for h in hooks {
             h.before(&mut event).map_err(|v| Error::Vetoed {
-                operation: op.name().to_string(),
+                operation: op.noun().to_string(),
                 domain: domain.to_string(),
                 by: v.by,
                 reason: v.reason,

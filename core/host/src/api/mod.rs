@@ -10,6 +10,7 @@ mod domain;
 mod dryrun;
 pub mod hooks;
 mod lock;
+pub mod migrate;
 pub mod snapshot;
 mod suggest;
 

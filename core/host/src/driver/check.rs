@@ -75,6 +75,17 @@ const NEEDS: &[(u64, &str, &[&str])] = &[
             "domain_block_job_wait",
         ],
     ),
+    (
+        abi::LV_CAP_MIGRATION,
+        "migration",
+        &[
+            "domain_migrate_begin",
+            "domain_migrate_prepare",
+            "domain_migrate_perform",
+            "domain_migrate_finish",
+            "domain_migrate_confirm",
+        ],
+    ),
 ];
 
 /// Functions that change something, which a read-only driver must not have.
@@ -90,6 +101,11 @@ const CHANGES: &[&str] = &[
     "domain_block_pull",
     "domain_block_commit",
     "domain_block_job_abort",
+    "domain_migrate_prepare",
+    "domain_migrate_perform",
+    "domain_migrate_finish",
+    "domain_migrate_confirm",
+    "domain_abort_job",
 ];
 
 /// Checks the driver in `path`.

@@ -8,8 +8,8 @@ use super::call::{CallOptions, CallOutput};
 use crate::error::{Error, Result};
 use luavirt_plugin_api::abi::{self, LvCall, LvParam, LvStr};
 use luavirt_plugin_api::records::{
-    BlockInfo, BlockJob, CommitParams, CopyParams, Defined, DomainStatus, DomainSummary, PullParams, Record,
-    SnapshotCurrent,
+    BlockInfo, BlockJob, CommitParams, CopyParams, Defined, DomainStatus, DomainSummary, MigrateArrived,
+    MigrateEndpoints, MigrateParams, MigrateSent, PullParams, Record, SnapshotCurrent,
 };
 use luavirt_plugin_api::{ErrorCode, Uri};
 use std::ffi::c_void;
@@ -65,6 +65,36 @@ pub struct BlockJobFlags {
     pub shallow: bool,
     /// The copy's destination exists.
     pub reuse_external: bool,
+}
+
+/// What a migration call is asked to do.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MigrateFlags {
+    /// The domain keeps running while its memory moves.
+    pub live: bool,
+    /// Defined at the destination.
+    pub persist: bool,
+    /// The source's definition goes once the destination has the domain.
+    pub undefine_source: bool,
+    /// Paused at the destination.
+    pub paused: bool,
+    /// A shut-off domain: definition and disks only.
+    pub offline: bool,
+    /// Finish and confirm: the migration failed; undo.
+    pub failed: bool,
+}
+
+impl MigrateFlags {
+    fn bits(self) -> u32 {
+        bits(&[
+            (self.live, abi::LV_MIGRATE_LIVE),
+            (self.persist, abi::LV_MIGRATE_PERSIST_DEST),
+            (self.undefine_source, abi::LV_MIGRATE_UNDEFINE_SOURCE),
+            (self.paused, abi::LV_MIGRATE_PAUSED),
+            (self.offline, abi::LV_MIGRATE_OFFLINE),
+            (self.failed, abi::LV_MIGRATE_FAILED),
+        ])
+    }
 }
 
 fn bits(pairs: &[(bool, u32)]) -> u32 {
@@ -164,14 +194,13 @@ impl DriverConn {
         params: &impl Record,
         flags: u32,
         options: &CallOptions,
-    ) -> Result<()> {
+    ) -> Result<CallOutput> {
         let list = params.to_params();
         let p = list.to_abi();
         // SAFETY: `p` borrows `list`, which outlives the call; the rest as in on_domain.
         self.call(what, options, |h, c| unsafe {
             f(h, LvStr::from_str(name), LvStr::from_str(disk), p.as_ptr(), p.len(), flags, c)
         })
-        .map(drop)
     }
 
     /// Every domain.
@@ -294,7 +323,7 @@ impl DriverConn {
         options: &CallOptions,
     ) -> Result<()> {
         let f = function!(self, domain_block_copy, "block copy");
-        self.on_disk_params("copying a disk", f, name, disk, params, Self::job_bits(flags), options)
+        self.on_disk_params("copying a disk", f, name, disk, params, Self::job_bits(flags), options).map(drop)
     }
 
     /// Pulls backing data into disk `disk`.
@@ -308,6 +337,7 @@ impl DriverConn {
     ) -> Result<()> {
         let f = function!(self, domain_block_pull, "block pull");
         self.on_disk_params("pulling a disk's backing data", f, name, disk, params, Self::job_bits(flags), options)
+            .map(drop)
     }
 
     /// Commits disk `disk`'s images down.
@@ -320,7 +350,7 @@ impl DriverConn {
         options: &CallOptions,
     ) -> Result<()> {
         let f = function!(self, domain_block_commit, "block commit");
-        self.on_disk_params("committing a disk", f, name, disk, params, Self::job_bits(flags), options)
+        self.on_disk_params("committing a disk", f, name, disk, params, Self::job_bits(flags), options).map(drop)
     }
 
     /// Disk `disk`'s block job, if it has one.
@@ -349,6 +379,72 @@ impl DriverConn {
         let f = function!(self, domain_block_job_wait, "waiting for block jobs");
         let flags = bits(&[(pivot, abi::LV_BLOCK_JOB_PIVOT), (finish, abi::LV_BLOCK_JOB_FINISH)]);
         self.on_domain_str("waiting for a block job", f, name, disk, flags, options).map(drop)
+    }
+
+    /// Whether the driver can take either side of a migration (all five calls).
+    pub fn has_migration(&self) -> bool {
+        let v = self.driver.vtable();
+        v.domain_migrate_begin.is_some()
+            && v.domain_migrate_prepare.is_some()
+            && v.domain_migrate_perform.is_some()
+            && v.domain_migrate_finish.is_some()
+            && v.domain_migrate_confirm.is_some()
+    }
+
+    /// Migration, source: checks the plan; the domain XML to send.
+    pub fn migrate_begin(&self, name: &str, params: &MigrateParams, flags: MigrateFlags) -> Result<String> {
+        let f = function!(self, domain_migrate_begin, "migration");
+        let out =
+            self.on_disk_params("beginning a migration", f, name, "", params, flags.bits(), &CallOptions::default())?;
+        Ok(out.into_text())
+    }
+
+    /// Migration, destination: readies `xml`'s disks and a domain waiting for its memory.
+    pub fn migrate_prepare(
+        &self,
+        name: &str,
+        xml: &str,
+        params: &MigrateParams,
+        flags: MigrateFlags,
+        options: &CallOptions,
+    ) -> Result<MigrateEndpoints> {
+        let f = function!(self, domain_migrate_prepare, "migration");
+        let out = self.on_disk_params("preparing a migration", f, name, xml, params, flags.bits(), options)?;
+        Ok(out.records.first().map(MigrateEndpoints::from_params).unwrap_or_default())
+    }
+
+    /// Migration, source: moves the copied disks and the memory.
+    pub fn migrate_perform(
+        &self,
+        name: &str,
+        params: &MigrateParams,
+        flags: MigrateFlags,
+        options: &CallOptions,
+    ) -> Result<MigrateSent> {
+        let f = function!(self, domain_migrate_perform, "migration");
+        let out = self.on_disk_params("migrating", f, name, "", params, flags.bits(), options)?;
+        Ok(out.records.first().map(MigrateSent::from_params).unwrap_or_default())
+    }
+
+    /// Migration, destination: commits, or undoes with `flags.failed`.
+    pub fn migrate_finish(&self, name: &str, params: &MigrateParams, flags: MigrateFlags) -> Result<MigrateArrived> {
+        let f = function!(self, domain_migrate_finish, "migration");
+        let out =
+            self.on_disk_params("finishing a migration", f, name, "", params, flags.bits(), &CallOptions::default())?;
+        Ok(out.records.first().map(MigrateArrived::from_params).unwrap_or_default())
+    }
+
+    /// Migration, source: stops the domain, or puts it back with `flags.failed`.
+    pub fn migrate_confirm(&self, name: &str, params: &MigrateParams, flags: MigrateFlags) -> Result<()> {
+        let f = function!(self, domain_migrate_confirm, "migration");
+        self.on_disk_params("confirming a migration", f, name, "", params, flags.bits(), &CallOptions::default())
+            .map(drop)
+    }
+
+    /// Aborts the migration of domain `name` that another process runs.
+    pub fn abort_job(&self, name: &str) -> Result<()> {
+        let f = function!(self, domain_abort_job, "aborting jobs");
+        self.on_domain("aborting a job", f, name, 0).map(drop)
     }
 
     /// Finishes or undoes a change a killed call left on domain `name`; nothing to do for a

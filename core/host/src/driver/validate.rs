@@ -39,6 +39,12 @@ const FUNCTIONS: &[(usize, &str)] = &[
     (offset_of!(LvDriverVtable, domain_block_job_abort), "domain_block_job_abort"),
     (offset_of!(LvDriverVtable, domain_block_job_wait), "domain_block_job_wait"),
     (offset_of!(LvDriverVtable, domain_reconcile), "domain_reconcile"),
+    (offset_of!(LvDriverVtable, domain_migrate_begin), "domain_migrate_begin"),
+    (offset_of!(LvDriverVtable, domain_migrate_prepare), "domain_migrate_prepare"),
+    (offset_of!(LvDriverVtable, domain_migrate_perform), "domain_migrate_perform"),
+    (offset_of!(LvDriverVtable, domain_migrate_finish), "domain_migrate_finish"),
+    (offset_of!(LvDriverVtable, domain_migrate_confirm), "domain_migrate_confirm"),
+    (offset_of!(LvDriverVtable, domain_abort_job), "domain_abort_job"),
 ];
 
 /// Whether `vtable` has the function called `name` (a field name of `LvDriverVtable`).

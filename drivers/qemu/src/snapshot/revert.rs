@@ -243,6 +243,7 @@ impl QemuDriver {
                     vmstate: internal[0].clone(),
                     disks: internal.clone(),
                 }),
+                migrate_in: false,
             });
         }
         Ok(plan)

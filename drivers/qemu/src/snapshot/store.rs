@@ -11,14 +11,7 @@ use std::path::PathBuf;
 
 impl QemuDriver {
     fn snapshots_file(&self, name: &str) -> DriverResult<PathBuf> {
-        // The definition's folder is checked for the name; the tree sits beside it.
-        let def = self.state.definition(name)?;
-        Ok(def
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("definitions live in <state>/qemu/domains")
-            .join("snapshots")
-            .join(format!("{name}.xml")))
+        self.state.snapshots_file(name)
     }
 
     /// The snapshots of `name` (none when it has no file yet).
