@@ -188,7 +188,9 @@ impl Watcher {
         out
     }
 
-    /// Opens a watch on each connection `domain:changed` hooks name; drops the others.
+    /// Opens a watch on each connection `domain:changed` hooks name; drops the others. A
+    /// connection first followed after a reload starts from its domains as they are: its
+    /// hooks act on what changes next, as a reloaded policy's watch hooks do.
     fn sync_domain_watches(&mut self) {
         let mut uris = BTreeSet::new();
         for p in self.set.policies() {
@@ -205,8 +207,7 @@ impl Watcher {
             }
             match DomainWatch::open(&self.host, &uri) {
                 Ok(d) => {
-                    self.domains.insert(uri.clone(), d);
-                    self.present.insert(uri);
+                    self.domains.insert(uri, d);
                 }
                 Err(e) => {
                     self.failures += 1;
