@@ -4,8 +4,12 @@
 //! says.
 //!
 //! - [`lua`]: the sandboxed Lua scripting host and its `luavirt` module.
+//! - [`policy`]: policy files and their hooks, for every command and for `luavirt watch`.
+//! - [`watch`]: `luavirt watch`, the long-running process that runs the hooks.
 #![deny(missing_docs)]
 
 pub mod lua;
+pub mod policy;
+pub mod watch;
 
 pub use luavirt_host::{Connection, Error, Host, Result};

@@ -15,6 +15,47 @@ local luavirt = {}
 ---@return luavirt.conn
 function luavirt.connect(uri) end
 
+---Registers a policy hook (policy files only: the policy folder that `luavirt watch` and every
+---command load; a script run by `luavirt run` is told so). Events: "snapshot:before",
+---"revert:before", "delete:before", "define:before", "migrate:before" (refuse with `ev:veto(reason)`, adjust
+---`ev.request`), the same with ":after", and "domain:changed" (a domain of `opts.uri`, default the
+---watcher's `-c URI`, changed: `ev.kind`, `ev.changes`). A hook's return value is not read.
+---@param event string
+---@param fn fun(ev: luavirt.hook_event)
+---@param opts? { uri: string? } only for "domain:changed"
+function luavirt.on(event, fn, opts) end
+
+---Registers a hook on files of a folder (policy files only). Runs once per change, on the file as
+---it is when its turn comes; `ev.kind` is "present" (at start and with --once), "changed" or "removed".
+---@param opts { path: string, pattern: string?, recursive: boolean?, on_change: fun(ev: luavirt.watch_event) }
+function luavirt.watch(opts) end
+
+---Writes a line to the watcher's log (a policy) or to standard error (a script), with the calling line.
+---@param message any
+function luavirt.log(message) end
+
+---@class luavirt.hook_event
+---@field event string            "snapshot:before", ..., "domain:changed"
+---@field uri string
+---@field domain luavirt.domain
+---@field name string?            domain:changed: the domain's name
+---@field kind string?            domain:changed: "present", "defined", "changed", "undefined"
+---@field changes table?          domain:changed: { added, removed, modes = {{disk, was, now}}, sets = {{set, was, now}}, definition }
+---@field request table?          before hooks: the request, which the hook may change
+---@field snapshot string?        revert and delete: the snapshot; snapshot:after: the snapshot taken
+---@field deleted string[]?       delete:after: the snapshots deleted
+---@field created boolean?        define:after: a new domain
+---@field to string?              migrate: the destination's URI
+---@field dry_run boolean
+---@field depth integer           how many hooked operations enclose this one
+---@field veto fun(self, reason: string)? before hooks: refuse the operation with this reason
+
+---@class luavirt.watch_event
+---@field event string            "watch"
+---@field path string
+---@field kind string             "present", "changed", "removed"
+---@field content string?         the file's bytes (nil when removed or larger than 16 MiB)
+
 ---An error from luavirt, as `pcall` returns it.
 ---@class luavirt.error
 ---@field code string    "no-domain", "no-disk", "no-snapshot", "invalid-argument", "invalid-state", "unsupported", "hypervisor", ...

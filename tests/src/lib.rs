@@ -122,10 +122,20 @@ impl Env {
         self
     }
 
+    /// The policy folder of this host (`LUAVIRT_POLICY_DIR`); it does not exist until a test
+    /// makes it, so no policy of the machine's runs in a test.
+    pub fn policy_dir(&self) -> PathBuf {
+        self.dir.join("policies")
+    }
+
     /// A `luavirt` command set up for this host.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(built("luavirt"));
-        c.args(args).env("LUAVIRT_STATE_DIR", &self.state).env_remove("LUAVIRT_DEFAULT_URI").env_remove("LUAVIRT_LOG");
+        c.args(args)
+            .env("LUAVIRT_STATE_DIR", &self.state)
+            .env("LUAVIRT_POLICY_DIR", self.policy_dir())
+            .env_remove("LUAVIRT_DEFAULT_URI")
+            .env_remove("LUAVIRT_LOG");
         match &self.driver_dir {
             Some(d) => c.env("LUAVIRT_DRIVER_DIR", d),
             None => c.env_remove("LUAVIRT_DRIVER_DIR"),

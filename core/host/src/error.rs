@@ -72,6 +72,20 @@ pub enum Error {
     /// An argument is not acceptable.
     #[error("{0}")]
     InvalidArg(String),
+    /// A hook refused the operation (or failed, which refuses it too).
+    #[error("{}", vetoed(.operation, .domain, .by, .reason, *.failed))]
+    Vetoed {
+        /// The operation, as messages name it (`snapshot`, `migration`).
+        operation: String,
+        /// The domain.
+        domain: String,
+        /// The hook: `file:line`.
+        by: String,
+        /// Its reason, or its error.
+        reason: String,
+        /// The hook failed instead of answering.
+        failed: bool,
+    },
     /// A file could not be read or written.
     #[error("Cannot {doing} {}: {source}", path.display())]
     Io {
@@ -82,6 +96,16 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+fn vetoed(operation: &str, domain: &str, by: &str, reason: &str, failed: bool) -> String {
+    if failed {
+        format!(
+            "The {operation} of domain '{domain}' did not run, and nothing was changed: the policy hook at {by} failed: {reason}; fix the policy, or move it out of the policy folder"
+        )
+    } else {
+        format!("Policy {by} refused the {operation} of domain '{domain}': {reason} (nothing was changed)")
+    }
 }
 
 fn suggestion(close: &[String]) -> String {
@@ -118,6 +142,16 @@ impl Error {
             Error::Xml(_) => ErrorCode::Xml,
             Error::InvalidArg(_) => ErrorCode::InvalidArg,
             Error::Io { .. } => ErrorCode::Io,
+            Error::Vetoed { .. } => ErrorCode::InvalidState,
+        }
+    }
+
+    /// The short stable name of the error's kind, for `--json` output and Lua error tables:
+    /// the code's name, or `vetoed` when a hook refused the operation.
+    pub fn code_name(&self) -> &'static str {
+        match self {
+            Error::Vetoed { .. } => "vetoed",
+            other => other.code().name(),
         }
     }
 }

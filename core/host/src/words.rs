@@ -24,6 +24,11 @@ pub fn set_door(door: Door) {
     DOOR.store(door as u8, Ordering::Relaxed);
 }
 
+/// The door messages are shown through now.
+pub fn current_door() -> Door {
+    door()
+}
+
 fn door() -> Door {
     if DOOR.load(Ordering::Relaxed) == Door::Lua as u8 { Door::Lua } else { Door::Cli }
 }

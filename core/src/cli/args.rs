@@ -145,6 +145,12 @@ pub enum Command {
         /// Test files or folders (default: the current folder).
         paths: Vec<PathBuf>,
     },
+    /// Run the policies' hooks as files and domains change (long-running; `--once` applies
+    /// every policy to the current state and stops).
+    Watch(WatchArgs),
+    /// Show the policies' hooks.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
     /// List loaded drivers and the ones refused, with reasons.
     Drivers,
     /// Check a driver plugin against the contract before shipping it: its descriptor, the
@@ -339,6 +345,52 @@ pub enum Command {
         /// End its mirrors on the source.
         #[arg(long)]
         mirror_abort: bool,
+    },
+}
+
+/// How `luavirt watch` logs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per record.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `luavirt watch`.
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// The policy folder (default: LUAVIRT_POLICY_DIR, else /etc/luavirt/policies).
+    #[arg(long, value_name = "DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// Apply every policy to the current state, then stop (exit 1 if a policy or hook failed).
+    #[arg(long)]
+    pub once: bool,
+    /// Log what the hooks would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Log lines as text or as JSON objects, on standard error.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// How long a file must be quiet before its hooks run, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub debounce: u64,
+    /// Memory each policy may use, in MiB.
+    #[arg(long, value_name = "MiB", default_value_t = 256)]
+    pub max_memory: usize,
+    /// How long each hook run may take, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+/// `luavirt hooks` verbs.
+#[derive(Subcommand, Debug)]
+pub enum HooksCommand {
+    /// List every hook the policies register: file, event, line.
+    List {
+        /// The policy folder (default: LUAVIRT_POLICY_DIR, else /etc/luavirt/policies).
+        #[arg(long, value_name = "DIR")]
+        policy_dir: Option<PathBuf>,
     },
 }
 

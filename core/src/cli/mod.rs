@@ -8,5 +8,6 @@ mod run;
 mod script;
 mod snapshot;
 mod table;
+mod watch;
 
 pub use run::run;

@@ -11,13 +11,14 @@ use luavirt_host::{DiskSetChange, DomainState, default_uri};
 use luavirt_plugin_api::domain::DiskMode;
 use serde_json::json;
 use std::io::{Read, Write};
+use std::rc::Rc;
 
 /// What a command prints: text for people, JSON for `--json`, and its exit status (0 but
 /// for a report of failures, like `driver-check`'s).
 pub struct Output {
     text: String,
     json: serde_json::Value,
-    status: i32,
+    pub status: i32,
 }
 
 /// An output of `text` and `json`.
@@ -70,11 +71,32 @@ fn write_output(text: &str) -> i32 {
 }
 
 fn error_code(e: &anyhow::Error) -> &'static str {
-    e.downcast_ref::<Error>().map_or("internal", |e| e.code().name())
+    e.downcast_ref::<Error>().map_or("internal", |e| e.code_name())
+}
+
+/// Whether the command runs an operation that policies' hooks see (a plan or XML printed
+/// runs none).
+fn runs_hooked_operation(cmd: &Command) -> bool {
+    match cmd {
+        Command::SnapshotCreateAs(a) => !a.print_plan && !a.print_xml,
+        Command::Migrate(a) => !a.print_plan && !a.abort,
+        Command::Define { .. }
+        | Command::SnapshotRevert { .. }
+        | Command::SnapshotDelete { .. }
+        | Command::Save { .. }
+        | Command::Restore { .. } => true,
+        _ => false,
+    }
 }
 
 fn execute(cli: Cli) -> anyhow::Result<Output> {
-    let host = Host::load();
+    let host = Rc::new(Host::load());
+    if let Command::Watch(a) = cli.command {
+        return super::watch::watch(host, cli.connect, cli.json, a);
+    }
+    if let Command::Hooks(cmd) = cli.command {
+        return super::watch::hooks(host, cli.connect, cmd);
+    }
     if let Command::Drivers = cli.command {
         return Ok(drivers(&host));
     }
@@ -85,12 +107,20 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         return super::script::run(host, cli.connect.clone(), cmd);
     }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
+    if runs_hooked_operation(&cli.command) {
+        luavirt_core::policy::for_command(&host, &uri, false)?;
+    }
     let conn = host.connect(&uri)?;
     if let Command::Migrate(args) = cli.command {
         return super::migrate::run(&host, &conn, args, cli.json);
     }
     Ok(match cli.command {
-        Command::Drivers | Command::DriverCheck { .. } | Command::Run { .. } | Command::Test { .. } => {
+        Command::Drivers
+        | Command::DriverCheck { .. }
+        | Command::Run { .. }
+        | Command::Test { .. }
+        | Command::Watch(_)
+        | Command::Hooks(_) => {
             unreachable!("handled above")
         }
         Command::List { all, inactive, name } => list(&conn, all, inactive, name)?,

@@ -23,16 +23,21 @@ impl std::fmt::Display for Failed {
 impl std::error::Error for Failed {}
 
 /// Runs `run` or `test`; `connect` is `-c URI`, if given.
-pub fn run(host: Host, connect: Option<String>, cmd: Command) -> anyhow::Result<Output> {
-    let host = Rc::new(host);
+pub fn run(host: Rc<Host>, connect: Option<String>, cmd: Command) -> anyhow::Result<Output> {
     match cmd {
         Command::Run { dry_run, max_memory, timeout, script, args } => {
             let default_uri = connect.unwrap_or_else(default_uri);
+            // The script's operations run the policies' hooks, as the commands' do.
+            let policies = luavirt_core::policy::for_command(&host, &default_uri, dry_run)?;
             let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
             let opts = RunOptions { default_uri, dry_run, confine: None, limits };
-            let report = run_script(host, &script, &args, &opts).map_err(Failed)?;
+            let mut report = run_script(host, &script, &args, &opts).map_err(Failed)?;
             if !dry_run {
                 return Ok(out("", json!({ "script": script, "ok": true })));
+            }
+            // What the policies' hooks would change in the run is part of what it would change.
+            if let Some(set) = policies {
+                report.planned.extend(set.take_effects().planned);
             }
             let mut text = String::new();
             if report.planned.is_empty() {

@@ -44,7 +44,7 @@ pub fn is_out_of_memory(v: &Value) -> bool {
 pub fn for_script(lua: &Lua, v: Value) -> mlua::Result<Value> {
     let Value::Error(e) = &v else { return Ok(v) };
     let (code, message) = match find::<HostError>(e) {
-        Some(h) => (h.code().name().to_string(), luavirt_host::words::render(&h.to_string())),
+        Some(h) => (h.code_name().to_string(), luavirt_host::words::render(&h.to_string())),
         None => ("lua".to_string(), root_message(e)),
     };
     Ok(Value::Table(error_table(lua, &code, &message)?))

@@ -7,6 +7,10 @@
 //! `sandbox.rs`). Long host calls (block job waits) watch the same deadline through a cancel
 //! flag set by a watchdog thread.
 //!
+//! A script run is one timed run. A policy of `luavirt watch` lives on between hook runs: its
+//! clock is stopped while it waits ([`LimitState::disarm`]) and started afresh for each hook
+//! ([`LimitState::arm`]), so every hook run has the whole time limit.
+//!
 //! The hook never runs inside C functions (a catastrophic `string.find`), `__gc` finalizers,
 //! or `__close` handlers that Lua runs with hooks off after an error. So the watchdog, outside
 //! the Lua state, also ends the whole process when the interpreter still exists [`GRACE`]
@@ -16,7 +20,7 @@
 use mlua::{HookTriggers, Lua, VmState};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// How long a script may take past its deadline to unwind before the process is ended.
@@ -82,10 +86,41 @@ impl Default for Limits {
     }
 }
 
+/// When the running time ends, shared with the watchdog.
+#[derive(Default)]
+struct Clock {
+    /// `None` while nothing runs (a policy waiting for its next event).
+    deadline: Option<Instant>,
+    /// Bumped at every start and stop, so the watchdog sees that the run it timed is over.
+    generation: u64,
+    /// The interpreter is gone: the watchdog ends.
+    closed: bool,
+}
+
+/// The clock and the bell the watchdog waits on.
+#[derive(Default)]
+struct Timer {
+    clock: Mutex<Clock>,
+    changed: Condvar,
+}
+
+impl Timer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clock> {
+        self.clock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, deadline: Option<Instant>) {
+        let mut c = self.lock();
+        c.deadline = deadline;
+        c.generation += 1;
+        self.changed.notify_all();
+    }
+}
+
 /// What the limits share with the hook, the sandbox and the host calls.
 pub struct LimitState {
     limits: Limits,
-    deadline: Instant,
+    timer: Arc<Timer>,
     /// Set when a limit was hit; from then on the script only unwinds.
     hit: Mutex<Option<LimitError>>,
     /// Set at the deadline, for host calls that wait (block jobs) to cancel.
@@ -97,9 +132,11 @@ pub struct LimitState {
 impl LimitState {
     /// Applies `limits` to `lua` from now on.
     pub fn install(lua: &Lua, limits: Limits) -> mlua::Result<Arc<LimitState>> {
+        let timer = Arc::new(Timer::default());
+        timer.set(Some(Instant::now() + limits.time));
         let state = Arc::new(LimitState {
             limits,
-            deadline: Instant::now() + limits.time,
+            timer: timer.clone(),
             hit: Mutex::new(None),
             cancel: Arc::new(AtomicBool::new(false)),
             leftover: Mutex::new(None),
@@ -120,9 +157,20 @@ impl LimitState {
         })?;
         // The watchdog holds the state weakly: once the interpreter is gone, the run is over.
         let watched = Arc::downgrade(&state);
-        let deadline = state.deadline;
-        std::thread::spawn(move || watchdog(watched, deadline));
+        std::thread::spawn(move || watchdog(watched, timer));
         Ok(state)
+    }
+
+    /// Starts a new timed run: the whole time limit from now, no limit hit yet.
+    pub fn arm(&self) {
+        *self.hit.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.cancel.store(false, Ordering::Relaxed);
+        self.timer.set(Some(Instant::now() + self.limits.time));
+    }
+
+    /// Stops the clock: nothing runs until the next [`LimitState::arm`].
+    pub fn disarm(&self) {
+        self.timer.set(None);
     }
 
     /// Says, if the watchdog has to end the process, what that leaves behind.
@@ -151,7 +199,8 @@ impl LimitState {
     /// The limit error, if a limit was hit (or the deadline has passed).
     pub fn check(&self) -> Option<LimitError> {
         let mut hit = self.hit.lock().unwrap_or_else(|p| p.into_inner());
-        if hit.is_none() && Instant::now() >= self.deadline {
+        let deadline = self.timer.lock().deadline;
+        if hit.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
             *hit = Some(LimitError { kind: LimitKind::Time, limit: format!("{:?}", self.limits.time), at: None });
         }
         hit.clone()
@@ -177,17 +226,49 @@ impl LimitState {
     }
 }
 
-/// At the deadline, cancels waiting host calls; a grace period later, ends the process if the
-/// interpreter still exists.
-fn watchdog(state: Weak<LimitState>, deadline: Instant) {
-    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-    match state.upgrade() {
-        Some(s) => s.cancel.store(true, Ordering::Relaxed),
-        None => return,
+impl Drop for LimitState {
+    fn drop(&mut self) {
+        let mut c = self.timer.lock();
+        c.closed = true;
+        self.timer.changed.notify_all();
     }
-    std::thread::sleep(GRACE);
-    if let Some(s) = state.upgrade() {
-        s.hard_stop();
+}
+
+/// At each deadline, cancels waiting host calls; a grace period later, ends the process if the
+/// same run is still going (the interpreter exists and its clock was neither stopped nor
+/// restarted).
+fn watchdog(state: Weak<LimitState>, timer: Arc<Timer>) {
+    let mut c = timer.lock();
+    loop {
+        if c.closed {
+            return;
+        }
+        let now = Instant::now();
+        match c.deadline {
+            None => c = timer.changed.wait(c).unwrap_or_else(|p| p.into_inner()),
+            Some(d) if now < d => c = timer.changed.wait_timeout(c, d - now).unwrap_or_else(|p| p.into_inner()).0,
+            Some(_) => {
+                let generation = c.generation;
+                drop(c);
+                match state.upgrade() {
+                    Some(s) => s.cancel.store(true, Ordering::Relaxed),
+                    None => return,
+                }
+                c = timer.lock();
+                let end = Instant::now() + GRACE;
+                while !c.closed && c.generation == generation && Instant::now() < end {
+                    let left = end.saturating_duration_since(Instant::now());
+                    c = timer.changed.wait_timeout(c, left).unwrap_or_else(|p| p.into_inner()).0;
+                }
+                if !c.closed && c.generation == generation {
+                    drop(c);
+                    if let Some(s) = state.upgrade() {
+                        s.hard_stop();
+                    }
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -204,5 +285,28 @@ mod tests {
         // Were the watchdog to act, this test process would end with status 124 here.
         std::thread::sleep(Duration::from_millis(50) + GRACE + Duration::from_millis(500));
         assert!(!cancel.load(Ordering::Relaxed), "a finished run was cancelled");
+    }
+
+    #[test]
+    fn each_armed_run_gets_the_whole_limit_and_a_stopped_clock_never_ends() {
+        let lua = Lua::new();
+        let state = LimitState::install(&lua, Limits { memory: 1 << 20, time: Duration::from_millis(100) }).unwrap();
+        state.disarm();
+        // Stopped: no limit, however long it waits (past the deadline and the grace period).
+        std::thread::sleep(Duration::from_millis(100) + GRACE + Duration::from_millis(300));
+        assert!(state.check().is_none() && !state.cancel.load(Ordering::Relaxed));
+        state.arm();
+        assert!(state.check().is_none());
+        let start = Instant::now();
+        while state.check().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(10), "an armed clock never ran out");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Stopped before the grace period ends: the process goes on; a new run starts clean.
+        state.disarm();
+        state.arm();
+        assert!(state.check().is_none(), "a new run starts with no limit hit");
+        state.disarm();
+        std::thread::sleep(GRACE + Duration::from_millis(300));
     }
 }

@@ -5,12 +5,14 @@
 //! `snap` ([`snapshot`]), `job` ([`job`]). Every method calls the host API, so a script and
 //! the `luavirt` command cannot behave differently. [`sandbox`] and [`limits`] keep a script
 //! to itself; a dry run records changes instead of making them (the host enforces it).
+//! A policy is a script whose [`hooks`] luavirt keeps and runs (see `crate::policy`).
 
 pub mod conn;
 pub mod disk;
 pub mod diskset;
 pub mod domain;
 pub mod errors;
+pub mod hooks;
 pub mod job;
 pub mod limits;
 pub mod migrate;
@@ -44,6 +46,8 @@ pub struct Context {
     pub connections: RefCell<Vec<Rc<Connection>>>,
     /// The run's limits.
     pub limits: Arc<LimitState>,
+    /// Set in a policy: where its hooks and log lines go.
+    pub policy: Option<hooks::PolicyParts>,
 }
 
 impl Context {
@@ -72,6 +76,9 @@ pub struct RunOptions {
 fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set("connect", lua.create_function(conn::connect)?)?;
+    m.set("on", lua.create_function(hooks::on)?)?;
+    m.set("watch", lua.create_function(hooks::watch)?)?;
+    m.set("log", lua.create_function(hooks::log)?)?;
     m.set("version", env!("CARGO_PKG_VERSION"))?;
     m.set("dry_run", Context::get(lua)?.dry_run)?;
     let modes: Vec<&str> = luavirt_plugin_api::domain::DiskMode::SETTABLE.iter().map(|m| m.name()).collect();
@@ -81,6 +88,17 @@ fn module(lua: &Lua) -> mlua::Result<Table> {
 
 /// A sandboxed interpreter for scripts in `script_dir`, with the `luavirt` module.
 pub fn interpreter(host: Rc<Host>, script_dir: &Path, opts: &RunOptions) -> mlua::Result<(Lua, Rc<Context>)> {
+    interpreter_with(host, script_dir, opts, None)
+}
+
+/// [`interpreter`], for a policy when `policy` is given: its `luavirt.on` and
+/// `luavirt.watch` register hooks there.
+pub fn interpreter_with(
+    host: Rc<Host>,
+    script_dir: &Path,
+    opts: &RunOptions,
+    policy: Option<hooks::PolicyParts>,
+) -> mlua::Result<(Lua, Rc<Context>)> {
     // From here on, messages name options as this script's table keys.
     luavirt_host::words::set_door(luavirt_host::words::Door::Lua);
     let (lua, limits) = sandbox::new_lua(script_dir, opts.limits)?;
@@ -91,6 +109,7 @@ pub fn interpreter(host: Rc<Host>, script_dir: &Path, opts: &RunOptions) -> mlua
         confine: opts.confine.clone(),
         connections: RefCell::new(Vec::new()),
         limits,
+        policy,
     });
     lua.set_app_data(ctx.clone());
     sandbox::preload(&lua, "luavirt", module(&lua)?)?;

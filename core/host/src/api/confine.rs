@@ -17,6 +17,31 @@ impl Host {
     }
 }
 
+impl Connection {
+    /// The folders this connection's URI names, where its domains and luavirt's state about
+    /// them live: the state folder, the URI's own folder (`vmx:///DATASTORE`), folders in its
+    /// query. `luavirt watch` follows them for `domain:changed`.
+    pub fn folders(&self) -> Vec<PathBuf> {
+        named_folders(&self.uri).into_iter().map(|(_, f)| f).collect()
+    }
+}
+
+/// Every folder `uri` names, with what it is to the URI.
+fn named_folders(uri: &Uri) -> Vec<(&'static str, PathBuf)> {
+    let mut folders = vec![("its state folder", state_dir_for(uri))];
+    // qemu:///session names a kind of connection; other paths name a folder (vmx:///DATASTORE).
+    if uri.path != "/session" && !uri.path.is_empty() {
+        folders.push(("its folder", PathBuf::from(&uri.path)));
+    }
+    for (key, value) in &uri.query {
+        // Query values that are paths: ?datastore.NAME=/folder, ?state=DIR, and any other.
+        if key != "state" && (value.contains('/') || key.starts_with("datastore.")) {
+            folders.push(("a folder in its query", PathBuf::from(value)));
+        }
+    }
+    folders
+}
+
 /// Refuses a URI that reaches outside `root`.
 fn check_within(uri: &Uri, root: &Path) -> Result<()> {
     let root = resolve(root);
@@ -29,18 +54,7 @@ fn check_within(uri: &Uri, root: &Path) -> Result<()> {
     if !uri.host.is_empty() {
         return Err(refuse(format!("it names the host '{}'", uri.host)));
     }
-    let mut folders = vec![("its state folder", state_dir_for(uri))];
-    // qemu:///session names a kind of connection; other paths name a folder (vmx:///DATASTORE).
-    if uri.path != "/session" && !uri.path.is_empty() {
-        folders.push(("its folder", PathBuf::from(&uri.path)));
-    }
-    for (key, value) in &uri.query {
-        // Query values that are paths: ?datastore.NAME=/folder, ?state=DIR, and any other.
-        if key != "state" && (value.contains('/') || key.starts_with("datastore.")) {
-            folders.push(("a folder in its query", PathBuf::from(value)));
-        }
-    }
-    for (what, folder) in folders {
+    for (what, folder) in named_folders(uri) {
         let full = resolve(&folder);
         if !full.starts_with(&root) {
             return Err(refuse(format!("{what} is {}", full.display())));

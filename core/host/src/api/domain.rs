@@ -1,5 +1,6 @@
 //! Domain operations: list, define, undefine, XML, state, start, destroy, block devices.
 
+use super::hooks::{Done, Request};
 use super::{Connection, suggest};
 use crate::error::{Error, Result};
 use luavirt_plugin_api::ErrorCode;
@@ -158,10 +159,26 @@ impl Connection {
 
     /// Defines a domain from XML (`source_name`, a file name, goes into errors). A missing
     /// `<uuid>` is added (the existing domain's, or a new one); disk set memberships of disks
-    /// that are no longer in the domain are dropped. Everything else is kept as written.
+    /// that are no longer in the domain are dropped. Everything else is kept as written. The
+    /// `define:before` hooks see the XML first and may refuse or change it (keeping the name).
     pub fn define(&self, xml: &str, source_name: Option<&str>) -> Result<DefineOutcome> {
-        let mut dom = DomainXml::parse(xml, source_name)?;
-        let name = dom.name();
+        let name = DomainXml::parse(xml, source_name)?.name();
+        let mut xml = xml.to_string();
+        self.hooks_before(&name, Request::Define { xml: &mut xml })?;
+        let dom = DomainXml::parse(&xml, source_name)?;
+        if dom.name() != name {
+            return Err(Error::InvalidArg(format!(
+                "A define:before hook renamed domain '{name}' to '{}'; hooks may change a definition but not its name",
+                dom.name()
+            )));
+        }
+        let outcome = self.define_locked(dom, &name, source_name)?;
+        self.hooks_after(&name, Done::Define { created: outcome.created });
+        Ok(outcome)
+    }
+
+    fn define_locked(&self, mut dom: DomainXml, name: &str, source_name: Option<&str>) -> Result<DefineOutcome> {
+        let name = name.to_string();
         let _lock = self.lock_domain(&name)?;
         let existing = match self.read_domain(&name) {
             Ok(d) => Some(d),

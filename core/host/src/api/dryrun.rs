@@ -51,6 +51,17 @@ impl Connection {
         self.dry_run.as_ref().map(|d| d.changes.borrow().clone()).unwrap_or_default()
     }
 
+    /// Forgets what the dry run recorded, changes and planned state alike: later reads see
+    /// the domains as they are. `luavirt watch --dry-run` does this after each hook, whose
+    /// changes it has logged, so a long run never reads its own old plans.
+    pub fn take_planned_changes(&self) -> Vec<PlannedChange> {
+        let Some(d) = &self.dry_run else { return Vec::new() };
+        d.domains.borrow_mut().clear();
+        d.states.borrow_mut().clear();
+        d.snapshots.borrow_mut().clear();
+        std::mem::take(&mut d.changes.borrow_mut())
+    }
+
     /// Runs `real`, which changes something, or in a dry run records `change` instead
     /// (`None`).
     pub(crate) fn mutate<T>(
@@ -59,6 +70,7 @@ impl Connection {
         change: impl FnOnce() -> String,
         real: impl FnOnce() -> Result<T>,
     ) -> Result<Option<T>> {
+        self.changed.borrow_mut().insert(domain.to_string());
         match &self.dry_run {
             Some(d) => {
                 d.changes.borrow_mut().push(PlannedChange { domain: domain.to_string(), change: change() });

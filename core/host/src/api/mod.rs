@@ -1,5 +1,6 @@
 //! The host API: every operation luavirt offers, written once. The CLI and Lua scripts both
-//! call these functions; drivers are reached only through the ABI.
+//! call these functions; drivers are reached only through the ABI. Operations that
+//! policies may refuse or adjust call the [`hooks`] first.
 
 mod blockjob;
 mod confine;
@@ -7,6 +8,7 @@ mod diskmode;
 mod diskset;
 mod domain;
 mod dryrun;
+pub mod hooks;
 mod lock;
 pub mod migrate;
 pub mod save;
@@ -22,7 +24,10 @@ use crate::driver::client::DriverConn;
 use crate::driver::{self, LoadedDriver, RefusedDriver};
 use crate::error::{Error, Result};
 use luavirt_plugin_api::Uri;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// The URI used when none is given: `LUAVIRT_DEFAULT_URI`, else `qemu:///session`.
@@ -34,6 +39,7 @@ pub fn default_uri() -> String {
 pub struct Host {
     drivers: Vec<Arc<LoadedDriver>>,
     refused: Vec<RefusedDriver>,
+    hooks: Rc<hooks::HookRegistry>,
 }
 
 impl Host {
@@ -45,7 +51,7 @@ impl Host {
     /// Loads the drivers found in `dirs` (`true` = only `libluavirt_*.so`).
     pub fn load_from(dirs: &[(PathBuf, bool)]) -> Host {
         let (loaded, refused) = driver::loader::load_all(dirs);
-        Host { drivers: loaded.into_iter().map(Arc::new).collect(), refused }
+        Host { drivers: loaded.into_iter().map(Arc::new).collect(), refused, hooks: Rc::default() }
     }
 
     /// Drivers that loaded.
@@ -56,6 +62,11 @@ impl Host {
     /// Shared objects that were refused, with reasons.
     pub fn refused(&self) -> &[RefusedDriver] {
         &self.refused
+    }
+
+    /// The operation hooks every connection of this host runs (see [`hooks`]).
+    pub fn hooks(&self) -> &hooks::HookRegistry {
+        &self.hooks
     }
 
     /// Opens a connection to `uri` with the driver that serves its scheme.
@@ -71,7 +82,7 @@ impl Host {
                 },
             })?;
         let client = DriverConn::open(driver, &parsed)?;
-        Ok(Connection { client, uri: parsed, dry_run: None })
+        Ok(Connection { client, uri: parsed, dry_run: None, hooks: self.hooks.clone(), changed: RefCell::default() })
     }
 }
 
@@ -81,6 +92,10 @@ pub struct Connection {
     uri: Uri,
     /// Set in a dry run: changes are recorded, not made.
     dry_run: Option<dryrun::DryRun>,
+    /// The host's operation hooks.
+    hooks: Rc<hooks::HookRegistry>,
+    /// Domains this connection changed (or, in a dry run, would have), since last asked.
+    changed: RefCell<BTreeSet<String>>,
 }
 
 impl Connection {
@@ -92,6 +107,13 @@ impl Connection {
     /// The driver serving it.
     pub fn driver(&self) -> &LoadedDriver {
         self.client.driver()
+    }
+
+    /// The domains this connection changed (or a dry run would have) since the last call;
+    /// `luavirt watch` reads them after each hook, so a hook's own change is not reported
+    /// back to it as news.
+    pub fn take_changed_domains(&self) -> BTreeSet<String> {
+        std::mem::take(&mut self.changed.borrow_mut())
     }
 
     /// Where this connection's host-side locks live: the URI's `?state=DIR` or the default

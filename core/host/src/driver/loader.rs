@@ -2,7 +2,7 @@
 //!
 //! Drivers are found beside the `luavirt` binary (`libluavirt_*.so`) and in every folder of
 //! `LUAVIRT_DRIVER_DIR` (colon-separated; every `*.so`). A file that anyone but root or this
-//! user could have changed is refused before it is opened ([`super::trust`]); a driver whose
+//! user could have changed is refused before it is opened ([`crate::trust`]); a driver whose
 //! entry point answers with something that does not fit is refused with the reason
 //! ([`super::validate`]), never half-loaded. Loaded drivers are never unloaded (unloading code with
 //! thread-local destructors is unsafe), so their static data lives as long as the process.
@@ -73,7 +73,7 @@ pub fn load_one(path: &Path) -> Result<LoadedDriver, String> {
     // RTLD_NODELETE: even if a handle were dropped, the code stays mapped.
     const RTLD_NODELETE: i32 = 0x1000;
     // Before dlopen, which runs the object's constructors; load the path that was checked.
-    let real = super::trust::check(path)?;
+    let real = crate::trust::check(path)?;
     // SAFETY: loading runs the object's initializers; drivers are trusted code chosen by the
     // operator (as libvirt trusts its modules), in files only root or this user can change.
     let lib = unsafe { Library::open(Some(&real), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) }

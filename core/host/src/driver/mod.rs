@@ -5,7 +5,6 @@ pub mod check;
 pub mod client;
 pub mod loader;
 mod mapped;
-mod trust;
 mod validate;
 
 pub use call::{CallOptions, CallOutput, ProgressFn};

@@ -9,6 +9,7 @@ mod plan;
 
 pub use plan::{DEFAULT_MIGRATE_SET, MigrateRequest, PlannedMigrateDisk};
 
+use super::hooks::{Done, Request};
 use super::{Connection, JobControl};
 use crate::driver::CallOptions;
 use crate::driver::client::MigrateFlags;
@@ -89,8 +90,24 @@ impl Connection {
         })
     }
 
-    /// Migrates `name` to `dest`.
+    /// Migrates `name` to `dest`, after the `migrate:before` hooks (which may refuse it or
+    /// change the request).
     pub fn migrate(
+        &self,
+        name: &str,
+        dest: &Connection,
+        req: &MigrateRequest,
+        control: JobControl,
+    ) -> Result<MigrateReport> {
+        let mut req = req.clone();
+        let to = dest.uri().to_string();
+        self.hooks_before(name, Request::Migrate { to: &to, request: &mut req })?;
+        let report = self.migrate_requested(name, dest, &req, control)?;
+        self.hooks_after(name, Done::Migrate { to: &to });
+        Ok(report)
+    }
+
+    fn migrate_requested(
         &self,
         name: &str,
         dest: &Connection,

@@ -10,6 +10,7 @@ pub use info::SnapshotInfo;
 pub use plan::{PlannedDisk, PlannedMemory, SnapshotPlan, check_snapshot_name, default_overlay};
 pub use spec::{DiskSpec, MemSpec, SnapshotRequest};
 
+use super::hooks::{Done, Request};
 use super::{Connection, suggest};
 use crate::driver::client::{SnapshotCreateFlags, SnapshotDeleteFlags, SnapshotRevertFlags};
 use crate::error::{Error, Result};
@@ -81,13 +82,28 @@ impl Connection {
             .collect()
     }
 
-    /// Takes a snapshot; returns the plan it followed and the snapshot as stored.
+    /// Takes a snapshot; returns the plan it followed and the snapshot as stored. The
+    /// `snapshot:before` hooks see the request first and may refuse or adjust it.
     pub fn snapshot_create(&self, domain: &str, req: &SnapshotRequest) -> Result<(SnapshotPlan, SnapshotXml)> {
         self.take_snapshot(domain, req, false)
     }
 
-    /// Takes a snapshot; a `save` one writes luavirt's save header into its memory file.
+    /// Takes a snapshot through the hooks; a `save` one writes luavirt's save header into its
+    /// memory file.
     pub(crate) fn take_snapshot(
+        &self,
+        domain: &str,
+        req: &SnapshotRequest,
+        save: bool,
+    ) -> Result<(SnapshotPlan, SnapshotXml)> {
+        let mut req = req.clone();
+        self.hooks_before(domain, Request::Snapshot(&mut req))?;
+        let (plan, stored) = self.snapshot_create_locked(domain, &req, save)?;
+        self.hooks_after(domain, Done::Snapshot { name: stored.name.as_deref().unwrap_or(&plan.name) });
+        Ok((plan, stored))
+    }
+
+    fn snapshot_create_locked(
         &self,
         domain: &str,
         req: &SnapshotRequest,
@@ -139,8 +155,16 @@ impl Connection {
         })
     }
 
-    /// Reverts the domain to a snapshot.
+    /// Reverts the domain to a snapshot, after the `revert:before` hooks.
     pub fn snapshot_revert(&self, domain: &str, name: &str, opts: RevertOptions) -> Result<()> {
+        let mut opts = opts;
+        self.hooks_before(domain, Request::Revert { snapshot: name, options: &mut opts })?;
+        self.snapshot_revert_locked(domain, name, opts)?;
+        self.hooks_after(domain, Done::Revert { snapshot: name });
+        Ok(())
+    }
+
+    fn snapshot_revert_locked(&self, domain: &str, name: &str, opts: RevertOptions) -> Result<()> {
         if opts.running && opts.paused {
             return Err(Error::InvalidArg("«running» and «paused» cannot go together".to_string()));
         }
@@ -159,8 +183,16 @@ impl Connection {
     }
 
     /// Deletes a snapshot (with `children`, its descendants first; with `children_only`, only
-    /// them). Returns the names deleted, in order.
+    /// them), after the `delete:before` hooks. Returns the names deleted, in order.
     pub fn snapshot_delete(&self, domain: &str, name: &str, opts: DeleteOptions) -> Result<Vec<String>> {
+        let mut opts = opts;
+        self.hooks_before(domain, Request::Delete { snapshot: name, options: &mut opts })?;
+        let deleted = self.snapshot_delete_locked(domain, name, opts)?;
+        self.hooks_after(domain, Done::Delete { deleted: &deleted });
+        Ok(deleted)
+    }
+
+    fn snapshot_delete_locked(&self, domain: &str, name: &str, opts: DeleteOptions) -> Result<Vec<String>> {
         if opts.mirror_pivot && opts.mirror_abort {
             return Err(Error::InvalidArg(
                 "«mirror_pivot» keeps the mirror and «mirror_abort» keeps the source: choose one".to_string(),
