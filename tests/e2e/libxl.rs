@@ -232,7 +232,7 @@ fn list_and_drivers_show_the_configs_of_the_folder() {
     x.cfg("web.cfg~", "name = \"old\"\nmemory = 1\n");
     let drivers = x.env.ok(&["drivers"]);
     let line = drivers.lines().find(|l| l.starts_with(" libxl ")).unwrap_or_else(|| panic!("{drivers}"));
-    assert!(line.contains("libxl,xen") && line.contains("define,lifecycle,block-info,snapshot"), "{line}");
+    assert!(line.contains("libxl,xen") && line.contains("define,lifecycle,block-info,snapshot,migration"), "{line}");
     let r = x.run(&["list", "--all", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let list: Value = serde_json::from_str(&r.stdout).unwrap();
@@ -1303,4 +1303,495 @@ print(#dom:snapshots(), dom:disk("xvdb").mode)
     );
     assert_eq!(x.ok(&["diskset", "list", "web", "--set", "nightly"]), "hda\n");
     assert_eq!(std::fs::read(&cfg).unwrap(), original);
+}
+
+// ---- Migration ----
+
+/// Two hosts on one machine: the source `x` and the destination `dst`, each with its config
+/// folder and state folder; `to` is the destination's URI as the source names it.
+struct Pair {
+    x: Xen,
+    dst: Xen,
+    to: String,
+}
+
+/// The source's domain `web`: hda qcow2 8M holding 0x11 (first MiB) and 0x12 (at 2 MiB) in
+/// disk set `mig`; xvdb raw 4M holding 0x22; xvdc qcow2 4M (clusters of 32 KiB) holding 0x33,
+/// independent-nonpersistent (so made blank by default); an empty CD-ROM drive hdc.
+fn pair(test: &str) -> (Pair, PathBuf) {
+    let x = Xen::new(test);
+    let a = x.image("web.qcow2", "qcow2", "8M");
+    let b = x.image("data.raw", "raw", "4M");
+    let c = x.dir.join("scratch.qcow2");
+    qemu_img(&[
+        "create".as_ref(),
+        "-q".as_ref(),
+        "-f".as_ref(),
+        "qcow2".as_ref(),
+        "-o".as_ref(),
+        "cluster_size=32768".as_ref(),
+        c.as_os_str(),
+        "4M".as_ref(),
+    ])
+    .unwrap();
+    write_mib(&a, "qcow2", 0x11, 0);
+    write_mib(&a, "qcow2", 0x12, 2);
+    write_mib(&b, "raw", 0x22, 0);
+    write_mib(&c, "qcow2", 0x33, 0);
+    let cfg = x.cfg(
+        "web.cfg",
+        &format!(
+            "# web server\ntype = \"hvm\"\nname = \"web\"\nuuid = \"6f3c2a10-5b7e-4c1d-9a8e-2d4f6b8c0e12\"\nmemory = 512\ndisk = [ 'format=qcow2, vdev=hda, access=rw, target={}',\n         '{},raw,xvdb,w',   # data\n         '{},qcow2,xvdc,w',\n         ',hdc:cdrom,r' ]\nvif = [ 'bridge=xenbr0' ]\n",
+            a.display(),
+            b.display(),
+            c.display()
+        ),
+    );
+    x.ok(&["diskset", "add", "web", "hda", "--set", "mig"]);
+    x.ok(&["disk-mode", "web", "xvdc", "independent-nonpersistent"]);
+    let dst = Xen::new(&format!("{test}-to"));
+    let to = format!("{}?state={}", dst.uri, dst.env.state.display());
+    (Pair { x, dst, to }, cfg)
+}
+
+fn info(image: &Path) -> Value {
+    serde_json::from_str(
+        &qemu_img(&["info".as_ref(), "-U".as_ref(), "--output=json".as_ref(), image.as_os_str()]).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Whether `image` holds no data at all (a blank disk).
+fn holds_no_data(image: &Path) -> bool {
+    let map = qemu_img(&["map".as_ref(), "-U".as_ref(), "--output=json".as_ref(), image.as_os_str()]).unwrap();
+    serde_json::from_str::<Value>(&map).unwrap().as_array().unwrap().iter().all(|e| e["data"] == false)
+}
+
+fn same_image(a: &Path, b: &Path) -> bool {
+    qemu_img(&["compare".as_ref(), "-U".as_ref(), a.as_os_str(), b.as_os_str()]).is_ok()
+}
+
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// The files under `dir` (none when it does not exist).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Migration records left in a host's state folder.
+fn records(x: &Xen) -> Vec<PathBuf> {
+    files_under(&x.env.state.join("libxl/migrations"))
+}
+
+#[test]
+fn a_shut_off_domain_migrates_with_a_copied_a_blank_and_a_shared_disk() {
+    let (p, cfg) = pair("xlmig");
+    let original = std::fs::read_to_string(&cfg).unwrap();
+    let (a, b, c) = (p.x.dir.join("web.qcow2"), p.x.dir.join("data.raw"), p.x.dir.join("scratch.qcow2"));
+    let plan = p.x.ok(&["migrate", "web", &p.to, "--with-disk-set", "mig", "--print-plan"]);
+    assert!(plan.contains("in disk set 'mig'") && plan.contains("transient: made blank by default"), "{plan}");
+    let out = p.x.ok(&["migrate", "web", &p.to, "--with-disk-set", "mig", "--undefine-source", "--json"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let actions: Vec<&str> =
+        report["plan"]["disks"].as_array().unwrap().iter().map(|d| d["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["copy", "shared", "blank", "shared"]);
+    // Only hda's data moved: about its 2 MiB, not its 8.
+    let moved = &report["disk_bytes"];
+    assert_eq!((moved.as_array().unwrap().len(), moved[0]["disk"].as_str()), (1, Some("hda")), "{report}");
+    assert!((2 << 20..5 << 20).contains(&moved[0]["bytes"].as_u64().unwrap()), "{report}");
+
+    // The source's config and sidecar went, as asked; its images stay.
+    assert_eq!(p.x.ok(&["list", "--all", "--name"]), "");
+    assert_eq!(p.x.names(), ["data.raw", "scratch.qcow2", "web.qcow2"]);
+    // The destination's config is the source's with only the moved disks' targets rewritten.
+    let dcfg = p.dst.dir.join("web.cfg");
+    let text = std::fs::read_to_string(&dcfg).unwrap();
+    let images = p.dst.env.state.join("images/web");
+    let (da, dc) = (images.join("web.qcow2"), images.join("scratch.qcow2"));
+    assert_eq!(
+        changed_lines(&original, &text),
+        [
+            (
+                6,
+                format!("disk = [ 'format=qcow2, vdev=hda, access=rw, target={}',", a.display()),
+                format!("disk = [ 'format=qcow2, vdev=hda, access=rw, target={}',", da.display())
+            ),
+            (
+                8,
+                format!("         '{},qcow2,xvdc,w',", c.display()),
+                format!("         '{},qcow2,xvdc,w',", dc.display())
+            ),
+        ]
+    );
+    assert_eq!(p.dst.names(), ["web.cfg", "web.cfg.luavirt.xml"]);
+    for f in [&dcfg, &p.dst.dir.join("web.cfg.luavirt.xml"), &da, &dc] {
+        assert_eq!(mode_of(f), 0o600, "{}", f.display());
+    }
+    assert_eq!(mode_of(&images), 0o700);
+    // Xen's own parser reads it, with the disks where the plan put them.
+    let libxl = &libxl_reads(std::slice::from_ref(&dcfg), &["name"])[0];
+    assert_eq!(libxl["rc"], 0, "{libxl}");
+    let paths: Vec<&str> =
+        libxl["disks"].as_array().unwrap().iter().take(3).map(|d| d["disk"]["pdev_path"].as_str().unwrap()).collect();
+    assert_eq!(paths, [da.to_str().unwrap(), b.to_str().unwrap(), dc.to_str().unwrap()]);
+    // It is the same domain there, with its disk sets and modes.
+    assert_eq!(p.dst.ok(&["list", "--all", "--name"]), "web\n");
+    assert_eq!(p.dst.ok(&["domstate", "web"]), "shut off\n");
+    assert!(p.dst.ok(&["dumpxml", "web"]).contains("<uuid>6f3c2a10-5b7e-4c1d-9a8e-2d4f6b8c0e12</uuid>"));
+    assert_eq!(p.dst.ok(&["diskset", "list", "web", "--set", "mig"]), "hda\n");
+    assert_eq!(p.dst.ok(&["disk-mode", "web", "xvdc"]), "independent-nonpersistent\n");
+    // The copy: the same content, sparse; the blank disk: its format, size and clusters, no
+    // data; the shared disk: the same file, untouched.
+    assert!(same_image(&a, &da), "the copy differs");
+    assert!(holds(&da, "qcow2", 0x11, 0) && holds(&da, "qcow2", 0x12, 2));
+    assert!(info(&da)["actual-size"].as_u64().unwrap() < 6 << 20, "{}", info(&da));
+    let (ic, idc) = (info(&c), info(&dc));
+    assert_eq!(
+        (&idc["format"], &idc["virtual-size"], &idc["cluster-size"]),
+        (&ic["format"], &ic["virtual-size"], &ic["cluster-size"])
+    );
+    assert_eq!(idc["cluster-size"], 32768);
+    assert!(holds_no_data(&dc), "the blank disk holds data");
+    assert!(holds(&c, "qcow2", 0x33, 0) && holds(&b, "raw", 0x22, 0), "the source's disks changed");
+    assert_eq!(records(&p.x), Vec::<PathBuf>::new());
+    assert_eq!(records(&p.dst), Vec::<PathBuf>::new());
+    // And the domain works there.
+    p.dst.ok(&["snapshot-create-as", "web", "s1"]);
+    assert_eq!(p.dst.ok(&["snapshot-list", "web", "--name"]), "s1\n");
+}
+
+#[test]
+fn without_undefine_source_the_config_stays_and_snapshot_records_stay_behind() {
+    let (p, _) = pair("xlmigkeep");
+    p.x.ok(&["snapshot-create-as", "web", "s1"]);
+    write_mib(&p.x.dir.join("data.s1"), "qcow2", 0x44, 1);
+    let before = p.x.files();
+    let e = p.x.fails(&["migrate", "web", &p.to, "--migrate-disks", "hda", "--undefine-source"]);
+    assert!(
+        e.contains("Domain 'web' has 1 snapshot(s), whose records stay beside its config here (they do not migrate); delete them first (with --metadata to keep their files), or migrate without --undefine-source"),
+        "{e}"
+    );
+    // xvdb is on the snapshot's overlay: its copy holds the whole chain, on no backing file.
+    let out = p.x.ok(&["migrate", "web", &p.to, "--migrate-disks", "hda,xvdb"]);
+    assert!(out.contains("hda copied") && out.contains("xvdb copied") && out.contains("xvdc made blank"), "{out}");
+    assert_unchanged(&before, &p.x.files());
+    assert_eq!(p.x.ok(&["snapshot-list", "web", "--name"]), "s1\n");
+    assert_eq!(p.dst.ok(&["snapshot-list", "web", "--name"]), "");
+    let sidecar = std::fs::read_to_string(p.dst.dir.join("web.cfg.luavirt.xml")).unwrap();
+    assert!(!sidecar.contains("snapshot>") && sidecar.contains("<luavirt:set name='mig'>"), "{sidecar}");
+    let (db, format) = p.dst.disk("web", "xvdb");
+    assert_eq!((db.file_name().unwrap().to_str(), format.as_str()), (Some("data.s1"), "qcow2"));
+    assert_eq!(info(&db)["backing-filename"], Value::Null);
+    assert!(holds(&db, "qcow2", 0x22, 0) && holds(&db, "qcow2", 0x44, 1));
+}
+
+#[test]
+fn refused_migrations_say_why_and_change_nothing_on_either_side() {
+    let (p, _) = pair("xlmigbad");
+    let taken = p.dst.env.dir.join("taken.qcow2");
+    std::fs::write(&taken, b"mine").unwrap();
+    // Disks luavirt cannot copy or recreate as image files.
+    let blk = p.x.image("b.raw", "raw", "1M");
+    p.x.cfg(
+        "blk.cfg",
+        &format!(
+            "name = \"blk\"\nmemory = 128\ndisk = [ 'phy:/dev/loop0,xvda,w', 'backendtype=phy, vdev=xvdb, target={}', 'iscsi:iqn.2001-05.com.example:disk1,xvdc,w' ]\n",
+            blk.display()
+        ),
+    );
+    let src_before = p.x.files();
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "blk",
+            &["--blank-disks", "xvda"],
+            "Disk xvda of domain 'blk' (BLK:3) is a block device on Xen's phy backend (/dev/loop0): luavirt makes copied and blank disks as image files, which the phy backend cannot serve; give the destination a device of its own with its storage tools (lvcreate, dd), or migrate the disk shared (--shared-disks xvda) (nothing was changed)",
+        ),
+        ("blk", &["--migrate-disks", "xvdb"], "is a block device on Xen's phy backend"),
+        (
+            "blk",
+            &["--migrate-disks", "xvdc"],
+            "Disk xvdc of domain 'blk' (BLK:3) is reached through the block script block-iscsi, so its target is no image file luavirt can have copied: migrate it shared (--shared-disks xvdc), with the destination reaching the same storage",
+        ),
+        (
+            "web",
+            &["--migrate-disks", "hda", "--timeout", "5"],
+            "--timeout limits how long a live migration's memory may take, and an offline one moves no memory",
+        ),
+        ("web", &["--live"], "shut off"),
+        (
+            "web",
+            &["--migrate-disks", "hda", "--disk-target", &format!("hda={}", taken.display())],
+            "exists already; remove it, or choose another with --disk-target hda=PATH",
+        ),
+    ];
+    let blk_cfg = p.x.dir.join("blk.cfg").display().to_string();
+    for (dom, extra, want) in cases {
+        let mut args = vec!["migrate", dom, p.to.as_str()];
+        args.extend_from_slice(extra);
+        let e = p.x.fails(&args);
+        assert!(e.contains(&want.replace("BLK", &blk_cfg)), "{extra:?}: {e}");
+    }
+    // What the destination has already: refused there before anything is made.
+    let planted: &[(&str, &str, &str)] = &[
+        ("web2.cfg", "name = \"web\"\nmemory = 64\n", "already has a domain named 'web'"),
+        (
+            "web.cfg",
+            "name = \"other\"\nmemory = 64\n",
+            "web.cfg exists already; move it away, or migrate to another folder",
+        ),
+        ("web.cfg.luavirt.xml", "<metadata/>\n", "web.cfg.luavirt.xml exists already"),
+        (
+            "o.cfg",
+            "name = \"o\"\nuuid = \"6f3c2a10-5b7e-4c1d-9a8e-2d4f6b8c0e12\"\nmemory = 64\n",
+            "its UUID 6f3c2a10-5b7e-4c1d-9a8e-2d4f6b8c0e12 belongs to domain 'o' here",
+        ),
+    ];
+    for (file, text, want) in planted {
+        let f = p.dst.cfg(file, text);
+        let dst_before = p.dst.files();
+        let e = p.x.fails(&["migrate", "web", &p.to, "--migrate-disks", "hda"]);
+        assert!(e.contains(want), "{file}: {e}");
+        assert_unchanged(&dst_before, &p.dst.files());
+        std::fs::remove_file(f).unwrap();
+    }
+    let here = format!("{}?state={}", p.x.uri, p.x.env.state.display());
+    assert!(p.x.fails(&["migrate", "web", &here]).contains("the same host"));
+    assert_unchanged(&src_before, &p.x.files());
+    assert_eq!(p.dst.names(), Vec::<String>::new());
+    assert_eq!(files_under(&p.dst.env.state.join("images")), Vec::<PathBuf>::new());
+    assert_eq!(std::fs::read(&taken).unwrap(), b"mine");
+}
+
+/// A stand-in for `xl` that lists Domain-0 and `running` (name, id) as xl does where Xen
+/// runs them, logs its arguments to `<file>.log`, and hands `xl migrate` to the real xl.
+fn xl_standin(env: &Env, file: &str, running: &[(&str, u32)]) -> PathBuf {
+    let log = env.dir.join(format!("{file}.log"));
+    let mut table = "Name                                        ID   Mem VCPUs\\tState\\tTime(s)\\nDomain-0                                     0  2048     2     r-----      12.0\\n".to_string();
+    for (name, id) in running {
+        table.push_str(&format!("{name:<44} {id}   512     1     -b----       3.1\\n"));
+    }
+    let script = env.write(
+        file,
+        &format!(
+            "#!/bin/sh\necho \"$@\" >> {}\ncase \"$1\" in\n  list) printf '{table}' ;;\n  migrate) exec /usr/lib/xen-4.17/bin/xl \"$@\" ;;\n  *) echo \"xl: $1 is not part of this stand-in\" >&2; exit 1 ;;\nesac\n",
+            log.display()
+        ),
+    );
+    luavirt_tests::set_mode(&script, 0o755);
+    script
+}
+
+#[test]
+fn a_domain_xen_runs_migrates_live_only_with_shared_disks_up_to_xl_migrate() {
+    require("xl", "xen-utils-4.17");
+    let (p, cfg) = pair("xlmiglive");
+    let src_xl = xl_standin(&p.x.env, "xl-src", &[("web", 7)]);
+    let src = format!("{}?xl={}", p.x.uri, src_xl.display());
+    let run = |to: &str, extra: &[&str]| {
+        let mut a = vec!["-c", src.as_str(), "migrate", "web", to];
+        a.extend_from_slice(extra);
+        p.x.env.run(&a)
+    };
+    let src_before = p.x.files();
+    let dst_before = p.dst.files();
+    // Xen's stream carries no disk content: a copied or blank disk is refused with that reason.
+    let share = ["--live", "--persistent", "--shared-disks", "xvdc"];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--live", "--persistent", "--migrate-disks", "hda", "--shared-disks", "xvdc"],
+            "Domain 'web' cannot migrate live with disk hda copied: Xen's live migration (xl migrate) carries the guest's memory and device state but no disk content, so every disk must be shared (the destination sees the same storage); share it (--shared-disks hda), or shut the domain down and migrate it offline to copy or blank disks (nothing was changed)",
+        ),
+        (&["--live", "--persistent"], "cannot migrate live with disk xvdc made blank"),
+        (
+            &["--live", "--shared-disks", "xvdc"],
+            "an xl domain is its config file, so it arrives with one; add --persistent",
+        ),
+        (&["--persistent", "--shared-disks", "xvdc"], "Xen moves a running domain only live (xl migrate); add --live"),
+        (&[&share[..], &["--bandwidth", "10"]].concat(), "xl migrate has no speed limit; migrate without --bandwidth"),
+    ];
+    for (extra, want) in cases {
+        let r = run(&p.to, extra);
+        assert_eq!(r.code, 1, "{extra:?}");
+        assert!(r.stderr.contains(want), "{extra:?}: {}", r.stderr);
+    }
+    // The destination without Xen: xl there says so, before anything is made.
+    let real = format!("{}&xl=/usr/lib/xen-4.17/bin/xl", p.to);
+    let r = run(&real, &share);
+    assert!(
+        r.stderr.contains("Domain 'web' cannot arrive here live: the source's xl migrate hands it to xl migrate-receive on this host, which needs Xen running here, and no Xen hypervisor runs on this machine (xl says: cannot init xl context)"),
+        "{}",
+        r.stderr
+    );
+    // A destination where xl answers: the source's xl migrate runs, into the destination's
+    // xl migrate-receive, and Xen's absence stops it there.
+    let dst_xl = xl_standin(&p.dst.env, "xl-dst", &[]);
+    let to = format!("{}&xl={}", p.to, dst_xl.display());
+    let r = run(&to, &[&share[..], &["--paused"]].concat());
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("Moving domain 'web' live: xl migrate needs Xen running on both hosts, and no Xen hypervisor runs on this machine (xl says: cannot init xl context)"),
+        "{}",
+        r.stderr
+    );
+    let log = std::fs::read_to_string(p.x.env.dir.join("xl-src.log")).unwrap();
+    let sent = format!("migrate -s  -C {} web '{}' migrate-receive -p", cfg.display(), dst_xl.display());
+    assert!(log.lines().any(|l| l == sent), "{log}");
+    assert_unchanged(&src_before, &p.x.files());
+    let dst_now: BTreeMap<PathBuf, Vec<u8>> =
+        p.dst.files().into_iter().filter(|(f, _)| f.extension().is_none_or(|x| x != "log")).collect();
+    assert_unchanged(&dst_before, &dst_now);
+    // Killed while xl migrate would run: the destination's side is undone by its next call.
+    let mut args = vec!["-c", src.as_str(), "migrate", "web", to.as_str()];
+    args.extend_from_slice(&share);
+    killed_at(&p.x.env, "libxl-migrate-out:sending", &args);
+    let dst = |a: &[&str]| {
+        let mut all = vec!["-c", to.as_str()];
+        all.extend_from_slice(a);
+        p.dst.env.run(&all)
+    };
+    let state = dst(&["domstate", "web", "--reason"]).stdout;
+    assert!(state.starts_with("shut off (interrupted migration ") && state.contains("(arriving)"), "{state}");
+    let r = dst(&["recover", "web"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("it had not committed, so it was undone: nothing of it is here"), "{}", r.stderr);
+    assert_eq!(records(&p.dst), Vec::<PathBuf>::new());
+    assert_eq!(dst(&["list", "--all", "--name"]).stdout, "");
+    assert_unchanged(&src_before, &p.x.files());
+}
+
+/// The steps of an offline migration, in order: whether the destination has the domain
+/// after a kill there, and whether the source still has its config.
+const OFFLINE_STEPS: &[(&str, bool, bool)] = &[
+    ("libxl-migrate-in:begun", false, true),
+    ("libxl-migrate-in:image", false, true),
+    ("libxl-migrate-in:prepared", false, true),
+    ("migrate:prepared", false, true),
+    ("libxl-migrate-in:sidecar-written", false, true),
+    ("libxl-migrate-in:committed", true, true),
+    ("migrate:finished", true, true),
+    ("libxl-migrate-out:config-removed", true, false),
+];
+
+#[test]
+fn killed_at_each_step_of_an_offline_migration_the_destination_has_all_of_it_or_nothing() {
+    for (k, (fp, arrived, source_kept)) in OFFLINE_STEPS.iter().enumerate() {
+        let (p, cfg) = pair(&format!("xlmigk{k}"));
+        let original = std::fs::read(&cfg).unwrap();
+        let sidecar = std::fs::read(p.x.dir.join("web.cfg.luavirt.xml")).unwrap();
+        let args = ["migrate", "web", p.to.as_str(), "--with-disk-set", "mig", "--undefine-source"];
+        killed_at(&p.x.env, fp, &p.x.args(&args));
+        // The side a record was left on says so, then settles it; either side may go first.
+        let (first, second) = if k % 2 == 0 { (&p.x, &p.dst) } else { (&p.dst, &p.x) };
+        for side in [first, second] {
+            let r = side.run(&["recover", "web"]);
+            assert!(r.code == 0 || r.stderr.contains("is not in"), "{fp}: recover: {}", r.stderr);
+        }
+        assert_eq!((records(&p.x), records(&p.dst)), (vec![], vec![]), "{fp}: records left");
+        let images = files_under(&p.dst.env.state.join("images"));
+        if *arrived {
+            assert_eq!(p.dst.ok(&["list", "--all", "--name"]), "web\n", "{fp}");
+            assert_eq!(p.dst.names(), ["web.cfg", "web.cfg.luavirt.xml"], "{fp}");
+            let (da, _) = p.dst.disk("web", "hda");
+            let (dc, _) = p.dst.disk("web", "xvdc");
+            assert_eq!(images, [dc.clone(), da.clone()], "{fp}");
+            assert!(same_image(&p.x.dir.join("web.qcow2"), &da), "{fp}: the copy differs");
+            assert!(holds_no_data(&dc), "{fp}");
+            assert_eq!(p.dst.ok(&["diskset", "list", "web", "--set", "mig"]), "hda\n", "{fp}");
+        } else {
+            assert_eq!(p.dst.names(), Vec::<String>::new(), "{fp}: the destination kept something");
+            assert_eq!(images, Vec::<PathBuf>::new(), "{fp}: images left at the destination");
+        }
+        if *source_kept {
+            assert_eq!(std::fs::read(&cfg).unwrap(), original, "{fp}");
+            assert_eq!(std::fs::read(p.x.dir.join("web.cfg.luavirt.xml")).unwrap(), sidecar, "{fp}");
+        } else {
+            assert_eq!(p.x.names(), ["data.raw", "scratch.qcow2", "web.qcow2"], "{fp}: the source's files");
+        }
+        if !arrived {
+            // And it migrates after all.
+            p.x.ok(&args);
+            assert_eq!(p.dst.ok(&["list", "--all", "--name"]), "web\n", "{fp}");
+            assert_eq!(p.x.names(), ["data.raw", "scratch.qcow2", "web.qcow2"], "{fp}");
+        }
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn a_copy_goes_at_the_bandwidth_asked_and_ctrl_c_undoes_the_migration() {
+    let (p, cfg) = pair("xlmigint");
+    let a = p.x.dir.join("web.qcow2");
+    for mib in 3..8 {
+        write_mib(&a, "qcow2", 0x13, mib);
+    }
+    let original = std::fs::read(&cfg).unwrap();
+    let mut child =
+        p.x.env
+            .command(&p.x.args(&["migrate", "web", &p.to, "--migrate-disks", "hda", "--bandwidth", "1"]))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let copy = p.dst.env.state.join("images/web/web.qcow2");
+    let began = std::time::Instant::now();
+    while !copy.exists() {
+        assert!(began.elapsed().as_secs() < 30, "the copy did not begin");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // 7 MiB at 1 MiB/s: still copying after 1.5 s.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the copy ignored --bandwidth");
+    // SAFETY: a signal to our own child.
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Migration of domain 'web', disk hda: the migration was cancelled while it copied; the migration was undone: what it had made here was removed"),
+        "{stderr}"
+    );
+    assert_eq!(p.dst.names(), Vec::<String>::new());
+    assert_eq!(files_under(&p.dst.env.state.join("images")), Vec::<PathBuf>::new());
+    assert_eq!((records(&p.x), records(&p.dst)), (vec![], vec![]));
+    assert_eq!(std::fs::read(&cfg).unwrap(), original);
+    assert!(holds(&a, "qcow2", 0x13, 7));
+}
+
+#[test]
+fn a_lua_policy_migrates_an_xl_domain_through_the_same_host_api() {
+    let (p, _) = pair("xlmiglua");
+    let script = p.x.env.write(
+        "move.lua",
+        r#"
+local lv = require("luavirt")
+local src, to = lv.connect(arg[1]), lv.connect(arg[2])
+local dom = src:domain("web")
+local plan = dom:migration_plan{ to = to, disk_set = "mig" }
+print(plan.disks[1].action, plan.disks[2].action, plan.disks[3].action)
+local r = dom:migrate{ to = to, disk_set = "mig", undefine_source = true }
+print(r.disk_bytes[1].disk, to:domain("web"):state(), #src:domains())
+local ok, err = pcall(function() return to:domain("web"):migrate{ to = src, live = true } end)
+print(ok, tostring(err):match("live") ~= nil)
+"#,
+    );
+    let r = p.x.env.run(&["run", script.to_str().unwrap(), &p.x.uri, &p.to]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "copy\tshared\tblank\nhda\tshut off\t0\nfalse\ttrue\n");
+    assert!(same_image(&p.x.dir.join("web.qcow2"), &p.dst.disk("web", "hda").0));
 }

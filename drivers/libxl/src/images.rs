@@ -36,6 +36,9 @@ pub struct ImageInfo {
     /// Bytes it takes on the host.
     #[serde(rename = "actual-size", default)]
     pub actual_size: Option<u64>,
+    /// Its cluster size, for formats that have one.
+    #[serde(rename = "cluster-size", default)]
+    pub cluster_size: Option<u64>,
     /// Its backing file, as it names it.
     #[serde(rename = "full-backing-filename", default)]
     pub backing: Option<String>,

@@ -12,6 +12,8 @@
 //!   recorded first and settled by the next call if luavirt is killed (`snapshot`).
 //! - Run state, start and stop go through `xl` ([`xl`], `live`); without xl, or without a
 //!   hypervisor, they say which is missing.
+//! - Migration between two config folders (`migrate`): offline with copied, blank and shared
+//!   disks; live (`xl migrate`) with shared disks only, as Xen's stream carries no disk content.
 //! - Every result record is built in [`records`].
 
 pub mod cfg;
@@ -21,6 +23,7 @@ pub mod dom;
 pub mod images;
 pub mod inventory;
 mod live;
+mod migrate;
 pub mod records;
 pub mod sidecar;
 mod snapshot;
@@ -29,10 +32,13 @@ pub mod xl;
 mod xmldiff;
 
 use dom::Dom;
-use luavirt_plugin_api::abi::{LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_SNAPSHOT, LV_STATE_SHUTOFF};
+use luavirt_plugin_api::abi::{
+    LV_CAP_BLOCK_INFO, LV_CAP_DEFINE, LV_CAP_LIFECYCLE, LV_CAP_MIGRATION, LV_CAP_SNAPSHOT, LV_STATE_SHUTOFF,
+};
 use luavirt_plugin_api::domain::DomainXml;
-use luavirt_plugin_api::fsutil::{LockGuard, lock_exclusive, remove_stale_temporaries, state_dir_for};
+use luavirt_plugin_api::fsutil::{LockGuard, remove_stale_temporaries, state_dir_for};
 use luavirt_plugin_api::kit::{Call, Driver, DriverResult, Level};
+use luavirt_plugin_api::records::MigrateParams;
 use luavirt_plugin_api::{DriverError, ErrorCode, Uri};
 use sidecar::Sidecar;
 use std::path::{Path, PathBuf};
@@ -57,7 +63,7 @@ impl LibxlDriver {
         inventory::find(&self.root, name)
     }
 
-    /// luavirt's file of `kind` (`locks`, `intents`) about the config at `cfg`.
+    /// luavirt's file of `kind` (`locks`, `intents`, `migrations`) about the config at `cfg`.
     fn state_path(&self, kind: &str, cfg: &Path, ext: &str) -> PathBuf {
         // FNV-1a of the path: a short, stable file name.
         let hash = cfg
@@ -69,11 +75,11 @@ impl LibxlDriver {
 
     /// Locks the config at `path` for a change, after settling a change a killed call left.
     fn lock_for_change(&self, name: &str, path: &Path, call: &mut Call) -> DriverResult<LockGuard> {
-        let lock = self.state_path("locks", path, "lock");
-        let guard = lock_exclusive(&lock).map_err(|e| DriverError::io("lock", &lock, e))?;
+        let guard = self.lock_config(path)?;
         if let Some(dir) = path.parent() {
             remove_stale_temporaries(dir);
         }
+        self.settle_migration_at(path, call)?;
         self.reconcile_domain(name, path, call)?;
         Ok(guard)
     }
@@ -101,9 +107,9 @@ impl Driver for LibxlDriver {
     const NAME: &'static str = "libxl";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str =
-        "Xen domains from xl config files (snapshots offline with qemu-img; xl for run state)";
+        "Xen domains from xl config files (snapshots and migration offline with qemu-img; xl for run state)";
     const URI_SCHEMES: &'static str = "libxl,xen";
-    const CAPABILITIES: u64 = LV_CAP_DEFINE | LV_CAP_LIFECYCLE | LV_CAP_BLOCK_INFO | LV_CAP_SNAPSHOT;
+    const CAPABILITIES: u64 = LV_CAP_DEFINE | LV_CAP_LIFECYCLE | LV_CAP_BLOCK_INFO | LV_CAP_SNAPSHOT | LV_CAP_MIGRATION;
 
     fn open(uri: &Uri, _flags: u32, _call: &mut Call) -> DriverResult<Self> {
         let invalid = |m: String| DriverError::new(ErrorCode::InvalidUri, format!("{uri}: {m}"));
@@ -173,7 +179,18 @@ impl Driver for LibxlDriver {
     }
 
     fn get_state(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        let dom = self.find(name)?;
+        let dom = match self.find(name) {
+            Ok(dom) => dom,
+            // A domain arriving by migration, or one whose config a migration was removing.
+            Err(e) if e.code == ErrorCode::NoDomain => match self.migration_reason(name) {
+                Some(reason) => {
+                    call.emit(&records::state(LV_STATE_SHUTOFF, None, Some(&reason)));
+                    return Ok(());
+                }
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         let run = self.run_state(name);
         let reason = match self.pending_change(&dom.path)? {
             Some(i) => Some(format!(
@@ -181,7 +198,7 @@ impl Driver for LibxlDriver {
                 i.change.describe(),
                 i.pid
             )),
-            None => run.reason(),
+            None => self.migration_reason(name).or_else(|| run.reason()),
         };
         let (state, id) = run.state();
         call.emit(&records::state(state, id, reason.as_deref()));
@@ -221,8 +238,36 @@ impl Driver for LibxlDriver {
     }
 
     fn reconcile(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.settle_migrations_of(name, call)?;
         let dom = self.find(name)?;
         self.lock_for_change(name, &dom.path, call).map(drop)
+    }
+
+    fn migrate_begin(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        self.migrate_begin_impl(name, params, flags, call)
+    }
+
+    fn migrate_prepare(
+        &self,
+        name: &str,
+        xml: &str,
+        params: &MigrateParams,
+        flags: u32,
+        call: &mut Call,
+    ) -> DriverResult {
+        self.migrate_prepare_impl(name, xml, params, flags, call)
+    }
+
+    fn migrate_perform(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        self.migrate_perform_impl(name, params, flags, call)
+    }
+
+    fn migrate_finish(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        self.migrate_finish_impl(name, params, flags, call)
+    }
+
+    fn migrate_confirm(&self, name: &str, params: &MigrateParams, flags: u32, call: &mut Call) -> DriverResult {
+        self.migrate_confirm_impl(name, params, flags, call)
     }
 }
 
@@ -241,5 +286,10 @@ luavirt_plugin_api::export_driver!(
         domain_snapshot_revert,
         domain_snapshot_delete,
         domain_reconcile,
+        domain_migrate_begin,
+        domain_migrate_prepare,
+        domain_migrate_perform,
+        domain_migrate_finish,
+        domain_migrate_confirm,
     ]
 );

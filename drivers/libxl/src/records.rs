@@ -38,7 +38,7 @@ pub fn block_info(chain: &[ImageInfo]) -> BlockInfo {
             .iter()
             .map(|i| BackingImage { path: i.filename.clone(), format: xl_name(&i.format).to_string() })
             .collect(),
-        cluster_size: None,
+        cluster_size: top.cluster_size,
     }
 }
 

@@ -65,6 +65,11 @@ impl Xl {
         Xl { program: program.to_string() }
     }
 
+    /// The program: `xl` (found on PATH) or a path.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
     /// Runs `xl ARGS`; its standard output.
     pub fn run(&self, args: &[&str]) -> Result<String, XlError> {
         let command = format!("{} {}", self.program, args.join(" "));

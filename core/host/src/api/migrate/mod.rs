@@ -143,7 +143,7 @@ impl Connection {
         match dest.domain_state(name) {
             Ok(_) => {
                 return Err(Error::InvalidArg(format!(
-                    "{} already has a domain named '{name}'; undefine it there, or migrate to another host",
+                    "{} already has a domain named '{name}'; remove it there first, or migrate to another host",
                     dest.uri()
                 )));
             }
