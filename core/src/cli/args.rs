@@ -151,6 +151,14 @@ pub enum Command {
     /// Show the policies' hooks.
     #[command(subcommand)]
     Hooks(HooksCommand),
+    /// Serve luavirt's remote protocol on standard input and output: what ssh runs on this
+    /// host for a DRIVER+ssh:// connection from another. It refuses a terminal and listens on
+    /// nothing; ssh is the only authentication.
+    Serve {
+        /// Speak the protocol on standard input and output (the only way luavirt serves).
+        #[arg(long)]
+        stdio: bool,
+    },
     /// List loaded drivers and the ones refused, with reasons.
     Drivers,
     /// Check a driver plugin against the contract before shipping it: its descriptor, the

@@ -6,6 +6,7 @@ mod migrate;
 mod progress;
 mod run;
 mod script;
+mod serve;
 mod snapshot;
 mod table;
 mod watch;

@@ -28,6 +28,9 @@ pub fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
 
 /// Runs the command; returns the exit status.
 pub fn run(cli: Cli) -> i32 {
+    if let Command::Serve { stdio } = cli.command {
+        return super::serve::run(stdio, cli.connect.as_deref());
+    }
     let json = cli.json;
     match execute(cli) {
         Ok(o) => {
@@ -116,6 +119,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
     }
     Ok(match cli.command {
         Command::Drivers
+        | Command::Serve { .. }
         | Command::DriverCheck { .. }
         | Command::Run { .. }
         | Command::Test { .. }

@@ -16,7 +16,6 @@ use crate::driver::client::MigrateFlags;
 use crate::error::{Error, Result};
 use luavirt_plugin_api::domain::generate_uuid;
 use luavirt_plugin_api::failpoint;
-use luavirt_plugin_api::fsutil::state_dir_for;
 use luavirt_plugin_api::records::{MigrateAction, MigrateParams};
 use serde::Serialize;
 use std::time::Instant;
@@ -78,7 +77,7 @@ impl Connection {
                 "Domain '{name}' is shut off: it migrates offline and stays shut off, so «paused» does not apply"
             )));
         }
-        let default_dir = state_dir_for(dest.uri()).join("images").join(name);
+        let default_dir = dest.state_dir().join("images").join(name);
         let disks = plan::resolve(&dom, req, |d| self.client.block_info(name, &d.target), &default_dir)?;
         Ok(MigrationPlan {
             domain: name.to_string(),
@@ -129,7 +128,7 @@ impl Connection {
                 dest.driver().name
             )));
         }
-        if state_dir_for(self.uri()) == state_dir_for(dest.uri()) {
+        if self.same_host(dest) {
             return Err(Error::InvalidArg(format!(
                 "{} and {} are the same host (the same state folder); migrate to another, e.g. {}?state=DIR",
                 self.uri(),
