@@ -177,7 +177,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         Command::Migrate(_) => unreachable!("handled above"),
         Command::Save { domain, file, disk_set, diskspec, live } => {
             let disks = diskspec.iter().map(|s| DiskSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
-            let file = std::path::absolute(&file)?.display().to_string();
+            let file = host_path(&conn, &file)?;
             let report = conn.save(&domain, &SaveRequest { file, disk_set, disks, live })?;
             let kept: Vec<&str> = report.disks.iter().filter(|d| d.saved).map(|d| d.target.as_str()).collect();
             let text = format!(
@@ -190,7 +190,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             out(text, serde_json::to_value(&report)?)
         }
         Command::Restore { file, paused } => {
-            let file = std::path::absolute(&file)?.display().to_string();
+            let file = host_path(&conn, &file)?;
             let domain = conn.restore(&file, paused)?;
             out(
                 format!("Domain '{domain}' restored from {file}{}\n", if paused { " (paused)" } else { "" }),
@@ -249,6 +249,23 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             out(text, json!({ "domain": domain, "disk": disk, "mode": mode.name(), "changed": changed }))
         }
     })
+}
+
+/// A file of the connection's host, as an absolute path: made so from here for a local
+/// connection; a remote host's files must be named absolutely (this folder is not there).
+fn host_path(conn: &Connection, file: &std::path::Path) -> anyhow::Result<String> {
+    if !conn.is_remote() {
+        return Ok(std::path::absolute(file)?.display().to_string());
+    }
+    if !file.is_absolute() {
+        return Err(Error::InvalidArg(format!(
+            "{}: name a file of the remote host {} by its absolute path",
+            file.display(),
+            conn.uri()
+        ))
+        .into());
+    }
+    Ok(file.display().to_string())
 }
 
 fn drivers(host: &Host) -> Output {

@@ -8,6 +8,7 @@ mod diskmode;
 mod diskset;
 mod domain;
 mod dryrun;
+pub mod files;
 pub mod hooks;
 mod lock;
 pub mod migrate;

@@ -7,6 +7,7 @@ use super::frame::{MAX_FRAME, ReadError, read_frame, write_frame};
 use super::protocol::{Answer, HostFacts, PROTOCOL, Request, ToClient, ToServer};
 use super::ssh::SshProcess;
 use super::target::SshTarget;
+use crate::api::files::{FileAnswer, FileQuery};
 use crate::driver::request::Call;
 use crate::driver::{CallOptions, CallOutput, DriverFacts};
 use crate::error::{Error, Result};
@@ -186,6 +187,14 @@ impl RemoteLink {
     pub fn tunnel_dir(&self) -> Result<String> {
         match self.request(Request::TunnelDir, &CallOptions::default())? {
             Answer::Folder(f) => Ok(f),
+            other => Err(self.out_of_turn(&other)),
+        }
+    }
+
+    /// Asks a question about the files of the remote host.
+    pub fn files(&self, q: FileQuery) -> Result<FileAnswer> {
+        match self.request(Request::Files(q), &CallOptions::default())? {
+            Answer::Files(a) => Ok(a),
             other => Err(self.out_of_turn(&other)),
         }
     }

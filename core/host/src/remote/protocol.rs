@@ -15,6 +15,7 @@
 //! Errors keep their code (the ABI number) and message; "unsupported" keeps the driver and
 //! the operation. Messages are JSON in frames (see [`super::frame`]).
 
+use crate::api::files::{FileAnswer, FileQuery};
 use crate::driver::DriverFacts;
 use crate::driver::request::{Call, WireOutput};
 use crate::error::Error;
@@ -78,6 +79,8 @@ pub enum Request {
     },
     /// A new private folder on the server's host, for the sockets of a tunnel.
     TunnelDir,
+    /// A question about the files of the server's host.
+    Files(FileQuery),
 }
 
 /// From the server to the client.
@@ -137,6 +140,8 @@ pub enum Answer {
     Locked(u64),
     /// A folder made.
     Folder(String),
+    /// The answer about files.
+    Files(FileAnswer),
     /// Done.
     Done,
 }

@@ -231,6 +231,7 @@ impl Server<'_> {
                 }
                 Ok(Answer::Done)
             }
+            Request::Files(q) => Ok(Answer::Files(crate::api::files::answer(&q)?)),
             Request::TunnelDir => {
                 let dir = fresh_private_dir(&std::env::temp_dir(), "luavirt-tunnel").map_err(|source| Error::Io {
                     doing: "create a folder in",

@@ -65,8 +65,20 @@ impl Connection {
             )));
         }
         let (state, _) = self.domain_state(domain)?;
-        let plan = SnapshotPlan::resolve(&dom, req, state.is_active(), &self.overlay_disks(domain, &dom))?;
-        Ok(plan)
+        // The files are the domain's host's: a remote host is asked. A question that fails
+        // (a lost connection) fails the plan.
+        let failed = std::cell::RefCell::new(None);
+        let exists = |p: &str| {
+            self.path_exists(p).unwrap_or_else(|e| {
+                failed.borrow_mut().get_or_insert(e);
+                false
+            })
+        };
+        let plan = SnapshotPlan::resolve_with(&dom, req, state.is_active(), &self.overlay_disks(domain, &dom), &exists);
+        match failed.into_inner() {
+            Some(e) => Err(e),
+            None => plan,
+        }
     }
 
     /// The disks whose image has a backing image, as far as the driver reports images.

@@ -113,12 +113,12 @@ pub fn default_overlay(path: &str, name: &str) -> String {
 /// [`default_overlay`], unless a file has that name or another disk of the same snapshot
 /// takes it (`x.raw` and `x.img` share the stem `x`): then the whole file name plus the
 /// snapshot name (`x.raw.s1`), then `x.raw.s1-2`, ... With `reuse`, the default as it is.
-fn free_overlay(path: &str, name: &str, taken: &[String], reuse: bool) -> String {
+fn free_overlay(path: &str, name: &str, taken: &[String], reuse: bool, exists: Exists) -> String {
     let first = default_overlay(path, name);
     if reuse {
         return first;
     }
-    let free = |c: &String| !taken.contains(c) && !Path::new(c).exists();
+    let free = |c: &String| !taken.contains(c) && !exists(c);
     std::iter::once(first)
         .chain(std::iter::once(format!("{path}.{name}")))
         .chain((2..).map(|n| format!("{path}.{name}-{n}")))
@@ -156,10 +156,25 @@ fn formats_with_internal_snapshots(format: &str) -> bool {
     format == "qcow2"
 }
 
+/// Whether a file exists on the domain's host (where the snapshot's files will be made).
+type Exists<'a> = &'a dyn Fn(&str) -> bool;
+
 impl SnapshotPlan {
-    /// Resolves `req` against domain `dom` (running or not). `overlays` are the disks whose
-    /// image is an overlay (has a backing image): they go external unless told otherwise.
+    /// Resolves `req` against domain `dom` (running or not), with the files of this host.
+    /// `overlays` are the disks whose image is an overlay (has a backing image): they go
+    /// external unless told otherwise.
     pub fn resolve(dom: &DomainXml, req: &SnapshotRequest, running: bool, overlays: &[String]) -> Result<SnapshotPlan> {
+        Self::resolve_with(dom, req, running, overlays, &|p| Path::new(p).exists())
+    }
+
+    /// [`SnapshotPlan::resolve`], with `exists` saying which files exist on the domain's host.
+    pub fn resolve_with(
+        dom: &DomainXml,
+        req: &SnapshotRequest,
+        running: bool,
+        overlays: &[String],
+        exists: Exists,
+    ) -> Result<SnapshotPlan> {
         let domain = dom.name();
         let name = match &req.name {
             Some(n) => n.clone(),
@@ -225,13 +240,13 @@ impl SnapshotPlan {
                 };
                 PlannedDisk::no(d, why)
             } else {
-                plan_disk(d, specs[i].as_ref(), &name, req, running, overlays.contains(&d.target), &taken)
+                plan_disk(d, specs[i].as_ref(), &name, req, running, overlays.contains(&d.target), &taken, exists)
                     .map_err(invalid)?
             };
             planned.push(p);
         }
 
-        let memory = plan_memory(req, running, &planned).map_err(invalid)?;
+        let memory = plan_memory(req, running, &planned, exists).map_err(invalid)?;
         check_distinct(&planned, &memory).map_err(invalid)?;
         if req.halt && !running {
             return Err(invalid("«halt» needs a running domain".to_string()));
@@ -348,6 +363,7 @@ fn plan_disk(
     running: bool,
     overlay: bool,
     taken: &[String],
+    exists: Exists,
 ) -> Result<PlannedDisk, String> {
     // A file or mirror without a mode means external, as libvirt reads it.
     let asked = spec.and_then(|s| {
@@ -424,7 +440,7 @@ fn plan_disk(
     let local = d.source.path().is_some_and(|p| Path::new(p).is_absolute());
     let file = match (spec_file, d.source.path()) {
         (Some(f), _) => Some(f),
-        (None, Some(path)) if local => Some(free_overlay(path, name, taken, req.reuse_external)),
+        (None, Some(path)) if local => Some(free_overlay(path, name, taken, req.reuse_external, exists)),
         // A datastore path or the like: the driver names the overlay as its hypervisor does.
         (None, Some(_)) => None,
         (None, None) => {
@@ -450,14 +466,14 @@ fn plan_disk(
             return Err(format!("disk {}: the overlay {file} is the disk's own image", d.target));
         }
         if local {
-            check_new_file(file, req.reuse_external, &format!("disk {}: overlay", d.target))?;
+            check_new_file(file, req.reuse_external, &format!("disk {}: overlay", d.target), exists)?;
         }
     }
     if let Some(m) = spec_mirror {
         if !running {
             return Err(format!("disk {}: a mirrored snapshot needs a running domain (mirror={m})", d.target));
         }
-        check_new_file(&m, req.reuse_external, &format!("disk {}: mirror", d.target))?;
+        check_new_file(&m, req.reuse_external, &format!("disk {}: mirror", d.target), exists)?;
         p.mirror = Some(m);
     }
     // The overlay's format: as asked, else qcow2 where luavirt names the file, else the
@@ -468,8 +484,8 @@ fn plan_disk(
 }
 
 /// A file the snapshot will create must not exist, unless reusing; a reused one must.
-fn check_new_file(file: &str, reuse: bool, what: &str) -> Result<(), String> {
-    let exists = Path::new(file).exists();
+fn check_new_file(file: &str, reuse: bool, what: &str, exists: Exists) -> Result<(), String> {
+    let exists = exists(file);
     match (exists, reuse) {
         (true, false) => {
             Err(format!("{what} {file} already exists; pass «reuse_external» to use it, or choose another file"))
@@ -479,7 +495,12 @@ fn check_new_file(file: &str, reuse: bool, what: &str) -> Result<(), String> {
     }
 }
 
-fn plan_memory(req: &SnapshotRequest, running: bool, disks: &[PlannedDisk]) -> Result<PlannedMemory, String> {
+fn plan_memory(
+    req: &SnapshotRequest,
+    running: bool,
+    disks: &[PlannedDisk],
+    exists: Exists,
+) -> Result<PlannedMemory, String> {
     let spec = req.memory.clone().unwrap_or_default();
     let asked = spec.snapshot.clone().or_else(|| spec.file.as_ref().map(|_| "external".to_string()));
     if req.disk_only {
@@ -501,7 +522,7 @@ fn plan_memory(req: &SnapshotRequest, running: bool, disks: &[PlannedDisk]) -> R
             if !Path::new(&file).is_absolute() {
                 return Err(format!("memory file {file} must be an absolute path"));
             }
-            check_new_file(&file, false, "memory file")?;
+            check_new_file(&file, false, "memory file", exists)?;
             Ok(PlannedMemory::External { file })
         }
         _ => match disks.iter().find(|p| p.snapshot == "internal") {
