@@ -199,13 +199,16 @@ function dom:save(opts) end
 ---@field paused? boolean         leave it paused at the destination
 ---@field bandwidth? integer      MiB/s
 ---@field timeout? integer        seconds before the guest is paused so that its memory finishes moving
+---@field tunnelled? boolean      between machines: send the data through ssh instead of TCP
+---@field listen_address? string  between machines: where the destination listens (default: its URI's host)
+---@field port_range? string      the TCP ports it may listen on, "MIN-MAX" (default "49152-49215")
 ---@field on_progress? fun(done: integer, total: integer, stage: string)
 
 ---Moves the domain to another host: `{plan, memory_bytes, disk_bytes = {{disk, bytes}}, seconds}`.
 ---@param opts luavirt.migrate_options
 ---@return table
 function dom:migrate(opts) end
----What `dom:migrate(opts)` would do, disk by disk, without doing it: `{domain, from, to, offline, live, disks = {{target, action, source, dest, format, capacity, why}}}`.
+---What `dom:migrate(opts)` would do, disk by disk, without doing it: `{domain, from, to, offline, live, transport = {kind, ...}, disks = {{target, action, source, dest, format, capacity, why}}}`.
 ---@param opts luavirt.migrate_options
 ---@return table
 function dom:migration_plan(opts) end

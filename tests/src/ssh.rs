@@ -2,6 +2,11 @@
 //! port, with throw-away host and user keys in its own folder, run and stopped by the test
 //! (no system service). Remote URIs reach it as
 //! `DRIVER+ssh://USER@127.0.0.1:PORT/PATH?...&keyfile=KEY&known_hosts=FILE&command=LUAVIRT`.
+//!
+//! sshd runs in a mount namespace of its own where `/etc/machine-id` is another machine's:
+//! what it runs is on "another machine" as luavirt tells machines apart (it then cannot see
+//! the other side's commit markers, and migrations between the two travel over TCP or ssh),
+//! while files stay shared, as storage shared between hosts is.
 
 use crate::{built, set_mode};
 use std::io::Read;
@@ -71,9 +76,16 @@ impl Sshd {
                 ),
             )
             .unwrap();
-            let mut child = Command::new(SSHD)
-                .args(["-D", "-e", "-f"])
-                .arg(&config)
+            let machine_id = dir.join("machine-id");
+            std::fs::write(&machine_id, format!("{:032x}\n", std::process::id() as u128 * 7919 + port as u128))
+                .unwrap();
+            let mut child = Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(format!(
+                    "mount --bind {} /etc/machine-id && exec {SSHD} -D -e -f {}",
+                    machine_id.display(),
+                    config.display()
+                ))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -87,7 +99,10 @@ impl Sshd {
                 if let Some(status) = child.try_wait().unwrap() {
                     let mut err = String::new();
                     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-                    assert!(err.contains("Address already in use"), "sshd ended ({status}): {err}");
+                    assert!(
+                        err.contains("Address already in use"),
+                        "sshd (in its own mount namespace) ended ({status}): {err}"
+                    );
                     break;
                 }
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

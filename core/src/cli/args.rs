@@ -464,6 +464,17 @@ pub struct MigrateArgs {
     /// Pause the guest if its memory has not moved after this many seconds, so that it does.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Between machines: send the memory and the copied disks through the ssh connection
+    /// (OpenSSH forwards the destination's Unix sockets) instead of over TCP.
+    #[arg(long, conflicts_with_all = ["listen_address", "port_range"])]
+    pub tunnelled: bool,
+    /// Between machines: the address the destination listens on for the memory and the
+    /// copied disks, and the source connects to (default: the destination URI's host).
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen_address: Option<String>,
+    /// The TCP ports the destination may listen on (default 49152-49215).
+    #[arg(long, value_name = "MIN-MAX")]
+    pub port_range: Option<String>,
     /// Show the plan, disk by disk, and change nothing.
     #[arg(long)]
     pub print_plan: bool,

@@ -146,6 +146,26 @@ impl Connection {
         self.client.facts()
     }
 
+    /// A second connection to the same remote host, over a new ssh connection (this one's
+    /// was lost); it runs the same hooks.
+    pub(crate) fn reopen(&self) -> Result<Connection> {
+        let link = self.client.remote_link().ok_or_else(|| {
+            Error::InvalidArg(format!("{} is not a remote connection, so it cannot be reopened", self.uri))
+        })?;
+        let opened = RemoteLink::open(link.target())?;
+        let host = opened.link.host().clone();
+        let place = Place { state_dir: PathBuf::from(host.state_dir), machine: host.machine, remote: true };
+        let client = DriverConn::remote(Rc::new(opened.link), opened.driver);
+        Ok(Connection {
+            client,
+            uri: self.uri.clone(),
+            place,
+            dry_run: None,
+            hooks: self.hooks.clone(),
+            changed: RefCell::default(),
+        })
+    }
+
     /// Whether it reaches another host (`DRIVER+ssh://`).
     pub fn is_remote(&self) -> bool {
         self.place.remote

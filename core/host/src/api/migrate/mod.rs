@@ -5,9 +5,12 @@
 //! on its own disks and the destination is cleaned up. A killed luavirt leaves each side's
 //! record, which the next call on that side settles.
 
+mod lost;
 mod plan;
+mod transport;
 
 pub use plan::{DEFAULT_MIGRATE_SET, MigrateRequest, PlannedMigrateDisk};
+pub use transport::{DEFAULT_PORTS, Transport, parse_ports};
 
 use super::hooks::{Done, Request};
 use super::{Connection, JobControl};
@@ -33,6 +36,8 @@ pub struct MigrationPlan {
     pub offline: bool,
     /// The guest keeps running while its memory moves.
     pub live: bool,
+    /// How the memory and the copied disks travel.
+    pub transport: Transport,
     /// Each disk.
     pub disks: Vec<PlannedMigrateDisk>,
 }
@@ -77,14 +82,26 @@ impl Connection {
                 "Domain '{name}' is shut off: it migrates offline and stays shut off, so «paused» does not apply"
             )));
         }
+        let transport = transport::choose(self, dest, req, offline)?;
         let default_dir = dest.state_dir().join("images").join(name);
         let disks = plan::resolve(&dom, req, |d| self.client.block_info(name, &d.target), &default_dir)?;
+        if offline
+            && !self.same_machine(dest)
+            && let Some(d) = disks.iter().find(|d| d.action == MigrateAction::Copy)
+        {
+            return Err(Error::InvalidArg(format!(
+                "Domain '{name}' is shut off, and an offline migration copies disk {} with qemu-img at the destination, which cannot read {} on another machine; start the domain and migrate it live, or copy the image there yourself and migrate the disk as shared",
+                d.target,
+                d.source.as_deref().unwrap_or("its image")
+            )));
+        }
         Ok(MigrationPlan {
             domain: name.to_string(),
             from: self.uri().to_string(),
             to: dest.uri().to_string(),
             offline,
             live: req.live,
+            transport,
             disks,
         })
     }
@@ -182,6 +199,7 @@ impl Connection {
             bandwidth: req.bandwidth.map(|m| m.saturating_mul(1 << 20)),
             timeout: req.timeout,
             endpoints: Default::default(),
+            listen: plan.transport.listen(),
         };
         let flags = MigrateFlags {
             live: req.live,
@@ -194,7 +212,13 @@ impl Connection {
         let failed = MigrateFlags { failed: true, ..flags };
         let options = CallOptions { progress: control.progress, cancel: control.cancel };
         let xml = self.client.migrate_begin(name, &params, flags)?;
-        params.endpoints = dest.client.migrate_prepare(name, &xml, &params, flags, &options)?;
+        let answered = dest.client.migrate_prepare(name, &xml, &params, flags, &options)?;
+        // The tunnel's forwards, if any, last until the migration ends (dropped on return).
+        let (endpoints, _tunnel) = match transport::reach(&plan.transport, self, dest, &answered, &params.id) {
+            Ok(r) => r,
+            Err(e) => return Err(with_cleanup(e, dest.client.migrate_finish(name, &params, failed).map(drop), dest)),
+        };
+        params.endpoints = endpoints;
         failpoint::hit("migrate:prepared");
         let mut memory = 0;
         if !plan.offline {
@@ -208,6 +232,11 @@ impl Connection {
         }
         let arrived = match dest.client.migrate_finish(name, &params, flags) {
             Ok(a) => a,
+            Err(e) if lost::outcome_unknown(&e) => match dest.arrived_after_loss(name) {
+                Ok(true) => lost::arrived_anyway(name, dest),
+                Ok(false) => return Err(with_cleanup(e, self.client.migrate_confirm(name, &params, failed), self)),
+                Err(again) => return Err(lost::unsure(name, self, dest, &e, &again)),
+            },
             Err(e) => {
                 return Err(with_cleanup(e, self.client.migrate_confirm(name, &params, failed), self));
             }
