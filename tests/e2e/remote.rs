@@ -314,3 +314,47 @@ fn the_transport_parameters_act() {
     let r = t.at(&format!("{}&socket=/run/x.sock", t.remote), &["list"]);
     assert!(r.code == 1 && r.stderr.contains("libvirt's socket= has no meaning here"), "{}", r.stderr);
 }
+
+/// The block job of disk vda of domain `dom` on B, as the host itself reports it.
+fn job(t: &Two, dom: &str) -> serde_json::Value {
+    let out = t.at(&t.local, &["blockjob", dom, "vda", "--json"]).stdout;
+    serde_json::from_str(&out).unwrap_or_default()
+}
+
+#[test]
+fn ctrl_c_cancels_a_remote_block_job_through_the_connection() {
+    require("qemu-system-x86_64", "qemu-system-x86");
+    let t = two("rcancel");
+    let a = t.b.image("big.qcow2", "qcow2", "64M");
+    let out = Command::new("qemu-io").args(["-f", "qcow2", "-c", "write -P 0x61 0 48M"]).arg(&a).output().unwrap();
+    assert!(out.status.success());
+    let xml = t.env.write("x.xml", &domain_xml("x", &[("vda", &a, "qcow2")]));
+    t.ok(&["define", xml.to_str().unwrap()]);
+    t.ok(&["start", "x"]);
+    let copy = t.b.dir.join("slow-copy.qcow2");
+    // 1 MiB/s over 48 MiB: long enough to interrupt. Its own process group, as a command
+    // at a terminal is: Ctrl-C reaches luavirt and ssh alike.
+    let child = {
+        use std::os::unix::process::CommandExt;
+        t.env
+            .command(&["-c", &t.remote, "blockcopy", "x", "vda", copy.to_str().unwrap(), "--wait", "--bandwidth", "1"])
+            .process_group(0)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // A hang detector, not a measure of speed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while job(&t, "x") == serde_json::Value::Null {
+        assert!(std::time::Instant::now() < deadline, "the block copy did not start on B");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(Command::new("kill").args(["-INT", "--", &format!("-{}", child.id())]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // The driver's own answer came back over the connection, which Ctrl-C did not end.
+    assert!(err.contains("was cancelled; the job was stopped") && !err.contains("was lost"), "{err}");
+    assert_eq!(job(&t, "x"), serde_json::Value::Null, "the job still runs on B");
+    t.ok(&["destroy", "x"]);
+}

@@ -265,6 +265,10 @@ impl RemoteLink {
                     self.close(&e);
                     return Err(e);
                 }
+                Err(ReadError::Closed) => {
+                    drop(guard);
+                    return Err(self.break_link(Delivery::Unknown, "luavirt there or ssh ended".to_string()));
+                }
                 Err(e) => {
                     drop(guard);
                     return Err(self.break_link(Delivery::Unknown, e.to_string()));

@@ -36,6 +36,23 @@ impl Connection {
     }
 }
 
+/// `e` with what it means for the migration of `name`, when it is a lost connection to the
+/// destination and the source was left (or put back) as it was.
+pub(super) fn source_runs_on(e: Error, name: &str, dest: &Connection, asked: bool) -> Error {
+    if !matches!(e, Error::ConnectionLost { .. }) {
+        return e;
+    }
+    let there = if asked {
+        format!("asked again over a new connection, {} had not committed and removed what it had made", dest.uri())
+    } else {
+        format!("the next change to the domain on {} removes what it had made for it", dest.uri())
+    };
+    Error::Driver {
+        code: e.code(),
+        message: format!("{e}. The migration did not happen: domain '{name}' runs on here as before; {there}"),
+    }
+}
+
 /// The arrival, when the destination turned out to have committed: the copied disks' bytes
 /// are not known then.
 pub(super) fn arrived_anyway(name: &str, dest: &Connection) -> MigrateArrived {

@@ -212,7 +212,10 @@ impl Connection {
         let failed = MigrateFlags { failed: true, ..flags };
         let options = CallOptions { progress: control.progress, cancel: control.cancel };
         let xml = self.client.migrate_begin(name, &params, flags)?;
-        let answered = dest.client.migrate_prepare(name, &xml, &params, flags, &options)?;
+        let answered = dest
+            .client
+            .migrate_prepare(name, &xml, &params, flags, &options)
+            .map_err(|e| lost::source_runs_on(e, name, dest, false))?;
         // The tunnel's forwards, if any, last until the migration ends (dropped on return).
         let (endpoints, _tunnel) = match transport::reach(&plan.transport, self, dest, &answered, &params.id) {
             Ok(r) => r,
@@ -234,11 +237,16 @@ impl Connection {
             Ok(a) => a,
             Err(e) if lost::outcome_unknown(&e) => match dest.arrived_after_loss(name) {
                 Ok(true) => lost::arrived_anyway(name, dest),
-                Ok(false) => return Err(with_cleanup(e, self.client.migrate_confirm(name, &params, failed), self)),
+                Ok(false) => {
+                    let undone = self.client.migrate_confirm(name, &params, failed);
+                    return Err(with_cleanup(lost::source_runs_on(e, name, dest, true), undone, self));
+                }
                 Err(again) => return Err(lost::unsure(name, self, dest, &e, &again)),
             },
             Err(e) => {
-                return Err(with_cleanup(e, self.client.migrate_confirm(name, &params, failed), self));
+                let undone = self.client.migrate_confirm(name, &params, failed);
+                let e = if undone.is_ok() { lost::source_runs_on(e, name, dest, false) } else { e };
+                return Err(with_cleanup(e, undone, self));
             }
         };
         failpoint::hit("migrate:finished");
