@@ -484,3 +484,58 @@ fn killed_at_each_phase_exactly_one_side_has_the_domain_and_nothing_is_left() {
         }
     }
 }
+
+#[test]
+fn a_timeout_pauses_the_guest_so_that_its_memory_finishes_moving() {
+    let (h, d) = hosts("mig-timeout");
+    h.src.ok(&["start", "d"]);
+    // Memory only, slowed down: the move is still on when the loop first looks.
+    let r = h.src.run(&["migrate", "d", &h.to, "--live", "--bandwidth", "1", "--timeout", "0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("the guest is paused so that it does"), "{}", r.stderr);
+    assert_eq!(state(&h.dst), "running", "the guest runs again at the destination");
+    assert_eq!(source_of(&h.dst, "vda"), d.a, "a shared disk");
+    h.dst.ok(&["destroy", "d"]);
+}
+
+#[test]
+fn read_only_and_empty_disks_are_never_copied() {
+    require("qemu-system-x86_64", "qemu-system-x86");
+    let src = Env::new("mig-ro");
+    let dst = Env::new("mig-ro-to");
+    let to = format!("qemu:///session?state={}", dst.state.display());
+    let a = src.image("a.qcow2", "qcow2", "16M");
+    let iso = src.image("cd.iso", "raw", "1M");
+    let xml = domain_xml("d", &[("vda", &a, "qcow2")]).replace(
+        "  </devices>",
+        &format!(
+            "    <disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n      <source file='{}'/>\n      <target dev='hdc' bus='ide'/>\n      <readonly/>\n    </disk>\n    <disk type='file' device='cdrom'>\n      <target dev='hdd' bus='ide'/>\n      <readonly/>\n    </disk>\n  </devices>",
+            iso.display()
+        ),
+    );
+    src.ok(&["define", src.write("d.xml", &xml).to_str().unwrap()]);
+    let err = src.fails(&["migrate", "d", &to, "--migrate-disks", "hdc"], 1);
+    assert!(err.contains("disk hdc is read-only (a CD-ROM)"), "{err}");
+    let err = src.fails(&["migrate", "d", &to, "--blank-disks", "hdd"], 1);
+    assert!(err.contains("disk hdd has no image file"), "{err}");
+    // --copy-storage-all copies what it can and leaves the rest shared.
+    let plan: serde_json::Value =
+        serde_json::from_str(&src.ok(&["migrate", "d", &to, "--copy-storage-all", "--print-plan", "--json"])).unwrap();
+    let actions: Vec<&str> = plan["disks"].as_array().unwrap().iter().map(|d| d["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["copy", "shared", "shared"]);
+    let written: Vec<_> = std::fs::read_dir(&dst.dir).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(written, Vec::<PathBuf>::new(), "--print-plan wrote at the destination");
+}
+
+#[test]
+fn a_destination_that_cannot_make_its_images_changes_nothing_anywhere() {
+    let (h, d) = hosts("mig-noimg");
+    h.src.ok(&["start", "d"]);
+    let blocker = h.dst.dir.join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let target = format!("vda={}/a.qcow2", blocker.display());
+    let err = h.src.fails(&["migrate", "d", &h.to, "--live", "--migrate-disks", "vda", "--disk-target", &target], 1);
+    assert!(err.contains("not-a-folder"), "{err}");
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"x");
+    source_intact(&h, &d);
+}
