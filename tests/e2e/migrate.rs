@@ -450,39 +450,89 @@ const PHASES: &[(&str, bool)] = &[
     ("migrate-out:stopped", true),
 ];
 
+/// After a kill: both sides settled (either first), then exactly one has the domain, with its
+/// data, and nothing is left behind. Returns whether the destination has it.
+fn settled_after_kill(h: &Hosts, d: &Disks, what: &str, src_first: bool, args: &[&str]) -> bool {
+    let (first, second) = if src_first { (&h.src, &h.dst) } else { (&h.dst, &h.src) };
+    for env in [first, second] {
+        let r = env.run(&["recover", "d"]);
+        assert!(r.code == 0 || r.stderr.contains("not found"), "{what}: recover: {}", r.stderr);
+    }
+    let moved = names(&h.src).is_empty();
+    if moved {
+        assert_eq!(state(&h.dst), "running", "{what}");
+        assert_eq!(stray_qemus(h), Vec::<i32>::new(), "{what}");
+        let dst_a = source_of(&h.dst, "vda");
+        h.dst.ok(&["destroy", "d"]);
+        assert!(same_content(&d.a, &dst_a), "{what}: the copy differs");
+        assert!(image_holds_at(&dst_a, "qcow2", 0x12, 1), "{what}");
+        let markers = std::fs::read_dir(h.dst.state.join("qemu/migrations")).map(|e| e.count()).unwrap_or(0);
+        assert_eq!(markers, 0, "{what}: a commit marker was left");
+    } else {
+        source_intact(h, d);
+        // And it migrates after all.
+        h.src.ok(&["start", "d"]);
+        h.src.ok(args);
+        assert_eq!(state(&h.dst), "running", "{what}");
+        h.dst.ok(&["destroy", "d"]);
+    }
+    moved
+}
+
+/// What the kill tests ask of a migration (the destination keeps a definition, so a domain
+/// destroyed there stays to be checked).
+const KILLED_ARGS: [&str; 7] =
+    ["--live", "--migrate-disks", "vda", "--blank-disks", "vdc", "--undefine-source", "--persistent"];
+
 #[test]
 fn killed_at_each_phase_exactly_one_side_has_the_domain_and_nothing_is_left() {
     for (k, (fp, committed)) in PHASES.iter().enumerate() {
         let (h, d) = hosts(&format!("mig-kill-{k}"));
         h.src.ok(&["start", "d"]);
-        let args =
-            ["migrate", "d", &h.to, "--live", "--migrate-disks", "vda", "--blank-disks", "vdc", "--undefine-source"];
+        let mut args = vec!["migrate", "d", h.to.as_str()];
+        args.extend(KILLED_ARGS);
         killed_at(&h.src, fp, &args);
         // Either side may be touched first; both settle on their own.
-        let (first, second) = if k % 2 == 0 { (&h.src, &h.dst) } else { (&h.dst, &h.src) };
-        for env in [first, second] {
-            let r = env.run(&["recover", "d"]);
-            assert!(r.code == 0 || r.stderr.contains("not found"), "{fp}: recover: {}", r.stderr);
+        let moved = settled_after_kill(&h, &d, fp, k % 2 == 0, &args);
+        assert_eq!(moved, *committed, "{fp}: the domain ended up on the wrong side");
+    }
+}
+
+#[test]
+fn killed_at_random_moments_exactly_one_side_has_the_domain() {
+    let Some(trials) = std::env::var("LUAVIRT_CRASH_TRIALS").ok().and_then(|n| n.parse::<u32>().ok()) else {
+        eprintln!("skipped: set LUAVIRT_CRASH_TRIALS=N to kill a live migration N times at random moments");
+        return;
+    };
+    // Kill moments are spread over the time a migration takes here.
+    let (h, _) = hosts("mig-rnd-timing");
+    h.src.ok(&["start", "d"]);
+    let mut args = vec!["migrate", "d", h.to.as_str()];
+    args.extend(KILLED_ARGS);
+    let started = Instant::now();
+    h.src.ok(&args);
+    let span = (started.elapsed().as_millis() as u64).max(1);
+    h.dst.ok(&["destroy", "d"]);
+    let (mut seed, mut killed, mut moved) = (std::process::id() as u64, 0, 0);
+    for t in 0..trials {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(seed % (span + 1));
+        let (h, d) = hosts(&format!("mig-rnd-{t}"));
+        h.src.ok(&["start", "d"]);
+        let mut args = vec!["migrate", "d", h.to.as_str()];
+        args.extend(KILLED_ARGS);
+        if luavirt_tests::crash::killed_after(&h.src, delay, &args) {
+            killed += 1;
         }
-        if *committed {
-            assert_eq!(names(&h.src), Vec::<String>::new(), "{fp}: the source kept its definition");
-            assert_eq!(state(&h.dst), "running", "{fp}");
-            assert_eq!(stray_qemus(&h), Vec::<i32>::new(), "{fp}");
-            let dst_a = source_of(&h.dst, "vda");
-            h.dst.ok(&["destroy", "d"]);
-            assert!(same_content(&d.a, &dst_a), "{fp}: the copy differs");
-            assert!(image_holds_at(&dst_a, "qcow2", 0x12, 1), "{fp}");
-            let markers = std::fs::read_dir(h.dst.state.join("qemu/migrations")).map(|e| e.count()).unwrap_or(0);
-            assert_eq!(markers, 0, "{fp}: a commit marker was left");
-        } else {
-            source_intact(&h, &d);
-            // And it migrates after all.
-            h.src.ok(&["start", "d"]);
-            h.src.ok(&args);
-            assert_eq!(state(&h.dst), "running", "{fp}");
-            h.dst.ok(&["destroy", "d"]);
+        if settled_after_kill(&h, &d, &format!("trial {t} (killed after {delay:?})"), t % 2 == 0, &args) {
+            moved += 1;
         }
     }
+    eprintln!(
+        "live migration: {trials} trials over 0-{span} ms, {killed} killed before it finished, {moved} settled at the destination, none lost data or left the domain on both sides or neither"
+    );
 }
 
 #[test]
