@@ -6,7 +6,7 @@ use super::LoadedDriver;
 use super::call::{CallOptions, CallOutput};
 use super::request::{Call, ParamsFunction};
 use crate::error::{Error, Result};
-use luavirt_plugin_api::abi::{LvCall, LvParam, LvStr};
+use luavirt_plugin_api::abi::{self, LvCall, LvParam, LvStr};
 use luavirt_plugin_api::{Params, Uri};
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -146,6 +146,11 @@ impl LocalConn {
             }
             Call::SnapshotCreate { name, xml, flags } => {
                 let f = function!(self, domain_snapshot_create, "snapshots");
+                // A flag newer than the driver is never sent: a driver that ignored it would
+                // do something else than asked.
+                if flags & abi::LV_SNAPSHOT_CREATE_SAVE != 0 && self.driver.abi.1 < 3 {
+                    return Err(self.unsupported("save files (ABI 1.3; the driver is older)"));
+                }
                 self.on_domain_str("taking a snapshot", f, name, xml, *flags, o)
             }
             Call::SnapshotList { name } => {

@@ -164,15 +164,18 @@ impl SnapshotPlan {
     /// `overlays` are the disks whose image is an overlay (has a backing image): they go
     /// external unless told otherwise.
     pub fn resolve(dom: &DomainXml, req: &SnapshotRequest, running: bool, overlays: &[String]) -> Result<SnapshotPlan> {
-        Self::resolve_with(dom, req, running, overlays, &|p| Path::new(p).exists())
+        let is_overlay = |target: &str| overlays.iter().any(|o| o == target);
+        Self::resolve_asking(dom, req, running, &is_overlay, &|p| Path::new(p).exists())
     }
 
-    /// [`SnapshotPlan::resolve`], with `exists` saying which files exist on the domain's host.
-    pub fn resolve_with(
+    /// As [`SnapshotPlan::resolve`], asking `is_overlay` about a disk only when the answer
+    /// decides its mode (a disk the request or its default already places is not looked at:
+    /// each look may read an image chain), and `exists` which files exist on the domain's host.
+    pub fn resolve_asking(
         dom: &DomainXml,
         req: &SnapshotRequest,
         running: bool,
-        overlays: &[String],
+        is_overlay: &dyn Fn(&str) -> bool,
         exists: Exists,
     ) -> Result<SnapshotPlan> {
         let domain = dom.name();
@@ -240,8 +243,8 @@ impl SnapshotPlan {
                 };
                 PlannedDisk::no(d, why)
             } else {
-                plan_disk(d, specs[i].as_ref(), &name, req, running, overlays.contains(&d.target), &taken, exists)
-                    .map_err(invalid)?
+                let host = HostFacts { overlay: &|| is_overlay(&d.target), exists };
+                plan_disk(d, specs[i].as_ref(), &name, req, running, &taken, host).map_err(invalid)?
             };
             planned.push(p);
         }
@@ -354,6 +357,13 @@ impl PlannedDisk {
     }
 }
 
+/// What planning one disk asks of the domain's host, each only when the answer decides.
+struct HostFacts<'a> {
+    /// Whether the disk's image is an overlay (has a backing image).
+    overlay: &'a dyn Fn() -> bool,
+    exists: Exists<'a>,
+}
+
 /// Plans one disk that was chosen to take part.
 fn plan_disk(
     d: &Disk,
@@ -361,9 +371,8 @@ fn plan_disk(
     name: &str,
     req: &SnapshotRequest,
     running: bool,
-    overlay: bool,
     taken: &[String],
-    exists: Exists,
+    HostFacts { overlay, exists }: HostFacts,
 ) -> Result<PlannedDisk, String> {
     // A file or mirror without a mode means external, as libvirt reads it.
     let asked = spec.and_then(|s| {
@@ -401,7 +410,7 @@ fn plan_disk(
     let (mut mode, mut reason) = match (&asked, &default) {
         (Some(m), _) => (m.clone(), "as the diskspec asks".to_string()),
         (None, Some(m)) => (m.clone(), format!("its default snapshot='{m}'")),
-        (None, None) if overlay => (
+        (None, None) if overlay() => (
             "external".to_string(),
             "its image is an overlay of an earlier external snapshot; external again keeps the chain mergeable"
                 .to_string(),
