@@ -588,12 +588,13 @@ fn the_definitions_file_matches_the_registered_api() {
     for pair in module.pairs::<String, mlua::Value>() {
         registered.insert(format!("luavirt.{}", pair.unwrap().0));
     }
-    let objects: [(&str, mlua::AnyUserData); 5] = [
+    let objects: [(&str, mlua::AnyUserData); 6] = [
         ("conn", lua.create_userdata(luavirt_core::lua::conn::LuaConn(conn.clone())).unwrap()),
         ("dom", lua.create_userdata(LuaDomain::new(&conn, "x")).unwrap()),
         ("set", lua.create_userdata(LuaDiskSet::new(&conn, "x", "s")).unwrap()),
         ("snap", lua.create_userdata(LuaSnapshot::new(&conn, "x", "s")).unwrap()),
         ("job", lua.create_userdata(LuaJob::new(&conn, "x", "vda")).unwrap()),
+        ("fleet", lua.create_userdata(luavirt_core::lua::fleet::LuaFleet(Vec::new())).unwrap()),
     ];
     for (name, ud) in &objects {
         registered.extend(methods(ud).into_iter().map(|m| format!("{name}:{m}")));
@@ -608,7 +609,10 @@ fn the_definitions_file_matches_the_registered_api() {
     for line in defs.lines() {
         if let Some(f) = line.strip_prefix("function ") {
             let name = f.split('(').next().unwrap();
-            if ["luavirt.", "conn:", "dom:", "set:", "snap:", "job:", "disk:"].iter().any(|p| name.starts_with(p)) {
+            if ["luavirt.", "conn:", "dom:", "set:", "snap:", "job:", "disk:", "fleet:"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
                 documented.insert(name.to_string());
             }
         }

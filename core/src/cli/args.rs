@@ -7,9 +7,10 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "luavirt", version, about, propagate_version = true, disable_help_subcommand = true)]
 pub struct Cli {
-    /// Connection URI (default: LUAVIRT_DEFAULT_URI, else qemu:///session).
-    #[arg(short = 'c', long = "connect", global = true, value_name = "URI")]
-    pub connect: Option<String>,
+    /// Connection URI (default: LUAVIRT_DEFAULT_URI, else qemu:///session). `run` takes it
+    /// repeated: the script runs once on each host.
+    #[arg(short = 'c', long = "connect", global = true, value_name = "URI", action = clap::ArgAction::Append)]
+    pub connect: Vec<String>,
     /// Machine-readable JSON output (errors go to standard error as JSON too).
     #[arg(long, global = true)]
     pub json: bool,

@@ -28,11 +28,17 @@ pub fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
 
 /// Runs the command; returns the exit status.
 pub fn run(cli: Cli) -> i32 {
-    if let Command::Serve { stdio } = cli.command {
-        return super::serve::run(stdio, cli.connect.as_deref());
-    }
     let json = cli.json;
-    match execute(cli) {
+    let result = match one_connection(&cli) {
+        Ok(connect) => {
+            if let Command::Serve { stdio } = cli.command {
+                return super::serve::run(stdio, connect.as_deref());
+            }
+            execute(cli, connect)
+        }
+        Err(e) => Err(e.into()),
+    };
+    match result {
         Ok(o) => {
             let text = if json {
                 format!("{}\n", serde_json::to_string_pretty(&o.json).expect("JSON values serialize"))
@@ -92,13 +98,25 @@ fn runs_hooked_operation(cmd: &Command) -> bool {
     }
 }
 
-fn execute(cli: Cli) -> anyhow::Result<Output> {
+/// The `-c URI` of a command, if given: one, but for `run`, which takes several (its
+/// `connect` is then the first; the script module runs it on each).
+fn one_connection(cli: &Cli) -> Result<Option<String>, Error> {
+    match cli.connect.as_slice() {
+        [_, _, ..] if !matches!(cli.command, Command::Run { .. }) => Err(Error::InvalidArg(format!(
+            "-c was given {} times; only `luavirt run` takes several (it runs the script on each host); every other command works on one",
+            cli.connect.len()
+        ))),
+        list => Ok(list.first().cloned()),
+    }
+}
+
+fn execute(cli: Cli, connect: Option<String>) -> anyhow::Result<Output> {
     let host = Rc::new(Host::load());
     if let Command::Watch(a) = cli.command {
-        return super::watch::watch(host, cli.connect, cli.json, a);
+        return super::watch::watch(host, connect, cli.json, a);
     }
     if let Command::Hooks(cmd) = cli.command {
-        return super::watch::hooks(host, cli.connect, cmd);
+        return super::watch::hooks(host, connect, cmd);
     }
     if let Command::Drivers = cli.command {
         return Ok(drivers(&host));
@@ -107,9 +125,9 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         return Ok(driver_check(path, uri.clone(), *writable));
     }
     if let cmd @ (Command::Run { .. } | Command::Test { .. }) = cli.command {
-        return super::script::run(host, cli.connect.clone(), cmd);
+        return super::script::run(host, cli.connect, cmd);
     }
-    let uri = cli.connect.clone().unwrap_or_else(default_uri);
+    let uri = connect.unwrap_or_else(default_uri);
     if runs_hooked_operation(&cli.command) {
         luavirt_core::policy::for_command(&host, &uri, false)?;
     }
