@@ -3,7 +3,8 @@
 # with a matching qemu-utils), libvirt's schema checker (virt-xml-validate, which needs
 # xmllint), a C compiler, Python 3, and Xen's xl with its config parser (xen-utils; the libxl
 # driver's tests read configs with Xen's own parser and check what xl says without a
-# hypervisor). Run as root on a fresh machine; it does nothing when everything is there.
+# hypervisor), and OpenSSH (ssh carries remote connections; the remote tests run a private
+# sshd). Run as root on a fresh machine; it does nothing when everything is there.
 set -euo pipefail
 
 missing=()
@@ -15,8 +16,11 @@ need virt-xml-validate
 need xmllint
 need cc
 need python3
-# xl lives in /usr/sbin, which a user's PATH may lack.
+need ssh
+need ssh-keygen
+# xl and sshd live in /usr/sbin, which a user's PATH may lack.
 [ -x /usr/sbin/xl ] || command -v xl >/dev/null 2>&1 || missing+=(xl)
+[ -x /usr/sbin/sshd ] || missing+=(sshd)
 
 # qemu-img and qemu-system-x86_64 must come from the same QEMU: a machine that ships
 # qemu-utils 10 has no qemu-system-x86, and Debian 12's qemu-system-x86 is 7.2.
@@ -45,7 +49,7 @@ apt-get update -q
 # that all QEMU packages are one version.
 apt-get install -y -q --allow-downgrades \
   qemu-system-x86 "qemu-utils/$release" "qemu-block-extra/$release" \
-  libvirt-clients libxml2-utils gcc python3
+  libvirt-clients libxml2-utils gcc python3 openssh-client openssh-server
 # Without recommends: they would pull in the hypervisor and Xen's own QEMU. Its udev step
 # may fail in containers; xl and its libraries are in place all the same.
 if [ ! -x /usr/sbin/xl ]; then
