@@ -1,6 +1,7 @@
 //! Migration from this host to host B on "another machine" (a private sshd whose mount
 //! namespace has its own machine id; see `luavirt_tests::ssh`): a running domain with a
-//! copied, a blank and a shared disk, over TCP and through ssh (`--tunnelled`, from Lua);
+//! copied, a blank and a shared disk, over TCP and through ssh (`--tunnelled`, from Lua, and
+//! from one other machine to another);
 //! the connection lost at each phase (ssh killed, the remote server killed) leaves the
 //! source running on its own disks and the destination cleaned up by its next call, or, when
 //! the destination had committed, the domain there; and the requests that cannot work across
@@ -267,6 +268,32 @@ print(plan.transport.kind, r.plan.transport.kind, r.disk_bytes[1].disk, calls > 
         .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("luavirt-ssh-{}-", std::process::id())))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_tunnelled_migration_between_two_other_machines_goes_through_both_connections() {
+    require("qemu-system-x86_64", "qemu-system-x86");
+    // Hosts B and C, each reached over ssh from here and each its own machine.
+    let (sshd_b, sshd_c) = (Sshd::start(), Sshd::start());
+    let (here, b, c) = (Env::new("rmig-bc"), Env::new("rmig-bc-b"), Env::new("rmig-bc-c"));
+    let to_b = sshd_b.uri("qemu", &format!("/session?state={}", b.state.display()));
+    let to_c = sshd_c.uri("qemu", &format!("/session?state={}", c.state.display()));
+    let a = here.image("a.qcow2", "qcow2", "32M");
+    write_offline(&a, "qcow2", 0x11);
+    qemu_io(&a, "qcow2", "write -P 0x12 1M 1M");
+    let xml = here.write("d.xml", &luavirt_tests::domain_xml("d", &[("vda", &a, "qcow2")]));
+    here.ok(&["-c", &to_b, "define", xml.to_str().unwrap()]);
+    here.ok(&["-c", &to_b, "start", "d"]);
+    // Forwarded from C to here (-L), and from here to B (-R).
+    let out =
+        here.ok(&["-c", &to_b, "migrate", "d", &to_c, "--live", "--migrate-disks", "vda", "--tunnelled", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["plan"]["transport"]["kind"], "tunnelled", "{report}");
+    assert_eq!((state(&c), state(&b)), ("running".to_string(), "shut off".to_string()));
+    let copy = source_of(&c, "vda");
+    assert!(copy.starts_with(&c.state), "{copy:?}");
+    here.ok(&["-c", &to_c, "destroy", "d"]);
+    assert!(same_content(&a, &copy), "the copy on C differs from B's image");
 }
 
 #[test]
