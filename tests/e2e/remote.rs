@@ -358,3 +358,33 @@ fn ctrl_c_cancels_a_remote_block_job_through_the_connection() {
     assert_eq!(job(&t, "x"), serde_json::Value::Null, "the job still runs on B");
     t.ok(&["destroy", "x"]);
 }
+
+#[test]
+fn save_restore_revert_pull_and_commit_work_over_ssh() {
+    require("qemu-system-x86_64", "qemu-system-x86");
+    let t = two("rmore");
+    t.define_d();
+    // A disk-only snapshot, then back to it, shut off.
+    t.ok(&["snapshot-create-as", "d", "s1", "--disk-only", "--diskspec", "vda,snapshot=external"]);
+    t.ok(&["snapshot-revert", "d", "s1"]);
+    t.same(&["snapshot-current", "d", "--name"]);
+    // Running: pull and commit the overlays that snapshots made.
+    t.ok(&["start", "d"]);
+    t.ok(&["snapshot-create-as", "d", "s2", "--disk-only", "--diskspec", "vda,snapshot=external"]);
+    assert_eq!(t.ok(&["blockpull", "d", "vda", "--wait"]), "Pull complete\n");
+    t.ok(&["snapshot-create-as", "d", "s3", "--disk-only", "--diskspec", "vda,snapshot=external"]);
+    t.ok(&["blockcommit", "d", "vda", "--wait", "--pivot"]);
+    t.same(&["domblklist", "d", "--details"]);
+    // Save and restore: the files are B's, named by absolute path.
+    let r = t.at(&t.remote, &["save", "d", "rel.save"]);
+    assert!(r.code == 1 && r.stderr.contains("rel.save: name a file of the remote host"), "{}", r.stderr);
+    let file = t.b.dir.join("d.save");
+    t.ok(&["save", "d", file.to_str().unwrap(), "--diskspec", "vda"]);
+    assert!(file.exists());
+    t.same(&["domstate", "d"]);
+    t.ok(&["restore", file.to_str().unwrap()]);
+    assert_eq!(t.at(&t.local, &["domstate", "d"]).stdout, "running\n");
+    t.ok(&["destroy", "d"]);
+    let (image, format) = luavirt_tests::disk_image(&t.b, "d", "vda");
+    assert!(luavirt_tests::image_holds(&image, &format, 0x11), "vda lost its data over ssh");
+}
