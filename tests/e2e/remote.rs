@@ -388,3 +388,32 @@ fn save_restore_revert_pull_and_commit_work_over_ssh() {
     let (image, format) = luavirt_tests::disk_image(&t.b, "d", "vda");
     assert!(luavirt_tests::image_holds(&image, &format, 0x11), "vda lost its data over ssh");
 }
+
+#[test]
+fn drivers_over_ssh_are_the_remote_hosts() {
+    let t = two("rdrivers");
+    // B's luavirt also searches a folder holding a file that is no driver: it refuses it.
+    let folder = t.b.dir.join("drivers");
+    std::fs::create_dir_all(&folder).unwrap();
+    luavirt_tests::set_mode(&t.b.dir, 0o755);
+    luavirt_tests::set_mode(&folder, 0o755);
+    std::fs::write(folder.join("libnot_a_driver.so"), b"not an ELF file").unwrap();
+    let wrapper = t.env.write(
+        "lv-drivers.sh",
+        &format!(
+            "#!/bin/sh\nexport LUAVIRT_DRIVER_DIR={}\nexec {} \"$@\"\n",
+            folder.display(),
+            built("luavirt").display()
+        ),
+    );
+    luavirt_tests::set_mode(&wrapper, 0o755);
+    let there = t.sshd.uri_with("qemu", &format!("/session?state={}", t.b.state.display()), &wrapper);
+    let r = t.at(&there, &["drivers", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(listed["refused"][0]["path"], folder.join("libnot_a_driver.so").display().to_string(), "{listed}");
+    assert!(listed["drivers"].as_array().unwrap().iter().any(|d| d["name"] == "qemu"), "{listed}");
+    // This host does not search that folder.
+    let here: serde_json::Value = serde_json::from_str(&t.env.ok(&["drivers", "--json"])).unwrap();
+    assert_eq!(here["refused"], serde_json::json!([]), "{here}");
+}

@@ -160,7 +160,8 @@ pub enum Command {
         #[arg(long)]
         stdio: bool,
     },
-    /// List loaded drivers and the ones refused, with reasons.
+    /// List loaded drivers and the ones refused, with reasons (with -c DRIVER+ssh://HOST/...,
+    /// those of that host).
     Drivers,
     /// Check a driver plugin against the contract before shipping it: its descriptor, the
     /// functions of its capabilities, and with --uri how each answers on a connection.

@@ -4,6 +4,7 @@
 
 use super::args::{Cli, Command, DisksetCommand, SetArgs};
 use super::table::{human_size, render};
+use luavirt_host::remote::SshTarget;
 use luavirt_host::save::SaveRequest;
 use luavirt_host::snapshot::DiskSpec;
 use luavirt_host::{Connection, Error, Host};
@@ -119,7 +120,7 @@ fn execute(cli: Cli, connect: Option<String>) -> anyhow::Result<Output> {
         return super::watch::hooks(host, connect, cmd);
     }
     if let Command::Drivers = cli.command {
-        return Ok(drivers(&host));
+        return drivers(&host, connect.as_deref());
     }
     if let Command::DriverCheck { path, uri, writable } = &cli.command {
         return Ok(driver_check(path, uri.clone(), *writable));
@@ -286,39 +287,45 @@ fn host_path(conn: &Connection, file: &std::path::Path) -> anyhow::Result<String
     Ok(file.display().to_string())
 }
 
-fn drivers(host: &Host) -> Output {
-    let rows: Vec<Vec<String>> = host
-        .drivers()
+/// The drivers of this machine, or of the remote host that `-c` names.
+fn drivers(host: &Host, connect: Option<&str>) -> anyhow::Result<Output> {
+    let remote = connect.filter(|u| luavirt_plugin_api::Uri::parse(u).is_ok_and(|u| SshTarget::is_remote(&u)));
+    let listing = match remote {
+        Some(uri) => host.connect(uri)?.remote_drivers().expect("a remote URI opens a remote connection")?,
+        None => host.listing(),
+    };
+    let rows: Vec<Vec<String>> = listing
+        .loaded
         .iter()
         .map(|d| {
             vec![
-                d.name.clone(),
-                d.version.clone(),
-                format!("{}.{}", d.abi.0, d.abi.1),
-                d.schemes.join(","),
-                d.capability_names().join(","),
+                d.facts.name.clone(),
+                d.facts.version.clone(),
+                format!("{}.{}", d.facts.abi.0, d.facts.abi.1),
+                d.facts.schemes.join(","),
+                d.facts.capability_names().join(","),
                 d.path.display().to_string(),
             ]
         })
         .collect();
     let mut text = render(&["Name", "Version", "ABI", "Schemes", "Capabilities", "Path"], &rows);
-    for d in host.drivers() {
-        if let Some(note) = d.abi_note() {
-            text.push_str(&format!("note: {}: {note}\n", d.name));
+    for d in &listing.loaded {
+        if let Some(note) = &d.note {
+            text.push_str(&format!("note: {}: {note}\n", d.facts.name));
         }
     }
-    for r in host.refused() {
+    for r in &listing.refused {
         text.push_str(&format!("refused: {}: {}\n", r.path.display(), r.reason));
     }
     let json = json!({
-        "drivers": host.drivers().iter().map(|d| json!({
-            "name": d.name, "version": d.version, "abi": format!("{}.{}", d.abi.0, d.abi.1),
-            "schemes": d.schemes, "capabilities": d.capability_names(), "description": d.description,
-            "path": d.path, "note": d.abi_note(),
+        "drivers": listing.loaded.iter().map(|d| json!({
+            "name": d.facts.name, "version": d.facts.version, "abi": format!("{}.{}", d.facts.abi.0, d.facts.abi.1),
+            "schemes": d.facts.schemes, "capabilities": d.facts.capability_names(), "description": d.facts.description,
+            "path": d.path, "note": d.note,
         })).collect::<Vec<_>>(),
-        "refused": host.refused().iter().map(|r| json!({ "path": r.path, "reason": r.reason })).collect::<Vec<_>>(),
+        "refused": listing.refused.iter().map(|r| json!({ "path": r.path, "reason": r.reason })).collect::<Vec<_>>(),
     });
-    out(text, json)
+    Ok(out(text, json))
 }
 
 fn driver_check(path: &std::path::Path, uri: Option<String>, writable: bool) -> Output {

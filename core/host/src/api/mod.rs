@@ -66,6 +66,18 @@ impl Host {
         &self.refused
     }
 
+    /// The drivers loaded and refused, as listed.
+    pub fn listing(&self) -> crate::driver::HostDrivers {
+        crate::driver::HostDrivers {
+            loaded: self
+                .drivers
+                .iter()
+                .map(|d| crate::driver::DriverListing { facts: d.facts(), path: d.path.clone(), note: d.abi_note() })
+                .collect(),
+            refused: self.refused.clone(),
+        }
+    }
+
     /// The operation hooks every connection of this host runs (see [`hooks`]).
     pub fn hooks(&self) -> &hooks::HookRegistry {
         &self.hooks
@@ -169,6 +181,12 @@ impl Connection {
     /// Whether it reaches another host (`DRIVER+ssh://`).
     pub fn is_remote(&self) -> bool {
         self.place.remote
+    }
+
+    /// The drivers the remote host loaded and refused; `None` for a connection of this
+    /// machine (whose drivers [`Host::listing`] gives).
+    pub fn remote_drivers(&self) -> Option<Result<crate::driver::HostDrivers>> {
+        self.client.remote_link().map(|l| l.drivers())
     }
 
     /// The state folder of its host, as that host sees it.

@@ -76,12 +76,32 @@ pub struct LoadedDriver {
 }
 
 /// A shared object the loader refused, and why.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefusedDriver {
     /// Where it was found.
     pub path: PathBuf,
     /// Why it was refused.
     pub reason: String,
+}
+
+/// A loaded driver as `luavirt drivers` lists it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DriverListing {
+    /// What it is and has.
+    pub facts: DriverFacts,
+    /// Its file.
+    pub path: PathBuf,
+    /// What its ABI minor means on its host, when it is not the host's.
+    pub note: Option<String>,
+}
+
+/// The drivers a host loaded, and the files it refused.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostDrivers {
+    /// Loaded, in the order found.
+    pub loaded: Vec<DriverListing>,
+    /// Refused, with reasons.
+    pub refused: Vec<RefusedDriver>,
 }
 
 /// Copies a driver's vtable, keeping only the functions within `size` bytes (a driver built

@@ -191,6 +191,14 @@ impl RemoteLink {
         }
     }
 
+    /// The drivers the remote host loaded and refused.
+    pub fn drivers(&self) -> Result<crate::driver::HostDrivers> {
+        match self.request(Request::Drivers, &CallOptions::default())? {
+            Answer::Drivers(d) => Ok(d),
+            other => Err(self.out_of_turn(&other)),
+        }
+    }
+
     /// Asks a question about the files of the remote host.
     pub fn files(&self, q: FileQuery) -> Result<FileAnswer> {
         match self.request(Request::Files(q), &CallOptions::default())? {

@@ -16,8 +16,8 @@
 //! the operation. Messages are JSON in frames (see [`super::frame`]).
 
 use crate::api::files::{FileAnswer, FileQuery};
-use crate::driver::DriverFacts;
 use crate::driver::request::{Call, WireOutput};
+use crate::driver::{DriverFacts, HostDrivers};
 use crate::error::Error;
 use luavirt_plugin_api::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -81,6 +81,8 @@ pub enum Request {
     TunnelDir,
     /// A question about the files of the server's host.
     Files(FileQuery),
+    /// The drivers the server's host loaded and refused.
+    Drivers,
 }
 
 /// From the server to the client.
@@ -142,6 +144,8 @@ pub enum Answer {
     Folder(String),
     /// The answer about files.
     Files(FileAnswer),
+    /// The server's host's drivers.
+    Drivers(HostDrivers),
     /// Done.
     Done,
 }

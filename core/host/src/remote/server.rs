@@ -85,7 +85,7 @@ pub fn serve_stdio(host: &Host) -> i32 {
     if send(&opened).is_err() {
         return 1;
     }
-    let mut server = Server { conn: &conn, locks: HashMap::new(), next_lock: 1, folders: Vec::new() };
+    let mut server = Server { host, conn: &conn, locks: HashMap::new(), next_lock: 1, folders: Vec::new() };
     let status = loop {
         match rx.recv() {
             Ok(Incoming::Message(ToServer::Request { id, body })) => {
@@ -184,6 +184,7 @@ fn open(host: &Host, protocol: u32, luavirt: &str, uri: &str) -> Result<Connecti
 
 /// The server's state after the connection opened.
 struct Server<'a> {
+    host: &'a Host,
     conn: &'a Connection,
     /// Domain locks the client holds.
     locks: HashMap<u64, LockGuard>,
@@ -232,6 +233,7 @@ impl Server<'_> {
                 Ok(Answer::Done)
             }
             Request::Files(q) => Ok(Answer::Files(crate::api::files::answer(&q)?)),
+            Request::Drivers => Ok(Answer::Drivers(self.host.listing())),
             Request::TunnelDir => {
                 let dir = fresh_private_dir(&std::env::temp_dir(), "luavirt-tunnel").map_err(|source| Error::Io {
                     doing: "create a folder in",
