@@ -116,6 +116,20 @@ function dom:state() end
 function dom:start() end
 function dom:destroy() end
 function dom:undefine() end
+---Asks the guest to shut down (the ACPI power button). Without options it returns at once;
+---`wait` waits until the domain is shut off, `timeout` at most that many seconds (then an
+---error, or with `destroy` the domain is destroyed).
+---@param opts? { wait: boolean?, timeout: integer?, destroy: boolean? }
+---@return "requested"|"shut off"|"destroyed"
+function dom:shutdown(opts) end
+---Restarts the guest at once, like its reset button (it is not asked first).
+function dom:reset() end
+---Pauses the domain; false when it was paused already.
+---@return boolean
+function dom:suspend() end
+---Resumes a paused domain; false when it was running already.
+---@return boolean
+function dom:resume() end
 ---The domain's XML (its persistent definition).
 ---@return string
 function dom:xml() end

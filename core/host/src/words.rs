@@ -62,6 +62,9 @@ fn operation_in_lua(op: &str) -> Option<String> {
     let words: Vec<&str> = op.split_whitespace().map(|w| w.trim_matches('\'')).collect();
     Some(match words.as_slice() {
         ["list", "--all"] => "conn:domains()".to_string(),
+        ["start", _] => "dom:start()".to_string(),
+        ["destroy", _] => "dom:destroy()".to_string(),
+        ["resume", _] => "dom:resume()".to_string(),
         ["diskset", "add", _, disk, "--set", set] => format!("dom:diskset(\"{set}\"):add(\"{disk}\")"),
         ["disk-mode", _, disk, mode] => format!("dom:disk(\"{disk}\"):set_mode(\"{mode}\")"),
         ["snapshot-delete", _, snap, "--metadata"] => {

@@ -117,6 +117,26 @@ pub enum Command {
         /// Domain name.
         domain: String,
     },
+    /// Ask a running domain's guest to shut down (the ACPI power button); with --wait or
+    /// --timeout, wait until it is shut off.
+    Shutdown(ShutdownArgs),
+    /// Restart a running domain's guest at once, like its reset button: the guest is not asked
+    /// first (virsh calls this reset); it keeps running.
+    #[command(visible_alias = "reset")]
+    Reboot {
+        /// Domain name.
+        domain: String,
+    },
+    /// Pause a running domain (its vCPUs stop; memory and devices stay).
+    Suspend {
+        /// Domain name.
+        domain: String,
+    },
+    /// Resume a paused domain.
+    Resume {
+        /// Domain name.
+        domain: String,
+    },
     /// Run a Lua script with the luavirt module (arguments in `arg` and `...`).
     Run {
         /// Record what the script would change and change nothing.
@@ -346,6 +366,26 @@ pub enum Command {
         #[arg(long)]
         mirror_abort: bool,
     },
+}
+
+/// `shutdown`.
+#[derive(Args, Debug)]
+pub struct ShutdownArgs {
+    /// Domain name.
+    pub domain: String,
+    /// How to ask the guest: acpi (the power button) is the only way luavirt's drivers know.
+    #[arg(long, value_name = "MODE", value_parser = ["acpi"])]
+    pub mode: Option<String>,
+    /// Wait until the domain is shut off (Ctrl-C stops waiting; the guest goes on).
+    #[arg(long)]
+    pub wait: bool,
+    /// Wait at most this many seconds; a domain still running then is an error (or is
+    /// destroyed, with --destroy).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Destroy the domain if it is still running when --timeout ends.
+    #[arg(long, requires = "timeout")]
+    pub destroy: bool,
 }
 
 /// How `luavirt watch` logs.

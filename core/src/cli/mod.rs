@@ -2,6 +2,7 @@
 
 pub mod args;
 mod blockjob;
+mod lifecycle;
 mod migrate;
 mod progress;
 mod run;

@@ -109,6 +109,12 @@ impl UserData for LuaDomain {
         m.add_method("start", |_, this, ()| this.conn.start(&this.name).map_err(errors::host));
         m.add_method("destroy", |_, this, ()| this.conn.destroy(&this.name).map_err(errors::host));
         m.add_method("undefine", |_, this, ()| this.conn.undefine(&this.name).map_err(errors::host));
+        m.add_method("shutdown", |lua, this, opts: Option<Table>| {
+            super::power::shutdown(lua, &this.conn, &this.name, opts)
+        });
+        m.add_method("reset", |_, this, ()| this.conn.reset(&this.name).map_err(errors::host));
+        m.add_method("suspend", |_, this, ()| this.conn.suspend(&this.name).map_err(errors::host));
+        m.add_method("resume", |_, this, ()| this.conn.resume(&this.name).map_err(errors::host));
         m.add_method("xml", |_, this, ()| this.conn.domain_xml(&this.name, true).map_err(errors::host));
         m.add_method("disks", |lua, this, ()| {
             let dom = this.conn.read_domain(&this.name).map_err(errors::host)?;

@@ -17,6 +17,7 @@ pub mod job;
 pub mod limits;
 pub mod migrate;
 pub mod options;
+pub mod power;
 pub mod sandbox;
 pub mod save;
 pub mod snapshot;

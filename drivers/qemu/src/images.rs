@@ -51,11 +51,15 @@ pub fn check_readable(domain: &str, disk: &Disk, path: &str) -> Result<(), Drive
 
 /// Runs `qemu-img` with `args`; its stdout, or an error carrying its stderr.
 pub fn qemu_img(args: &[&str]) -> Result<String, DriverError> {
-    let out = luavirt_plugin_api::child::tool("qemu-img").args(args).output().map_err(|e| {
-        let hint =
-            if e.kind() == std::io::ErrorKind::NotFound { "; install it: apt-get install -y qemu-utils" } else { "" };
-        DriverError::new(ErrorCode::Hypervisor, format!("Cannot run qemu-img: {e}{hint}"))
-    })?;
+    let out =
+        luavirt_plugin_api::child::output(luavirt_plugin_api::child::tool("qemu-img").args(args)).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                "; install it: apt-get install -y qemu-utils"
+            } else {
+                ""
+            };
+            DriverError::new(ErrorCode::Hypervisor, format!("Cannot run qemu-img: {e}{hint}"))
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(DriverError::new(ErrorCode::Hypervisor, format!("qemu-img {} failed: {err}", args.join(" "))));

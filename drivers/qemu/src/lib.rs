@@ -17,6 +17,7 @@ mod intent;
 mod lifecycle;
 mod migrate;
 mod monitor;
+mod power;
 mod process;
 mod qmp;
 mod reconcile;
@@ -278,6 +279,22 @@ impl Driver for QemuDriver {
     fn abort_job(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
         self.abort_job_impl(name, call)
     }
+
+    fn shutdown(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.shutdown_impl(name, call)
+    }
+
+    fn reset(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.reset_impl(name, call)
+    }
+
+    fn suspend(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.suspend_impl(name, call)
+    }
+
+    fn resume(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.resume_impl(name, call)
+    }
 }
 
 impl QemuDriver {
@@ -323,5 +340,9 @@ luavirt_plugin_api::export_driver!(
         domain_migrate_finish,
         domain_migrate_confirm,
         domain_abort_job,
+        domain_shutdown,
+        domain_reset,
+        domain_suspend,
+        domain_resume,
     ]
 );

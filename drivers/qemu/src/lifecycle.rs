@@ -124,6 +124,7 @@ impl QemuDriver {
             plan.argv.join(" ")
         );
 
+        call.log(Level::Debug, &format!("domain '{name}': running {}", plan.argv.join(" ")));
         // QEMU waits at its gate until its pid is recorded: it never holds image locks unseen.
         let mut gated = process::spawn(&plan.argv, &listeners, &log)
             .map_err(|e| hypervisor(format!("Cannot run {}: {e}", plan.argv[0])))?;

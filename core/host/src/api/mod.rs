@@ -9,6 +9,7 @@ mod diskset;
 mod domain;
 mod dryrun;
 pub mod hooks;
+mod lifecycle;
 mod lock;
 pub mod migrate;
 pub mod save;
@@ -19,6 +20,7 @@ pub use blockjob::{BlockJobInfo, CommitOptions, CopyOptions, JobControl, PullOpt
 pub use diskset::{DiskSetChange, DiskSetOps};
 pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState};
 pub use dryrun::PlannedChange;
+pub use lifecycle::{ShutdownOptions, ShutdownOutcome};
 
 use crate::driver::client::DriverConn;
 use crate::driver::{self, LoadedDriver, RefusedDriver};
