@@ -122,6 +122,23 @@ function dom:undefine() end
 ---@param opts? { wait: boolean?, timeout: integer?, destroy: boolean? }
 ---@return "requested"|"shut off"|"destroyed"
 function dom:shutdown(opts) end
+---What `dom:attach_disk{}` and `dom:detach_disk{}` changed.
+---@class luavirt.device_change
+---@field target string
+---@field live boolean        the running domain changed
+---@field config boolean      the definition changed
+---@field left_sets string[][] detach: {set, disk} memberships the disk left
+
+---Attaches an image: live and in the definition while the domain runs, in the definition
+---when it is shut off, or as `live` and `config` say. `format` is read from the image's
+---header when not given; `bus` follows the target's prefix (vd: virtio, sd: scsi, hd: ide).
+---@param opts { source: string, target: string, format: string?, bus: string?, device: string?, source_type: string?, readonly: boolean?, shareable: boolean?, serial: string?, mode: string?, live: boolean?, config: boolean? }
+---@return luavirt.device_change
+function dom:attach_disk(opts) end
+---Detaches a disk (target or source path); its image stays.
+---@param opts { disk: string, live: boolean?, config: boolean? }
+---@return luavirt.device_change
+function dom:detach_disk(opts) end
 ---Restarts the guest at once, like its reset button (it is not asked first).
 function dom:reset() end
 ---Pauses the domain; false when it was paused already.

@@ -137,6 +137,22 @@ pub enum Command {
         /// Domain name.
         domain: String,
     },
+    /// Attach a disk image to a domain: live and in its definition while it runs, in its
+    /// definition when shut off (or as --live/--config say).
+    AttachDisk(AttachDiskArgs),
+    /// Detach a disk from a domain (its image stays): live and from its definition while it
+    /// runs, from its definition when shut off (or as --live/--config say).
+    DetachDisk {
+        /// Domain name.
+        domain: String,
+        /// Disk target (vdb) or source path.
+        target: String,
+        #[command(flatten)]
+        affect: AffectArgs,
+        /// Print the <disk> that would be detached; change nothing.
+        #[arg(long)]
+        print_xml: bool,
+    },
     /// Run a Lua script with the luavirt module (arguments in `arg` and `...`).
     Run {
         /// Record what the script would change and change nothing.
@@ -366,6 +382,65 @@ pub enum Command {
         #[arg(long)]
         mirror_abort: bool,
     },
+}
+
+/// Which state a device change affects (virsh's flags).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct AffectArgs {
+    /// Change the running domain.
+    #[arg(long)]
+    pub live: bool,
+    /// Change the persistent definition.
+    #[arg(long)]
+    pub config: bool,
+    /// The definition, and the running domain if it runs (what luavirt does without flags).
+    #[arg(long, conflicts_with_all = ["live", "config", "current"])]
+    pub persistent: bool,
+    /// The running domain if it runs (alone: a driver that keeps one definition refuses
+    /// it), else the definition.
+    #[arg(long, conflicts_with_all = ["live", "config"])]
+    pub current: bool,
+}
+
+/// `attach-disk`, with virsh's options.
+#[derive(Args, Debug)]
+pub struct AttachDiskArgs {
+    /// Domain name.
+    pub domain: String,
+    /// The image file or block device.
+    pub source: String,
+    /// The target name in the guest (vdb, sdc, hdb).
+    pub target: String,
+    /// The hypervisor's driver for it: qemu is the one there is.
+    #[arg(long, value_parser = ["qemu"])]
+    pub driver: Option<String>,
+    /// The image format (qcow2, raw, vmdk, ...); read from the image's header when not given.
+    #[arg(long, value_name = "FORMAT")]
+    pub subdriver: Option<String>,
+    /// The bus (virtio, scsi, sata, ide, usb, xen); from the target's prefix when not given.
+    #[arg(long, value_name = "BUS")]
+    pub targetbus: Option<String>,
+    /// disk (default), cdrom, floppy or lun.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub device: Option<String>,
+    /// readonly or shareable.
+    #[arg(long, value_parser = ["readonly", "shareable"])]
+    pub mode: Option<String>,
+    /// file or block; a block device's path gives block.
+    #[arg(long, value_parser = ["file", "block"])]
+    pub sourcetype: Option<String>,
+    /// The disk's serial number.
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// luavirt's disk mode: persistent (default), independent-persistent or
+    /// independent-nonpersistent.
+    #[arg(long, value_name = "MODE")]
+    pub disk_mode: Option<String>,
+    #[command(flatten)]
+    pub affect: AffectArgs,
+    /// Print the <disk> element that would be attached; change nothing.
+    #[arg(long)]
+    pub print_xml: bool,
 }
 
 /// `shutdown`.

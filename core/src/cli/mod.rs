@@ -2,6 +2,7 @@
 
 pub mod args;
 mod blockjob;
+mod disks;
 mod lifecycle;
 mod migrate;
 mod progress;

@@ -219,6 +219,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             out(format!("Domain '{domain}' destroyed\n"), json!({ "domain": domain, "state": DomainState::ShutOff }))
         }
         Command::Diskset(cmd) => diskset(&conn, cmd)?,
+        cmd @ (Command::AttachDisk(_) | Command::DetachDisk { .. }) => super::disks::run(&conn, cmd)?,
         cmd @ (Command::Shutdown(_) | Command::Reboot { .. } | Command::Suspend { .. } | Command::Resume { .. }) => {
             super::lifecycle::run(&conn, cmd)?
         }

@@ -112,6 +112,8 @@ impl UserData for LuaDomain {
         m.add_method("shutdown", |lua, this, opts: Option<Table>| {
             super::power::shutdown(lua, &this.conn, &this.name, opts)
         });
+        m.add_method("attach_disk", |lua, this, opts: Table| super::attach::attach(lua, &this.conn, &this.name, opts));
+        m.add_method("detach_disk", |lua, this, opts: Table| super::attach::detach(lua, &this.conn, &this.name, opts));
         m.add_method("reset", |_, this, ()| this.conn.reset(&this.name).map_err(errors::host));
         m.add_method("suspend", |_, this, ()| this.conn.suspend(&this.name).map_err(errors::host));
         m.add_method("resume", |_, this, ()| this.conn.resume(&this.name).map_err(errors::host));

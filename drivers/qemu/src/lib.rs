@@ -12,6 +12,7 @@
 
 mod blockjob;
 mod cmdline;
+mod hotplug;
 mod images;
 mod intent;
 mod lifecycle;
@@ -295,6 +296,14 @@ impl Driver for QemuDriver {
     fn resume(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
         self.resume_impl(name, call)
     }
+
+    fn attach_disk(&self, name: &str, disk_xml: &str, flags: u32, call: &mut Call) -> DriverResult {
+        self.attach_disk_impl(name, disk_xml, flags, call)
+    }
+
+    fn detach_disk(&self, name: &str, target: &str, flags: u32, call: &mut Call) -> DriverResult {
+        self.detach_disk_impl(name, target, flags, call)
+    }
 }
 
 impl QemuDriver {
@@ -344,5 +353,7 @@ luavirt_plugin_api::export_driver!(
         domain_reset,
         domain_suspend,
         domain_resume,
+        domain_attach_disk,
+        domain_detach_disk,
     ]
 );

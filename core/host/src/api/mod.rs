@@ -2,6 +2,7 @@
 //! call these functions; drivers are reached only through the ABI. Operations that
 //! policies may refuse or adjust call the [`hooks`] first.
 
+mod attach;
 mod blockjob;
 mod confine;
 mod diskmode;
@@ -12,15 +13,19 @@ pub mod hooks;
 mod lifecycle;
 mod lock;
 pub mod migrate;
+mod newdisk;
 pub mod save;
 pub mod snapshot;
 mod suggest;
 
+pub use crate::driver::client::Affect;
+pub use attach::DeviceChange;
 pub use blockjob::{BlockJobInfo, CommitOptions, CopyOptions, JobControl, PullOptions};
 pub use diskset::{DiskSetChange, DiskSetOps};
 pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState};
 pub use dryrun::PlannedChange;
 pub use lifecycle::{ShutdownOptions, ShutdownOutcome};
+pub use newdisk::{BuiltDisk, NewDisk};
 
 use crate::driver::client::DriverConn;
 use crate::driver::{self, LoadedDriver, RefusedDriver};
