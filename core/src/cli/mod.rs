@@ -3,6 +3,8 @@
 pub mod args;
 mod blockjob;
 mod disks;
+mod edit;
+mod info;
 mod lifecycle;
 mod migrate;
 mod progress;
