@@ -86,7 +86,10 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
                 return Ok(out(text, json!({ "domain": domain, "disk": disk, "pivoted": pivot })));
             }
             match conn.block_job_info(&domain, &disk)? {
-                None => out(format!("No current block job for {disk}\n"), json!(null)),
+                None => out(
+                    format!("No current block job for {disk}\n"),
+                    json!({ "domain": domain, "disk": disk, "job": null }),
+                ),
                 Some(j) => {
                     let pct = (j.current * 100).checked_div(j.end).unwrap_or(100);
                     let kind = match j.kind.as_str() {
@@ -96,7 +99,7 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
                         _ => "Block Commit",
                     };
                     let ready = if j.ready { " (ready to pivot)" } else { "" };
-                    out(format!("{kind}: [{pct:3} %]{ready}\n"), serde_json::to_value(&j)?)
+                    out(format!("{kind}: [{pct:3} %]{ready}\n"), json!({ "domain": domain, "disk": disk, "job": j }))
                 }
             }
         }

@@ -55,9 +55,10 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
         Command::SnapshotEdit { domain, snapshot, current } => {
             let name = match (snapshot, current) {
                 (Some(n), false) => n,
-                (None, true) => conn.snapshots(&domain)?.current.ok_or_else(|| {
-                    Error::InvalidArg(format!("Domain '{domain}' has no current snapshot"))
-                })?,
+                (None, true) => conn
+                    .snapshots(&domain)?
+                    .current
+                    .ok_or_else(|| Error::InvalidArg(format!("Domain '{domain}' has no current snapshot")))?,
                 _ => return Err(Error::InvalidArg("Give a snapshot name or --current, one of them".into()).into()),
             };
             let original = conn.snapshot(&domain, &name)?.to_xml();
@@ -93,7 +94,11 @@ impl Scratch {
         let dir = std::env::temp_dir().join(format!("luavirt-edit-{}-{}", std::process::id(), unique()));
         create_private_dir(&dir).map_err(|source| Error::Io { doing: "create", path: dir.clone(), source })?;
         let path = dir.join(name.replace('/', "_"));
-        write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io { doing: "write", path: path.clone(), source })?;
+        write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io {
+            doing: "write",
+            path: path.clone(),
+            source,
+        })?;
         Ok(Scratch { dir, path })
     }
 

@@ -3,8 +3,7 @@
 use super::args::Command;
 use super::run::{Output, out};
 use super::table::{human_size, render};
-use luavirt_host::{BlockDevice, Connection};
-use serde_json::json;
+use luavirt_host::Connection;
 
 /// `Key:` padded as virsh pads it (15 columns, more for a longer key).
 fn lines(pairs: &[(&str, String)]) -> String {
@@ -50,18 +49,16 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
                     .map(|d| vec![d.target.clone(), size(d.capacity), size(d.allocation), size(d.physical)])
                     .collect();
                 let text = render(&["Target", "Capacity", "Allocation", "Physical"], &rows);
-                return Ok(out(text, json!(devs.iter().map(sizes).collect::<Vec<_>>())));
+                return Ok(out(text, serde_json::to_value(&devs)?));
             }
             let d = conn.block_device(&domain, disk.as_deref().expect("clap requires a disk without --all"))?;
-            let text =
-                lines(&[("Capacity", size(d.capacity)), ("Allocation", size(d.allocation)), ("Physical", size(d.physical))]);
-            out(text, sizes(&d))
+            let text = lines(&[
+                ("Capacity", size(d.capacity)),
+                ("Allocation", size(d.allocation)),
+                ("Physical", size(d.physical)),
+            ]);
+            out(text, serde_json::to_value(&d)?)
         }
         _ => unreachable!("only dominfo and domblkinfo come here"),
     })
-}
-
-/// A disk's sizes in JSON (bytes; null when the driver cannot say).
-fn sizes(d: &BlockDevice) -> serde_json::Value {
-    json!({ "target": d.target, "source": d.source, "capacity": d.capacity, "allocation": d.allocation, "physical": d.physical })
 }

@@ -6,13 +6,16 @@ use super::args::{Cli, Command, DisksetCommand, SetArgs};
 use super::table::{human_size, render};
 use luavirt_host::save::SaveRequest;
 use luavirt_host::snapshot::DiskSpec;
-use luavirt_host::{Connection, Error, Host};
 use luavirt_host::{Affect, ModeApplies, StorageRemoval, UndefineOptions};
+use luavirt_host::{Connection, Error, Host};
 use luavirt_host::{DiskSetChange, DomainState, default_uri};
 use luavirt_plugin_api::domain::DiskMode;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::rc::Rc;
+
+/// The version of the JSON shapes `--json` prints (docs/json.md); `drivers --json` says it.
+pub const JSON_VERSION: u32 = 1;
 
 /// What a command prints: text for people, JSON for `--json`, and its exit status (0 but
 /// for a report of failures, like `driver-check`'s).
@@ -72,6 +75,10 @@ fn write_output(text: &str) -> i32 {
 }
 
 fn error_code(e: &anyhow::Error) -> &'static str {
+    // A script that failed has printed its own report; its code says so.
+    if e.downcast_ref::<super::script::Failed>().is_some() {
+        return "script";
+    }
     e.downcast_ref::<Error>().map_or("internal", |e| e.code_name())
 }
 
@@ -109,7 +116,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         return Ok(driver_check(path, uri.clone(), *writable));
     }
     if let cmd @ (Command::Run { .. } | Command::Test { .. }) = cli.command {
-        return super::script::run(host, cli.connect.clone(), cmd);
+        return super::script::run(host, cli.connect.clone(), cmd, cli.json);
     }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
     if runs_hooked_operation(&cli.command) {
@@ -163,7 +170,10 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
                 (false, false) => StorageRemoval::Disks(storage),
                 (false, true) => StorageRemoval::Keep,
             };
-            let r = conn.undefine_with(&domain, &UndefineOptions { snapshots_metadata, storage })?;
+            let mut r = conn.undefine_with(&domain, &UndefineOptions { snapshots_metadata, storage })?;
+            for k in &mut r.kept {
+                k.reason = luavirt_host::words::render(&k.reason);
+            }
             let mut text = String::new();
             if !r.snapshots_forgotten.is_empty() {
                 text.push_str(&format!(
@@ -177,7 +187,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
                 text.push_str(&format!("Removed image {p}\n"));
             }
             for k in &r.kept {
-                text.push_str(&format!("Kept {}: {}\n", k.path, luavirt_host::words::render(&k.reason)));
+                text.push_str(&format!("Kept {}: {}\n", k.path, k.reason));
             }
             let mut j = serde_json::to_value(&r)?;
             j["domain"] = json!(domain);
@@ -277,14 +287,20 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             let (changed, applies) = conn.set_disk_mode_as(&domain, &disk, mode, Affect { live, config })?;
             let when = match applies {
                 ModeApplies::Now => String::new(),
-                ModeApplies::NextStart => "; the running domain keeps the disk as it started, and the new mode applies at its next start".to_string(),
+                ModeApplies::NextStart => {
+                    "; the running domain keeps the disk as it started, and the new mode applies at its next start"
+                        .to_string()
+                }
             };
             let text = if changed {
                 format!("Disk {disk} of domain '{domain}' is now {mode}{when}\n")
             } else {
                 format!("Disk {disk} of domain '{domain}' is already {mode}{when}\n")
             };
-            out(text, json!({ "domain": domain, "disk": disk, "mode": mode.name(), "changed": changed, "applies": applies }))
+            out(
+                text,
+                json!({ "domain": domain, "disk": disk, "mode": mode.name(), "changed": changed, "applies": applies }),
+            )
         }
         cmd @ (Command::Dominfo { .. } | Command::Domblkinfo { .. }) => super::info::run(&conn, cmd)?,
         cmd @ (Command::Edit { .. } | Command::SnapshotEdit { .. }) => super::edit::run(&conn, cmd)?,
@@ -316,6 +332,7 @@ fn drivers(host: &Host) -> Output {
         text.push_str(&format!("refused: {}: {}\n", r.path.display(), r.reason));
     }
     let json = json!({
+        "json_version": JSON_VERSION,
         "drivers": host.drivers().iter().map(|d| json!({
             "name": d.name, "version": d.version, "abi": format!("{}.{}", d.abi.0, d.abi.1),
             "schemes": d.schemes, "capabilities": d.capability_names(), "description": d.description,

@@ -23,8 +23,11 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
                         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
                         (s, "standard input".to_string())
                     } else {
-                        let text = std::fs::read_to_string(f)
-                            .map_err(|source| Error::Io { doing: "read", path: f.clone(), source })?;
+                        let text = std::fs::read_to_string(f).map_err(|source| Error::Io {
+                            doing: "read",
+                            path: f.clone(),
+                            source,
+                        })?;
                         (text, f.display().to_string())
                     };
                     SnapshotRequest::from_xml(&text, &source)?
@@ -38,7 +41,10 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
             req.atomic = atomic.then_some(true);
             let (plan, stored) = conn.snapshot_create(&domain, &req)?;
             let name = stored.name.clone().unwrap_or_default();
-            out(format!("Domain snapshot {name} created\n"), json!({ "domain": domain, "snapshot": name, "plan": plan }))
+            out(
+                format!("Domain snapshot {name} created\n"),
+                json!({ "domain": domain, "snapshot": name, "plan": plan }),
+            )
         }
         Command::SnapshotParent { domain, snapshot, current } => {
             let name = pick(&domain, snapshot, current, &conn.snapshots(&domain)?)?;

@@ -120,7 +120,10 @@ impl UserData for LuaDomain {
             o.finish()?;
             let storage = match (all, storage) {
                 (true, Some(_)) => {
-                    return Err(errors::invalid(lua, "dom:undefine: remove_all_storage and storage cannot go together".into()));
+                    return Err(errors::invalid(
+                        lua,
+                        "dom:undefine: remove_all_storage and storage cannot go together".into(),
+                    ));
                 }
                 (true, None) => luavirt_host::StorageRemoval::All,
                 (false, Some(list)) => luavirt_host::StorageRemoval::Disks(list),
@@ -133,7 +136,15 @@ impl UserData for LuaDomain {
             }
             lua.to_value(&report)
         });
-        m.add_method("info", |lua, this, ()| lua.to_value(&this.conn.domain_details(&this.name).map_err(errors::host)?));
+        m.add_method("info", |lua, this, ()| {
+            let d = this.conn.domain_details(&this.name).map_err(errors::host)?;
+            let t = lua.to_value(&d)?;
+            // The state in the words dom:state() uses.
+            if let Value::Table(t) = &t {
+                t.set("state", d.state.as_str())?;
+            }
+            Ok(t)
+        });
         m.add_method("block_info", |lua, this, disk: String| {
             lua.to_value(&this.conn.block_device(&this.name, &disk).map_err(errors::host)?)
         });

@@ -39,7 +39,13 @@ impl Connection {
     /// Sets the mode of a disk in the definition, with virsh's `--live`/`--config`: `live`
     /// asks that the running domain use it now too, which is refused when whether the disk's
     /// writes are kept would change. Returns whether it changed and when it applies.
-    pub fn set_disk_mode_as(&self, domain: &str, disk: &str, mode: DiskMode, want: Affect) -> Result<(bool, ModeApplies)> {
+    pub fn set_disk_mode_as(
+        &self,
+        domain: &str,
+        disk: &str,
+        mode: DiskMode,
+        want: Affect,
+    ) -> Result<(bool, ModeApplies)> {
         if want.live && !want.config {
             return Err(Error::InvalidArg(format!(
                 "Domain '{domain}': a disk's mode lives in the domain's definition, where snapshots read it; «live» goes with «config»"

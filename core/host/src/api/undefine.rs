@@ -67,7 +67,9 @@ impl Connection {
         if self.domain_state(name)?.0.is_active() {
             return Err(Error::Driver {
                 code: luavirt_plugin_api::ErrorCode::InvalidState,
-                message: format!("Domain '{name}' is running; «do:destroy {name}» stops it first (nothing was changed)"),
+                message: format!(
+                    "Domain '{name}' is running; «do:destroy {name}» stops it first (nothing was changed)"
+                ),
             });
         }
         // Which files go, decided before anything changes.
@@ -88,9 +90,17 @@ impl Connection {
         }
         self.undefine(name)?;
         for path in remove {
-            let ran = self.mutate(name, || format!("remove image {path}"), || {
-                std::fs::remove_file(&path).map_err(|source| Error::Io { doing: "remove", path: path.clone().into(), source })
-            });
+            let ran = self.mutate(
+                name,
+                || format!("remove image {path}"),
+                || {
+                    std::fs::remove_file(&path).map_err(|source| Error::Io {
+                        doing: "remove",
+                        path: path.clone().into(),
+                        source,
+                    })
+                },
+            );
             match ran {
                 Ok(_) => report.removed.push(path),
                 Err(e) => report.kept.push(KeptFile::new(path, format!("removing it failed: {e}"))),
@@ -124,9 +134,15 @@ impl Connection {
             } else if d.device != "disk" && !named {
                 Some(format!("disk {} is a {} (name it with «storage {}» to remove it)", d.target, d.device, d.target))
             } else if (d.readonly || d.shareable) && !named {
-                Some(format!("disk {} is read-only or shareable (name it with «storage {}» to remove it)", d.target, d.target))
+                Some(format!(
+                    "disk {} is read-only or shareable (name it with «storage {}» to remove it)",
+                    d.target, d.target
+                ))
             } else if d.format.as_deref() == Some("vmdk") {
-                Some(format!("disk {} is a VMDK, whose extents its driver knows: remove them with VMware's tools", d.target))
+                Some(format!(
+                    "disk {} is a VMDK, whose extents its driver knows: remove them with VMware's tools",
+                    d.target
+                ))
             } else {
                 others.iter().find(|(_, p)| p == path).map(|(o, _)| format!("domain '{o}' uses it too"))
             };
@@ -136,7 +152,10 @@ impl Connection {
                     if self.client.has_block_info() {
                         let info = self.client.block_info(name, &d.target)?;
                         for b in info.backing {
-                            kept.push(KeptFile::new(b.path, format!("a backing image of disk {}: other images may build on it", d.target)));
+                            kept.push(KeptFile::new(
+                                b.path,
+                                format!("a backing image of disk {}: other images may build on it", d.target),
+                            ));
                         }
                     }
                     remove.push(path.to_string());
@@ -153,7 +172,9 @@ impl Connection {
         let mut out = Vec::new();
         for d in self.list_domains()?.into_iter().filter(|d| d.name != name) {
             if let Ok(dom) = self.read_domain(&d.name) {
-                out.extend(dom.disks().into_iter().filter_map(|x| x.source.path().map(|p| (d.name.clone(), p.to_string()))));
+                out.extend(
+                    dom.disks().into_iter().filter_map(|x| x.source.path().map(|p| (d.name.clone(), p.to_string()))),
+                );
             }
         }
         Ok(out)
