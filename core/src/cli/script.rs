@@ -82,7 +82,8 @@ pub fn run(host: Rc<Host>, connect: Option<String>, cmd: Command, json: bool) ->
             // With --json the report is the JSON document alone: nothing printed as tests run.
             let (mut stdout, mut sink) = (std::io::stdout(), std::io::sink());
             let progress: &mut dyn std::io::Write = if json { &mut sink } else { &mut stdout };
-            let tally = testing::run_tests(host, &files, &opts, progress);
+            let prints = if json { testing::Prints::Stderr } else { testing::Prints::Stdout };
+            let tally = testing::run_tests(host, &files, &opts, prints, progress);
             if tally.failed > 0 && !json {
                 let _ = writeln!(std::io::stderr(), "error: {} test(s) failed", tally.failed);
             }

@@ -9,6 +9,7 @@ use super::{RunOptions, errors, interpreter};
 use luavirt_host::Host;
 use mlua::{Function, Lua, ObjectLike, Table};
 use std::cell::RefCell;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -155,8 +156,23 @@ impl Drop for Scratch {
     }
 }
 
+/// Where a test's own `print` goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prints {
+    /// Standard output, among the report.
+    Stdout,
+    /// Standard error, so that standard output holds the report alone (`--json`).
+    Stderr,
+}
+
 /// Runs every test file; prints as it goes; returns the tally.
-pub fn run_tests(host: Rc<Host>, files: &[PathBuf], opts: &RunOptions, out: &mut dyn std::io::Write) -> Tally {
+pub fn run_tests(
+    host: Rc<Host>,
+    files: &[PathBuf],
+    opts: &RunOptions,
+    prints: Prints,
+    out: &mut dyn std::io::Write,
+) -> Tally {
     let mut tally = Tally::default();
     for (n, file) in files.iter().enumerate() {
         let dir = std::env::temp_dir().join(format!("luavirt-test-{}-{n}", std::process::id()));
@@ -170,7 +186,7 @@ pub fn run_tests(host: Rc<Host>, files: &[PathBuf], opts: &RunOptions, out: &mut
         let uri = format!("qemu:///session?state={}", dir.join("state").display());
         let scratch = Scratch { dir, host: host.clone(), uri: uri.clone() };
         let file_opts = RunOptions { default_uri: uri, confine: Some(scratch.dir.clone()), ..opts.clone() };
-        run_file(host.clone(), file, &scratch.dir, &file_opts, out, &mut tally);
+        run_file(host.clone(), file, &scratch.dir, &file_opts, prints, out, &mut tally);
         drop(scratch);
     }
     let _ = writeln!(out, "{} passed, {} failed", tally.passed, tally.failed);
@@ -182,6 +198,7 @@ fn run_file(
     file: &Path,
     scratch: &Path,
     opts: &RunOptions,
+    prints: Prints,
     out: &mut dyn std::io::Write,
     tally: &mut Tally,
 ) {
@@ -198,6 +215,9 @@ fn run_file(
             scratch.display()
         ));
         lua.load(ASSERTIONS).set_name("=luavirt assertions").exec()?;
+        if prints == Prints::Stderr {
+            lua.globals().set("print", print_to_stderr(&lua)?)?;
+        }
         let tests = Rc::new(RefCell::new(Vec::new()));
         let registry = tests.clone();
         lua.globals().set(
@@ -245,6 +265,16 @@ fn run_file(
         }
     }
     drop(lua);
+}
+
+/// `print` as Lua's own, onto standard error.
+fn print_to_stderr(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, args: mlua::MultiValue| {
+        let tostring: Function = lua.globals().get("tostring")?;
+        let parts = args.into_iter().map(|v| tostring.call::<String>(v)).collect::<mlua::Result<Vec<_>>>()?;
+        let _ = writeln!(std::io::stderr(), "{}", parts.join("\t"));
+        Ok(())
+    })
 }
 
 /// `fixture`: the test's folder, real images, real domains on the test's own connection.
