@@ -87,8 +87,11 @@ impl Connection {
             for root in tree.children(None) {
                 report.snapshots_forgotten.extend(self.snapshot_delete(name, &root, metadata_only)?);
             }
+            luavirt_plugin_api::failpoint::hit("undefine:snapshots-forgotten");
         }
         self.undefine(name)?;
+        // Killed from here on, images are left that nothing names: never one still named.
+        luavirt_plugin_api::failpoint::hit("undefine:undefined");
         for path in remove {
             let ran = self.mutate(
                 name,
