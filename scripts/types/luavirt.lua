@@ -68,8 +68,9 @@ function conn:uri() end
 ---Every domain, running ones first.
 ---@return luavirt.domain[]
 function conn:domains() end
----The domain called `name` (an error naming close names if there is none).
----@param name string
+---The domain `name` names: its name, its UUID, or while it runs its Id (an error naming close
+---names if there is none).
+---@param name string name, UUID or Id
 ---@return luavirt.domain
 function conn:domain(name) end
 ---Defines (or redefines) a domain from libvirt domain XML.

@@ -167,3 +167,17 @@ fn luavirt_test_json_prints_only_json_and_failures_as_failures() {
     let e: Value = serde_json::from_str(&err).unwrap();
     assert_eq!(e["error"]["code"], "invalid-argument");
 }
+
+#[test]
+fn a_missing_image_leaves_its_fields_unknown_in_domblklist_json_and_fails_with_details() {
+    let env = Env::new("jsonmiss");
+    let a = env.image("m-a.qcow2", "qcow2", "16M");
+    let b = env.image("m-b.qcow2", "qcow2", "16M");
+    env.define_domain("m", &[("vda", &a, "qcow2"), ("vdb", &b, "qcow2")]);
+    std::fs::remove_file(&b).unwrap();
+    let v: Value = serde_json::from_str(&env.ok(&["domblklist", "m", "--json"])).unwrap();
+    assert_eq!(v[0]["capacity"].as_u64(), Some(16 << 20));
+    assert_eq!((v[1]["capacity"].clone(), v[1]["format"].as_str()), (Value::Null, Some("qcow2")));
+    let err = env.fails(&["domblklist", "m", "--details", "--json"], 1);
+    assert!(err.contains(b.to_str().unwrap()), "{err}");
+}

@@ -110,7 +110,7 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
 /// `--active` commits the disk's active image, which is what no `--top` means; a `--top`
 /// naming another image contradicts it (libvirt refuses that too).
 fn active_is_top(conn: &Connection, domain: &str, disk: &str, top: &str) -> anyhow::Result<()> {
-    let devices = conn.block_devices(domain, false)?;
+    let devices = conn.block_devices(domain, luavirt_host::ImageDetails::None)?;
     match devices.iter().find(|d| d.target == disk || d.source == disk) {
         Some(d) if d.source != top => Err(Error::InvalidArg(format!(
             "--active commits disk {}'s active image {}, and --top names {top}: drop --active to commit {top} into its backing image, or drop --top",

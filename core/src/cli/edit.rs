@@ -53,14 +53,7 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
             }
         }
         Command::SnapshotEdit { domain, snapshot, current } => {
-            let name = match (snapshot, current) {
-                (Some(n), false) => n,
-                (None, true) => conn
-                    .snapshots(&domain)?
-                    .current
-                    .ok_or_else(|| Error::InvalidArg(format!("Domain '{domain}' has no current snapshot")))?,
-                _ => return Err(Error::InvalidArg("Give a snapshot name or --current, one of them".into()).into()),
-            };
+            let name = super::snapshot::pick(&domain, snapshot, current, &conn.snapshots(&domain)?)?;
             let original = conn.snapshot(&domain, &name)?.to_xml();
             let file = Scratch::new(&format!("{domain}-{name}.xml"), &original)?;
             loop {

@@ -43,7 +43,7 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
                 Some(n) => n.to_string(),
             };
             if all {
-                let devs = conn.block_devices(&domain, true)?;
+                let devs = conn.block_devices(&domain, luavirt_host::ImageDetails::Required)?;
                 let rows: Vec<Vec<String>> = devs
                     .iter()
                     .map(|d| vec![d.target.clone(), size(d.capacity), size(d.allocation), size(d.physical)])

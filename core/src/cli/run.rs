@@ -8,7 +8,7 @@ use luavirt_host::save::SaveRequest;
 use luavirt_host::snapshot::DiskSpec;
 use luavirt_host::{Affect, ModeApplies, StorageRemoval, UndefineOptions};
 use luavirt_host::{Connection, Error, Host};
-use luavirt_host::{DiskSetChange, DomainState, default_uri};
+use luavirt_host::{DiskSetChange, DomainState, ImageDetails, default_uri};
 use luavirt_plugin_api::domain::DiskMode;
 use serde_json::json;
 use std::io::{Read, Write};
@@ -382,8 +382,14 @@ fn list(conn: &Connection, all: bool, inactive: bool, names_only: bool) -> anyho
 }
 
 fn domblklist(conn: &Connection, domain: &str, details: bool, json: bool) -> anyhow::Result<Output> {
-    // JSON always has every field: the details are read for it.
-    let devs = conn.block_devices(domain, details || json)?;
+    // JSON always has every field: the images are read for it, and without --details an
+    // unreadable one leaves its fields unknown (null) rather than failing the list.
+    let look = match (details, json) {
+        (true, _) => ImageDetails::Required,
+        (false, true) => ImageDetails::IfReadable,
+        (false, false) => ImageDetails::None,
+    };
+    let devs = conn.block_devices(domain, look)?;
     let text = if details {
         let rows: Vec<Vec<String>> = devs
             .iter()

@@ -117,7 +117,8 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
 }
 
 /// The snapshot a command is about: the one named, or the current one with `--current`.
-fn pick(domain: &str, name: Option<String>, current: bool, tree: &SnapshotTree) -> anyhow::Result<String> {
+/// The snapshot a verb names: by name, or `--current`.
+pub(super) fn pick(domain: &str, name: Option<String>, current: bool, tree: &SnapshotTree) -> anyhow::Result<String> {
     match (name, current) {
         (Some(n), false) => Ok(n),
         (None, true) => tree

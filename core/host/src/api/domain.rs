@@ -83,6 +83,17 @@ pub struct BlockDevice {
     pub backing: Vec<BackingImage>,
 }
 
+/// How much of its images a disk record reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageDetails {
+    /// None: the definition only.
+    None,
+    /// The images' own format, sizes and chain; an image that cannot be read is an error.
+    Required,
+    /// The same, leaving them unknown for an image that cannot be read.
+    IfReadable,
+}
+
 impl Connection {
     /// Every domain: running ones first by id, then the others by name.
     pub fn list_domains(&self) -> Result<Vec<DomainInfo>> {
@@ -306,9 +317,9 @@ impl Connection {
         Ok(())
     }
 
-    /// The domain's disks; with `details`, each image's format, sizes and backing chain as
-    /// the driver reads them.
-    pub fn block_devices(&self, name: &str, details: bool) -> Result<Vec<BlockDevice>> {
+    /// The domain's disks; with `details` other than `None`, each image's format, sizes and
+    /// backing chain as the driver reads them.
+    pub fn block_devices(&self, name: &str, details: ImageDetails) -> Result<Vec<BlockDevice>> {
         let dom = self.read_domain(name)?;
         dom.disks().iter().map(|d| self.block_device_of(name, &dom, d, details)).collect()
     }
@@ -319,7 +330,7 @@ impl Connection {
         let disks = dom.disks();
         let target = super::diskset::resolve(name, &disks, disk)?;
         let d = disks.iter().find(|d| d.target == target).expect("resolved");
-        self.block_device_of(name, &dom, d, true)
+        self.block_device_of(name, &dom, d, ImageDetails::Required)
     }
 
     fn block_device_of(
@@ -327,7 +338,7 @@ impl Connection {
         name: &str,
         dom: &DomainXml,
         d: &luavirt_plugin_api::domain::Disk,
-        details: bool,
+        details: ImageDetails,
     ) -> Result<BlockDevice> {
         let mut dev = BlockDevice {
             disk_type: d.disk_type.clone(),
@@ -343,8 +354,13 @@ impl Connection {
             physical: None,
             backing: Vec::new(),
         };
-        if details && self.client.has_block_info() && d.source.path().is_some() {
-            let info = self.client.block_info(name, &d.target)?;
+        if details != ImageDetails::None && self.client.has_block_info() && d.source.path().is_some() {
+            let info = match self.client.block_info(name, &d.target) {
+                Ok(info) => info,
+                // Unreadable (a missing image): the fields stay unknown, as documented.
+                Err(_) if details == ImageDetails::IfReadable => return Ok(dev),
+                Err(e) => return Err(e),
+            };
             if !info.format.is_empty() {
                 dev.format = info.format;
             }

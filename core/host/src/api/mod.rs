@@ -27,7 +27,7 @@ pub use blockjob::{BlockJobInfo, CommitOptions, CopyOptions, JobControl, PullOpt
 pub use details::DomainDetails;
 pub use diskmode::ModeApplies;
 pub use diskset::{DiskSetChange, DiskSetOps};
-pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState};
+pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState, ImageDetails};
 pub use dryrun::PlannedChange;
 pub use lifecycle::{ShutdownOptions, ShutdownOutcome};
 pub use newdisk::{BuiltDisk, NewDisk};
