@@ -67,9 +67,7 @@ impl Connection {
         if self.domain_state(name)?.0.is_active() {
             return Err(Error::Driver {
                 code: luavirt_plugin_api::ErrorCode::InvalidState,
-                message: format!(
-                    "Domain '{name}' is running; «do:destroy {name}» stops it first (nothing was changed)"
-                ),
+                message: format!("Domain '{name}' is running; destroy it first («do:destroy {name}»)"),
             });
         }
         // Which files go, decided before anything changes.
