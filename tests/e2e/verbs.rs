@@ -266,6 +266,19 @@ fn snapshots_from_xml_edited_and_their_parents() {
     let out = env.ok(&["snapshot-create", "sx"]);
     let second = out.strip_prefix("Domain snapshot ").and_then(|s| s.strip_suffix(" created\n")).unwrap().to_string();
     assert_eq!(env.ok(&["snapshot-parent", "sx", &second]), "before-upgrade\n");
+    // "-" reads the XML from standard input.
+    let mut child = env
+        .command(&["snapshot-create", "sx", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"<domainsnapshot><name>piped</name></domainsnapshot>")
+        .unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "Domain snapshot piped created\n");
+    assert_eq!(env.ok(&["snapshot-parent", "sx", "piped"]), format!("{second}\n"));
+    env.ok(&["snapshot-delete", "sx", "piped"]);
     assert_eq!(env.ok(&["snapshot-parent", "sx", "--current"]), "before-upgrade\n");
     let err = env.fails(&["snapshot-parent", "sx", "before-upgrade"], 1);
     assert!(err.contains("has no parent (it is a root)"), "{err}");

@@ -838,15 +838,8 @@ impl Command {
                 | DisksetCommand::List { set }
                 | DisksetCommand::Contains { set, .. },
             ) => &mut set.domain,
-            C::List { .. }
-            | C::Define { .. }
-            | C::Restore { .. }
-            | C::Run { .. }
-            | C::Test { .. }
-            | C::Watch(_)
-            | C::Hooks(_)
-            | C::Drivers
-            | C::DriverCheck { .. } => return None,
+            // list, define, restore, run, test, watch, hooks, drivers, ...: no domain.
+            _ => return None,
         })
     }
 }
