@@ -87,6 +87,14 @@ fn every_read_verb_prints_the_fields_docs_json_lists_whatever_the_flags() {
     env.ok(&["snapshot-create-as", "j", "s2", "--description", "second"]);
     let t = env.write("one_test.lua", "test('t', function() assert_eq(1, 1) end)\n");
     let t = t.to_str().unwrap();
+    let qemu_driver = luavirt_tests::built("libluavirt_qemu.so").display().to_string();
+    // One policy that loads and one that does not, so both lists have entries.
+    let policies = env.dir.join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    luavirt_tests::set_mode(&policies, 0o700);
+    std::fs::write(policies.join("ok.lua"), "require('luavirt').on('define:before', function() end)\n").unwrap();
+    std::fs::write(policies.join("broken.lua"), "this is not lua\n").unwrap();
+    let policies = policies.display().to_string();
 
     let cases: Vec<(&str, Vec<Vec<&str>>)> = vec![
         ("list", vec![vec!["list", "--all"], vec!["list", "--inactive"], vec!["list", "--all", "--name"]]),
@@ -118,6 +126,8 @@ fn every_read_verb_prints_the_fields_docs_json_lists_whatever_the_flags() {
         ("snapshot-parent", vec![vec!["snapshot-parent", "j", "s2"], vec!["snapshot-parent", "j", "--current"]]),
         ("snapshot-dumpxml", vec![vec!["snapshot-dumpxml", "j", "s1"]]),
         ("drivers", vec![vec!["drivers"]]),
+        ("driver-check", vec![vec!["driver-check", &qemu_driver]]),
+        ("hooks list", vec![vec!["hooks", "list", "--policy-dir", &policies]]),
         ("test", vec![vec!["test", t]]),
     ];
     let docs = documented();
@@ -130,7 +140,10 @@ fn every_read_verb_prints_the_fields_docs_json_lists_whatever_the_flags() {
         for args in runs {
             let mut all = vec!["--json"];
             all.extend_from_slice(args);
-            let doc: Value = serde_json::from_str(&env.ok(&all)).unwrap();
+            // hooks list exits 1 for the broken policy, with its report all the same.
+            let r = env.run(&all);
+            assert!(r.code == 0 || *verb == "hooks list", "luavirt {}: {}{}", all.join(" "), r.stdout, r.stderr);
+            let doc: Value = serde_json::from_str(&r.stdout).unwrap();
             shapes.push((args.join(" "), check(verb, &doc, listed)));
         }
         for (args, shape) in &shapes[1..] {
