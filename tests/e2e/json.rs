@@ -179,6 +179,11 @@ fn luavirt_test_json_prints_only_json_and_failures_as_failures() {
     let err = env.fails(&["--json", "test", "/nonexistent"], 1);
     let e: Value = serde_json::from_str(&err).unwrap();
     assert_eq!(e["error"]["code"], "invalid-argument");
+    // A script that fails under `run` is a script's failure, not luavirt's own.
+    let bad = env.write("bad.lua", "error('no')\n");
+    let err = env.fails(&["--json", "run", bad.to_str().unwrap()], 1);
+    let e: Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    assert_eq!(e["error"]["code"], "script");
 }
 
 #[test]
