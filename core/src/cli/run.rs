@@ -101,7 +101,6 @@ fn runs_hooked_operation(cmd: &Command) -> bool {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<Output> {
-    let json = cli.json;
     let host = Rc::new(Host::load());
     if let Command::Watch(a) = cli.command {
         return super::watch::watch(host, cli.connect, cli.json, a);
@@ -251,7 +250,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             };
             out(text, json!({ "domain": domain, "recovered": true, "settled": settled }))
         }
-        Command::Domblklist { domain, details } => domblklist(&conn, &domain, details, json)?,
+        Command::Domblklist { domain, details } => domblklist(&conn, &domain, details, cli.json)?,
         Command::Start { domain } => {
             conn.start(&domain)?;
             out(format!("Domain '{domain}' started\n"), json!({ "domain": domain, "state": DomainState::Running }))

@@ -7,7 +7,6 @@ use luavirt_core::lua::{RunOptions, run_script, testing};
 use luavirt_host::default_uri;
 use luavirt_host::{Error, Host};
 use serde_json::json;
-use std::io::Write;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -85,7 +84,8 @@ pub fn run(host: Rc<Host>, connect: Option<String>, cmd: Command, json: bool) ->
             let prints = if json { testing::Prints::Stderr } else { testing::Prints::Stdout };
             let tally = testing::run_tests(host, &files, &opts, prints, progress);
             if tally.failed > 0 && !json {
-                let _ = writeln!(std::io::stderr(), "error: {} test(s) failed", tally.failed);
+                let line = format!("error: {} test(s) failed\n", tally.failed);
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             }
             // Failed tests are the report, not an error of luavirt's: exit status 1 all the same.
             let mut o = out("", serde_json::to_value(&tally)?);
