@@ -344,6 +344,8 @@ fn disk_mode_on_a_running_domain_applies_at_the_next_start() {
     );
     let err = env.fails(&["disk-mode", "m", "vdc", "persistent", "--live"], 1);
     assert!(err.contains("--live goes with --config"), "{err}");
+    // Reading a mode takes neither flag: it is the definition's.
+    env.fails(&["disk-mode", "m", "vdc", "--live"], 2);
     assert_eq!(env.state_snapshot(), before);
     let out = env.ok(&["disk-mode", "m", "vdc", "persistent", "--config"]);
     assert_eq!(

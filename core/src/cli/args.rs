@@ -249,11 +249,11 @@ pub enum Command {
         /// The new mode; without it, print the current one.
         mode: Option<String>,
         /// Change the definition (what happens without flags).
-        #[arg(long)]
+        #[arg(long, requires = "mode")]
         config: bool,
         /// Also have the running domain use it now, with --config (refused when whether the
         /// disk's writes are kept would change: that is set at start).
-        #[arg(long)]
+        #[arg(long, requires = "mode")]
         live: bool,
     },
     /// Manage a domain's named disk sets.
