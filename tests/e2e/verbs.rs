@@ -223,6 +223,18 @@ fn undefine_forgets_snapshots_and_removes_only_the_domains_own_images() {
     let out = env.ok(&["undefine", "neighbour", "--storage", "hdc"]);
     assert_eq!(out, format!("Domain 'neighbour' has been undefined\nRemoved image {}\n", c.display()));
     assert!(!c.exists() && shared.exists());
+
+    // An image already gone is no reason to keep the definition.
+    env.define_domain("lost", &[("vda", &shared, "qcow2")]);
+    std::fs::remove_file(&shared).unwrap();
+    let out = env.ok(&["undefine", "lost", "--remove-all-storage"]);
+    assert_eq!(
+        out,
+        format!(
+            "Domain 'lost' has been undefined\nKept {}: nothing to remove: disk vda's image does not exist\n",
+            shared.display()
+        )
+    );
 }
 
 #[test]

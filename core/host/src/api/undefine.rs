@@ -144,6 +144,10 @@ impl Connection {
                     "disk {} is a VMDK, whose extents its driver knows: remove them with VMware's tools",
                     d.target
                 ))
+            } else if !path.starts_with('/') {
+                Some(format!("disk {} names no local file (a datastore path?): remove it where it lives", d.target))
+            } else if !std::path::Path::new(path).exists() {
+                Some(format!("nothing to remove: disk {}'s image does not exist", d.target))
             } else {
                 others.iter().find(|(_, p)| p == path).map(|(o, _)| format!("domain '{o}' uses it too"))
             };
