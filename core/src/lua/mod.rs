@@ -7,6 +7,7 @@
 //! to itself; a dry run records changes instead of making them (the host enforces it).
 //! A policy is a script whose [`hooks`] luavirt keeps and runs (see `crate::policy`).
 
+pub mod attach;
 pub mod conn;
 pub mod disk;
 pub mod diskset;
@@ -17,6 +18,7 @@ pub mod job;
 pub mod limits;
 pub mod migrate;
 pub mod options;
+pub mod power;
 pub mod sandbox;
 pub mod save;
 pub mod snapshot;

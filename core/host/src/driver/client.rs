@@ -99,6 +99,21 @@ impl MigrateFlags {
     }
 }
 
+/// What a device change affects (libvirt's `--live` and `--config`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Affect {
+    /// The running domain.
+    pub live: bool,
+    /// The persistent definition.
+    pub config: bool,
+}
+
+impl Affect {
+    fn bits(self) -> u32 {
+        bits(&[(self.live, abi::LV_AFFECT_LIVE), (self.config, abi::LV_AFFECT_CONFIG)])
+    }
+}
+
 fn bits(pairs: &[(bool, u32)]) -> u32 {
     pairs.iter().filter(|(on, _)| *on).fold(0, |f, (_, bit)| f | bit)
 }
@@ -453,6 +468,56 @@ impl DriverConn {
     pub fn abort_job(&self, name: &str) -> Result<()> {
         let f = function!(self, domain_abort_job, "aborting jobs");
         self.on_domain("aborting a job", f, name, 0).map(drop)
+    }
+
+    /// Asks the guest of domain `name` to shut down; returns without waiting.
+    pub fn shutdown(&self, name: &str) -> Result<()> {
+        let f = function!(self, domain_shutdown, "shutting domains down");
+        self.on_domain("asking a domain to shut down", f, name, 0).map(drop)
+    }
+
+    /// Resets domain `name` at once.
+    pub fn reset(&self, name: &str) -> Result<()> {
+        let f = function!(self, domain_reset, "resetting domains");
+        self.on_domain("resetting a domain", f, name, 0).map(drop)
+    }
+
+    /// Pauses domain `name`.
+    pub fn suspend(&self, name: &str) -> Result<()> {
+        let f = function!(self, domain_suspend, "suspending domains");
+        self.on_domain("suspending a domain", f, name, 0).map(drop)
+    }
+
+    /// Resumes paused domain `name`.
+    pub fn resume(&self, name: &str) -> Result<()> {
+        let f = function!(self, domain_resume, "resuming domains");
+        self.on_domain("resuming a domain", f, name, 0).map(drop)
+    }
+
+    /// Whether the driver attaches and detaches disks itself (live, or in the definition).
+    pub fn has_disk_hotplug(&self) -> bool {
+        let v = self.driver.vtable();
+        v.domain_attach_disk.is_some() && v.domain_detach_disk.is_some()
+    }
+
+    /// Attaches the disk `disk_xml` to domain `name`, live and/or in its definition.
+    pub fn attach_disk(&self, name: &str, disk_xml: &str, affect: Affect) -> Result<()> {
+        let f = function!(self, domain_attach_disk, "attaching disks to a domain");
+        let options = CallOptions::default();
+        self.on_domain_str("attaching a disk", f, name, disk_xml, affect.bits(), &options).map(drop)
+    }
+
+    /// Detaches disk `target` from domain `name`, live and/or from its definition.
+    pub fn detach_disk(&self, name: &str, target: &str, affect: Affect) -> Result<()> {
+        let f = function!(self, domain_detach_disk, "detaching disks from a domain");
+        let options = CallOptions::default();
+        self.on_domain_str("detaching a disk", f, name, target, affect.bits(), &options).map(drop)
+    }
+
+    /// Replaces the stored record of a snapshot (`xml` names it) with `xml`.
+    pub fn snapshot_redefine(&self, name: &str, xml: &str) -> Result<()> {
+        let f = function!(self, domain_snapshot_redefine, "changing snapshot records");
+        self.on_domain_str("changing a snapshot's record", f, name, xml, 0, &CallOptions::default()).map(drop)
     }
 
     /// Finishes or undoes a change a killed call left on domain `name`; nothing to do for a
