@@ -90,6 +90,7 @@
 #define LV_KEY_DISK_URI "disk_uri"
 #define LV_KEY_COMMIT_MARKER "commit_marker"
 #define LV_KEY_MEMORY "memory"
+#define LV_KEY_PHYSICAL "physical"
 #define LV_KEY_LISTEN_ADDRESS "listen_address"
 #define LV_KEY_PORT_MIN "port_min"
 #define LV_KEY_PORT_MAX "port_max"
@@ -438,6 +439,18 @@
 #define LV_MIGRATE_FAILED (1 << 24)
 
 /**
+ * `domain_attach_disk`, `domain_detach_disk` (ABI 1.3): change the running domain
+ * (libvirt's `VIR_DOMAIN_AFFECT_LIVE`).
+ */
+#define LV_AFFECT_LIVE (1 << 0)
+
+/**
+ * `domain_attach_disk`, `domain_detach_disk` (ABI 1.3): change the persistent definition
+ * (libvirt's `VIR_DOMAIN_AFFECT_CONFIG`).
+ */
+#define LV_AFFECT_CONFIG (1 << 1)
+
+/**
  * Flags of `domain_get_xml`.
  */
 #define LV_GET_XML_FLAGS LV_XML_INACTIVE
@@ -491,6 +504,11 @@
  * Flags of `domain_migrate_finish` and `domain_migrate_confirm`.
  */
 #define LV_MIGRATE_END_FLAGS (LV_MIGRATE_FLAGS | LV_MIGRATE_FAILED)
+
+/**
+ * Flags of `domain_attach_disk` and `domain_detach_disk` (ABI 1.3).
+ */
+#define LV_AFFECT_FLAGS (LV_AFFECT_LIVE | LV_AFFECT_CONFIG)
 
 /**
  * Flags of every other function: none yet.
@@ -789,6 +807,46 @@ typedef struct LvDriverVtable {
    * is too late (the destination is committing).
    */
   LvDomainOpFn domain_abort_job;
+  /**
+   * Asks the guest of running domain `name` to shut down (the ACPI power button) and
+   * returns at once, without waiting: the domain is shut off once the guest has done it
+   * (the host waits, if asked, by reading the state). A guest that ignores the request
+   * keeps running.
+   */
+  LvDomainOpFn domain_shutdown;
+  /**
+   * Resets running domain `name` at once, like its reset button: the guest restarts
+   * without being asked (its unwritten data is lost); the domain keeps running.
+   */
+  LvDomainOpFn domain_reset;
+  /**
+   * Pauses running domain `name`: its vCPUs stop; memory and devices stay.
+   */
+  LvDomainOpFn domain_suspend;
+  /**
+   * Resumes paused domain `name`.
+   */
+  LvDomainOpFn domain_resume;
+  /**
+   * Attaches a disk to domain `name`: `arg` is one `<disk>` element of domain XML, whose
+   * target no disk of the domain has. Flags: `LV_AFFECT_LIVE` (hot-plug it into the running
+   * domain), `LV_AFFECT_CONFIG` (add it to the persistent definition); the host always
+   * passes at least one. A driver refuses a combination it cannot make happen entirely,
+   * and a change of several steps is crash safe (see `domain_reconcile`).
+   */
+  LvDomainStrOpFn domain_attach_disk;
+  /**
+   * Detaches disk `arg` (a target) from domain `name`, leaving its image as it is. Flags as
+   * `domain_attach_disk`. Removing it from the definition also removes it from the
+   * domain's disk sets.
+   */
+  LvDomainStrOpFn domain_detach_disk;
+  /**
+   * Replaces the stored record of a snapshot with `arg`, a `<domainsnapshot>` as
+   * `domain_snapshot_list` emits it, naming a snapshot that exists: only the record
+   * changes, never an image or the domain (the host lets only the description differ).
+   */
+  LvDomainStrOpFn domain_snapshot_redefine;
 } LvDriverVtable;
 
 /**

@@ -195,6 +195,12 @@ pub const LV_MIGRATE_PAUSED: u32 = 1 << 5;
 pub const LV_MIGRATE_OFFLINE: u32 = 1 << 10;
 /// `domain_migrate_finish`, `domain_migrate_confirm`: the migration failed; undo.
 pub const LV_MIGRATE_FAILED: u32 = 1 << 24;
+/// `domain_attach_disk`, `domain_detach_disk` (ABI 1.3): change the running domain
+/// (libvirt's `VIR_DOMAIN_AFFECT_LIVE`).
+pub const LV_AFFECT_LIVE: u32 = 1 << 0;
+/// `domain_attach_disk`, `domain_detach_disk` (ABI 1.3): change the persistent definition
+/// (libvirt's `VIR_DOMAIN_AFFECT_CONFIG`).
+pub const LV_AFFECT_CONFIG: u32 = 1 << 1;
 
 // ---- The flags each function accepts; any other bit is refused with LV_ERR_UNSUPPORTED ----
 
@@ -230,6 +236,8 @@ pub const LV_MIGRATE_FLAGS: u32 =
     LV_MIGRATE_LIVE | LV_MIGRATE_PERSIST_DEST | LV_MIGRATE_UNDEFINE_SOURCE | LV_MIGRATE_PAUSED | LV_MIGRATE_OFFLINE;
 /// Flags of `domain_migrate_finish` and `domain_migrate_confirm`.
 pub const LV_MIGRATE_END_FLAGS: u32 = LV_MIGRATE_FLAGS | LV_MIGRATE_FAILED;
+/// Flags of `domain_attach_disk` and `domain_detach_disk` (ABI 1.3).
+pub const LV_AFFECT_FLAGS: u32 = LV_AFFECT_LIVE | LV_AFFECT_CONFIG;
 /// Flags of every other function: none yet.
 pub const LV_NO_FLAGS: u32 = 0;
 
@@ -445,6 +453,33 @@ pub struct LvDriverVtable {
     /// that call then fails and puts everything back. An error when there is none, or when it
     /// is too late (the destination is committing).
     pub domain_abort_job: LvDomainOpFn,
+    // ---- ABI 1.3: everyday lifecycle and disks ----
+    /// Asks the guest of running domain `name` to shut down (the ACPI power button) and
+    /// returns at once, without waiting: the domain is shut off once the guest has done it
+    /// (the host waits, if asked, by reading the state). A guest that ignores the request
+    /// keeps running.
+    pub domain_shutdown: LvDomainOpFn,
+    /// Resets running domain `name` at once, like its reset button: the guest restarts
+    /// without being asked (its unwritten data is lost); the domain keeps running.
+    pub domain_reset: LvDomainOpFn,
+    /// Pauses running domain `name`: its vCPUs stop; memory and devices stay.
+    pub domain_suspend: LvDomainOpFn,
+    /// Resumes paused domain `name`.
+    pub domain_resume: LvDomainOpFn,
+    /// Attaches a disk to domain `name`: `arg` is one `<disk>` element of domain XML, whose
+    /// target no disk of the domain has. Flags: `LV_AFFECT_LIVE` (hot-plug it into the running
+    /// domain), `LV_AFFECT_CONFIG` (add it to the persistent definition); the host always
+    /// passes at least one. A driver refuses a combination it cannot make happen entirely,
+    /// and a change of several steps is crash safe (see `domain_reconcile`).
+    pub domain_attach_disk: LvDomainStrOpFn,
+    /// Detaches disk `arg` (a target) from domain `name`, leaving its image as it is. Flags as
+    /// `domain_attach_disk`. Removing it from the definition also removes it from the
+    /// domain's disk sets.
+    pub domain_detach_disk: LvDomainStrOpFn,
+    /// Replaces the stored record of a snapshot with `arg`, a `<domainsnapshot>` as
+    /// `domain_snapshot_list` emits it, naming a snapshot that exists: only the record
+    /// changes, never an image or the domain (the host lets only the description differ).
+    pub domain_snapshot_redefine: LvDomainStrOpFn,
     // ---- ABI 1.4: append here ----
 }
 
@@ -551,6 +586,8 @@ pub const LV_KEY_DISK_URI: &str = "disk_uri";
 pub const LV_KEY_COMMIT_MARKER: &str = "commit_marker";
 /// Bytes of memory (uint).
 pub const LV_KEY_MEMORY: &str = "memory";
+/// Bytes an image file takes as a file: its length, or a block device's size (uint).
+pub const LV_KEY_PHYSICAL: &str = "physical";
 // Keys added after ABI 1.3 (data only: a driver that does not know them answers as before,
 // and the host checks the answer):
 /// Where a migration's destination listens on TCP for the memory and the copied disks
@@ -597,6 +634,7 @@ pub const STRING_CONSTANTS: &[(&str, &str)] = &[
     ("LV_KEY_DISK_URI", LV_KEY_DISK_URI),
     ("LV_KEY_COMMIT_MARKER", LV_KEY_COMMIT_MARKER),
     ("LV_KEY_MEMORY", LV_KEY_MEMORY),
+    ("LV_KEY_PHYSICAL", LV_KEY_PHYSICAL),
     ("LV_KEY_LISTEN_ADDRESS", LV_KEY_LISTEN_ADDRESS),
     ("LV_KEY_PORT_MIN", LV_KEY_PORT_MIN),
     ("LV_KEY_PORT_MAX", LV_KEY_PORT_MAX),
@@ -669,6 +707,13 @@ impl LvDriverVtable {
         domain_migrate_finish: None,
         domain_migrate_confirm: None,
         domain_abort_job: None,
+        domain_shutdown: None,
+        domain_reset: None,
+        domain_suspend: None,
+        domain_resume: None,
+        domain_attach_disk: None,
+        domain_detach_disk: None,
+        domain_snapshot_redefine: None,
     };
 }
 

@@ -49,6 +49,11 @@ fn released_struct_layouts_stay_where_they_are() {
         domain_migrate_begin: 176, domain_migrate_prepare: 184, domain_migrate_perform: 192,
         domain_migrate_finish: 200, domain_migrate_confirm: 208, domain_abort_job: 216,
     });
+    // 1.3, everyday lifecycle and disks: 280 bytes.
+    pinned!(LvDriverVtable, size 280, {
+        domain_shutdown: 224, domain_reset: 232, domain_suspend: 240, domain_resume: 248,
+        domain_attach_disk: 256, domain_detach_disk: 264, domain_snapshot_redefine: 272,
+    });
 }
 
 #[test]
@@ -108,6 +113,8 @@ fn released_numbers_keep_their_values() {
         ("LV_MIGRATE_OFFLINE", LV_MIGRATE_OFFLINE as i64, 1024),
         ("LV_MIGRATE_FAILED", LV_MIGRATE_FAILED as i64, 1 << 24),
         ("LV_SNAPSHOT_CREATE_SAVE", LV_SNAPSHOT_CREATE_SAVE as i64, 1 << 24),
+        ("LV_AFFECT_LIVE", LV_AFFECT_LIVE as i64, 1),
+        ("LV_AFFECT_CONFIG", LV_AFFECT_CONFIG as i64, 2),
     ];
     for (name, now, released) in numbers {
         assert_eq!(now, released, "{name} changed its value");

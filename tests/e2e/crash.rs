@@ -534,6 +534,81 @@ fn definition_changes_killed_before_and_after_the_write_are_old_or_new() {
     }
 }
 
+/// Whether the definition and QEMU both have disk `target`, or neither.
+fn disk_live_and_defined_agree(env: &Env, target: &str) -> bool {
+    let xml = env.ok(&["dumpxml", "d", "--inactive"]);
+    let defined = luavirt_plugin_api::domain::DomainXml::parse(&xml, None).unwrap().disk(target).is_some();
+    let blocks = luavirt_tests::qmp(env, "d", "query-block", serde_json::json!({}));
+    let live = blocks.as_array().unwrap().iter().any(|b| {
+        b["qdev"].as_str().is_some_and(|q| q.ends_with(&format!("/{target}")) || q.contains(&format!("/{target}/")))
+    });
+    assert_eq!(defined, live, "disk {target}: in the definition {defined}, in QEMU {live}");
+    defined
+}
+
+#[test]
+fn attach_disk_live_killed_at_each_step_is_all_or_nothing() {
+    let image = |env: &Env| env.dir.join("new.qcow2");
+    at_each(
+        &["attach-disk:nodes", "attach-disk:device", "attach-disk:defined"],
+        |env| {
+            let mut files = running_domain(env);
+            files.push(env.image("new.qcow2", "qcow2", "16M"));
+            files
+        },
+        |env| strings(&["attach-disk", "d", image(env).to_str().unwrap(), "vdc"]),
+        |env, fp| {
+            env.ok(&["recover", "d"]);
+            state_is(env, "d", &["running"]);
+            let attached = disk_live_and_defined_agree(env, "vdc");
+            assert_eq!(attached, fp != "attach-disk:nodes", "killed at {fp}");
+            let nodes = luavirt_tests::qmp(env, "d", "query-named-block-nodes", serde_json::json!({ "flat": true }));
+            assert_eq!(nodes.to_string().contains("lv-vdc"), attached, "block nodes of vdc: {nodes}");
+        },
+        &BEFORE,
+        |env| {
+            // Attached or not, the next attach works (a fresh image when vdc took the first).
+            let (file, target) = if env.ok(&["domblklist", "d"]).contains("vdc") {
+                (env.image("again.qcow2", "qcow2", "16M"), "vdd")
+            } else {
+                (image(env), "vdc")
+            };
+            env.ok(&["start", "d"]);
+            env.ok(&["attach-disk", "d", file.to_str().unwrap(), target]);
+            env.ok(&["destroy", "d"]);
+        },
+    );
+}
+
+#[test]
+fn detach_disk_live_killed_at_each_step_is_all_or_nothing() {
+    at_each(
+        &["detach-disk:requested", "detach-disk:released", "detach-disk:defined"],
+        |env| {
+            let mut files = domain(env, "d");
+            let scsi = env.image("s.raw", "raw", "8M");
+            env.ok(&["attach-disk", "d", scsi.to_str().unwrap(), "sda"]);
+            env.ok(&["start", "d"]);
+            files.push(scsi);
+            files
+        },
+        |_| strings(&["detach-disk", "d", "sda"]),
+        |env, _fp| {
+            env.ok(&["recover", "d"]);
+            state_is(env, "d", &["running"]);
+            // SCSI lets go at once: killed after the request, the disk is gone from both.
+            assert!(!disk_live_and_defined_agree(env, "sda"));
+        },
+        &BEFORE,
+        |env| {
+            env.ok(&["attach-disk", "d", env.dir.join("s.raw").to_str().unwrap(), "sda"]);
+            env.ok(&["start", "d"]);
+            env.ok(&["detach-disk", "d", "sda"]);
+            env.ok(&["destroy", "d"]);
+        },
+    );
+}
+
 /// An operation's arguments, and the setup it runs on, for the random-kill loop.
 type Args = fn(&Env) -> Vec<String>;
 type Setup = fn(&Env) -> Vec<PathBuf>;
@@ -618,6 +693,29 @@ fn a_running_domain_stays_usable_when_luavirt_is_killed_at_random_moments() {
         ));
     }
     eprintln!("{}", report.join("\n"));
+}
+
+#[test]
+fn undefine_with_its_storage_killed_at_each_step_removes_no_image_still_named() {
+    for fp in ["undefine:snapshots-forgotten", "undefine:undefined"] {
+        let env = Env::new(&format!("crash-{}", fp.replace(':', "-")));
+        let mut files = domain(&env, "d");
+        env.ok(&["snapshot-create-as", "d", "s1"]);
+        let disks: serde_json::Value = serde_json::from_str(&env.ok(&["domblklist", "d", "--json"])).unwrap();
+        let named: Vec<PathBuf> =
+            disks.as_array().unwrap().iter().map(|d| d["source"].as_str().unwrap().into()).collect();
+        files.extend(named.iter().cloned());
+        killed_at(&env, fp, &["undefine", "d", "--snapshots-metadata", "--remove-all-storage"]);
+        // Every image is still there: whatever still names a file names one that exists.
+        assert!(files.iter().all(|f| f.exists()), "{fp}: an image went before the definition");
+        if fp == "undefine:snapshots-forgotten" {
+            assert_eq!(env.ok(&["snapshot-list", "d", "--name"]), "", "{fp}");
+            // Asked again, it finishes: the images the domain named go.
+            env.ok(&["undefine", "d", "--remove-all-storage"]);
+            assert!(named.iter().all(|f| !f.exists()), "{fp}");
+        }
+        assert_eq!(env.ok(&["list", "--all", "--name"]), "", "{fp}");
+    }
 }
 
 #[test]

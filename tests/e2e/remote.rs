@@ -2,7 +2,8 @@
 //! every kind of verb and Lua through `qemu+ssh://` gives what the host itself gives (its
 //! state folder opened locally is the same host); errors keep their codes; `luavirt serve`
 //! refuses a terminal; the transport's parameters act; another protocol version and oversized
-//! frames are refused with clear errors, by either side.
+//! frames are refused with clear errors, by either side; files a command looks at or removes
+//! are the remote host's (a folder only it sees proves it); `drivers` lists its drivers.
 
 use luavirt_tests::ssh::Sshd;
 use luavirt_tests::{Env, Run, built, domain_xml, require, write_offline};
@@ -318,7 +319,7 @@ fn the_transport_parameters_act() {
 /// The block job of disk vda of domain `dom` on B, as the host itself reports it.
 fn job(t: &Two, dom: &str) -> serde_json::Value {
     let out = t.at(&t.local, &["blockjob", dom, "vda", "--json"]).stdout;
-    serde_json::from_str(&out).unwrap_or_default()
+    serde_json::from_str::<serde_json::Value>(&out).unwrap_or_default()["job"].clone()
 }
 
 #[test]
@@ -360,7 +361,7 @@ fn ctrl_c_cancels_a_remote_block_job_through_the_connection() {
 }
 
 #[test]
-fn save_restore_revert_pull_and_commit_work_over_ssh() {
+fn suspend_resume_save_restore_revert_pull_and_commit_work_over_ssh() {
     require("qemu-system-x86_64", "qemu-system-x86");
     let t = two("rmore");
     t.define_d();
@@ -368,8 +369,12 @@ fn save_restore_revert_pull_and_commit_work_over_ssh() {
     t.ok(&["snapshot-create-as", "d", "s1", "--disk-only", "--diskspec", "vda,snapshot=external"]);
     t.ok(&["snapshot-revert", "d", "s1"]);
     t.same(&["snapshot-current", "d", "--name"]);
-    // Running: pull and commit the overlays that snapshots made.
+    // Running: suspend and resume; pull and commit the overlays that snapshots made.
     t.ok(&["start", "d"]);
+    t.ok(&["suspend", "d"]);
+    assert_eq!(t.same(&["domstate", "d"]).stdout, "paused\n");
+    t.ok(&["resume", "d"]);
+    assert_eq!(t.same(&["domstate", "d"]).stdout, "running\n");
     t.ok(&["snapshot-create-as", "d", "s2", "--disk-only", "--diskspec", "vda,snapshot=external"]);
     assert_eq!(t.ok(&["blockpull", "d", "vda", "--wait"]), "Pull complete\n");
     t.ok(&["snapshot-create-as", "d", "s3", "--disk-only", "--diskspec", "vda,snapshot=external"]);
@@ -416,4 +421,25 @@ fn drivers_over_ssh_are_the_remote_hosts() {
     // This host does not search that folder.
     let here: serde_json::Value = serde_json::from_str(&t.env.ok(&["drivers", "--json"])).unwrap();
     assert_eq!(here["refused"], serde_json::json!([]), "{here}");
+}
+
+#[test]
+fn attach_disk_and_undefine_storage_use_the_files_of_the_remote_host() {
+    let t = two("rfiles");
+    t.define_d();
+    // An image only host B has.
+    let image = t.sshd.there().join("only-there.qcow2");
+    let made = t.sshd.command_there("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&image).arg("16M").status();
+    assert!(made.unwrap().success());
+    assert!(!image.exists(), "the image should not be seen here");
+    let exists_there = || t.sshd.command_there("test").arg("-e").arg(&image).status().unwrap().success();
+    // attach-disk reads its format from the image there.
+    t.ok(&["attach-disk", "d", image.to_str().unwrap(), "vdc", "--config"]);
+    let xml = t.ok(&["dumpxml", "d"]);
+    assert!(xml.contains(&format!("type='qcow2'/>\n      <source file='{}'/>", image.display())), "{xml}");
+    // undefine --remove-all-storage removes it there.
+    let r = t.at(&t.remote, &["undefine", "d", "--remove-all-storage", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("only-there.qcow2"), "{}", r.stdout);
+    assert!(!exists_there(), "the image is still on host B");
 }

@@ -438,3 +438,114 @@ pub fn disk_holds(env: &Env, domain: &str, target: &str, pattern: u8) -> bool {
     let (image, format) = disk_image(env, domain, target);
     image_holds(&image, &format, pattern)
 }
+
+/// A raw disk image whose boot sector is a tiny guest that does what an OS does with the
+/// ACPI power button: it enables the button's event, marks itself ready (byte 0x42 at guest
+/// address 0x500), sleeps until the button is pressed, then powers the machine off through
+/// ACPI (SLP_EN, S5). QEMU's `pc` machine with SeaBIOS puts the PM registers at 0x600.
+pub fn acpi_guest_image(env: &Env, name: &str) -> PathBuf {
+    #[rustfmt::skip]
+    let code: &[u8] = &[
+        0x31, 0xC0,                   // xor ax, ax
+        0x8E, 0xD8,                   // mov ds, ax
+        0xBA, 0x02, 0x06,             // mov dx, 0x602     PM1 enable
+        0xB8, 0x00, 0x01,             // mov ax, 0x100     power button
+        0xEF,                         // out dx, ax
+        0xC6, 0x06, 0x00, 0x05, 0x42, // mov byte [0x500], 0x42: ready
+        0xFB,                         // wait: sti
+        0xF4,                         //       hlt (until the timer ticks)
+        0xBA, 0x00, 0x06,             // mov dx, 0x600     PM1 status
+        0xED,                         // in ax, dx
+        0xA9, 0x00, 0x01,             // test ax, 0x100    pressed?
+        0x74, 0xF5,                   // jz wait
+        0xBA, 0x04, 0x06,             // mov dx, 0x604     PM1 control
+        0xB8, 0x00, 0x20,             // mov ax, 0x2000    SLP_EN, S5
+        0xEF,                         // out dx, ax
+        0xF4,                         // hlt
+        0xEB, 0xFD,                   // jmp hlt
+    ];
+    let mut image = code.to_vec();
+    image.resize(510, 0);
+    image.extend([0x55, 0xAA]);
+    image.resize(1 << 20, 0);
+    let p = env.dir.join(name);
+    std::fs::write(&p, image).unwrap();
+    p
+}
+
+/// Defines domain `name` booting [`acpi_guest_image`] from disk vda (raw, virtio).
+pub fn define_acpi_guest(env: &Env, name: &str) -> PathBuf {
+    let image = acpi_guest_image(env, &format!("{name}-boot.raw"));
+    let xml = domain_xml(name, &[("vda", &image, "raw")])
+        .replace("<target dev='vda' bus='virtio'/>", "<target dev='vda' bus='virtio'/>\n      <boot order='1'/>");
+    let file = env.write(&format!("{name}.xml"), &xml);
+    env.ok(&["define", file.to_str().unwrap()]);
+    image
+}
+
+/// Waits until the guest of [`define_acpi_guest`] listens for the power button (its BIOS
+/// has booted it); panics after 60 s.
+pub fn wait_acpi_guest_ready(env: &Env, domain: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = hmp(env, domain, &["xp /1bx 0x500"]);
+        if out[0].contains("0x42") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the guest of {domain} never got ready: {}", out[0]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A QMP connection that only listens: it collects the events QEMU sends every monitor
+/// (`POWERDOWN`, `RESET`, `STOP`, ...). It holds one of the domain's monitors while it lives.
+pub struct QmpListener {
+    reader: std::io::BufReader<std::os::unix::net::UnixStream>,
+    _claim: luavirt_plugin_api::fsutil::LockGuard,
+}
+
+impl QmpListener {
+    /// Connects to a free monitor of running `domain`.
+    pub fn new(env: &Env, domain: &str) -> QmpListener {
+        use std::io::{BufRead, Write};
+        let run = env.state.join("qemu/run").join(domain);
+        let (sock, claim) = (0..4)
+            .find_map(|k| {
+                luavirt_plugin_api::fsutil::try_lock_exclusive(&run.join(format!("qmp-{k}.lock")))
+                    .unwrap()
+                    .map(|g| (run.join(format!("qmp-{k}.sock")), g))
+            })
+            .expect("a free monitor");
+        let mut stream = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap(); // greeting
+        writeln!(stream, "{}", serde_json::json!({ "execute": "qmp_capabilities" })).unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        QmpListener { reader, _claim: claim }
+    }
+
+    /// Waits up to `timeout` for event `name`; whether it came.
+    pub fn saw(&mut self, name: &str, timeout: std::time::Duration) -> bool {
+        use std::io::BufRead;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.reader.get_ref().set_read_timeout(Some(left)).unwrap();
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {
+                    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                    if v["event"] == name {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+}

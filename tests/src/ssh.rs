@@ -6,7 +6,8 @@
 //! sshd runs in a mount namespace of its own where `/etc/machine-id` is another machine's:
 //! what it runs is on "another machine" as luavirt tells machines apart (it then cannot see
 //! the other side's commit markers, and migrations between the two travel over TCP or ssh),
-//! while files stay shared, as storage shared between hosts is.
+//! while files stay shared, as storage shared between hosts is, but for one folder
+//! ([`Sshd::there`]) that is a tmpfs of the namespace's own: files only the other machine has.
 
 use crate::{built, set_mode};
 use std::io::Read;
@@ -79,11 +80,14 @@ impl Sshd {
             let machine_id = dir.join("machine-id");
             std::fs::write(&machine_id, format!("{:032x}\n", std::process::id() as u128 * 7919 + port as u128))
                 .unwrap();
+            let there = dir.join("there");
+            std::fs::create_dir_all(&there).unwrap();
             let mut child = Command::new("unshare")
                 .args(["--mount", "--propagation", "private", "sh", "-c"])
                 .arg(format!(
-                    "mount --bind {} /etc/machine-id && exec {SSHD} -D -e -f {}",
+                    "mount --bind {} /etc/machine-id && mount -t tmpfs -o mode=0700 tmpfs {} && exec {SSHD} -D -e -f {}",
                     machine_id.display(),
+                    there.display(),
                     config.display()
                 ))
                 .stdin(Stdio::null())
@@ -122,6 +126,18 @@ impl Sshd {
     /// known hosts and the built luavirt as the remote command.
     pub fn uri(&self, scheme: &str, path: &str) -> String {
         self.uri_with(scheme, path, &built("luavirt"))
+    }
+
+    /// A folder whose files only the other machine (what sshd runs) sees; here it is empty.
+    pub fn there(&self) -> PathBuf {
+        self.dir.join("there")
+    }
+
+    /// `program`, run on the other machine (in sshd's mount namespace).
+    pub fn command_there(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &self.child.id().to_string(), "-m", "--", program]);
+        c
     }
 
     /// [`Sshd::uri`] with another remote command.

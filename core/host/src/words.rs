@@ -62,6 +62,9 @@ fn operation_in_lua(op: &str) -> Option<String> {
     let words: Vec<&str> = op.split_whitespace().map(|w| w.trim_matches('\'')).collect();
     Some(match words.as_slice() {
         ["list", "--all"] => "conn:domains()".to_string(),
+        ["start", _] => "dom:start()".to_string(),
+        ["destroy", _] => "dom:destroy()".to_string(),
+        ["resume", _] => "dom:resume()".to_string(),
         ["diskset", "add", _, disk, "--set", set] => format!("dom:diskset(\"{set}\"):add(\"{disk}\")"),
         ["disk-mode", _, disk, mode] => format!("dom:disk(\"{disk}\"):set_mode(\"{mode}\")"),
         ["snapshot-delete", _, snap, "--metadata"] => {
@@ -118,6 +121,7 @@ fn lua(token: &str) -> String {
         "disk_set" => format!("disks = dom:diskset(\"{value}\")"),
         "set" => format!("dom:diskset(\"{value}\")"),
         "shared_disks" => format!("shared = {{ \"{value}\" }}"),
+        "storage" => format!("storage = {{ \"{value}\" }}"),
         "disk_target" => match value.split_once('=') {
             Some((disk, path)) => format!("targets = {{ {disk} = \"{path}\" }}"),
             None => format!("targets = {{ {value} }}"),
@@ -147,6 +151,8 @@ mod tests {
         assert_eq!(render_for("«disk_target vda=PATH»", Door::Cli), "--disk-target vda=PATH");
         assert_eq!(render_for("«disk_target vda=PATH»", Door::Lua), "targets = { vda = \"PATH\" }");
         assert_eq!(render_for("«shared_disks vdc»", Door::Lua), "shared = { \"vdc\" }");
+        assert_eq!(render_for("«storage hdc»", Door::Lua), "storage = { \"hdc\" }");
+        assert_eq!(render_for("«storage hdc»", Door::Cli), "--storage hdc");
         assert_eq!(render_for("no tokens «here", Door::Lua), "no tokens «here");
         assert_eq!(render_for("«do:list --all» shows them", Door::Cli), "`luavirt list --all` shows them");
         assert_eq!(render_for("«do:list --all» shows them", Door::Lua), "`conn:domains()` shows them");

@@ -38,10 +38,47 @@ pub enum Command {
         /// Domain XML file.
         file: PathBuf,
     },
-    /// Remove a domain's definition.
+    /// Remove a domain's definition (with --snapshots-metadata, forget its snapshots first;
+    /// with --remove-all-storage or --storage, remove its disk images after).
     Undefine {
         /// Domain name.
         domain: String,
+        /// Forget the domain's snapshots first (their files stay).
+        #[arg(long)]
+        snapshots_metadata: bool,
+        /// Remove every disk image that is this domain's alone (CD-ROMs, read-only and
+        /// shareable disks, images another domain uses and backing images stay).
+        #[arg(long, conflicts_with = "storage")]
+        remove_all_storage: bool,
+        /// Remove these disks' images (targets or paths, comma-separated).
+        #[arg(long, value_name = "DISKS", value_delimiter = ',')]
+        storage: Vec<String>,
+    },
+    /// Edit a domain's XML in $VISUAL or $EDITOR (default vi), then define it; an unchanged
+    /// file changes nothing.
+    Edit {
+        /// Domain name.
+        domain: String,
+    },
+    /// Print facts about a domain: Id, UUID, state, CPUs, memory, disks, snapshots, disk sets.
+    Dominfo {
+        /// Domain name.
+        domain: String,
+    },
+    /// Print a disk's sizes: capacity (virtual), allocation (used on the host), physical
+    /// (the file's length).
+    Domblkinfo {
+        /// Domain name.
+        domain: String,
+        /// Disk target or source path.
+        #[arg(required_unless_present = "all")]
+        disk: Option<String>,
+        /// Sizes in KiB, MiB, GiB.
+        #[arg(long)]
+        human: bool,
+        /// Every disk, as a table.
+        #[arg(long, conflicts_with = "disk")]
+        all: bool,
     },
     /// Print a domain's XML.
     Dumpxml {
@@ -118,6 +155,42 @@ pub enum Command {
         /// Domain name.
         domain: String,
     },
+    /// Ask a running domain's guest to shut down (the ACPI power button); with --wait or
+    /// --timeout, wait until it is shut off.
+    Shutdown(ShutdownArgs),
+    /// Restart a running domain's guest at once, like its reset button: the guest is not asked
+    /// first (virsh calls this reset); it keeps running.
+    #[command(visible_alias = "reset")]
+    Reboot {
+        /// Domain name.
+        domain: String,
+    },
+    /// Pause a running domain (its vCPUs stop; memory and devices stay).
+    Suspend {
+        /// Domain name.
+        domain: String,
+    },
+    /// Resume a paused domain.
+    Resume {
+        /// Domain name.
+        domain: String,
+    },
+    /// Attach a disk image to a domain: live and in its definition while it runs, in its
+    /// definition when shut off (or as --live/--config say).
+    AttachDisk(AttachDiskArgs),
+    /// Detach a disk from a domain (its image stays): live and from its definition while it
+    /// runs, from its definition when shut off (or as --live/--config say).
+    DetachDisk {
+        /// Domain name.
+        domain: String,
+        /// Disk target (vdb) or source path.
+        target: String,
+        #[command(flatten)]
+        affect: AffectArgs,
+        /// Print the <disk> that would be detached; change nothing.
+        #[arg(long)]
+        print_xml: bool,
+    },
     /// Run a Lua script with the luavirt module (arguments in `arg` and `...`).
     Run {
         /// Record what the script would change and change nothing.
@@ -176,6 +249,8 @@ pub enum Command {
         writable: bool,
     },
     /// Print or set a disk's mode: persistent, independent-persistent, independent-nonpersistent.
+    /// It is kept in the definition; on a running domain, whether snapshots take the disk
+    /// applies now, whether its writes are kept at the next start.
     DiskMode {
         /// Domain name.
         domain: String,
@@ -183,12 +258,66 @@ pub enum Command {
         disk: String,
         /// The new mode; without it, print the current one.
         mode: Option<String>,
+        /// Change the definition (what happens without flags).
+        #[arg(long, requires = "mode")]
+        config: bool,
+        /// Also have the running domain use it now, with --config (refused when whether the
+        /// disk's writes are kept would change: that is set at start).
+        #[arg(long, requires = "mode")]
+        live: bool,
     },
     /// Manage a domain's named disk sets.
     #[command(subcommand)]
     Diskset(DisksetCommand),
     /// Take a snapshot (disks chosen by --diskspec, else --disk-set, else their defaults).
     SnapshotCreateAs(SnapshotCreateArgs),
+    /// Take a snapshot described by a <domainsnapshot> XML file (virsh's form; "-" reads
+    /// standard input); without a file, one named after the time, as its disks' defaults say.
+    SnapshotCreate {
+        /// Domain name.
+        domain: String,
+        /// The snapshot's XML: <name>, <description>, <memory>, <disks>.
+        #[arg(value_name = "FILE.xml")]
+        xmlfile: Option<PathBuf>,
+        /// Disks only, no memory.
+        #[arg(long)]
+        disk_only: bool,
+        /// Keep the domain running while its memory is saved.
+        #[arg(long)]
+        live: bool,
+        /// Stop the domain afterwards.
+        #[arg(long)]
+        halt: bool,
+        /// Use overlay files that already exist.
+        #[arg(long)]
+        reuse_external: bool,
+        /// Take the snapshot but keep no metadata.
+        #[arg(long)]
+        no_metadata: bool,
+        /// All disks or none: every luavirt snapshot is so.
+        #[arg(long)]
+        atomic: bool,
+    },
+    /// Edit a snapshot's XML in $VISUAL or $EDITOR; only its description can change.
+    SnapshotEdit {
+        /// Domain name.
+        domain: String,
+        /// Snapshot name.
+        snapshot: Option<String>,
+        /// The current snapshot.
+        #[arg(long)]
+        current: bool,
+    },
+    /// Print a snapshot's parent.
+    SnapshotParent {
+        /// Domain name.
+        domain: String,
+        /// Snapshot name.
+        snapshot: Option<String>,
+        /// The current snapshot.
+        #[arg(long)]
+        current: bool,
+    },
     /// List a domain's snapshots.
     SnapshotList {
         /// Domain name.
@@ -356,6 +485,85 @@ pub enum Command {
         #[arg(long)]
         mirror_abort: bool,
     },
+}
+
+/// Which state a device change affects (virsh's flags).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct AffectArgs {
+    /// Change the running domain.
+    #[arg(long)]
+    pub live: bool,
+    /// Change the persistent definition.
+    #[arg(long)]
+    pub config: bool,
+    /// The definition, and the running domain if it runs (what luavirt does without flags).
+    #[arg(long, conflicts_with_all = ["live", "config", "current"])]
+    pub persistent: bool,
+    /// The running domain if it runs (alone: a driver that keeps one definition refuses
+    /// it), else the definition.
+    #[arg(long, conflicts_with_all = ["live", "config"])]
+    pub current: bool,
+}
+
+/// `attach-disk`, with virsh's options.
+#[derive(Args, Debug)]
+pub struct AttachDiskArgs {
+    /// Domain name.
+    pub domain: String,
+    /// The image file or block device.
+    pub source: String,
+    /// The target name in the guest (vdb, sdc, hdb).
+    pub target: String,
+    /// The hypervisor's driver for it: qemu is the one there is.
+    #[arg(long, value_parser = ["qemu"])]
+    pub driver: Option<String>,
+    /// The image format (qcow2, raw, vmdk, ...); read from the image's header when not given.
+    #[arg(long, value_name = "FORMAT")]
+    pub subdriver: Option<String>,
+    /// The bus (virtio, scsi, sata, ide, usb, xen); from the target's prefix when not given.
+    #[arg(long, value_name = "BUS")]
+    pub targetbus: Option<String>,
+    /// disk (default), cdrom, floppy or lun.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub device: Option<String>,
+    /// readonly or shareable.
+    #[arg(long, value_parser = ["readonly", "shareable"])]
+    pub mode: Option<String>,
+    /// file or block; a block device's path gives block.
+    #[arg(long, value_parser = ["file", "block"])]
+    pub sourcetype: Option<String>,
+    /// The disk's serial number.
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// luavirt's disk mode: persistent (default), independent-persistent or
+    /// independent-nonpersistent.
+    #[arg(long, value_name = "MODE")]
+    pub disk_mode: Option<String>,
+    #[command(flatten)]
+    pub affect: AffectArgs,
+    /// Print the <disk> element that would be attached; change nothing.
+    #[arg(long)]
+    pub print_xml: bool,
+}
+
+/// `shutdown`.
+#[derive(Args, Debug)]
+pub struct ShutdownArgs {
+    /// Domain name.
+    pub domain: String,
+    /// How to ask the guest: acpi (the power button) is the only way luavirt's drivers know.
+    #[arg(long, value_name = "MODE", value_parser = ["acpi"])]
+    pub mode: Option<String>,
+    /// Wait until the domain is shut off (Ctrl-C stops waiting; the guest goes on).
+    #[arg(long)]
+    pub wait: bool,
+    /// Wait at most this many seconds; a domain still running then is an error (or is
+    /// destroyed, with --destroy).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Destroy the domain if it is still running when --timeout ends.
+    #[arg(long, requires = "timeout")]
+    pub destroy: bool,
 }
 
 /// How `luavirt watch` logs.
@@ -599,4 +807,60 @@ pub enum DisksetCommand {
         /// Domain name.
         domain: String,
     },
+}
+
+impl Command {
+    /// The domain the verb is about, if it is about one: given by name, UUID or Id, it is
+    /// looked up once, before the verb runs.
+    pub fn domain_mut(&mut self) -> Option<&mut String> {
+        use Command as C;
+        Some(match self {
+            C::Undefine { domain, .. }
+            | C::Edit { domain }
+            | C::Dominfo { domain }
+            | C::Domblkinfo { domain, .. }
+            | C::Dumpxml { domain, .. }
+            | C::Domstate { domain, .. }
+            | C::Save { domain, .. }
+            | C::Domjobabort { domain }
+            | C::Recover { domain }
+            | C::Domblklist { domain, .. }
+            | C::Start { domain }
+            | C::Destroy { domain }
+            | C::Reboot { domain }
+            | C::Suspend { domain }
+            | C::Resume { domain }
+            | C::DetachDisk { domain, .. }
+            | C::DiskMode { domain, .. }
+            | C::SnapshotCreate { domain, .. }
+            | C::SnapshotEdit { domain, .. }
+            | C::SnapshotParent { domain, .. }
+            | C::SnapshotList { domain, .. }
+            | C::SnapshotDumpxml { domain, .. }
+            | C::SnapshotInfo { domain, .. }
+            | C::SnapshotCurrent { domain, .. }
+            | C::SnapshotRevert { domain, .. }
+            | C::SnapshotDelete { domain, .. }
+            | C::Blockcopy { domain, .. }
+            | C::Blockpull { domain, .. }
+            | C::Blockcommit { domain, .. }
+            | C::Blockjob { domain, .. } => domain,
+            C::Migrate(a) => &mut a.domain,
+            C::Shutdown(a) => &mut a.domain,
+            C::AttachDisk(a) => &mut a.domain,
+            C::SnapshotCreateAs(a) => &mut a.domain,
+            C::Diskset(DisksetCommand::Names { domain }) => domain,
+            C::Diskset(
+                DisksetCommand::Add { set, .. }
+                | DisksetCommand::Remove { set, .. }
+                | DisksetCommand::AddAll { set }
+                | DisksetCommand::RemoveAll { set }
+                | DisksetCommand::Size { set }
+                | DisksetCommand::List { set }
+                | DisksetCommand::Contains { set, .. },
+            ) => &mut set.domain,
+            // list, define, restore, run, test, watch, hooks, drivers, ...: no domain.
+            _ => return None,
+        })
+    }
 }

@@ -2,6 +2,10 @@
 
 pub mod args;
 mod blockjob;
+mod disks;
+mod edit;
+mod info;
+mod lifecycle;
 mod migrate;
 mod progress;
 mod run;

@@ -8,6 +8,7 @@
 //! making them (the host enforces it).
 //! A policy is a script whose [`hooks`] luavirt keeps and runs (see `crate::policy`).
 
+pub mod attach;
 pub mod conn;
 pub mod disk;
 pub mod diskset;
@@ -19,6 +20,7 @@ pub mod job;
 pub mod limits;
 pub mod migrate;
 pub mod options;
+pub mod power;
 pub mod sandbox;
 pub mod save;
 pub mod snapshot;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 /// Runs `qemu-img ARGS`; its standard output, or an error with what it said.
 pub fn run(args: &[&str]) -> Result<String, DriverError> {
-    let out = luavirt_plugin_api::child::tool("qemu-img").args(args).output().map_err(|e| {
+    let out = luavirt_plugin_api::child::output(luavirt_plugin_api::child::tool("qemu-img").args(args)).map_err(|e| {
         let why = if e.kind() == std::io::ErrorKind::NotFound {
             "qemu-img is not installed; the libxl driver reads images and takes snapshots with it (apt-get install qemu-utils)".to_string()
         } else {

@@ -73,17 +73,18 @@ impl Xl {
     /// Runs `xl ARGS`; its standard output.
     pub fn run(&self, args: &[&str]) -> Result<String, XlError> {
         let command = format!("{} {}", self.program, args.join(" "));
-        let out = luavirt_plugin_api::child::tool(&self.program).args(args).output().map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                XlError::Missing(if self.program.contains('/') {
-                    format!("{} does not exist", self.program)
+        let out = luavirt_plugin_api::child::output(luavirt_plugin_api::child::tool(&self.program).args(args))
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    XlError::Missing(if self.program.contains('/') {
+                        format!("{} does not exist", self.program)
+                    } else {
+                        format!("no {} on PATH", self.program)
+                    })
                 } else {
-                    format!("no {} on PATH", self.program)
-                })
-            } else {
-                XlError::Failed(command.clone(), e.to_string())
-            }
-        })?;
+                    XlError::Failed(command.clone(), e.to_string())
+                }
+            })?;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }

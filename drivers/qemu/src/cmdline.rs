@@ -138,29 +138,116 @@ fn target_index(target: &str) -> usize {
     tail.chars().fold(0usize, |n, c| n * 26 + (c as usize - 'a' as usize + 1)).saturating_sub(1)
 }
 
-fn disk_args(
+/// A property value, typed as QMP wants it (the command line writes each as text).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Prop {
+    /// A string.
+    Str(String),
+    /// An integer.
+    Int(i64),
+    /// A boolean (`on`/`off` on the command line).
+    Bool(bool),
+}
+
+/// A `-blockdev` or `-device`: its driver and properties, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Props {
+    /// `driver=`.
+    pub driver: String,
+    /// The other properties.
+    pub props: Vec<(String, Prop)>,
+}
+
+impl Props {
+    fn new(driver: &str) -> Props {
+        Props { driver: driver.to_string(), props: Vec::new() }
+    }
+
+    fn with(mut self, key: &str, value: Prop) -> Props {
+        self.props.push((key.to_string(), value));
+        self
+    }
+
+    fn text(&self) -> String {
+        self.props
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Prop::Str(s) => opt(s),
+                    Prop::Int(n) => n.to_string(),
+                    Prop::Bool(b) => if *b { "on" } else { "off" }.to_string(),
+                };
+                format!(",{k}={v}")
+            })
+            .collect()
+    }
+
+    /// As `-blockdev` takes it: `driver=D,key=value,...`.
+    pub fn blockdev_arg(&self) -> String {
+        format!("driver={}{}", opt(&self.driver), self.text())
+    }
+
+    /// As `-device` takes it: `D,key=value,...`.
+    pub fn device_arg(&self) -> String {
+        format!("{}{}", opt(&self.driver), self.text())
+    }
+
+    /// As QMP's `blockdev-add` and `device_add` take it.
+    pub fn json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("driver".into(), self.driver.clone().into());
+        for (k, v) in &self.props {
+            let v = match v {
+                Prop::Str(s) => serde_json::Value::from(s.clone()),
+                Prop::Int(n) => serde_json::Value::from(*n),
+                Prop::Bool(b) => serde_json::Value::from(*b),
+            };
+            m.insert(k.clone(), v);
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+/// What QEMU needs for one disk: its block nodes (protocol, then format; none for an empty
+/// drive), the controller its bus needs (added once per domain), and the guest device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiskDevice {
+    /// Block nodes, lowest first.
+    pub nodes: Vec<Props>,
+    /// The controller device, with its id, if the bus needs one.
+    pub controller: Option<Props>,
+    /// The guest's device (`id` is the target).
+    pub device: Props,
+}
+
+/// The block nodes and device of disk `d`; `None` (with a warning) for a bus QEMU is not
+/// given by luavirt.
+pub fn disk_device(
     name: &str,
     d: &Disk,
     q35: bool,
-    ctl: &mut Controllers,
-    argv: &mut Vec<String>,
     warnings: &mut Vec<String>,
-) -> Result<(), DriverError> {
+) -> Result<Option<DiskDevice>, DriverError> {
     let node = node_name(&d.target);
-    let read_only = if d.readonly || d.device == "cdrom" { "on" } else { "off" };
-    let mut has_media = true;
+    let read_only = d.readonly || d.device == "cdrom";
+    let mut nodes = Vec::new();
     match &d.source {
         DiskSource::File(path) | DiskSource::Block(path) => {
             let protocol = if matches!(d.source, DiskSource::Block(_)) { "host_device" } else { "file" };
-            argv.push("-blockdev".into());
-            argv.push(format!("driver={protocol},filename={},node-name={node}-file,read-only={read_only}", opt(path)));
-            argv.push("-blockdev".into());
-            argv.push(format!(
-                "driver={},file={node}-file,node-name={node},read-only={read_only}",
-                opt(d.format_or_raw())
-            ));
+            nodes.push(
+                Props::new(protocol)
+                    .with("filename", Prop::Str(path.clone()))
+                    .with("node-name", Prop::Str(format!("{node}-file")))
+                    .with("read-only", Prop::Bool(read_only)),
+            );
+            nodes.push(
+                Props::new(d.format_or_raw())
+                    .with("file", Prop::Str(format!("{node}-file")))
+                    .with("node-name", Prop::Str(node.clone()))
+                    .with("read-only", Prop::Bool(read_only)),
+            );
         }
-        DiskSource::None => has_media = false,
+        DiskSource::None => {}
         other => {
             return Err(unsupported(
                 name,
@@ -175,9 +262,10 @@ fn disk_args(
     }
     let cdrom = d.device == "cdrom";
     let bus = d.bus.clone().unwrap_or_else(|| if d.target.starts_with("vd") { "virtio".into() } else { "ide".into() });
-    let index = target_index(&d.target);
-    let mut dev = match (bus.as_str(), cdrom) {
-        ("virtio", false) => "virtio-blk-pci".to_string(),
+    let index = target_index(&d.target) as i64;
+    let kind = |disk: &str, cd: &str| if cdrom { cd.to_string() } else { disk.to_string() };
+    let (device, controller) = match (bus.as_str(), cdrom) {
+        ("virtio", false) => (Props::new("virtio-blk-pci"), None),
         ("virtio", true) => {
             return Err(unsupported(
                 name,
@@ -187,52 +275,80 @@ fn disk_args(
                 ),
             ));
         }
-        ("ide", _) if q35 => format!("{},bus=ide.{index}", if cdrom { "ide-cd" } else { "ide-hd" }),
-        ("ide", _) => format!("{},bus=ide.{},unit={}", if cdrom { "ide-cd" } else { "ide-hd" }, index / 2, index % 2),
+        ("ide", _) if q35 => {
+            (Props::new(&kind("ide-hd", "ide-cd")).with("bus", Prop::Str(format!("ide.{index}"))), None)
+        }
+        ("ide", _) => (
+            Props::new(&kind("ide-hd", "ide-cd"))
+                .with("bus", Prop::Str(format!("ide.{}", index / 2)))
+                .with("unit", Prop::Int(index % 2)),
+            None,
+        ),
         ("sata", _) => {
-            if !ctl.sata && !q35 {
-                argv.extend(["-device".into(), "ahci,id=sata0".into()]);
-            }
-            ctl.sata = true;
             let bus_name = if q35 { "ide" } else { "sata0" };
-            format!("{},bus={bus_name}.{index}", if cdrom { "ide-cd" } else { "ide-hd" })
+            let ctl = (!q35).then(|| Props::new("ahci").with("id", Prop::Str("sata0".into())));
+            (Props::new(&kind("ide-hd", "ide-cd")).with("bus", Prop::Str(format!("{bus_name}.{index}"))), ctl)
         }
-        ("scsi", _) => {
-            if !ctl.scsi {
-                argv.extend(["-device".into(), "virtio-scsi-pci,id=scsi0".into()]);
-                ctl.scsi = true;
-            }
-            format!("{},bus=scsi0.0,scsi-id={index}", if cdrom { "scsi-cd" } else { "scsi-hd" })
-        }
-        ("usb", false) => {
-            if !ctl.usb {
-                argv.extend(["-device".into(), "qemu-xhci,id=usb".into()]);
-                ctl.usb = true;
-            }
-            "usb-storage,bus=usb.0".to_string()
-        }
+        ("scsi", _) => (
+            Props::new(&kind("scsi-hd", "scsi-cd"))
+                .with("bus", Prop::Str("scsi0.0".into()))
+                .with("scsi-id", Prop::Int(index)),
+            Some(Props::new("virtio-scsi-pci").with("id", Prop::Str("scsi0".into()))),
+        ),
+        ("usb", false) => (
+            Props::new("usb-storage").with("bus", Prop::Str("usb.0".into())),
+            Some(Props::new("qemu-xhci").with("id", Prop::Str("usb".into()))),
+        ),
         (other, _) => {
             warnings.push(format!("disk {} on bus '{other}' is not passed to QEMU yet", d.target));
-            return Ok(());
+            return Ok(None);
         }
     };
-    if has_media {
-        dev.push_str(&format!(",drive={node}"));
+    let mut device = device;
+    if !nodes.is_empty() {
+        device = device.with("drive", Prop::Str(node));
     } else if !cdrom {
         return Err(unsupported(name, format!("disk {} has no source; only a CD-ROM may be empty", d.target)));
     }
-    dev.push_str(&format!(",id={}", opt(&d.target)));
+    device = device.with("id", Prop::Str(d.target.clone()));
     if let Some(s) = &d.serial {
-        dev.push_str(&format!(",serial={}", opt(s)));
+        device = device.with("serial", Prop::Str(s.clone()));
     }
     if let Some(b) = d.boot_order {
-        dev.push_str(&format!(",bootindex={b}"));
+        device = device.with("bootindex", Prop::Int(b as i64));
     }
     if d.shareable {
-        dev.push_str(",share-rw=on");
+        device = device.with("share-rw", Prop::Bool(true));
+    }
+    Ok(Some(DiskDevice { nodes, controller, device }))
+}
+
+fn disk_args(
+    name: &str,
+    d: &Disk,
+    q35: bool,
+    ctl: &mut Controllers,
+    argv: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<(), DriverError> {
+    let Some(dev) = disk_device(name, d, q35, warnings)? else { return Ok(()) };
+    for n in &dev.nodes {
+        argv.push("-blockdev".into());
+        argv.push(n.blockdev_arg());
+    }
+    if let Some(c) = &dev.controller {
+        let added = match c.driver.as_str() {
+            "ahci" => &mut ctl.sata,
+            "virtio-scsi-pci" => &mut ctl.scsi,
+            _ => &mut ctl.usb,
+        };
+        if !*added {
+            argv.extend(["-device".into(), c.device_arg()]);
+            *added = true;
+        }
     }
     argv.push("-device".into());
-    argv.push(dev);
+    argv.push(dev.device.device_arg());
     Ok(())
 }
 

@@ -51,11 +51,15 @@ pub fn check_readable(domain: &str, disk: &Disk, path: &str) -> Result<(), Drive
 
 /// Runs `qemu-img` with `args`; its stdout, or an error carrying its stderr.
 pub fn qemu_img(args: &[&str]) -> Result<String, DriverError> {
-    let out = luavirt_plugin_api::child::tool("qemu-img").args(args).output().map_err(|e| {
-        let hint =
-            if e.kind() == std::io::ErrorKind::NotFound { "; install it: apt-get install -y qemu-utils" } else { "" };
-        DriverError::new(ErrorCode::Hypervisor, format!("Cannot run qemu-img: {e}{hint}"))
-    })?;
+    let out =
+        luavirt_plugin_api::child::output(luavirt_plugin_api::child::tool("qemu-img").args(args)).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                "; install it: apt-get install -y qemu-utils"
+            } else {
+                ""
+            };
+            DriverError::new(ErrorCode::Hypervisor, format!("Cannot run qemu-img: {e}{hint}"))
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(DriverError::new(ErrorCode::Hypervisor, format!("qemu-img {} failed: {err}", args.join(" "))));
@@ -84,6 +88,7 @@ pub fn block_info(domain: &str, disk: &Disk, path: &str) -> Result<BlockInfo, Dr
         capacity: top.virtual_size,
         allocation: top.actual_size,
         cluster_size: top.cluster_size,
+        physical: physical_size(path),
         backing: chain[1..]
             .iter()
             .map(|i| BackingImage { path: i.filename.clone(), format: i.format.clone() })
@@ -153,4 +158,11 @@ pub fn has_own_data(image: &str) -> bool {
     }
     let Ok(json) = qemu_img(&["map", "--output=json", "-U", image]) else { return false };
     serde_json::from_str::<Vec<Extent>>(&json).is_ok_and(|map| map.iter().any(|e| e.depth == 0 && e.data))
+}
+
+/// The bytes `path` takes as a file: its length, or for a block device its size.
+pub fn physical_size(path: &str) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    f.seek(SeekFrom::End(0)).ok()
 }

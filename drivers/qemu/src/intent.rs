@@ -37,6 +37,10 @@ pub(crate) enum Change {
     MigrateOut(crate::migrate::Outgoing),
     /// A migration arriving (the destination's side).
     MigrateIn(crate::migrate::Incoming),
+    /// A disk plugged into the running domain and added to its definition.
+    AttachDisk(crate::hotplug::Hotplug),
+    /// A disk unplugged from the running domain and removed from its definition.
+    DetachDisk(crate::hotplug::Hotplug),
 }
 
 impl Change {
@@ -55,6 +59,8 @@ impl Change {
             Change::BlockJob(e) => format!("the block {} of disk {} to {}", e.kind, e.disk, e.target),
             Change::MigrateOut(m) => format!("migration {} (leaving)", m.id),
             Change::MigrateIn(m) => format!("migration {} (arriving)", m.id),
+            Change::AttachDisk(h) => format!("the attach of disk {}", h.target),
+            Change::DetachDisk(h) => format!("the detach of disk {}", h.target),
         }
     }
 }

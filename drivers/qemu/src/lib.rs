@@ -12,11 +12,13 @@
 
 mod blockjob;
 mod cmdline;
+mod hotplug;
 mod images;
 mod intent;
 mod lifecycle;
 mod migrate;
 mod monitor;
+mod power;
 mod process;
 mod qmp;
 mod reconcile;
@@ -278,6 +280,34 @@ impl Driver for QemuDriver {
     fn abort_job(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
         self.abort_job_impl(name, call)
     }
+
+    fn shutdown(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.shutdown_impl(name, call)
+    }
+
+    fn reset(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.reset_impl(name, call)
+    }
+
+    fn suspend(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.suspend_impl(name, call)
+    }
+
+    fn resume(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.resume_impl(name, call)
+    }
+
+    fn snapshot_redefine(&self, name: &str, xml: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.snapshot_redefine_impl(name, xml, call)
+    }
+
+    fn attach_disk(&self, name: &str, disk_xml: &str, flags: u32, call: &mut Call) -> DriverResult {
+        self.attach_disk_impl(name, disk_xml, flags, call)
+    }
+
+    fn detach_disk(&self, name: &str, target: &str, flags: u32, call: &mut Call) -> DriverResult {
+        self.detach_disk_impl(name, target, flags, call)
+    }
 }
 
 impl QemuDriver {
@@ -323,5 +353,12 @@ luavirt_plugin_api::export_driver!(
         domain_migrate_finish,
         domain_migrate_confirm,
         domain_abort_job,
+        domain_shutdown,
+        domain_reset,
+        domain_suspend,
+        domain_resume,
+        domain_attach_disk,
+        domain_detach_disk,
+        domain_snapshot_redefine,
     ]
 );

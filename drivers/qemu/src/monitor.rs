@@ -88,6 +88,22 @@ impl Monitor {
         Ok(node)
     }
 
+    /// Whether QEMU has a device with id `id` (a disk's target, a controller).
+    pub fn has_device(&mut self, id: &str) -> DriverResult<bool> {
+        let path = format!("/machine/peripheral/{id}");
+        match self.qmp.execute("qom-get", Some(json!({ "path": path, "property": "type" }))) {
+            Ok(_) => Ok(true),
+            Err(QmpError::Command(_)) => Ok(false),
+            Err(e) => Err(self.fail("qom-get", e)),
+        }
+    }
+
+    /// Whether QEMU has a block node named `node`.
+    pub fn has_node(&mut self, node: &str) -> DriverResult<bool> {
+        let nodes = self.exec("query-named-block-nodes", json!({ "flat": true }))?;
+        Ok(nodes.as_array().into_iter().flatten().any(|n| n["node-name"] == node))
+    }
+
     /// Disk `target`'s active image file and format, as QEMU sees them (always a plain
     /// path: definitions hold nothing else).
     pub fn active_image(&mut self, target: &str) -> DriverResult<(String, String)> {

@@ -5,6 +5,7 @@
 //! before it reads more. Waiting for an event blocks on the socket with a timeout: it is
 //! woken by QEMU, never by a fixed sleep.
 
+use luavirt_plugin_api::kit::{Level, log};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -44,6 +45,8 @@ pub struct Qmp {
     /// Events read while waiting for replies, oldest first.
     events: VecDeque<Value>,
     timeout: Duration,
+    /// Whose monitor this is (the run folder's name: the domain), for log lines.
+    label: String,
 }
 
 impl Qmp {
@@ -52,7 +55,9 @@ impl Qmp {
     /// for a reply.
     pub fn connect(path: &Path, greeting: Duration, timeout: Duration) -> Result<Qmp, QmpError> {
         let stream = UnixStream::connect(path)?;
-        let mut qmp = Qmp { stream, pending: Vec::new(), events: VecDeque::new(), timeout };
+        let label = path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+        let label = label.unwrap_or_else(|| path.display().to_string());
+        let mut qmp = Qmp { stream, pending: Vec::new(), events: VecDeque::new(), timeout, label };
         let greeting = qmp.read_message(greeting)?.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -102,12 +107,14 @@ impl Qmp {
             msg["arguments"] = a;
         }
         let mut text = msg.to_string();
+        log(Level::Debug, &format!("QMP {} send: {text}", self.label));
         text.push('\n');
         self.stream.write_all(text.as_bytes())?;
         loop {
             let reply = self.read_message(self.timeout)?.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::TimedOut, format!("QEMU did not answer {command} in {:?}", self.timeout))
             })?;
+            log(Level::Debug, &format!("QMP {} recv: {reply}", self.label));
             if let Some(r) = reply.get("return") {
                 return Ok(r.clone());
             }
@@ -127,7 +134,11 @@ impl Qmp {
         if let Some(e) = self.events.pop_front() {
             return Ok(Some(e));
         }
-        Ok(self.read_message(timeout)?.filter(|m| m.get("event").is_some()))
+        let message = self.read_message(timeout)?;
+        if let Some(m) = &message {
+            log(Level::Debug, &format!("QMP {} recv: {m}", self.label));
+        }
+        Ok(message.filter(|m| m.get("event").is_some()))
     }
 
     /// Reads until the monitor closes (QEMU exiting after `quit`).

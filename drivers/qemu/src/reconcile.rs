@@ -35,6 +35,8 @@ impl QemuDriver {
             Change::BlockJob(e) => self.settle_ending(name, e, &intent.phase, call),
             Change::MigrateOut(m) => self.settle_outgoing(name, m, &intent.phase, call),
             Change::MigrateIn(m) => self.settle_incoming(name, m, &intent.phase, call),
+            Change::AttachDisk(h) => self.settle_attach(name, h, call),
+            Change::DetachDisk(h) => self.settle_detach(name, h, call),
         };
         let outcome = settled.map_err(|e| {
             DriverError::new(

@@ -7,7 +7,7 @@ use std::path::Path;
 /// Runs `qemu-img ARGS` in folder `dir` (relative names in ARGS start there); returns its
 /// standard output.
 pub fn run(dir: &Path, args: &[&str]) -> Result<String, DriverError> {
-    let out = luavirt_plugin_api::child::tool("qemu-img").current_dir(dir).args(args).output().map_err(|e| {
+    let out = luavirt_plugin_api::child::output(luavirt_plugin_api::child::tool("qemu-img").current_dir(dir).args(args)).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
             "qemu-img is not installed; the vmx driver makes and merges VMDK deltas with it (apt-get install qemu-utils)"
                 .to_string()

@@ -4,10 +4,12 @@
 //! A [`DomainXml`] is checked when parsed (root element, name, UUID, one target per disk and no
 //! target twice, disk set metadata), so every holder of one can rely on those rules.
 
+mod devices;
 mod disk;
 mod disksets;
 mod mode;
 
+pub use devices::DiskElement;
 pub use disk::{Disk, DiskSource};
 pub use disksets::{DEFAULT_SET, DISKSETS_NS, DISKSETS_PREFIX, DiskSets, check_set_name};
 pub use mode::{DISKMODES_NS, DiskMode};

@@ -81,6 +81,7 @@ pub unsafe extern "C" fn connect_open<D: Driver>(
     call: *mut LvCall,
 ) -> i32 {
     let h = Host::new(host);
+    super::remember_host(h);
     guarded::<D>(h, call, "connect_open", |out| {
         check_flags::<D>("connect_open", flags, abi::LV_NO_FLAGS)?;
         let text = text_arg(uri, "URI")?;
@@ -219,6 +220,13 @@ entries! {
     domain_block_job_wait => block_job_wait(name: "domain name", disk: "disk name") LV_BLOCK_JOB_WAIT_FLAGS;
     domain_reconcile => reconcile(name: "domain name") LV_NO_FLAGS;
     domain_abort_job => abort_job(name: "domain name") LV_NO_FLAGS;
+    domain_shutdown => shutdown(name: "domain name") LV_NO_FLAGS;
+    domain_reset => reset(name: "domain name") LV_NO_FLAGS;
+    domain_suspend => suspend(name: "domain name") LV_NO_FLAGS;
+    domain_resume => resume(name: "domain name") LV_NO_FLAGS;
+    domain_attach_disk => attach_disk(name: "domain name", xml: "disk XML") LV_AFFECT_FLAGS;
+    domain_detach_disk => detach_disk(name: "domain name", target: "disk name") LV_AFFECT_FLAGS;
+    domain_snapshot_redefine => snapshot_redefine(name: "domain name", xml: "snapshot XML") LV_NO_FLAGS;
 }
 
 /// Exports a [`Driver`] as a luavirt plugin: defines its vtable, its `LvDriverInfo` and the

@@ -275,4 +275,51 @@ pub trait Driver: Sized + Send + 'static {
     fn abort_job(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
         Err(DriverError::unsupported("Aborting jobs"))
     }
+    /// Asks the guest of `name` to shut down (ACPI) and returns without waiting.
+    fn shutdown(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Shutting domains down"))
+    }
+    /// Resets `name` at once (its reset button).
+    fn reset(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Resetting domains"))
+    }
+    /// Pauses `name`.
+    fn suspend(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Suspending domains"))
+    }
+    /// Resumes paused `name`.
+    fn resume(&self, name: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Resuming domains"))
+    }
+    /// Attaches the disk `disk_xml` (one `<disk>`) to `name`, live and/or in its definition
+    /// as `flags` (`LV_AFFECT_*`) say.
+    fn attach_disk(&self, name: &str, disk_xml: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Attaching disks"))
+    }
+    /// Detaches disk `target` from `name`, live and/or from its definition.
+    fn detach_disk(&self, name: &str, target: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Detaching disks"))
+    }
+    /// Replaces the stored record of the snapshot `xml` names with `xml` (metadata only).
+    fn snapshot_redefine(&self, name: &str, xml: &str, flags: u32, call: &mut Call) -> DriverResult {
+        Err(DriverError::unsupported("Redefining snapshots"))
+    }
+}
+
+/// The host of this process, as the first connection met it: for log lines written where no
+/// call is at hand (a QMP client, a tool run deep in a helper).
+static PROCESS_HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
+
+pub(crate) fn remember_host(host: Host) {
+    let _ = PROCESS_HOST.set(host);
+}
+
+/// Writes a log line through the host, from anywhere in the driver (before the first
+/// connection opens there is no host, and the line goes nowhere). Details of what the driver
+/// runs (each QMP command and reply, each tool with its arguments) go at [`Level::Debug`],
+/// which the host shows with `luavirt -vv`.
+pub fn log(level: Level, message: &str) {
+    if let Some(h) = PROCESS_HOST.get() {
+        h.log(level, message);
+    }
 }

@@ -1,9 +1,12 @@
 //! Questions about the files of a connection's host: whether a file exists (a snapshot's
-//! overlay names), whether two paths are one file, what a save file's header says. A local
-//! connection answers them here; a remote one asks its server, which answers them with
-//! [`answer`] on its host. Each is a read: nothing is written.
+//! overlay names, images to remove), whether two paths are one file, what a save file's
+//! header says, what a new disk's source is. A local connection answers them here; a remote
+//! one asks its server, which answers them with [`answer`] on its host. Each is a read:
+//! nothing is written. The one change to a host's files made here, removing an image
+//! (`undefine --remove-all-storage`), is [`Connection::remove_host_file`].
 
 use super::Connection;
+use super::newdisk::{BuiltDisk, ImageProbe, NewDisk};
 use crate::error::{Error, Result};
 use luavirt_plugin_api::savefile::{self, SaveHeader};
 use serde::{Deserialize, Serialize};
@@ -30,6 +33,11 @@ pub enum FileQuery {
         /// The file.
         file: String,
     },
+    /// What a new disk's source is.
+    Image {
+        /// The path.
+        path: String,
+    },
 }
 
 /// The answer to a [`FileQuery`].
@@ -40,6 +48,8 @@ pub enum FileAnswer {
     Yes(bool),
     /// A save header and the offset of the memory after it.
     SaveHeader(Option<(SaveHeader, u64)>),
+    /// What a new disk's source is.
+    Image(ImageProbe),
 }
 
 /// Answers `q` with the files of this host.
@@ -50,6 +60,7 @@ pub fn answer(q: &FileQuery) -> Result<FileAnswer> {
             (Ok(x), Ok(y)) => x == y,
             _ => a == b,
         }),
+        FileQuery::Image { path } => FileAnswer::Image(super::newdisk::probe(path)),
         FileQuery::SaveHeader { file } => {
             FileAnswer::SaveHeader(savefile::read(Path::new(file)).map_err(|source| Error::Io {
                 doing: "read",
@@ -92,6 +103,30 @@ impl Connection {
             other => Err(unexpected(&other)),
         }
     }
+}
+
+impl Connection {
+    /// The `<disk>` element of `new`, its source looked at on this connection's host.
+    pub fn build_disk(&self, new: &NewDisk) -> Result<BuiltDisk> {
+        let source = match self.ask_files(FileQuery::Image { path: new.source.clone() })? {
+            FileAnswer::Image(p) => p,
+            other => return Err(unexpected(&other)),
+        };
+        new.build(&source)
+    }
+
+    /// Removes `path` on this connection's host.
+    pub(crate) fn remove_host_file(&self, path: &str) -> Result<()> {
+        match self.client.remote_link() {
+            Some(link) => link.remove_file(path),
+            None => remove_file(path),
+        }
+    }
+}
+
+/// Removes `path` on this host.
+pub(crate) fn remove_file(path: &str) -> Result<()> {
+    std::fs::remove_file(path).map_err(|source| Error::Io { doing: "remove", path: path.into(), source })
 }
 
 fn unexpected(a: &FileAnswer) -> Error {

@@ -106,6 +106,13 @@ const CHANGES: &[&str] = &[
     "domain_migrate_finish",
     "domain_migrate_confirm",
     "domain_abort_job",
+    "domain_shutdown",
+    "domain_reset",
+    "domain_suspend",
+    "domain_resume",
+    "domain_attach_disk",
+    "domain_detach_disk",
+    "domain_snapshot_redefine",
 ];
 
 /// Checks the driver in `path`.

@@ -104,6 +104,21 @@ impl MigrateFlags {
     }
 }
 
+/// What a device change affects (libvirt's `--live` and `--config`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Affect {
+    /// The running domain.
+    pub live: bool,
+    /// The persistent definition.
+    pub config: bool,
+}
+
+impl Affect {
+    fn bits(self) -> u32 {
+        bits(&[(self.live, abi::LV_AFFECT_LIVE), (self.config, abi::LV_AFFECT_CONFIG)])
+    }
+}
+
 fn bits(pairs: &[(bool, u32)]) -> u32 {
     pairs.iter().filter(|(on, _)| *on).fold(0, |f, (_, bit)| f | bit)
 }
@@ -404,6 +419,46 @@ impl DriverConn {
     /// Aborts the migration of domain `name` that another process runs.
     pub fn abort_job(&self, name: &str) -> Result<()> {
         self.plain(Call::AbortJob { name: name.into() }).map(drop)
+    }
+
+    /// Asks the guest of domain `name` to shut down; returns without waiting.
+    pub fn shutdown(&self, name: &str) -> Result<()> {
+        self.plain(Call::Shutdown { name: name.into() }).map(drop)
+    }
+
+    /// Resets domain `name` at once.
+    pub fn reset(&self, name: &str) -> Result<()> {
+        self.plain(Call::Reset { name: name.into() }).map(drop)
+    }
+
+    /// Pauses domain `name`.
+    pub fn suspend(&self, name: &str) -> Result<()> {
+        self.plain(Call::Suspend { name: name.into() }).map(drop)
+    }
+
+    /// Resumes paused domain `name`.
+    pub fn resume(&self, name: &str) -> Result<()> {
+        self.plain(Call::Resume { name: name.into() }).map(drop)
+    }
+
+    /// Whether the driver attaches and detaches disks itself (live, or in the definition).
+    pub fn has_disk_hotplug(&self) -> bool {
+        self.facts.has_function("domain_attach_disk") && self.facts.has_function("domain_detach_disk")
+    }
+
+    /// Attaches the disk `disk_xml` to domain `name`, live and/or in its definition.
+    pub fn attach_disk(&self, name: &str, disk_xml: &str, affect: Affect) -> Result<()> {
+        self.plain(Call::AttachDisk { name: name.into(), xml: disk_xml.into(), flags: affect.bits() }).map(drop)
+    }
+
+    /// Detaches disk `target` from domain `name`, live and/or from its definition.
+    pub fn detach_disk(&self, name: &str, target: &str, affect: Affect) -> Result<()> {
+        self.plain(Call::DetachDisk { name: name.into(), disk: target.into(), flags: affect.bits() }).map(drop)
+    }
+
+    /// Replaces the stored record of a snapshot (`xml` names it) with `xml`.
+    pub fn snapshot_redefine(&self, name: &str, xml: &str) -> Result<()> {
+        self.plain(Call::SnapshotRedefine { name: name.into(), xml: xml.into() }).map(drop)
     }
 
     /// Finishes or undoes a change a killed call left on domain `name`; nothing to do for a

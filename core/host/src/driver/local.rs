@@ -200,6 +200,34 @@ impl LocalConn {
                 let f = function!(self, domain_reconcile, "finishing interrupted changes");
                 self.on_domain("finishing an interrupted change", f, name, 0, o)
             }
+            Call::Shutdown { name } => {
+                let f = function!(self, domain_shutdown, "shutting domains down");
+                self.on_domain("asking a domain to shut down", f, name, 0, o)
+            }
+            Call::Reset { name } => {
+                let f = function!(self, domain_reset, "resetting domains");
+                self.on_domain("resetting a domain", f, name, 0, o)
+            }
+            Call::Suspend { name } => {
+                let f = function!(self, domain_suspend, "suspending domains");
+                self.on_domain("suspending a domain", f, name, 0, o)
+            }
+            Call::Resume { name } => {
+                let f = function!(self, domain_resume, "resuming domains");
+                self.on_domain("resuming a domain", f, name, 0, o)
+            }
+            Call::AttachDisk { name, xml, flags } => {
+                let f = function!(self, domain_attach_disk, "attaching disks to a domain");
+                self.on_domain_str("attaching a disk", f, name, xml, *flags, o)
+            }
+            Call::DetachDisk { name, disk, flags } => {
+                let f = function!(self, domain_detach_disk, "detaching disks from a domain");
+                self.on_domain_str("detaching a disk", f, name, disk, *flags, o)
+            }
+            Call::SnapshotRedefine { name, xml } => {
+                let f = function!(self, domain_snapshot_redefine, "changing snapshot records");
+                self.on_domain_str("changing a snapshot's record", f, name, xml, 0, o)
+            }
         }
     }
 }

@@ -136,6 +136,51 @@ pub enum Call {
         /// Domain.
         name: String,
     },
+    /// `domain_shutdown`.
+    Shutdown {
+        /// Domain.
+        name: String,
+    },
+    /// `domain_reset`.
+    Reset {
+        /// Domain.
+        name: String,
+    },
+    /// `domain_suspend`.
+    Suspend {
+        /// Domain.
+        name: String,
+    },
+    /// `domain_resume`.
+    Resume {
+        /// Domain.
+        name: String,
+    },
+    /// `domain_attach_disk`.
+    AttachDisk {
+        /// Domain.
+        name: String,
+        /// The `<disk>` element.
+        xml: String,
+        /// Flag bits (live, config).
+        flags: u32,
+    },
+    /// `domain_detach_disk`.
+    DetachDisk {
+        /// Domain.
+        name: String,
+        /// Disk target.
+        disk: String,
+        /// Flag bits (live, config).
+        flags: u32,
+    },
+    /// `domain_snapshot_redefine`.
+    SnapshotRedefine {
+        /// Domain.
+        name: String,
+        /// The snapshot's new `<domainsnapshot>`.
+        xml: String,
+    },
 }
 
 /// The functions that take a domain, a string and typed parameters.
@@ -180,7 +225,14 @@ impl Call {
             | Call::BlockJobAbort { name, .. }
             | Call::BlockJobWait { name, .. }
             | Call::AbortJob { name }
-            | Call::Reconcile { name } => Some(name),
+            | Call::Reconcile { name }
+            | Call::Shutdown { name }
+            | Call::Reset { name }
+            | Call::Suspend { name }
+            | Call::Resume { name }
+            | Call::AttachDisk { name, .. }
+            | Call::DetachDisk { name, .. }
+            | Call::SnapshotRedefine { name, .. } => Some(name),
         }
     }
 }

@@ -45,6 +45,13 @@ const FUNCTIONS: &[(usize, &str)] = &[
     (offset_of!(LvDriverVtable, domain_migrate_finish), "domain_migrate_finish"),
     (offset_of!(LvDriverVtable, domain_migrate_confirm), "domain_migrate_confirm"),
     (offset_of!(LvDriverVtable, domain_abort_job), "domain_abort_job"),
+    (offset_of!(LvDriverVtable, domain_shutdown), "domain_shutdown"),
+    (offset_of!(LvDriverVtable, domain_reset), "domain_reset"),
+    (offset_of!(LvDriverVtable, domain_suspend), "domain_suspend"),
+    (offset_of!(LvDriverVtable, domain_resume), "domain_resume"),
+    (offset_of!(LvDriverVtable, domain_attach_disk), "domain_attach_disk"),
+    (offset_of!(LvDriverVtable, domain_detach_disk), "domain_detach_disk"),
+    (offset_of!(LvDriverVtable, domain_snapshot_redefine), "domain_snapshot_redefine"),
 ];
 
 /// Whether `vtable` has the function called `name` (a field name of `LvDriverVtable`).

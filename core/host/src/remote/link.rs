@@ -199,6 +199,11 @@ impl RemoteLink {
         }
     }
 
+    /// Removes a file of the remote host.
+    pub fn remove_file(&self, path: &str) -> Result<()> {
+        self.request(Request::RemoveFile { path: path.to_string() }, &CallOptions::default()).map(drop)
+    }
+
     /// Asks a question about the files of the remote host.
     pub fn files(&self, q: FileQuery) -> Result<FileAnswer> {
         match self.request(Request::Files(q), &CallOptions::default())? {

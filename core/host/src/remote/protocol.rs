@@ -83,6 +83,11 @@ pub enum Request {
     Files(FileQuery),
     /// The drivers the server's host loaded and refused.
     Drivers,
+    /// Remove a file of the server's host (an image `undefine --remove-all-storage` removes).
+    RemoveFile {
+        /// The file.
+        path: String,
+    },
 }
 
 /// From the server to the client.

@@ -234,6 +234,7 @@ impl Server<'_> {
             }
             Request::Files(q) => Ok(Answer::Files(crate::api::files::answer(&q)?)),
             Request::Drivers => Ok(Answer::Drivers(self.host.listing())),
+            Request::RemoveFile { path } => crate::api::files::remove_file(&path).map(|()| Answer::Done),
             Request::TunnelDir => {
                 let dir = fresh_private_dir(&std::env::temp_dir(), "luavirt-tunnel").map_err(|source| Error::Io {
                     doing: "create a folder in",

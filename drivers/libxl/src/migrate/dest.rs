@@ -395,6 +395,10 @@ fn make_image(
 /// Runs `qemu-img ARGS` (a `convert -p`), reporting its progress over `total` bytes as
 /// `stage`, and stopping it when the call is cancelled.
 fn run_watched(args: &[String], total: u64, stage: &str, call: &mut Call) -> DriverResult {
+    luavirt_plugin_api::kit::log(
+        luavirt_plugin_api::kit::Level::Debug,
+        &format!("running qemu-img {}", args.join(" ")),
+    );
     let mut child = luavirt_plugin_api::child::tool("qemu-img")
         .args(args)
         .stdin(std::process::Stdio::null())
