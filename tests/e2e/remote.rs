@@ -433,7 +433,9 @@ fn attach_disk_and_undefine_storage_use_the_files_of_the_remote_host() {
     assert!(made.unwrap().success());
     assert!(!image.exists(), "the image should not be seen here");
     let exists_there = || t.sshd.command_there("test").arg("-e").arg(&image).status().unwrap().success();
-    // attach-disk reads its format from the image there.
+    // A file of B is named by its absolute path; attach-disk reads its format from it there.
+    let r = t.at(&t.remote, &["attach-disk", "d", "rel.qcow2", "vdd", "--config"]);
+    assert!(r.code == 1 && r.stderr.contains("rel.qcow2: name a file of the remote host"), "{}", r.stderr);
     t.ok(&["attach-disk", "d", image.to_str().unwrap(), "vdc", "--config"]);
     let xml = t.ok(&["dumpxml", "d"]);
     assert!(xml.contains(&format!("type='qcow2'/>\n      <source file='{}'/>", image.display())), "{xml}");

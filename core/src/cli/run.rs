@@ -331,7 +331,7 @@ fn execute(cli: Cli, connect: Option<String>) -> anyhow::Result<Output> {
 
 /// A file of the connection's host, as an absolute path: made so from here for a local
 /// connection; a remote host's files must be named absolutely (this folder is not there).
-fn host_path(conn: &Connection, file: &std::path::Path) -> anyhow::Result<String> {
+pub(super) fn host_path(conn: &Connection, file: &std::path::Path) -> anyhow::Result<String> {
     if !conn.is_remote() {
         return Ok(std::path::absolute(file)?.display().to_string());
     }
