@@ -88,6 +88,9 @@ fn every_kind_of_verb_over_ssh_gives_what_the_host_itself_gives() {
         &["snapshot-info", "d", "nosuch", "--json"],
         &["snapshot-create-as", "d", "s1", "--print-plan"],
         &["drivers"],
+        &["dominfo", "d", "--json"],
+        &["domblkinfo", "d", "--all", "--json"],
+        &["domblkinfo", "d", "vdb"],
     ] {
         t.same(args);
     }
@@ -104,7 +107,12 @@ fn every_kind_of_verb_over_ssh_gives_what_the_host_itself_gives() {
     std::fs::write(t.b.dir.join("a.s1"), b"taken").unwrap();
     t.ok(&["snapshot-create-as", "d", "s1", "--diskspec", "vda,snapshot=external"]);
     assert!(t.b.dir.join("a.qcow2.s1").exists(), "the overlay did not avoid the file a.s1 of host B");
-    for args in [&["snapshot-list", "d"][..], &["snapshot-info", "d", "s1"], &["snapshot-current", "d", "--name"]] {
+    for args in [
+        &["snapshot-list", "d"][..],
+        &["snapshot-info", "d", "s1"],
+        &["snapshot-current", "d", "--name"],
+        &["snapshot-parent", "d", "s1"],
+    ] {
         t.same(args);
     }
     // Running: start, a block copy with progress, destroy.
@@ -118,6 +126,14 @@ fn every_kind_of_verb_over_ssh_gives_what_the_host_itself_gives() {
     assert!(t.at(&t.local, &["domblklist", "d"]).stdout.contains(copy.to_str().unwrap()));
     t.ok(&["destroy", "d"]);
     assert!(luavirt_tests::image_holds(&copy, "raw", 0x22), "the copy made over ssh lost the disk's data");
+    // edit: the editor runs here on the XML of B's domain, and B defines the result.
+    let editor =
+        t.env.write("editor.sh", "#!/bin/sh\nsed -i \"s/<memory unit='MiB'>64</<memory unit='MiB'>128</\" \"$1\"\n");
+    luavirt_tests::set_mode(&editor, 0o755);
+    let mut edit = t.env.command(&["-c", &t.remote, "edit", "d"]);
+    let r: luavirt_tests::Run = edit.env("EDITOR", &editor).env_remove("VISUAL").output().unwrap().into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(t.same(&["dumpxml", "d"]).stdout.contains("<memory unit='MiB'>128</memory>"));
     t.ok(&["snapshot-delete", "d", "s1"]);
     t.ok(&["undefine", "d"]);
     t.same(&["list", "--all", "--name"]);
