@@ -661,6 +661,11 @@ fn the_examples_run_against_real_domains() {
     assert_eq!(snap, "vda: internal (qcow2 holds internal snapshots)\nvdb: no (transient)\ntook before-upgrade-1\n");
     assert_eq!(example("rollback.lua", &["ex"], &[]), "ex is back at before-upgrade-1 (shut off)\n");
     assert_eq!(example("prune_snapshots.lua", &["0", "before-upgrade"], &[]), "ex: deleted before-upgrade-1\n");
+    let fleet = example("fleet_inventory.lua", &["qemu:///session", "nosuch:///x"], &[]);
+    let lines: Vec<&str> = fleet.lines().collect();
+    assert_eq!(lines[0], "qemu:///session: 1 domain(s), 0 running", "{fleet}");
+    assert!(lines[1].starts_with("nosuch:///x: failed: "), "{fleet}");
+    assert_eq!(lines[2], "2 hosts: 1 succeeded, 1 failed", "{fleet}");
     env.ok(&["start", "ex"]);
     let dest = env.dir.join("moved.qcow2");
     let moved = example("move_disk.lua", &["ex", "vda", dest.to_str().unwrap()], &[]);

@@ -103,7 +103,8 @@ fn apply(lua: &Lua, fleet: &LuaFleet, f: Function) -> mlua::Result<Table> {
     report.set("hosts", hosts)?;
     report.set("succeeded", total - failed)?;
     report.set("failed", failed)?;
-    report.set("summary", format!("{total} hosts: {} succeeded, {failed} failed", total - failed))?;
+    let hosts = if total == 1 { "host" } else { "hosts" };
+    report.set("summary", format!("{total} {hosts}: {} succeeded, {failed} failed", total - failed))?;
     Ok(report)
 }
 
