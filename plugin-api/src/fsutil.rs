@@ -67,8 +67,19 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 /// Removes the temporary files [`write_atomic`] left in `dir` when its process was killed
-/// between creating and renaming one (`.NAME.tmp-PID-N` of a PID that no longer runs).
+/// between creating and renaming one (`.NAME.tmp-PID-N` of a PID that no longer runs). Once
+/// per folder per process: a folder of 10,000 definitions is listed once by a script that
+/// changes them all, not once per change; what a process killed later leaves is for the next
+/// process.
 pub fn remove_stale_temporaries(dir: &Path) {
+    static SWEPT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
+        if swept.iter().any(|d| d == dir) {
+            return;
+        }
+        swept.push(dir.to_path_buf());
+    }
     let Ok(entries) = fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();

@@ -666,6 +666,25 @@ fn the_examples_run_against_real_domains() {
 }
 
 #[test]
+fn the_shipped_scratch_policy_takes_its_local_folders_from_prefix() {
+    let env = Env::new("luascratch");
+    let fast = env.dir.join("fast");
+    let local = env.dir.join("local");
+    std::fs::create_dir_all(&fast).unwrap();
+    std::fs::create_dir_all(&local).unwrap();
+    let a = env.image("fast/a.qcow2", "qcow2", "1M");
+    let b = env.image("local/b.qcow2", "qcow2", "1M");
+    env.define_domain("sc", &[("vda", &a, "qcow2"), ("vdb", &b, "qcow2")]);
+    let script = repo_dir().join("scripts/scratch_local.lua");
+    let prefix = format!("{}/", local.display());
+    let out = env.ok(&["run", script.to_str().unwrap(), "--prefix", &prefix, "sc"]);
+    assert!(out.contains("sc: disk vdb persistent -> independent-nonpersistent"), "{out}");
+    assert_eq!(env.ok(&["disk-mode", "sc", "vda"]), "persistent\n", "a disk outside --prefix is not scratch");
+    assert_eq!(env.ok(&["disk-mode", "sc", "vdb"]), "independent-nonpersistent\n");
+    assert_eq!(env.ok(&["diskset", "list", "sc", "--set", "migrate"]).trim(), "vda");
+}
+
+#[test]
 fn the_time_limit_stops_a_long_block_job_wait_too() {
     require("qemu-system-x86_64", "qemu-system-x86");
     let env = Env::new("luawait");

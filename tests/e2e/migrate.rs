@@ -450,37 +450,142 @@ const PHASES: &[(&str, bool)] = &[
     ("migrate-out:stopped", true),
 ];
 
+/// After a kill: both sides settled (either first), then exactly one has the domain, with its
+/// data, and nothing is left behind. Returns whether the destination has it.
+fn settled_after_kill(h: &Hosts, d: &Disks, what: &str, src_first: bool, args: &[&str]) -> bool {
+    let (first, second) = if src_first { (&h.src, &h.dst) } else { (&h.dst, &h.src) };
+    for env in [first, second] {
+        let r = env.run(&["recover", "d"]);
+        assert!(r.code == 0 || r.stderr.contains("not found"), "{what}: recover: {}", r.stderr);
+    }
+    let moved = names(&h.src).is_empty();
+    if moved {
+        assert_eq!(state(&h.dst), "running", "{what}");
+        assert_eq!(stray_qemus(h), Vec::<i32>::new(), "{what}");
+        let dst_a = source_of(&h.dst, "vda");
+        h.dst.ok(&["destroy", "d"]);
+        assert!(same_content(&d.a, &dst_a), "{what}: the copy differs");
+        assert!(image_holds_at(&dst_a, "qcow2", 0x12, 1), "{what}");
+        let markers = std::fs::read_dir(h.dst.state.join("qemu/migrations")).map(|e| e.count()).unwrap_or(0);
+        assert_eq!(markers, 0, "{what}: a commit marker was left");
+    } else {
+        source_intact(h, d);
+        // And it migrates after all.
+        h.src.ok(&["start", "d"]);
+        h.src.ok(args);
+        assert_eq!(state(&h.dst), "running", "{what}");
+        h.dst.ok(&["destroy", "d"]);
+    }
+    moved
+}
+
+/// What the kill tests ask of a migration (the destination keeps a definition, so a domain
+/// destroyed there stays to be checked).
+const KILLED_ARGS: [&str; 7] =
+    ["--live", "--migrate-disks", "vda", "--blank-disks", "vdc", "--undefine-source", "--persistent"];
+
 #[test]
 fn killed_at_each_phase_exactly_one_side_has_the_domain_and_nothing_is_left() {
     for (k, (fp, committed)) in PHASES.iter().enumerate() {
         let (h, d) = hosts(&format!("mig-kill-{k}"));
         h.src.ok(&["start", "d"]);
-        let args =
-            ["migrate", "d", &h.to, "--live", "--migrate-disks", "vda", "--blank-disks", "vdc", "--undefine-source"];
+        let mut args = vec!["migrate", "d", h.to.as_str()];
+        args.extend(KILLED_ARGS);
         killed_at(&h.src, fp, &args);
         // Either side may be touched first; both settle on their own.
-        let (first, second) = if k % 2 == 0 { (&h.src, &h.dst) } else { (&h.dst, &h.src) };
-        for env in [first, second] {
-            let r = env.run(&["recover", "d"]);
-            assert!(r.code == 0 || r.stderr.contains("not found"), "{fp}: recover: {}", r.stderr);
+        let moved = settled_after_kill(&h, &d, fp, k % 2 == 0, &args);
+        assert_eq!(moved, *committed, "{fp}: the domain ended up on the wrong side");
+    }
+}
+
+#[test]
+fn killed_at_random_moments_exactly_one_side_has_the_domain() {
+    let Some(trials) = std::env::var("LUAVIRT_CRASH_TRIALS").ok().and_then(|n| n.parse::<u32>().ok()) else {
+        eprintln!("skipped: set LUAVIRT_CRASH_TRIALS=N to kill a live migration N times at random moments");
+        return;
+    };
+    // Kill moments are spread over the time a migration takes here.
+    let (h, _) = hosts("mig-rnd-timing");
+    h.src.ok(&["start", "d"]);
+    let mut args = vec!["migrate", "d", h.to.as_str()];
+    args.extend(KILLED_ARGS);
+    let started = Instant::now();
+    h.src.ok(&args);
+    let span = (started.elapsed().as_millis() as u64).max(1);
+    h.dst.ok(&["destroy", "d"]);
+    let (mut seed, mut killed, mut moved) = (std::process::id() as u64, 0, 0);
+    for t in 0..trials {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(seed % (span + 1));
+        let (h, d) = hosts(&format!("mig-rnd-{t}"));
+        h.src.ok(&["start", "d"]);
+        let mut args = vec!["migrate", "d", h.to.as_str()];
+        args.extend(KILLED_ARGS);
+        if luavirt_tests::crash::killed_after(&h.src, delay, &args) {
+            killed += 1;
         }
-        if *committed {
-            assert_eq!(names(&h.src), Vec::<String>::new(), "{fp}: the source kept its definition");
-            assert_eq!(state(&h.dst), "running", "{fp}");
-            assert_eq!(stray_qemus(&h), Vec::<i32>::new(), "{fp}");
-            let dst_a = source_of(&h.dst, "vda");
-            h.dst.ok(&["destroy", "d"]);
-            assert!(same_content(&d.a, &dst_a), "{fp}: the copy differs");
-            assert!(image_holds_at(&dst_a, "qcow2", 0x12, 1), "{fp}");
-            let markers = std::fs::read_dir(h.dst.state.join("qemu/migrations")).map(|e| e.count()).unwrap_or(0);
-            assert_eq!(markers, 0, "{fp}: a commit marker was left");
-        } else {
-            source_intact(&h, &d);
-            // And it migrates after all.
-            h.src.ok(&["start", "d"]);
-            h.src.ok(&args);
-            assert_eq!(state(&h.dst), "running", "{fp}");
-            h.dst.ok(&["destroy", "d"]);
+        if settled_after_kill(&h, &d, &format!("trial {t} (killed after {delay:?})"), t % 2 == 0, &args) {
+            moved += 1;
         }
     }
+    eprintln!(
+        "live migration: {trials} trials over 0-{span} ms, {killed} killed before it finished, {moved} settled at the destination, none lost data or left the domain on both sides or neither"
+    );
+}
+
+#[test]
+fn a_timeout_pauses_the_guest_so_that_its_memory_finishes_moving() {
+    let (h, d) = hosts("mig-timeout");
+    h.src.ok(&["start", "d"]);
+    // Memory only, slowed down: the move is still on when the loop first looks.
+    let r = h.src.run(&["migrate", "d", &h.to, "--live", "--bandwidth", "1", "--timeout", "0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("the guest is paused so that it does"), "{}", r.stderr);
+    assert_eq!(state(&h.dst), "running", "the guest runs again at the destination");
+    assert_eq!(source_of(&h.dst, "vda"), d.a, "a shared disk");
+    h.dst.ok(&["destroy", "d"]);
+}
+
+#[test]
+fn read_only_and_empty_disks_are_never_copied() {
+    require("qemu-system-x86_64", "qemu-system-x86");
+    let src = Env::new("mig-ro");
+    let dst = Env::new("mig-ro-to");
+    let to = format!("qemu:///session?state={}", dst.state.display());
+    let a = src.image("a.qcow2", "qcow2", "16M");
+    let iso = src.image("cd.iso", "raw", "1M");
+    let xml = domain_xml("d", &[("vda", &a, "qcow2")]).replace(
+        "  </devices>",
+        &format!(
+            "    <disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n      <source file='{}'/>\n      <target dev='hdc' bus='ide'/>\n      <readonly/>\n    </disk>\n    <disk type='file' device='cdrom'>\n      <target dev='hdd' bus='ide'/>\n      <readonly/>\n    </disk>\n  </devices>",
+            iso.display()
+        ),
+    );
+    src.ok(&["define", src.write("d.xml", &xml).to_str().unwrap()]);
+    let err = src.fails(&["migrate", "d", &to, "--migrate-disks", "hdc"], 1);
+    assert!(err.contains("disk hdc is read-only (a CD-ROM)"), "{err}");
+    let err = src.fails(&["migrate", "d", &to, "--blank-disks", "hdd"], 1);
+    assert!(err.contains("disk hdd has no image file"), "{err}");
+    // --copy-storage-all copies what it can and leaves the rest shared.
+    let plan: serde_json::Value =
+        serde_json::from_str(&src.ok(&["migrate", "d", &to, "--copy-storage-all", "--print-plan", "--json"])).unwrap();
+    let actions: Vec<&str> = plan["disks"].as_array().unwrap().iter().map(|d| d["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["copy", "shared", "shared"]);
+    let written: Vec<_> = std::fs::read_dir(&dst.dir).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(written, Vec::<PathBuf>::new(), "--print-plan wrote at the destination");
+}
+
+#[test]
+fn a_destination_that_cannot_make_its_images_changes_nothing_anywhere() {
+    let (h, d) = hosts("mig-noimg");
+    h.src.ok(&["start", "d"]);
+    let blocker = h.dst.dir.join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let target = format!("vda={}/a.qcow2", blocker.display());
+    let err = h.src.fails(&["migrate", "d", &h.to, "--live", "--migrate-disks", "vda", "--disk-target", &target], 1);
+    assert!(err.contains("not-a-folder"), "{err}");
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"x");
+    source_intact(&h, &d);
 }

@@ -8,11 +8,11 @@
 use crate::diskspec::{Backend, Disk, DiskSpec, Format, vdev, write::canonical};
 use crate::dom::{Dom, GuestType, cfg_error};
 use crate::sidecar::{Mode, Sidecar, SidecarFile};
-use crate::xmldiff::first_difference;
 use crate::{LibxlDriver, records, view};
 use luavirt_plugin_api::domain::{DISKSETS_NS, DiskSource, DomainXml};
 use luavirt_plugin_api::fsutil::write_atomic;
 use luavirt_plugin_api::kit::{Call, DriverResult};
+use luavirt_plugin_api::xml::diff::first_difference;
 use luavirt_plugin_api::xml::{Element, Node};
 use luavirt_plugin_api::{DriverError, ErrorCode};
 
@@ -237,7 +237,7 @@ pub fn plan(dom: &Dom, sidecar: &Sidecar, view: &DomainXml, given: &DomainXml) -
     // The config as it would be, shown again, must be what the XML says.
     let shown = view::build(&after, &new_sidecar)?;
     let no_uuid = view.uuid().is_none();
-    if let Some(diff) = first_difference(&normalized(&shown, no_uuid), &normalized(given, no_uuid)) {
+    if let Some(diff) = first_difference(&normalized(&shown, no_uuid), &normalized(given, no_uuid), "the config") {
         return Err(DriverError::new(
             ErrorCode::Unsupported,
             format!("Domain '{name}' ({}): {diff}; {WHAT_CHANGES} {NOTHING}", dom.path.display()),

@@ -29,7 +29,6 @@ pub mod sidecar;
 mod snapshot;
 pub mod view;
 pub mod xl;
-mod xmldiff;
 
 use dom::Dom;
 use luavirt_plugin_api::abi::{

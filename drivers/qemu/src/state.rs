@@ -200,9 +200,12 @@ impl StateDir {
         Ok(owns.then_some(name))
     }
 
-    /// Records that domain `name` has `uuid`.
+    /// Records that domain `name` has `uuid` (nothing to write when it says so already).
     pub fn index_uuid(&self, uuid: &str, name: &str) -> Result<(), DriverError> {
         let entry = self.uuid_entry(uuid)?;
+        if std::fs::read(&entry).is_ok_and(|n| n == name.as_bytes()) {
+            return Ok(());
+        }
         ensure_parent(&entry)?;
         write_atomic(&entry, Self::checked(name)?.as_bytes()).map_err(|e| DriverError::io("write", &entry, e))
     }

@@ -6,8 +6,8 @@
 
 use crate::devices::Device;
 use crate::vm::{Vm, vmx_error};
-use crate::xmldiff::first_difference;
 use luavirt_plugin_api::domain::{DISKMODES_NS, DISKSETS_NS, DiskMode, DiskSets, DomainXml};
+use luavirt_plugin_api::xml::diff::first_difference;
 use luavirt_plugin_api::{DriverError, ErrorCode};
 
 /// What a redefinition changes.
@@ -62,7 +62,7 @@ pub fn plan(vm: &Vm, devices: &[Device], view: &DomainXml, given: &DomainXml) ->
     }
     let current = unmanaged(view, false);
     let wanted = unmanaged(given, view.uuid().is_none());
-    if let Some(diff) = first_difference(&current.document().root, &wanted.document().root) {
+    if let Some(diff) = first_difference(&current.document().root, &wanted.document().root, "the .vmx") {
         return Err(DriverError::new(
             ErrorCode::Unsupported,
             format!("Domain '{name}' ({}): {diff}; {WHAT_CHANGES} {nothing}", vm.path.display()),

@@ -26,7 +26,6 @@ pub mod vm;
 pub mod vmdk;
 pub mod vmsd;
 pub mod vmx;
-pub mod xmldiff;
 
 use datastore::Datastores;
 use devices::Device;

@@ -61,6 +61,23 @@ pub struct MigrateDisk {
     pub source: Option<String>,
 }
 
+impl MigrateDisk {
+    /// The image at the destination of a copied or blank disk; an error naming the domain
+    /// when the plan gives no absolute path.
+    pub fn dest_path(&self, domain: &str) -> Result<&str, crate::DriverError> {
+        self.path.as_deref().filter(|p| p.starts_with('/')).ok_or_else(|| {
+            crate::DriverError::new(
+                crate::ErrorCode::InvalidArg,
+                format!(
+                    "Migration of domain '{domain}': disk {} is to be {} but has no absolute image path at the destination",
+                    self.target,
+                    self.action.as_str()
+                ),
+            )
+        })
+    }
+}
+
 /// The parameters of every call of one migration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MigrateParams {
@@ -197,6 +214,22 @@ impl Record for MigrateSent {
 pub struct MigrateArrived {
     /// Target and bytes, for each copied disk.
     pub disks: Vec<(String, u64)>,
+}
+
+impl MigrateArrived {
+    /// The bytes each copied disk's image uses at the destination, read from the files.
+    pub fn measure(params: &MigrateParams) -> MigrateArrived {
+        use std::os::unix::fs::MetadataExt;
+        MigrateArrived {
+            disks: params
+                .copied()
+                .filter_map(|d| {
+                    let path = d.path.as_deref()?;
+                    Some((d.target.clone(), std::fs::metadata(path).map(|m| m.blocks() * 512).unwrap_or(0)))
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Record for MigrateArrived {

@@ -7,6 +7,7 @@
 //! indentation of its siblings. This is what lets luavirt keep a user's libvirt XML as it is,
 //! comments and unknown namespaces included, while it edits disk sets in `<metadata>`.
 
+pub mod diff;
 mod escape;
 mod parse;
 mod write;

@@ -120,6 +120,22 @@ impl Connection {
         DomainXml::parse(&text, Some(&format!("definition of domain '{name}'"))).map_err(Error::from)
     }
 
+    /// The domain's persistent definition, or `None` when there is none: for a caller that
+    /// expects that (a define), so no close names are looked up for an error it drops.
+    fn domain_if_defined(&self, name: &str) -> Result<Option<DomainXml>> {
+        let text = match self.planned_definition(name) {
+            Some(planned) => planned,
+            None => self.client.domain_xml(name, true),
+        };
+        match text {
+            Ok(t) => {
+                DomainXml::parse(&t, Some(&format!("definition of domain '{name}'"))).map(Some).map_err(Error::from)
+            }
+            Err(e) if e.code() == ErrorCode::NoDomain => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One disk of the domain, named by its target (`vda`) or its source path.
     pub fn disk(&self, domain: &str, name: &str) -> Result<luavirt_plugin_api::domain::Disk> {
         let dom = self.read_domain(domain)?;
@@ -180,11 +196,7 @@ impl Connection {
     fn define_locked(&self, mut dom: DomainXml, name: &str, source_name: Option<&str>) -> Result<DefineOutcome> {
         let name = name.to_string();
         let _lock = self.lock_domain(&name)?;
-        let existing = match self.read_domain(&name) {
-            Ok(d) => Some(d),
-            Err(e) if e.code() == ErrorCode::NoDomain => None,
-            Err(e) => return Err(e),
-        };
+        let existing = self.domain_if_defined(&name)?;
         let uuid = match (dom.uuid(), existing.as_ref().and_then(|e| e.uuid())) {
             (Some(new), Some(old)) if new != old => {
                 return Err(Error::InvalidArg(format!(

@@ -278,6 +278,11 @@ impl DriverConn {
     /// Takes the snapshot `xml` (resolved by the host); returns it as stored.
     pub fn snapshot_create(&self, name: &str, xml: &str, flags: SnapshotCreateFlags) -> Result<String> {
         let f = function!(self, domain_snapshot_create, "snapshots");
+        // A flag newer than the driver is never sent: a driver that ignored it would do
+        // something else than asked.
+        if flags.save && self.driver.abi.1 < 3 {
+            return Err(self.unsupported("save files (ABI 1.3; the driver is older)"));
+        }
         let flags = bits(&[
             (flags.no_metadata, abi::LV_SNAPSHOT_CREATE_NO_METADATA),
             (flags.halt, abi::LV_SNAPSHOT_CREATE_HALT),

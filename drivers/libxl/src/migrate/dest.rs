@@ -3,7 +3,7 @@
 //! arrival a killed call left.
 
 use super::source::CARRIER;
-use super::{Incoming, Record, b64, dest_path, live_refusal, unmovable};
+use super::{Incoming, Record, b64, live_refusal, unmovable};
 use crate::LibxlDriver;
 use crate::diskspec::Format;
 use crate::dom::{Dom, cfg_error};
@@ -18,7 +18,7 @@ use luavirt_plugin_api::kit::{Call, DriverResult};
 use luavirt_plugin_api::records::{MigrateAction, MigrateArrived, MigrateDisk, MigrateEndpoints, MigrateParams};
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,7 +143,7 @@ impl LibxlDriver {
             if let Some(why) = unmovable(name, &arriving, dd, d.action) {
                 return Err(invalid(name, why));
             }
-            let path = dest_path(name, d)?;
+            let path = d.dest_path(name)?;
             if std::fs::symlink_metadata(path).is_ok() || files.iter().any(|f| f == path) {
                 return Err(exists(
                     name,
@@ -222,7 +222,7 @@ impl LibxlDriver {
     /// `made` gets each file this call created.
     fn make_images(&self, name: &str, params: &MigrateParams, made: &mut Vec<String>, call: &mut Call) -> DriverResult {
         for d in params.disks.iter().filter(|d| d.action != MigrateAction::Shared) {
-            let path = dest_path(name, d)?;
+            let path = d.dest_path(name)?;
             make_image(name, d, path, params.bandwidth, made, call)?;
             failpoint::hit("libxl-migrate-in:image");
         }
@@ -269,15 +269,7 @@ impl LibxlDriver {
         }
         commit(&incoming)?;
         failpoint::hit("libxl-migrate-in:committed");
-        let arrived = MigrateArrived {
-            disks: params
-                .copied()
-                .filter_map(|d| {
-                    let path = d.path.as_deref()?;
-                    Some((d.target.clone(), std::fs::metadata(path).map(|m| m.blocks() * 512).unwrap_or(0)))
-                })
-                .collect(),
-        };
+        let arrived = MigrateArrived::measure(params);
         pending.done()?;
         call.emit(&arrived);
         Ok(())

@@ -128,20 +128,6 @@ pub(crate) fn unmovable(name: &str, dom: &Dom, d: &DomDisk, action: MigrateActio
     None
 }
 
-/// A disk's image at the destination, for the disks that get one.
-fn dest_path<'a>(name: &str, d: &'a MigrateDisk) -> DriverResult<&'a str> {
-    d.path.as_deref().filter(|p| p.starts_with('/')).ok_or_else(|| {
-        DriverError::new(
-            ErrorCode::InvalidArg,
-            format!(
-                "Migration of domain '{name}': disk {} is to be {} but has no absolute image path at the destination",
-                d.target,
-                d.action.as_str()
-            ),
-        )
-    })
-}
-
 /// Why a live migration cannot take disk `d` (copied or blank), in words.
 fn live_refusal(name: &str, d: &MigrateDisk) -> DriverError {
     DriverError::new(

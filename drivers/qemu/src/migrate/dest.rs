@@ -1,7 +1,7 @@
 //! The destination's side of a migration: prepare (images, a QEMU waiting for the memory,
 //! the copied disks exported), finish (commit or undo), and settling a side a killed call left.
 
-use super::{IN_PHASES, dest_path, made_here};
+use super::{IN_PHASES, made_here};
 use crate::intent::Change;
 use crate::lifecycle::StartOptions;
 use crate::{QemuDriver, images};
@@ -14,7 +14,6 @@ use luavirt_plugin_api::records::{MigrateAction, MigrateArrived, MigrateDisk, Mi
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// The destination's side of a migration, as recorded.
@@ -83,7 +82,7 @@ impl QemuDriver {
         }
         let mut files = Vec::new();
         for d in made_here(&params.disks) {
-            let path = dest_path(name, d)?;
+            let path = d.dest_path(name)?;
             if Path::new(path).exists() || files.iter().any(|f| f == path) {
                 return Err(exists(
                     name,
@@ -133,7 +132,7 @@ impl QemuDriver {
         call: &mut Call,
     ) -> DriverResult<MigrateEndpoints> {
         for d in made_here(&params.disks) {
-            let path = dest_path(name, d)?;
+            let path = d.dest_path(name)?;
             if let Some(dir) = Path::new(path).parent() {
                 create_private_dir(dir).map_err(|e| DriverError::io("create", dir, e))?;
             }
@@ -217,15 +216,7 @@ impl QemuDriver {
         if let Some(note) = note {
             call.log(Level::Warning, &note);
         }
-        let arrived = MigrateArrived {
-            disks: params
-                .copied()
-                .filter_map(|d| {
-                    let path = d.path.as_deref()?;
-                    Some((d.target.clone(), std::fs::metadata(path).map(|m| m.blocks() * 512).unwrap_or(0)))
-                })
-                .collect(),
-        };
+        let arrived = MigrateArrived::measure(params);
         pending.done()?;
         call.emit(&arrived);
         Ok(())

@@ -18,7 +18,6 @@ mod dest;
 mod source;
 
 use luavirt_plugin_api::records::{MigrateAction, MigrateDisk};
-use luavirt_plugin_api::{DriverError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 pub(crate) use dest::Incoming;
@@ -32,20 +31,6 @@ const OUT_PHASES: &[&str] = &["begun", "mirroring", "memory", "migrated", "confi
 /// The node name and job id of a copied disk's mirror at the source (at most 31 bytes).
 fn mirror_node(target: &str) -> String {
     format!("lv-mig-{target}")
-}
-
-/// A disk's image at the destination, for the disks that get one.
-fn dest_path<'a>(name: &str, d: &'a MigrateDisk) -> Result<&'a str, DriverError> {
-    d.path.as_deref().filter(|p| p.starts_with('/')).ok_or_else(|| {
-        DriverError::new(
-            ErrorCode::InvalidArg,
-            format!(
-                "Migration of domain '{name}': disk {} is to be {} but has no absolute image path at the destination",
-                d.target,
-                d.action.as_str()
-            ),
-        )
-    })
 }
 
 /// What the source records of the destination's commit marker: the path, when it can see it.

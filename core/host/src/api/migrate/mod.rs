@@ -137,7 +137,9 @@ impl Connection {
                 dest.uri().to_string().split('?').next().unwrap_or("")
             )));
         }
-        // Settle what an earlier, killed migration left on either side first.
+        // The plan first: a refused one changes nothing on either side, not even lock files.
+        let plan = self.migration_plan(name, dest, req)?;
+        // Settle what an earlier, killed migration left on either side.
         drop(self.lock_domain(name)?);
         drop(dest.lock_domain(name)?);
         match dest.domain_state(name) {
@@ -150,7 +152,6 @@ impl Connection {
             Err(e) if e.code() == luavirt_plugin_api::ErrorCode::NoDomain => {}
             Err(e) => return Err(e),
         }
-        let plan = self.migration_plan(name, dest, req)?;
         let began = Instant::now();
         let describe = || {
             let disks: Vec<String> = plan.disks.iter().map(|d| format!("{}={}", d.target, d.action.as_str())).collect();

@@ -65,21 +65,17 @@ impl Connection {
             )));
         }
         let (state, _) = self.domain_state(domain)?;
-        let plan = SnapshotPlan::resolve(&dom, req, state.is_active(), &self.overlay_disks(domain, &dom))?;
+        let plan = SnapshotPlan::resolve_asking(&dom, req, state.is_active(), &|target| {
+            self.is_overlay(domain, &dom, target)
+        })?;
         Ok(plan)
     }
 
-    /// The disks whose image has a backing image, as far as the driver reports images.
-    fn overlay_disks(&self, domain: &str, dom: &luavirt_plugin_api::domain::DomainXml) -> Vec<String> {
-        if !self.client.has_block_info() {
-            return Vec::new();
-        }
-        dom.disks()
-            .into_iter()
-            .filter(|d| d.source.path().is_some() && !d.transient)
-            .filter(|d| self.client.block_info(domain, &d.target).is_ok_and(|i| !i.backing.is_empty()))
-            .map(|d| d.target)
-            .collect()
+    /// Whether the disk's image has a backing image, as far as the driver reports images.
+    fn is_overlay(&self, domain: &str, dom: &luavirt_plugin_api::domain::DomainXml, target: &str) -> bool {
+        self.client.has_block_info()
+            && dom.disk(target).is_some_and(|d| d.source.path().is_some() && !d.transient)
+            && self.client.block_info(domain, target).is_ok_and(|i| !i.backing.is_empty())
     }
 
     /// Takes a snapshot; returns the plan it followed and the snapshot as stored. The

@@ -160,6 +160,18 @@ impl SnapshotPlan {
     /// Resolves `req` against domain `dom` (running or not). `overlays` are the disks whose
     /// image is an overlay (has a backing image): they go external unless told otherwise.
     pub fn resolve(dom: &DomainXml, req: &SnapshotRequest, running: bool, overlays: &[String]) -> Result<SnapshotPlan> {
+        Self::resolve_asking(dom, req, running, &|target| overlays.iter().any(|o| o == target))
+    }
+
+    /// As [`SnapshotPlan::resolve`], asking `is_overlay` about a disk only when the answer
+    /// decides its mode (a disk the request or its default already places is not looked at:
+    /// each look may read an image chain).
+    pub fn resolve_asking(
+        dom: &DomainXml,
+        req: &SnapshotRequest,
+        running: bool,
+        is_overlay: &dyn Fn(&str) -> bool,
+    ) -> Result<SnapshotPlan> {
         let domain = dom.name();
         let name = match &req.name {
             Some(n) => n.clone(),
@@ -225,7 +237,7 @@ impl SnapshotPlan {
                 };
                 PlannedDisk::no(d, why)
             } else {
-                plan_disk(d, specs[i].as_ref(), &name, req, running, overlays.contains(&d.target), &taken)
+                plan_disk(d, specs[i].as_ref(), &name, req, running, &|| is_overlay(&d.target), &taken)
                     .map_err(invalid)?
             };
             planned.push(p);
@@ -346,7 +358,7 @@ fn plan_disk(
     name: &str,
     req: &SnapshotRequest,
     running: bool,
-    overlay: bool,
+    overlay: &dyn Fn() -> bool,
     taken: &[String],
 ) -> Result<PlannedDisk, String> {
     // A file or mirror without a mode means external, as libvirt reads it.
@@ -385,7 +397,7 @@ fn plan_disk(
     let (mut mode, mut reason) = match (&asked, &default) {
         (Some(m), _) => (m.clone(), "as the diskspec asks".to_string()),
         (None, Some(m)) => (m.clone(), format!("its default snapshot='{m}'")),
-        (None, None) if overlay => (
+        (None, None) if overlay() => (
             "external".to_string(),
             "its image is an overlay of an earlier external snapshot; external again keeps the chain mergeable"
                 .to_string(),

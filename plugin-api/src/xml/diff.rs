@@ -1,8 +1,9 @@
-//! Finds the first difference between two XML elements that matters: names, attribute values
-//! (in any order), text, and child elements in order. Formatting whitespace and comments do
-//! not matter. Used to tell a user exactly which part of a domain XML the `.vmx` cannot take.
+//! The first difference between two XML elements that matters: names, attribute values (in
+//! any order), text, and child elements in order; formatting whitespace and comments do not
+//! matter. Drivers that keep domains in their own format (a `.vmx`, an xl config) use it to tell
+//! a user exactly which part of a domain XML their format cannot take.
 
-use luavirt_plugin_api::xml::Element;
+use super::Element;
 use std::collections::BTreeMap;
 
 /// A value for a message, shortened when long.
@@ -32,14 +33,14 @@ fn children_labels(e: &Element) -> Vec<(String, &Element)> {
         .collect()
 }
 
-/// The first difference between `current` (what the `.vmx` gives) and `given` (the XML), as
-/// a phrase like "<memory> is '4194304' in the XML and '2097152' in the .vmx"; `None` when
-/// they are the same.
-pub fn first_difference(current: &Element, given: &Element) -> Option<String> {
-    diff(current, given, &format!("/{}", current.name()))
+/// The first difference between `current` (what `theirs` — "the .vmx", "the config" — gives)
+/// and `given` (the XML), as a phrase like "/domain/memory is '4194304' in the XML and
+/// '2097152' in the .vmx"; `None` when they are the same.
+pub fn first_difference(current: &Element, given: &Element, theirs: &str) -> Option<String> {
+    diff(current, given, &format!("/{}", current.name()), theirs)
 }
 
-fn diff(a: &Element, b: &Element, path: &str) -> Option<String> {
+fn diff(a: &Element, b: &Element, path: &str, theirs: &str) -> Option<String> {
     let attrs =
         |e: &Element| -> BTreeMap<String, String> { e.attrs().iter().map(|x| (x.name.clone(), x.value())).collect() };
     let (aa, ba) = (attrs(a), attrs(b));
@@ -48,13 +49,13 @@ fn diff(a: &Element, b: &Element, path: &str) -> Option<String> {
             (Some(x), Some(y)) if x == y => {}
             (Some(x), Some(y)) => {
                 return Some(format!(
-                    "attribute {k} of {path} is {} in the XML and {} in the .vmx",
+                    "attribute {k} of {path} is {} in the XML and {} in {theirs}",
                     shown(y),
                     shown(x)
                 ));
             }
             (Some(x), None) => {
-                return Some(format!("the XML has no attribute {k} on {path} (the .vmx gives {})", shown(x)));
+                return Some(format!("the XML has no attribute {k} on {path} ({theirs} gives {})", shown(x)));
             }
             (None, Some(y)) => {
                 return Some(format!("the XML adds attribute {k}={} on {path}", shown(y)));
@@ -64,13 +65,13 @@ fn diff(a: &Element, b: &Element, path: &str) -> Option<String> {
     }
     let (at, bt) = (a.text(), b.text());
     if at.trim() != bt.trim() {
-        return Some(format!("{path} is {} in the XML and {} in the .vmx", shown(&bt), shown(&at)));
+        return Some(format!("{path} is {} in the XML and {} in {theirs}", shown(&bt), shown(&at)));
     }
     let (ak, bk) = (children_labels(a), children_labels(b));
     for i in 0..ak.len().max(bk.len()) {
         match (ak.get(i), bk.get(i)) {
             (Some((al, ae)), Some((bl, be))) if al == bl && ae.name() == be.name() => {
-                if let Some(d) = diff(ae, be, &format!("{path}/{al}")) {
+                if let Some(d) = diff(ae, be, &format!("{path}/{al}"), theirs) {
                     return Some(d);
                 }
             }
@@ -80,7 +81,7 @@ fn diff(a: &Element, b: &Element, path: &str) -> Option<String> {
                 } else if !bk.iter().any(|(l, _)| l == al) {
                     format!("the XML has no <{al}> in {path}")
                 } else {
-                    format!("the XML has <{bl}> in {path} where the .vmx gives <{al}>")
+                    format!("the XML has <{bl}> in {path} where {theirs} gives <{al}>")
                 });
             }
             (Some((al, _)), None) => return Some(format!("the XML has no <{al}> in {path}")),
@@ -94,10 +95,10 @@ fn diff(a: &Element, b: &Element, path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use luavirt_plugin_api::xml::Document;
+    use crate::xml::Document;
 
     fn d(a: &str, b: &str) -> Option<String> {
-        first_difference(&Document::parse(a).unwrap().root, &Document::parse(b).unwrap().root)
+        first_difference(&Document::parse(a).unwrap().root, &Document::parse(b).unwrap().root, "the .vmx")
     }
 
     #[test]
