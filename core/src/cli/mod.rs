@@ -3,7 +3,9 @@
 pub mod args;
 mod blockjob;
 mod disks;
+pub mod help;
 mod lifecycle;
+pub mod logging;
 mod migrate;
 mod progress;
 mod run;

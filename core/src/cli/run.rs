@@ -90,6 +90,22 @@ fn runs_hooked_operation(cmd: &Command) -> bool {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<Output> {
+    // Generated from the command line's definition; no driver is needed.
+    if let Command::Completions { shell } = cli.command {
+        let mut script = Vec::new();
+        super::help::completions(shell, &mut script);
+        let script = String::from_utf8(script)?;
+        return Ok(out(script.clone(), json!({ "shell": shell.to_string(), "script": script })));
+    }
+    if let Command::Man { dir } = &cli.command {
+        let pages = super::help::man_pages(dir).map_err(|source| Error::Io {
+            doing: "write man pages into",
+            path: dir.clone(),
+            source,
+        })?;
+        let text = format!("Wrote {} man pages into {}\n", pages.len(), dir.display());
+        return Ok(out(text, json!({ "dir": dir, "pages": pages })));
+    }
     let host = Rc::new(Host::load());
     if let Command::Watch(a) = cli.command {
         return super::watch::watch(host, cli.connect, cli.json, a);
@@ -103,7 +119,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
     if let Command::DriverCheck { path, uri, writable } = &cli.command {
         return Ok(driver_check(path, uri.clone(), *writable));
     }
-    if let cmd @ (Command::Run { .. } | Command::Test { .. }) = cli.command {
+    if let cmd @ (Command::Run { .. } | Command::Repl { .. } | Command::Test { .. }) = cli.command {
         return super::script::run(host, cli.connect.clone(), cmd);
     }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
@@ -118,6 +134,9 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         Command::Drivers
         | Command::DriverCheck { .. }
         | Command::Run { .. }
+        | Command::Repl { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::Test { .. }
         | Command::Watch(_)
         | Command::Hooks(_) => {

@@ -1,0 +1,117 @@
+//! The conventions a command line user expects: help with examples, shell completions and man
+//! pages from the same definition, log levels that show what the drivers run, times in the
+//! local zone, tables that fit the terminal.
+
+use luavirt_tests::Env;
+use std::process::Command;
+
+#[test]
+fn help_verb_and_verb_help_show_options_and_examples() {
+    let env = Env::new("help");
+    let by_help = env.ok(&["help", "snapshot-create-as"]);
+    let by_flag = env.ok(&["snapshot-create-as", "--help"]);
+    assert_eq!(by_help, by_flag);
+    for expect in ["--diskspec <DISKSPEC>", "Examples:", "luavirt snapshot-create-as web1 s1 --print-plan"] {
+        assert!(by_help.contains(expect), "{expect} missing in:\n{by_help}");
+    }
+    // The top-level help lists the verbs and says where the examples are.
+    let top = env.ok(&["--help"]);
+    assert!(top.contains("attach-disk") && top.contains("luavirt help VERB"), "{top}");
+    // An unknown verb is a usage error naming it.
+    let err = env.fails(&["help", "no-such-verb"], 2);
+    assert!(err.contains("no-such-verb"), "{err}");
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_every_verb() {
+    let env = Env::new("complete");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = env.ok(&["completions", shell]);
+        for verb in ["snapshot-create-as", "domblklist", "attach-disk", "completions"] {
+            assert!(script.contains(verb), "{shell} completions lack {verb}");
+        }
+        // The script parses in its shell where the shell is installed (bash always is).
+        let (program, check) = match shell {
+            "bash" => ("bash", vec!["-n"]),
+            "zsh" => ("zsh", vec!["-n"]),
+            _ => ("fish", vec!["--no-execute"]),
+        };
+        let file = env.write(&format!("luavirt.{shell}"), &script);
+        match Command::new(program).args(&check).arg(&file).output() {
+            Ok(o) => assert!(o.status.success(), "{shell} -n: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(_) => assert_ne!(shell, "bash", "bash is missing"),
+        }
+    }
+    // In bash, completing `luavirt snapshot-c` offers the snapshot verbs.
+    let file = env.write("complete.sh", &env.ok(&["completions", "bash"]));
+    let probe = format!(
+        "source {}; COMP_WORDS=(luavirt snapshot-c); COMP_CWORD=1; COMP_LINE='luavirt snapshot-c'; COMP_POINT=${{#COMP_LINE}}; _luavirt luavirt snapshot-c luavirt; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let o = Command::new("bash").arg("-c").arg(probe).output().unwrap();
+    let offered = String::from_utf8_lossy(&o.stdout);
+    assert!(offered.contains("snapshot-create-as") && offered.contains("snapshot-current"), "{offered}");
+    assert!(!offered.contains("domblklist"), "{offered}");
+}
+
+#[test]
+fn man_pages_are_written_for_the_command_and_each_verb() {
+    let env = Env::new("man");
+    let dir = env.dir.join("man1");
+    let said = env.ok(&["man", dir.to_str().unwrap()]);
+    assert!(said.starts_with("Wrote ") && said.contains(dir.to_str().unwrap()), "{said}");
+    let page = std::fs::read_to_string(dir.join("luavirt-snapshot-create-as.1")).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH luavirt-snapshot-create-as 1"), "{page}");
+    for expect in ["diskspec", "Examples:", "connect"] {
+        assert!(page.contains(expect), "{expect} missing in the page");
+    }
+    assert!(dir.join("luavirt.1").is_file() && dir.join("luavirt-drivers.1").is_file());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(dir.join("luavirt.1")).unwrap().permissions().mode() & 0o777, 0o644);
+    // man renders it, where man is installed.
+    if let Ok(o) = Command::new("man").arg("-l").arg(dir.join("luavirt-start.1")).env("MANWIDTH", "80").output() {
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(!o.status.success() || text.contains("luavirt start"), "{text}");
+    }
+}
+
+/// A domain with a qcow2 disk, on a host of its own.
+fn env_with_domain(test: &str) -> Env {
+    let env = Env::new(test);
+    let img = env.image("a.qcow2", "qcow2", "16M");
+    env.define_domain("web", &[("vda", &img, "qcow2")]);
+    env
+}
+
+#[test]
+fn vv_shows_qmp_messages_and_tool_calls_and_the_default_shows_none() {
+    luavirt_tests::require("qemu-system-x86_64", "qemu-system-x86");
+    let env = env_with_domain("logvv");
+    let start = env.run(&["-vv", "start", "web"]);
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    // Each QMP command and reply, attributed to the driver that sent it.
+    assert!(
+        start.stderr.contains(r#"luavirt: debug (qemu): QMP web send: {"execute":"qmp_capabilities"}"#),
+        "{}",
+        start.stderr
+    );
+    assert!(start.stderr.contains(r#"luavirt: debug (qemu): QMP web recv: {"return":{}}"#), "{}", start.stderr);
+    let info = env.run(&["-vv", "domblklist", "web", "--details"]);
+    assert!(info.stderr.contains("luavirt: debug (qemu): running qemu-img info"), "{}", info.stderr);
+    assert!(info.stderr.contains("a.qcow2: exit 0"), "{}", info.stderr);
+    // Without -v: nothing of that; the output alone.
+    for args in [&["domblklist", "web", "--details"][..], &["destroy", "web"]] {
+        let r = env.run(args);
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{args:?}");
+    }
+    // The environment chooses when -v does not: LUAVIRT_LOG, else RUST_LOG, per driver too.
+    for (var, value) in [("LUAVIRT_LOG", "debug"), ("RUST_LOG", "qemu=debug")] {
+        let r = env.command(&["domblklist", "web", "--details"]).env(var, value).output().unwrap();
+        assert!(String::from_utf8_lossy(&r.stderr).contains("running qemu-img info"), "{var}={value}");
+    }
+    let r = env.command(&["domblklist", "web", "--details"]).env("RUST_LOG", "vmx=debug").output().unwrap();
+    assert!(r.stderr.is_empty(), "{}", String::from_utf8_lossy(&r.stderr));
+    // -v is info: QMP traffic stays hidden.
+    let r = env.run(&["-v", "domblklist", "web", "--details"]);
+    assert!(!r.stderr.contains("qemu-img"), "{}", r.stderr);
+}
