@@ -115,3 +115,26 @@ fn vv_shows_qmp_messages_and_tool_calls_and_the_default_shows_none() {
     let r = env.run(&["-v", "domblklist", "web", "--details"]);
     assert!(!r.stderr.contains("qemu-img"), "{}", r.stderr);
 }
+
+#[test]
+fn times_print_in_the_local_zone_with_its_offset_as_tz_says() {
+    let env = env_with_domain("tz");
+    env.ok(&["snapshot-create-as", "web", "s1"]);
+    let listed: serde_json::Value = serde_json::from_str(&env.ok(&["snapshot-list", "web", "--json"])).unwrap();
+    let secs = listed[0]["creation_time"].as_i64().unwrap();
+    // A zone name, a POSIX rule, and UTC; coreutils' date says what each should read.
+    for tz in ["Asia/Kolkata", "XYZ+3", "UTC"] {
+        let o = Command::new("date")
+            .arg("-d")
+            .arg(format!("@{secs}"))
+            .arg("+%Y-%m-%d %H:%M:%S %z")
+            .env("TZ", tz)
+            .output()
+            .unwrap();
+        let expect = String::from_utf8(o.stdout).unwrap().trim().to_string();
+        let list = env.command(&["snapshot-list", "web"]).env("TZ", tz).output().unwrap();
+        let list = String::from_utf8(list.stdout).unwrap();
+        assert!(list.contains(&format!(" s1     {expect}   shutoff")), "TZ={tz}: {expect} not in\n{list}");
+    }
+    assert!(Command::new("date").env("TZ", "Asia/Kolkata").arg("+%z").output().unwrap().stdout.starts_with(b"+0530"));
+}

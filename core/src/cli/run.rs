@@ -114,6 +114,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         return super::watch::hooks(host, cli.connect, cmd);
     }
     if let Command::Drivers = cli.command {
+        host.require_drivers()?;
         return Ok(drivers(&host));
     }
     if let Command::DriverCheck { path, uri, writable } = &cli.command {

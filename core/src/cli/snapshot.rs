@@ -7,7 +7,7 @@ use luavirt_host::Connection;
 use luavirt_host::error::Error;
 use luavirt_host::snapshot::{DeleteOptions, DiskSpec, MemSpec, RevertOptions, SnapshotInfo, SnapshotRequest};
 use luavirt_plugin_api::snapshot::{SnapshotTree, SnapshotXml};
-use luavirt_plugin_api::time::format_utc;
+use luavirt_plugin_api::time::format_local;
 use serde_json::json;
 
 /// Runs one snapshot command.
@@ -154,7 +154,7 @@ fn list(
         .map(|s| {
             let mut r = vec![
                 s.name.clone().unwrap_or_default(),
-                s.creation_time.map(format_utc).unwrap_or_default(),
+                s.creation_time.map(format_local).unwrap_or_default(),
                 s.state.clone().unwrap_or_default(),
             ];
             if parent {
