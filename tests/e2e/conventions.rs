@@ -138,3 +138,36 @@ fn times_print_in_the_local_zone_with_its_offset_as_tz_says() {
     }
     assert!(Command::new("date").env("TZ", "Asia/Kolkata").arg("+%z").output().unwrap().stdout.starts_with(b"+0530"));
 }
+
+/// Runs `luavirt args` on a terminal `cols` wide (script(1) gives it one); returns what the
+/// terminal showed.
+fn on_terminal(env: &Env, cols: u32, args: &str) -> String {
+    let cmd = format!("stty cols {cols}; {} {args}", luavirt_tests::built("luavirt").display());
+    // The environment env.command would give luavirt (its state folder, TZ, no log level).
+    let host = env.command(&[]);
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .envs(host.get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))))
+        .env_remove("COLUMNS")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).replace('\r', "")
+}
+
+#[test]
+fn tables_fit_the_terminal_cutting_long_paths_in_the_middle_unless_full() {
+    let env = Env::new("width");
+    let deep = env.dir.join("a-rather-long-folder-name/with/more/levels");
+    std::fs::create_dir_all(&deep).unwrap();
+    let img = env.image("a-rather-long-folder-name/with/more/levels/system-disk.qcow2", "qcow2", "16M");
+    env.define_domain("web", &[("vda", &img, "qcow2")]);
+    let path = img.to_str().unwrap();
+    let shown = on_terminal(&env, 60, "domblklist web");
+    let row = shown.lines().find(|l| l.starts_with(" vda")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(row.chars().count() <= 60 && row.contains('…') && row.ends_with("/system-disk.qcow2"), "{shown}");
+    // --full, or output that is not a terminal: the whole path.
+    assert!(on_terminal(&env, 60, "domblklist web --full").contains(path));
+    assert!(env.ok(&["domblklist", "web"]).contains(path));
+    // A wide terminal needs no cut.
+    assert!(on_terminal(&env, 300, "domblklist web").contains(path));
+}

@@ -17,6 +17,9 @@ pub struct Cli {
     /// and every tool run with its arguments). Without it, LUAVIRT_LOG, else RUST_LOG, choose.
     #[arg(short = 'v', action = clap::ArgAction::Count, global = true)]
     pub verbosity: u8,
+    /// Show every table cell whole (on a terminal, long cells are cut in the middle to fit).
+    #[arg(long, global = true)]
+    pub full: bool,
     #[command(subcommand)]
     pub command: Command,
 }

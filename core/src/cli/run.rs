@@ -29,6 +29,7 @@ pub fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
 /// Runs the command; returns the exit status.
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
+    super::table::FULL.store(cli.full, std::sync::atomic::Ordering::Relaxed);
     match execute(cli) {
         Ok(o) => {
             let text = if json {
