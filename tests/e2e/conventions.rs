@@ -145,12 +145,15 @@ fn on_terminal(env: &Env, cols: u32, args: &str) -> String {
     let cmd = format!("stty cols {cols}; {} {args}", luavirt_tests::built("luavirt").display());
     // The environment env.command would give luavirt (its state folder, TZ, no log level).
     let host = env.command(&[]);
-    let o = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .envs(host.get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))))
-        .env_remove("COLUMNS")
-        .output()
-        .unwrap();
+    let mut script = Command::new("script");
+    script.args(["-qec", &cmd, "/dev/null"]).env_remove("COLUMNS");
+    for (key, value) in host.get_envs() {
+        match value {
+            Some(v) => script.env(key, v),
+            None => script.env_remove(key),
+        };
+    }
+    let o = script.output().unwrap();
     String::from_utf8_lossy(&o.stdout).replace('\r', "")
 }
 
