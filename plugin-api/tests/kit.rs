@@ -53,6 +53,9 @@ unsafe extern "C" fn is_cancelled(_: *mut LvCall) -> bool {
     false
 }
 unsafe extern "C" fn log(_: *mut LvCall, _: i32, _: LvStr) {}
+unsafe extern "C" fn progress_reenters(_: *mut LvCall) -> bool {
+    true
+}
 
 static HOST: LvHostApi = LvHostApi {
     struct_size: std::mem::size_of::<LvHostApi>() as u32,
@@ -64,6 +67,7 @@ static HOST: LvHostApi = LvHostApi {
     progress,
     is_cancelled,
     log,
+    progress_reenters,
 };
 
 fn open() -> *mut c_void {

@@ -174,3 +174,70 @@ fn tables_fit_the_terminal_cutting_long_paths_in_the_middle_unless_full() {
     // A wide terminal needs no cut.
     assert!(on_terminal(&env, 300, "domblklist web").contains(path));
 }
+
+#[test]
+fn long_jobs_show_bytes_rate_and_time_left_and_stay_quiet_off_a_terminal() {
+    luavirt_tests::require("qemu-system-x86_64", "qemu-system-x86");
+    let env = Env::new("progress");
+    let a = env.image("a.qcow2", "qcow2", "64M");
+    // 40 MiB of data: QEMU copies a first part at once, the rest at 8 MiB/s.
+    let o = Command::new("qemu-io").args(["-f", "qcow2", "-c", "write -P 0x11 0 40M"]).arg(&a).output().unwrap();
+    assert!(o.status.success());
+    env.define_domain("web", &[("vda", &a, "qcow2")]);
+    env.ok(&["start", "web"]);
+    let copy = env.dir.join("copy.qcow2");
+    let r = env.run(&[
+        "blockcopy",
+        "web",
+        "vda",
+        copy.to_str().unwrap(),
+        "--wait",
+        "--finish",
+        "--bandwidth",
+        "8",
+        "--verbose",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Plain lines (standard error is a pipe): the bar, bytes of all, the rate, time left.
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" % ") && l.contains(" MiB of ") && l.contains("MiB/s, ") && l.ends_with(" s left")),
+        "{}",
+        r.stderr
+    );
+    let ends: Vec<&&str> =
+        lines.iter().filter(|l| l.starts_with("copying: [####################] 100 % 40 MiB of 40 MiB")).collect();
+    assert_eq!(ends.len(), 1, "one line at the end of a stage: {}", r.stderr);
+    assert!(!r.stderr.contains('\r') && !r.stderr.contains('\x1b'), "terminal controls in a pipe: {:?}", r.stderr);
+    // A snapshot that saves memory shows how much is saved.
+    let mem = env.dir.join("s1.mem");
+    let overlay = env.dir.join("s1.qcow2");
+    let memspec = format!("file={}", mem.display());
+    let diskspec = format!("vda,snapshot=external,file={}", overlay.display());
+    let r = env.run(&["snapshot-create-as", "web", "s1", "--memspec", &memspec, "--diskspec", &diskspec, "--verbose"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.starts_with("saving memory: [####################] 100 % ") && l.contains(" MiB of ")),
+        "{}",
+        r.stderr
+    );
+    // Without --verbose, off a terminal: nothing but the result.
+    let (mem2, overlay2) = (env.dir.join("s2.mem"), env.dir.join("s2.qcow2"));
+    let r = env.run(&[
+        "snapshot-create-as",
+        "web",
+        "s2",
+        "--memspec",
+        &format!("file={}", mem2.display()),
+        "--diskspec",
+        &format!("vda,snapshot=external,file={}", overlay2.display()),
+    ]);
+    assert_eq!((r.code, r.stderr.as_str(), r.stdout.as_str()), (0, "", "Domain snapshot s2 created\n"));
+    let r = env.run(&["blockpull", "web", "vda", "--wait"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    env.ok(&["destroy", "web"]);
+}

@@ -665,6 +665,9 @@ pub struct SnapshotCreateArgs {
     /// Print the resolved <domainsnapshot> and take nothing.
     #[arg(long)]
     pub print_xml: bool,
+    /// Show the progress of saving memory even when standard error is not a terminal.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// Domain and set of a disk-set command.

@@ -88,7 +88,7 @@ impl Connection {
             halt: !req.live,
             ..SnapshotRequest::default()
         };
-        self.take_snapshot(domain, &snap, true)?;
+        self.take_snapshot(domain, &snap, true, Default::default())?;
         let header = if self.is_dry_run() { None } else { read_header(&req.file)? };
         Ok(SaveReport {
             domain: domain.to_string(),

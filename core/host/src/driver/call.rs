@@ -17,6 +17,9 @@ pub struct CallOptions<'a> {
     pub progress: Option<ProgressFn<'a>>,
     /// Set to ask the driver to cancel.
     pub cancel: Option<&'a AtomicBool>,
+    /// The progress receiver only shows reports and never calls a driver (the command's
+    /// progress line), so drivers may report while holding their locks.
+    pub progress_only_shows: bool,
 }
 
 /// What a call emitted.
@@ -99,6 +102,10 @@ unsafe extern "C" fn progress(call: *mut LvCall, done: u64, total: u64, stage: L
     }
 }
 
+unsafe extern "C" fn progress_reenters(call: *mut LvCall) -> bool {
+    unsafe { state(call) }.is_none_or(|s| !s.options.progress_only_shows)
+}
+
 unsafe extern "C" fn is_cancelled(call: *mut LvCall) -> bool {
     unsafe { state(call) }.and_then(|s| s.options.cancel).is_some_and(|c| c.load(Ordering::Relaxed))
 }
@@ -133,6 +140,7 @@ static HOST_API: LvHostApi = LvHostApi {
     progress,
     is_cancelled,
     log: log_line,
+    progress_reenters,
 };
 
 /// The host's callback table, passed to drivers at `connect_open`.
