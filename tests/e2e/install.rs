@@ -122,10 +122,19 @@ fn qemu_system_is_roots_host_in_var_lib_luavirt() {
     // It keeps its state there whatever LUAVIRT_STATE_DIR says: an unknown domain there.
     let err = env.fails(&["-c", "qemu:///system", "dumpxml", "no-such-domain-lvtest"], 1);
     assert!(err.contains("Domain 'no-such-domain-lvtest' not found on qemu:///system"), "{err}");
-    // Another user is told whose host it is (setpriv is in util-linux).
+    // Another user is told whose host it is (setpriv is in util-linux). The binary and its
+    // driver are copied where that user may run them (the build folder may be root's alone).
+    set_mode(&env.dir, 0o755);
+    let copy = env.dir.join("bin");
+    std::fs::create_dir_all(&copy).unwrap();
+    set_mode(&copy, 0o755);
+    for file in ["luavirt", "libluavirt_qemu.so"] {
+        std::fs::copy(built(file), copy.join(file)).unwrap();
+        set_mode(&copy.join(file), 0o755);
+    }
     let o = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(built("luavirt"))
+        .arg(copy.join("luavirt"))
         .args(["-c", "qemu:///system", "list"])
         .env("HOME", &env.dir)
         .output()
