@@ -66,6 +66,7 @@ fn man_pages_are_written_for_the_command_and_each_verb() {
         assert!(page.contains(expect), "{expect} missing in the page");
     }
     assert!(dir.join("luavirt.1").is_file() && dir.join("luavirt-drivers.1").is_file());
+    assert!(!dir.join("luavirt-help.1").exists(), "a page for clap's help verb");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(dir.join("luavirt.1")).unwrap().permissions().mode() & 0o777, 0o644);
     // man renders it, where man is installed.

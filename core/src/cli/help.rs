@@ -143,7 +143,8 @@ pub fn man_pages(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBu
         Ok(())
     };
     write("luavirt".to_string(), cmd.clone())?;
-    for verb in cmd.get_subcommands() {
+    // `help` is clap's own verb: `luavirt help VERB` shows what each page says.
+    for verb in cmd.get_subcommands().filter(|v| v.get_name() != "help") {
         let name = format!("luavirt-{}", verb.get_name());
         let page = verb.clone().display_name(name.clone()).bin_name(format!("luavirt {}", verb.get_name()));
         write(name, page)?;

@@ -1,4 +1,4 @@
-//! `luavirt run` and `luavirt test`.
+//! `luavirt run` (a file, `-e CODE` or standard input), `luavirt repl` and `luavirt test`.
 
 use super::args::Command;
 use super::run::{Output, out};
@@ -23,7 +23,7 @@ impl std::fmt::Display for Failed {
 
 impl std::error::Error for Failed {}
 
-/// Runs `run` or `test`; `connect` is `-c URI`, if given.
+/// Runs `run`, `repl` or `test`; `connect` is `-c URI`, if given.
 pub fn run(host: Rc<Host>, connect: Option<String>, cmd: Command) -> anyhow::Result<Output> {
     match cmd {
         Command::Run { dry_run, code, max_memory, timeout, script, args } => {
