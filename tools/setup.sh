@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what luavirt's demo and tests need, if it is missing: QEMU 7.2 (qemu-system-x86
 # with a matching qemu-utils), libvirt's schema checker (virt-xml-validate, which needs
-# xmllint), a C compiler, Python 3, time zones (tzdata), script(1) (bsdutils), and Xen's xl with its config parser (xen-utils; the libxl
-# driver's tests read configs with Xen's own parser and check what xl says without a
-# hypervisor). Run as root on a fresh machine; it does nothing when everything is there.
+# xmllint), a C compiler, Python 3, time zones (tzdata), script(1) (bsdutils), and Xen's xl
+# with its config parser (xen-utils; the libxl driver's tests read configs with Xen's own
+# parser and check what xl says without a hypervisor). Run as root on a fresh machine; it
+# does nothing when everything is there.
 set -euo pipefail
 
 missing=()
