@@ -748,9 +748,9 @@ fn code_from_e_and_standard_input_and_a_repl_fed_by_a_pipe() {
     // the session goes on; without a terminal, no prompt.
     let r = feed(
         &["repl"],
-        "conn = luavirt.connect()\n#conn:domains()\nfor _, d in ipairs(conn:domains()) do\n  print(d:name(), d:state())\nend\nio.open('x')\n{ a = 1 }\nconn:domain('d'):diskset('s'):add('vda')\nconn:domain('d'):diskset('s'):list()\n",
+        "conn = luavirt.connect()\n#conn:domains()\nfor _, d in ipairs(conn:domains()) do\n  print(d:name(), d:state())\nend\nio.open('x')\n{ a = 1 }\nconn:domain('d'):diskset('s'):add('vda')\nconn:domain('d'):diskset('s'):list()\nconn:domains()\n",
     );
-    assert_eq!(r.stdout, "1\nd\tshut off\n{\"a\":1}\ntrue\n[\"vda\"]\n", "{}", r.stderr);
+    assert_eq!(r.stdout, "1\nd\tshut off\n{\"a\":1}\ntrue\n[\"vda\"]\n{luavirt.domain(d)}\n", "{}", r.stderr);
     assert!(r.stderr.contains("error: stdin:6: io.open is not available"), "{}", r.stderr);
     assert!(!r.stderr.contains("lua>"), "{}", r.stderr);
     assert_eq!(r.code, 1, "a failed entry makes the exit status 1");

@@ -83,7 +83,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("recover", "luavirt recover web1"),
     (
         "run",
-        "luavirt run nightly.lua web1\nluavirt run --dry-run nightly.lua       # what it would change\nluavirt run -e 'for _, d in ipairs(luavirt.connect():domains()) do print(d.name) end'\necho 'print(#luavirt.connect():domains())' | luavirt run -",
+        "luavirt run nightly.lua web1\nluavirt run --dry-run nightly.lua       # what it would change\nluavirt run -e 'for _, d in ipairs(luavirt.connect():domains()) do print(d:name()) end'\necho 'print(#require(\"luavirt\").connect():domains())' | luavirt run -",
     ),
     ("repl", "luavirt repl\nlua> conn = luavirt.connect()\nlua> conn:domains()"),
     ("test", "luavirt test scripts/\nluavirt test policy_test.lua"),

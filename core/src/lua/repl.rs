@@ -97,16 +97,31 @@ fn compile(lua: &Lua, text: &str, first_line: usize) -> Compiled {
     }
 }
 
-/// A value as the prompt shows it: plain data as JSON, anything else as `tostring` has it.
+/// A value as the prompt shows it: plain data as JSON; a table holding handles as a list of
+/// what `tostring` says of each (`{luavirt.domain(web1), ...}`); anything else as `tostring`.
 fn show(lua: &Lua, v: &Value) -> String {
-    if let Value::String(s) = v {
-        return s.to_string_lossy();
+    match v {
+        Value::String(s) => s.to_string_lossy(),
+        Value::Table(t) => match mlua::LuaSerdeExt::from_value::<serde_json::Value>(lua, v.clone()) {
+            Ok(json) => json.to_string(),
+            Err(_) => {
+                let items: Vec<String> = t
+                    .pairs::<Value, Value>()
+                    .filter_map(Result::ok)
+                    .map(|(k, v)| match k {
+                        Value::Integer(_) => show_one(lua, &v),
+                        k => format!("{} = {}", show_one(lua, &k), show_one(lua, &v)),
+                    })
+                    .collect();
+                format!("{{{}}}", items.join(", "))
+            }
+        },
+        other => show_one(lua, other),
     }
-    if let Value::Table(_) = v
-        && let Ok(json) = mlua::LuaSerdeExt::from_value::<serde_json::Value>(lua, v.clone())
-    {
-        return json.to_string();
-    }
+}
+
+/// What Lua's `tostring` says of `v`.
+fn show_one(lua: &Lua, v: &Value) -> String {
     lua.globals()
         .get::<mlua::Function>("tostring")
         .and_then(|f| f.call::<String>(v.clone()))
