@@ -10,8 +10,8 @@
 #                  [--depths 1,50,199,200] [--disk-size 1G] [--policy-domains 10000]
 #                  [--apply-runs 1]
 #
-# --apply-runs: runs of the applied Lua policy over 10,000 domains, which takes about 17
-# minutes each today (see the README); its dry run takes --runs runs like everything else.
+# --apply-runs: runs of the applied Lua policy over 10,000 domains, which takes about 2.5
+# minutes each (see the README); its dry run takes --runs runs like everything else.
 #
 # Everything happens in a temporary folder (luavirt state folders of its own, images) and in
 # libvirt domains named lvbench-PID-*; all of it, and every QEMU started, is removed at the

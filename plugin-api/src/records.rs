@@ -9,9 +9,9 @@
 use crate::abi::{
     LV_KEY_ALLOCATION, LV_KEY_BACKING, LV_KEY_BACKING_FORMAT, LV_KEY_BANDWIDTH, LV_KEY_BASE, LV_KEY_CAPACITY,
     LV_KEY_CLUSTER_SIZE, LV_KEY_CURRENT, LV_KEY_DEST, LV_KEY_END, LV_KEY_FORMAT, LV_KEY_ID, LV_KEY_NAME,
-    LV_KEY_PERSISTENT, LV_KEY_READY, LV_KEY_REASON, LV_KEY_STATE, LV_KEY_STATUS, LV_KEY_TOP, LV_KEY_TYPE, LV_KEY_UUID,
-    LV_STATE_BLOCKED, LV_STATE_CRASHED, LV_STATE_NOSTATE, LV_STATE_PAUSED, LV_STATE_PMSUSPENDED, LV_STATE_RUNNING,
-    LV_STATE_SHUTDOWN, LV_STATE_SHUTOFF,
+    LV_KEY_PERSISTENT, LV_KEY_PHYSICAL, LV_KEY_READY, LV_KEY_REASON, LV_KEY_STATE, LV_KEY_STATUS, LV_KEY_TOP,
+    LV_KEY_TYPE, LV_KEY_UUID, LV_STATE_BLOCKED, LV_STATE_CRASHED, LV_STATE_NOSTATE, LV_STATE_PAUSED,
+    LV_STATE_PMSUSPENDED, LV_STATE_RUNNING, LV_STATE_SHUTDOWN, LV_STATE_SHUTOFF,
 };
 use crate::{Params, Value};
 
@@ -211,6 +211,9 @@ pub struct BlockInfo {
     pub backing: Vec<BackingImage>,
     /// Its cluster size in bytes, for formats that have one (ABI 1.3).
     pub cluster_size: Option<u64>,
+    /// The bytes its file takes as a file (its length; a block device's size), when known
+    /// (ABI 1.3).
+    pub physical: Option<u64>,
 }
 
 impl Record for BlockInfo {
@@ -222,6 +225,9 @@ impl Record for BlockInfo {
         }
         if let Some(c) = self.cluster_size {
             p.push(LV_KEY_CLUSTER_SIZE, Value::UInt(c));
+        }
+        if let Some(n) = self.physical {
+            p.push(LV_KEY_PHYSICAL, Value::UInt(n));
         }
         for b in &self.backing {
             p.push_str(LV_KEY_BACKING, b.path.clone()).push_str(LV_KEY_BACKING_FORMAT, b.format.clone());
@@ -236,6 +242,7 @@ impl Record for BlockInfo {
             capacity: p.get_u64(LV_KEY_CAPACITY).unwrap_or(0),
             allocation: p.get_u64(LV_KEY_ALLOCATION),
             cluster_size: p.get_u64(LV_KEY_CLUSTER_SIZE),
+            physical: p.get_u64(LV_KEY_PHYSICAL),
             backing: p
                 .get_strs(LV_KEY_BACKING)
                 .into_iter()
@@ -430,6 +437,7 @@ mod tests {
                 BackingImage { path: "/i/c".into(), format: "raw".into() },
             ],
             cluster_size: Some(65536),
+            physical: Some(200_704),
         });
         round_trip(SnapshotCurrent { current: Some("s1".into()) });
         round_trip(SnapshotCurrent { current: None });

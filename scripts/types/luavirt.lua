@@ -68,8 +68,9 @@ function conn:uri() end
 ---Every domain, running ones first.
 ---@return luavirt.domain[]
 function conn:domains() end
----The domain called `name` (an error naming close names if there is none).
----@param name string
+---The domain `name` names: its name, its UUID, or while it runs its Id (an error naming close
+---names if there is none).
+---@param name string name, UUID or Id
 ---@return luavirt.domain
 function conn:domain(name) end
 ---Defines (or redefines) a domain from libvirt domain XML.
@@ -101,9 +102,12 @@ function conn:restore(file, opts) end
 ---@field serial string?
 ---@field boot integer?
 local disk = {}
----Sets the disk's mode by its ESX name. Returns whether it changed.
+---Sets the disk's mode by its ESX name, in the domain's definition. Returns whether it
+---changed, and when it applies: "now", or on a running domain whose disk's writes would be
+---kept differently, "next-start".
 ---@param mode "persistent"|"independent-persistent"|"independent-nonpersistent"
----@return boolean
+---@return boolean changed
+---@return "now"|"next-start" applies
 function disk:set_mode(mode) end
 
 ---@class luavirt.domain
@@ -115,7 +119,21 @@ function dom:name() end
 function dom:state() end
 function dom:start() end
 function dom:destroy() end
-function dom:undefine() end
+---Removes the definition. `snapshots_metadata` forgets the snapshots first (their files
+---stay); `remove_all_storage` removes every disk image that is this domain's alone, `storage`
+---the images of the disks named (targets or paths). Images kept are listed with the reason.
+---@param opts? { snapshots_metadata: boolean?, remove_all_storage: boolean?, storage: string[]? }
+---@return { snapshots_forgotten: string[], removed: string[], kept: { path: string, reason: string }[] }
+function dom:undefine(opts) end
+---Facts: name, uuid, id, state, os_type, vcpus, max_memory_kib, used_memory_kib, persistent,
+---driver, disks, snapshots, current_snapshot, disk_sets.
+---@return table
+function dom:info() end
+---One disk's image: type, device, target, bus, source, format, mode, readonly, capacity,
+---allocation, physical (bytes), backing = {{path, format}, ...}.
+---@param disk string target or source path
+---@return table
+function dom:block_info(disk) end
 ---Asks the guest to shut down (the ACPI power button). Without options it returns at once;
 ---`wait` waits until the domain is shut off, `timeout` at most that many seconds (then an
 ---error, or with `destroy` the domain is destroyed).
@@ -280,6 +298,10 @@ function snap:info() end
 function snap:xml() end
 ---@return luavirt.snapshot?
 function snap:parent() end
+---Changes the snapshot's description (the one part of its record that can change).
+---@param text string
+---@return boolean changed
+function snap:set_description(text) end
 ---@return luavirt.snapshot[]
 function snap:children() end
 ---Every descendant, each after its own descendants.

@@ -16,7 +16,8 @@ fn running(env: &Env, name: &str) -> PathBuf {
 }
 
 fn job(env: &Env, name: &str) -> serde_json::Value {
-    serde_json::from_str(&env.ok(&["blockjob", name, "vda", "--json"])).unwrap()
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["blockjob", name, "vda", "--json"])).unwrap();
+    v["job"].clone()
 }
 
 #[test]

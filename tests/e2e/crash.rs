@@ -696,6 +696,29 @@ fn a_running_domain_stays_usable_when_luavirt_is_killed_at_random_moments() {
 }
 
 #[test]
+fn undefine_with_its_storage_killed_at_each_step_removes_no_image_still_named() {
+    for fp in ["undefine:snapshots-forgotten", "undefine:undefined"] {
+        let env = Env::new(&format!("crash-{}", fp.replace(':', "-")));
+        let mut files = domain(&env, "d");
+        env.ok(&["snapshot-create-as", "d", "s1"]);
+        let disks: serde_json::Value = serde_json::from_str(&env.ok(&["domblklist", "d", "--json"])).unwrap();
+        let named: Vec<PathBuf> =
+            disks.as_array().unwrap().iter().map(|d| d["source"].as_str().unwrap().into()).collect();
+        files.extend(named.iter().cloned());
+        killed_at(&env, fp, &["undefine", "d", "--snapshots-metadata", "--remove-all-storage"]);
+        // Every image is still there: whatever still names a file names one that exists.
+        assert!(files.iter().all(|f| f.exists()), "{fp}: an image went before the definition");
+        if fp == "undefine:snapshots-forgotten" {
+            assert_eq!(env.ok(&["snapshot-list", "d", "--name"]), "", "{fp}");
+            // Asked again, it finishes: the images the domain named go.
+            env.ok(&["undefine", "d", "--remove-all-storage"]);
+            assert!(named.iter().all(|f| !f.exists()), "{fp}");
+        }
+        assert_eq!(env.ok(&["list", "--all", "--name"]), "", "{fp}");
+    }
+}
+
+#[test]
 fn every_failpoint_in_the_code_is_killed_at_by_a_test() {
     fn sources(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap().flatten() {

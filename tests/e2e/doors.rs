@@ -138,12 +138,12 @@ fn each_door_names_options_in_its_own_words() {
     assert!(cli.contains("drop --memspec"), "{cli}");
     let lua = lua_error(&env, "d:snapshot{ name = 'x', memory = '/tmp/m' }");
     assert!(lua.contains("no memory to save; drop memory"), "{lua}");
-    // From the driver.
+    // From the host's undefine.
     env.ok(&["snapshot-create-as", "d", "s1"]);
     let cli = env.fails(&["undefine", "d"], 1);
-    assert!(cli.contains("delete them first (with --metadata to keep their files)"), "{cli}");
+    assert!(cli.contains("delete them first, or add --snapshots-metadata to forget them"), "{cli}");
     let lua = lua_error(&env, "d:undefine()");
-    assert!(lua.contains("delete them first (with metadata = true to keep their files)"), "{lua}");
+    assert!(lua.contains("delete them first, or add snapshots_metadata = true to forget them"), "{lua}");
     // Neither door shows another's words, nor the neutral tokens.
     for text in [&cli, &lua] {
         assert!(!text.contains('«') && !text.contains('»'), "{text}");

@@ -235,7 +235,7 @@ fn domblklist_details_reads_vmdk_descriptors_and_parent_chains() {
         (sdb["source"].as_str(), sdb["capacity"].as_u64()),
         (Some("[ds1] app03/disks/app03-data.vmdk"), Some(16 << 20))
     );
-    assert!(sdb.get("backing").is_none());
+    assert_eq!(sdb["backing"], serde_json::json!([]));
     let sdc = row("sdc");
     assert_eq!((sdc["source"].as_str(), sdc["capacity"].as_u64()), (Some("[shared] lib/common.vmdk"), Some(8 << 20)));
     let sdd = row("sdd");

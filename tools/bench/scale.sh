@@ -28,9 +28,8 @@ pop_xml() {
 
 # Tops luavirt's population up to N domains. The definitions are written straight into the
 # state folder, in its documented layout (qemu/domains/NAME.xml, byte for byte what `define`
-# stores when the XML has a <uuid>, mode 0600): `luavirt define` costs time in proportion to
-# the domains already there (see the README), so 10,000 of them through it would take about
-# half an hour. The UUID index is then dropped; luavirt rebuilds it from the definitions at
+# stores when the XML has a <uuid>, mode 0600): 10,000 `luavirt define` processes would take
+# minutes, against seconds for the files. The UUID index is then dropped; luavirt rebuilds it from the definitions at
 # the next define, done here untimed, and the count is checked through luavirt itself.
 populate_luavirt() {
   local n=$1 state=$SCALE_DIR/state k name uuid

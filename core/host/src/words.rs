@@ -121,6 +121,7 @@ fn lua(token: &str) -> String {
         "disk_set" => format!("disks = dom:diskset(\"{value}\")"),
         "set" => format!("dom:diskset(\"{value}\")"),
         "shared_disks" => format!("shared = {{ \"{value}\" }}"),
+        "storage" => format!("storage = {{ \"{value}\" }}"),
         "disk_target" => match value.split_once('=') {
             Some((disk, path)) => format!("targets = {{ {disk} = \"{path}\" }}"),
             None => format!("targets = {{ {value} }}"),
@@ -150,6 +151,8 @@ mod tests {
         assert_eq!(render_for("«disk_target vda=PATH»", Door::Cli), "--disk-target vda=PATH");
         assert_eq!(render_for("«disk_target vda=PATH»", Door::Lua), "targets = { vda = \"PATH\" }");
         assert_eq!(render_for("«shared_disks vdc»", Door::Lua), "shared = { \"vdc\" }");
+        assert_eq!(render_for("«storage hdc»", Door::Lua), "storage = { \"hdc\" }");
+        assert_eq!(render_for("«storage hdc»", Door::Cli), "--storage hdc");
         assert_eq!(render_for("no tokens «here", Door::Lua), "no tokens «here");
         assert_eq!(render_for("«do:list --all» shows them", Door::Cli), "`luavirt list --all` shows them");
         assert_eq!(render_for("«do:list --all» shows them", Door::Lua), "`conn:domains()` shows them");

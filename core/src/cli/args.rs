@@ -44,10 +44,47 @@ pub enum Command {
         /// Domain XML file.
         file: PathBuf,
     },
-    /// Remove a domain's definition.
+    /// Remove a domain's definition (with --snapshots-metadata, forget its snapshots first;
+    /// with --remove-all-storage or --storage, remove its disk images after).
     Undefine {
         /// Domain name.
         domain: String,
+        /// Forget the domain's snapshots first (their files stay).
+        #[arg(long)]
+        snapshots_metadata: bool,
+        /// Remove every disk image that is this domain's alone (CD-ROMs, read-only and
+        /// shareable disks, images another domain uses and backing images stay).
+        #[arg(long, conflicts_with = "storage")]
+        remove_all_storage: bool,
+        /// Remove these disks' images (targets or paths, comma-separated).
+        #[arg(long, value_name = "DISKS", value_delimiter = ',')]
+        storage: Vec<String>,
+    },
+    /// Edit a domain's XML in $VISUAL or $EDITOR (default vi), then define it; an unchanged
+    /// file changes nothing.
+    Edit {
+        /// Domain name.
+        domain: String,
+    },
+    /// Print facts about a domain: Id, UUID, state, CPUs, memory, disks, snapshots, disk sets.
+    Dominfo {
+        /// Domain name.
+        domain: String,
+    },
+    /// Print a disk's sizes: capacity (virtual), allocation (used on the host), physical
+    /// (the file's length).
+    Domblkinfo {
+        /// Domain name.
+        domain: String,
+        /// Disk target or source path.
+        #[arg(required_unless_present = "all")]
+        disk: Option<String>,
+        /// Sizes in KiB, MiB, GiB.
+        #[arg(long)]
+        human: bool,
+        /// Every disk, as a table.
+        #[arg(long, conflicts_with = "disk")]
+        all: bool,
     },
     /// Print a domain's XML.
     Dumpxml {
@@ -235,6 +272,8 @@ pub enum Command {
         writable: bool,
     },
     /// Print or set a disk's mode: persistent, independent-persistent, independent-nonpersistent.
+    /// It is kept in the definition; on a running domain, whether snapshots take the disk
+    /// applies now, whether its writes are kept at the next start.
     DiskMode {
         /// Domain name.
         domain: String,
@@ -242,12 +281,66 @@ pub enum Command {
         disk: String,
         /// The new mode; without it, print the current one.
         mode: Option<String>,
+        /// Change the definition (what happens without flags).
+        #[arg(long, requires = "mode")]
+        config: bool,
+        /// Also have the running domain use it now, with --config (refused when whether the
+        /// disk's writes are kept would change: that is set at start).
+        #[arg(long, requires = "mode")]
+        live: bool,
     },
     /// Manage a domain's named disk sets.
     #[command(subcommand)]
     Diskset(DisksetCommand),
     /// Take a snapshot (disks chosen by --diskspec, else --disk-set, else their defaults).
     SnapshotCreateAs(SnapshotCreateArgs),
+    /// Take a snapshot described by a <domainsnapshot> XML file (virsh's form; "-" reads
+    /// standard input); without a file, one named after the time, as its disks' defaults say.
+    SnapshotCreate {
+        /// Domain name.
+        domain: String,
+        /// The snapshot's XML: <name>, <description>, <memory>, <disks>.
+        #[arg(value_name = "FILE.xml")]
+        xmlfile: Option<PathBuf>,
+        /// Disks only, no memory.
+        #[arg(long)]
+        disk_only: bool,
+        /// Keep the domain running while its memory is saved.
+        #[arg(long)]
+        live: bool,
+        /// Stop the domain afterwards.
+        #[arg(long)]
+        halt: bool,
+        /// Use overlay files that already exist.
+        #[arg(long)]
+        reuse_external: bool,
+        /// Take the snapshot but keep no metadata.
+        #[arg(long)]
+        no_metadata: bool,
+        /// All disks or none: every luavirt snapshot is so.
+        #[arg(long)]
+        atomic: bool,
+    },
+    /// Edit a snapshot's XML in $VISUAL or $EDITOR; only its description can change.
+    SnapshotEdit {
+        /// Domain name.
+        domain: String,
+        /// Snapshot name.
+        snapshot: Option<String>,
+        /// The current snapshot.
+        #[arg(long)]
+        current: bool,
+    },
+    /// Print a snapshot's parent.
+    SnapshotParent {
+        /// Domain name.
+        domain: String,
+        /// Snapshot name.
+        snapshot: Option<String>,
+        /// The current snapshot.
+        #[arg(long)]
+        current: bool,
+    },
     /// List a domain's snapshots.
     SnapshotList {
         /// Domain name.
@@ -729,4 +822,60 @@ pub enum DisksetCommand {
         /// Domain name.
         domain: String,
     },
+}
+
+impl Command {
+    /// The domain the verb is about, if it is about one: given by name, UUID or Id, it is
+    /// looked up once, before the verb runs.
+    pub fn domain_mut(&mut self) -> Option<&mut String> {
+        use Command as C;
+        Some(match self {
+            C::Undefine { domain, .. }
+            | C::Edit { domain }
+            | C::Dominfo { domain }
+            | C::Domblkinfo { domain, .. }
+            | C::Dumpxml { domain, .. }
+            | C::Domstate { domain, .. }
+            | C::Save { domain, .. }
+            | C::Domjobabort { domain }
+            | C::Recover { domain }
+            | C::Domblklist { domain, .. }
+            | C::Start { domain }
+            | C::Destroy { domain }
+            | C::Reboot { domain }
+            | C::Suspend { domain }
+            | C::Resume { domain }
+            | C::DetachDisk { domain, .. }
+            | C::DiskMode { domain, .. }
+            | C::SnapshotCreate { domain, .. }
+            | C::SnapshotEdit { domain, .. }
+            | C::SnapshotParent { domain, .. }
+            | C::SnapshotList { domain, .. }
+            | C::SnapshotDumpxml { domain, .. }
+            | C::SnapshotInfo { domain, .. }
+            | C::SnapshotCurrent { domain, .. }
+            | C::SnapshotRevert { domain, .. }
+            | C::SnapshotDelete { domain, .. }
+            | C::Blockcopy { domain, .. }
+            | C::Blockpull { domain, .. }
+            | C::Blockcommit { domain, .. }
+            | C::Blockjob { domain, .. } => domain,
+            C::Migrate(a) => &mut a.domain,
+            C::Shutdown(a) => &mut a.domain,
+            C::AttachDisk(a) => &mut a.domain,
+            C::SnapshotCreateAs(a) => &mut a.domain,
+            C::Diskset(DisksetCommand::Names { domain }) => domain,
+            C::Diskset(
+                DisksetCommand::Add { set, .. }
+                | DisksetCommand::Remove { set, .. }
+                | DisksetCommand::AddAll { set }
+                | DisksetCommand::RemoveAll { set }
+                | DisksetCommand::Size { set }
+                | DisksetCommand::List { set }
+                | DisksetCommand::Contains { set, .. },
+            ) => &mut set.domain,
+            // list, define, restore, run, test, watch, hooks, drivers, ...: no domain.
+            _ => return None,
+        })
+    }
 }

@@ -87,7 +87,10 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
                 return Ok(out(text, json!({ "domain": domain, "disk": disk, "pivoted": pivot })));
             }
             match conn.block_job_info(&domain, &disk)? {
-                None => out(format!("No current block job for {disk}\n"), json!(null)),
+                None => out(
+                    format!("No current block job for {disk}\n"),
+                    json!({ "domain": domain, "disk": disk, "job": null }),
+                ),
                 Some(j) => {
                     let pct = (j.current * 100).checked_div(j.end).unwrap_or(100);
                     let kind = match j.kind.as_str() {
@@ -97,7 +100,7 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
                         _ => "Block Commit",
                     };
                     let ready = if j.ready { " (ready to pivot)" } else { "" };
-                    out(format!("{kind}: [{pct:3} %]{ready}\n"), serde_json::to_value(&j)?)
+                    out(format!("{kind}: [{pct:3} %]{ready}\n"), json!({ "domain": domain, "disk": disk, "job": j }))
                 }
             }
         }
@@ -108,7 +111,7 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
 /// `--active` commits the disk's active image, which is what no `--top` means; a `--top`
 /// naming another image contradicts it (libvirt refuses that too).
 fn active_is_top(conn: &Connection, domain: &str, disk: &str, top: &str) -> anyhow::Result<()> {
-    let devices = conn.block_devices(domain, false)?;
+    let devices = conn.block_devices(domain, luavirt_host::ImageDetails::None)?;
     match devices.iter().find(|d| d.target == disk || d.source == disk) {
         Some(d) if d.source != top => Err(Error::InvalidArg(format!(
             "--active commits disk {}'s active image {}, and --top names {top}: drop --active to commit {top} into its backing image, or drop --top",

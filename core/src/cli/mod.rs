@@ -3,7 +3,9 @@
 pub mod args;
 mod blockjob;
 mod disks;
+mod edit;
 pub mod help;
+mod info;
 mod lifecycle;
 pub mod logging;
 mod migrate;

@@ -6,12 +6,16 @@ use super::args::{Cli, Command, DisksetCommand, SetArgs};
 use super::table::{human_size, render};
 use luavirt_host::save::SaveRequest;
 use luavirt_host::snapshot::DiskSpec;
+use luavirt_host::{Affect, ModeApplies, StorageRemoval, UndefineOptions};
 use luavirt_host::{Connection, Error, Host};
-use luavirt_host::{DiskSetChange, DomainState, default_uri};
+use luavirt_host::{DiskSetChange, DomainState, ImageDetails, default_uri};
 use luavirt_plugin_api::domain::DiskMode;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::rc::Rc;
+
+/// The version of the JSON shapes `--json` prints (docs/json.md); `drivers --json` says it.
+pub const JSON_VERSION: u32 = 1;
 
 /// What a command prints: text for people, JSON for `--json`, and its exit status (0 but
 /// for a report of failures, like `driver-check`'s).
@@ -72,6 +76,10 @@ fn write_output(text: &str) -> i32 {
 }
 
 fn error_code(e: &anyhow::Error) -> &'static str {
+    // A script that failed has printed its own report; its code says so.
+    if e.downcast_ref::<super::script::Failed>().is_some() {
+        return "script";
+    }
     e.downcast_ref::<Error>().map_or("internal", |e| e.code_name())
 }
 
@@ -81,7 +89,10 @@ fn runs_hooked_operation(cmd: &Command) -> bool {
     match cmd {
         Command::SnapshotCreateAs(a) => !a.print_plan && !a.print_xml,
         Command::Migrate(a) => !a.print_plan && !a.abort,
+        Command::Undefine { snapshots_metadata, .. } => *snapshots_metadata,
         Command::Define { .. }
+        | Command::Edit { .. }
+        | Command::SnapshotCreate { .. }
         | Command::SnapshotRevert { .. }
         | Command::SnapshotDelete { .. }
         | Command::Save { .. }
@@ -122,13 +133,17 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         return Ok(driver_check(path, uri.clone(), *writable));
     }
     if let cmd @ (Command::Run { .. } | Command::Repl { .. } | Command::Test { .. }) = cli.command {
-        return super::script::run(host, cli.connect.clone(), cmd);
+        return super::script::run(host, cli.connect.clone(), cmd, cli.json);
     }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
     if runs_hooked_operation(&cli.command) {
         luavirt_core::policy::for_command(&host, &uri, false)?;
     }
     let conn = host.connect(&uri)?;
+    let mut cli = cli;
+    if let Some(domain) = cli.command.domain_mut() {
+        *domain = conn.lookup(domain)?;
+    }
     if let Command::Migrate(args) = cli.command {
         return super::migrate::run(&host, &conn, args, cli.json);
     }
@@ -169,9 +184,35 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             }
             out(msg, serde_json::to_value(&o)?)
         }
-        Command::Undefine { domain } => {
-            conn.undefine(&domain)?;
-            out(format!("Domain '{domain}' has been undefined\n"), json!({ "domain": domain, "undefined": true }))
+        Command::Undefine { domain, snapshots_metadata, remove_all_storage, storage } => {
+            let storage = match (remove_all_storage, storage.is_empty()) {
+                (true, _) => StorageRemoval::All,
+                (false, false) => StorageRemoval::Disks(storage),
+                (false, true) => StorageRemoval::Keep,
+            };
+            let mut r = conn.undefine_with(&domain, &UndefineOptions { snapshots_metadata, storage })?;
+            for k in &mut r.kept {
+                k.reason = luavirt_host::words::render(&k.reason);
+            }
+            let mut text = String::new();
+            if !r.snapshots_forgotten.is_empty() {
+                text.push_str(&format!(
+                    "Forgot {} snapshot(s) of domain '{domain}' (their files stay): {}\n",
+                    r.snapshots_forgotten.len(),
+                    r.snapshots_forgotten.join(", ")
+                ));
+            }
+            text.push_str(&format!("Domain '{domain}' has been undefined\n"));
+            for p in &r.removed {
+                text.push_str(&format!("Removed image {p}\n"));
+            }
+            for k in &r.kept {
+                text.push_str(&format!("Kept {}: {}\n", k.path, k.reason));
+            }
+            let mut j = serde_json::to_value(&r)?;
+            j["domain"] = json!(domain);
+            j["undefined"] = json!(true);
+            out(text, j)
         }
         Command::Dumpxml { domain, inactive } => {
             let xml = conn.domain_xml(&domain, inactive)?;
@@ -230,7 +271,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             };
             out(text, json!({ "domain": domain, "recovered": true, "settled": settled }))
         }
-        Command::Domblklist { domain, details } => domblklist(&conn, &domain, details)?,
+        Command::Domblklist { domain, details } => domblklist(&conn, &domain, details, cli.json)?,
         Command::Start { domain } => {
             conn.start(&domain)?;
             out(format!("Domain '{domain}' started\n"), json!({ "domain": domain, "state": DomainState::Running }))
@@ -250,25 +291,39 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         | Command::SnapshotInfo { .. }
         | Command::SnapshotCurrent { .. }
         | Command::SnapshotRevert { .. }
-        | Command::SnapshotDelete { .. }) => super::snapshot::run(&conn, cmd)?,
+        | Command::SnapshotDelete { .. }
+        | Command::SnapshotCreate { .. }
+        | Command::SnapshotParent { .. }) => super::snapshot::run(&conn, cmd)?,
         cmd @ (Command::Blockcopy { .. }
         | Command::Blockpull { .. }
         | Command::Blockcommit { .. }
         | Command::Blockjob { .. }) => super::blockjob::run(&conn, cmd)?,
-        Command::DiskMode { domain, disk, mode: None } => {
+        Command::DiskMode { domain, disk, mode: None, .. } => {
             let mode = conn.disk_mode(&domain, &disk)?;
             out(format!("{mode}\n"), json!({ "domain": domain, "disk": disk, "mode": mode.name() }))
         }
-        Command::DiskMode { domain, disk, mode: Some(m) } => {
+        Command::DiskMode { domain, disk, mode: Some(m), config, live } => {
             let mode = DiskMode::parse(&m).map_err(Error::InvalidArg)?;
-            let changed = conn.set_disk_mode(&domain, &disk, mode)?;
-            let text = if changed {
-                format!("Disk {disk} of domain '{domain}' is now {mode}\n")
-            } else {
-                format!("Disk {disk} of domain '{domain}' is already {mode}\n")
+            let (changed, applies) = conn.set_disk_mode_as(&domain, &disk, mode, Affect { live, config })?;
+            let when = match applies {
+                ModeApplies::Now => String::new(),
+                ModeApplies::NextStart => {
+                    "; the running domain keeps the disk as it started, and the new mode applies at its next start"
+                        .to_string()
+                }
             };
-            out(text, json!({ "domain": domain, "disk": disk, "mode": mode.name(), "changed": changed }))
+            let text = if changed {
+                format!("Disk {disk} of domain '{domain}' is now {mode}{when}\n")
+            } else {
+                format!("Disk {disk} of domain '{domain}' is already {mode}{when}\n")
+            };
+            out(
+                text,
+                json!({ "domain": domain, "disk": disk, "mode": mode.name(), "changed": changed, "applies": applies }),
+            )
         }
+        cmd @ (Command::Dominfo { .. } | Command::Domblkinfo { .. }) => super::info::run(&conn, cmd)?,
+        cmd @ (Command::Edit { .. } | Command::SnapshotEdit { .. }) => super::edit::run(&conn, cmd)?,
     })
 }
 
@@ -297,6 +352,7 @@ fn drivers(host: &Host) -> Output {
         text.push_str(&format!("refused: {}: {}\n", r.path.display(), r.reason));
     }
     let json = json!({
+        "json_version": JSON_VERSION,
         "drivers": host.drivers().iter().map(|d| json!({
             "name": d.name, "version": d.version, "abi": format!("{}.{}", d.abi.0, d.abi.1),
             "schemes": d.schemes, "capabilities": d.capability_names(), "description": d.description,
@@ -345,8 +401,15 @@ fn list(conn: &Connection, all: bool, inactive: bool, names_only: bool) -> anyho
     Ok(out(text, serde_json::to_value(&doms)?))
 }
 
-fn domblklist(conn: &Connection, domain: &str, details: bool) -> anyhow::Result<Output> {
-    let devs = conn.block_devices(domain, details)?;
+fn domblklist(conn: &Connection, domain: &str, details: bool, json: bool) -> anyhow::Result<Output> {
+    // JSON always has every field: the images are read for it, and without --details an
+    // unreadable one leaves its fields unknown (null) rather than failing the list.
+    let look = match (details, json) {
+        (true, _) => ImageDetails::Required,
+        (false, true) => ImageDetails::IfReadable,
+        (false, false) => ImageDetails::None,
+    };
+    let devs = conn.block_devices(domain, look)?;
     let text = if details {
         let rows: Vec<Vec<String>> = devs
             .iter()
@@ -357,13 +420,14 @@ fn domblklist(conn: &Connection, domain: &str, details: bool) -> anyhow::Result<
                     d.device.clone(),
                     d.target.clone(),
                     d.source.clone(),
-                    d.format.clone().unwrap_or_else(|| "-".into()),
+                    d.format.clone(),
+                    d.mode.clone(),
                     d.capacity.map_or("-".into(), human_size),
                     if chain.is_empty() { "-".into() } else { chain.join(" <- ") },
                 ]
             })
             .collect();
-        render(&["Type", "Device", "Target", "Source", "Format", "Virtual size", "Backing chain"], &rows)
+        render(&["Type", "Device", "Target", "Source", "Format", "Mode", "Virtual size", "Backing chain"], &rows)
     } else {
         let rows: Vec<Vec<String>> = devs.iter().map(|d| vec![d.target.clone(), d.source.clone()]).collect();
         render(&["Target", "Source"], &rows)

@@ -23,8 +23,8 @@ impl std::fmt::Display for Failed {
 
 impl std::error::Error for Failed {}
 
-/// Runs `run`, `repl` or `test`; `connect` is `-c URI`, if given.
-pub fn run(host: Rc<Host>, connect: Option<String>, cmd: Command) -> anyhow::Result<Output> {
+/// Runs `run`, `repl` or `test`; `connect` is `-c URI`, if given; `json` is `--json`.
+pub fn run(host: Rc<Host>, connect: Option<String>, cmd: Command, json: bool) -> anyhow::Result<Output> {
     match cmd {
         Command::Run { dry_run, code, max_memory, timeout, script, args } => {
             let default_uri = connect.unwrap_or_else(default_uri);
@@ -89,9 +89,9 @@ pub fn run(host: Rc<Host>, connect: Option<String>, cmd: Command) -> anyhow::Res
                 .into());
             }
             let paths = if paths.is_empty() { vec![".".into()] } else { paths };
-            let files = testing::find_tests(&paths).map_err(Failed)?;
+            let files = testing::find_tests(&paths).map_err(Error::InvalidArg)?;
             if files.is_empty() {
-                return Err(Failed(format!(
+                return Err(Error::InvalidArg(format!(
                     "no *_test.lua files in {}",
                     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
                 ))
@@ -100,11 +100,19 @@ pub fn run(host: Rc<Host>, connect: Option<String>, cmd: Command) -> anyhow::Res
             let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
             // run_tests gives each file its temporary host's URI.
             let opts = RunOptions { default_uri: String::new(), dry_run: false, confine: None, limits };
-            let tally = testing::run_tests(host, &files, &opts, &mut std::io::stdout());
-            if tally.failed > 0 {
-                return Err(Failed(format!("{} test(s) failed", tally.failed)).into());
+            // With --json the report is the JSON document alone: nothing printed as tests run.
+            let (mut stdout, mut sink) = (std::io::stdout(), std::io::sink());
+            let progress: &mut dyn std::io::Write = if json { &mut sink } else { &mut stdout };
+            let prints = if json { testing::Prints::Stderr } else { testing::Prints::Stdout };
+            let tally = testing::run_tests(host, &files, &opts, prints, progress);
+            if tally.failed > 0 && !json {
+                let line = format!("error: {} test(s) failed\n", tally.failed);
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             }
-            Ok(out("", json!({ "passed": tally.passed, "failed": tally.failed })))
+            // Failed tests are the report, not an error of luavirt's: exit status 1 all the same.
+            let mut o = out("", serde_json::to_value(&tally)?);
+            o.status = i32::from(tally.failed > 0);
+            Ok(o)
         }
         Command::Repl { max_memory, timeout } => {
             let default_uri = connect.unwrap_or_else(default_uri);

@@ -14,6 +14,52 @@ use serde_json::json;
 pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
     Ok(match cmd {
         Command::SnapshotCreateAs(a) => create(conn, a)?,
+        Command::SnapshotCreate { domain, xmlfile, disk_only, live, halt, reuse_external, no_metadata, atomic } => {
+            let mut req = match &xmlfile {
+                None => SnapshotRequest::default(),
+                Some(f) => {
+                    let (text, source) = if f.as_os_str() == "-" {
+                        let mut s = String::new();
+                        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                        (s, "standard input".to_string())
+                    } else {
+                        let text = std::fs::read_to_string(f).map_err(|source| Error::Io {
+                            doing: "read",
+                            path: f.clone(),
+                            source,
+                        })?;
+                        (text, f.display().to_string())
+                    };
+                    SnapshotRequest::from_xml(&text, &source)?
+                }
+            };
+            req.disk_only = disk_only;
+            req.live = live;
+            req.halt = halt;
+            req.reuse_external = reuse_external;
+            req.no_metadata = no_metadata;
+            req.atomic = atomic.then_some(true);
+            let (plan, stored) = conn.snapshot_create(&domain, &req)?;
+            let name = stored.name.clone().unwrap_or_default();
+            out(
+                format!("Domain snapshot {name} created\n"),
+                json!({ "domain": domain, "snapshot": name, "plan": plan }),
+            )
+        }
+        Command::SnapshotParent { domain, snapshot, current } => {
+            let name = pick(&domain, snapshot, current, &conn.snapshots(&domain)?)?;
+            let parent = conn.snapshot_parent(&domain, &name)?;
+            let text = match &parent {
+                Some(p) => format!("{p}\n"),
+                None => {
+                    return Err(Error::InvalidArg(format!(
+                        "Snapshot '{name}' of domain '{domain}' has no parent (it is a root)"
+                    ))
+                    .into());
+                }
+            };
+            out(text, json!({ "domain": domain, "snapshot": name, "parent": parent }))
+        }
         Command::SnapshotList { domain, tree, parent, roots, leaves, current, name } => {
             let t = conn.snapshots(&domain)?;
             list(&t, tree, parent, roots, leaves, current, name)
@@ -71,7 +117,8 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
 }
 
 /// The snapshot a command is about: the one named, or the current one with `--current`.
-fn pick(domain: &str, name: Option<String>, current: bool, tree: &SnapshotTree) -> anyhow::Result<String> {
+/// The snapshot a verb names: by name, or `--current`.
+pub(super) fn pick(domain: &str, name: Option<String>, current: bool, tree: &SnapshotTree) -> anyhow::Result<String> {
     match (name, current) {
         (Some(n), false) => Ok(n),
         (None, true) => tree

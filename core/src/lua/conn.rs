@@ -34,8 +34,9 @@ impl UserData for LuaConn {
             let list = this.0.list_domains().map_err(errors::host)?;
             Ok(list.into_iter().map(|d| LuaDomain::new(&this.0, &d.name)).collect::<Vec<_>>())
         });
-        m.add_method("domain", |_, this, name: String| {
-            // Resolve now, so a wrong name fails here with the close names.
+        m.add_method("domain", |_, this, reference: String| {
+            // A name, a UUID or an Id; resolved now, so a wrong one fails here with close names.
+            let name = this.0.lookup(&reference).map_err(errors::host)?;
             this.0.domain_state(&name).map_err(errors::host)?;
             Ok(LuaDomain::new(&this.0, &name))
         });

@@ -19,14 +19,19 @@ fn disk_meta(lua: &Lua, conn: &Rc<Connection>) -> mlua::Result<Table> {
             let mode = DiskMode::parse(&mode).map_err(|m| errors::invalid(lua, format!("disk:set_mode: {m}")))?;
             let domain: String = disk.get("domain")?;
             let target: String = disk.get("target")?;
-            let changed = conn.set_disk_mode(&domain, &target, mode).map_err(errors::host)?;
+            let (changed, applies) =
+                conn.set_disk_mode_as(&domain, &target, mode, Default::default()).map_err(errors::host)?;
             let dom = conn.read_domain(&domain).map_err(errors::host)?;
             let d = dom.disk(&target).ok_or_else(|| {
                 let disks = dom.disks().into_iter().map(|d| d.target).collect();
                 errors::host(luavirt_host::Error::NoDisk { domain: domain.clone(), disk: target.clone(), disks })
             })?;
             fill(&disk, &dom, &d)?;
-            Ok(changed)
+            let applies = match applies {
+                luavirt_host::ModeApplies::Now => "now",
+                luavirt_host::ModeApplies::NextStart => "next-start",
+            };
+            Ok((changed, applies))
         })?,
     )?;
     let meta = lua.create_table()?;

@@ -108,7 +108,46 @@ impl UserData for LuaDomain {
         m.add_method("state", |_, this, ()| Ok(this.conn.domain_state(&this.name).map_err(errors::host)?.0.as_str()));
         m.add_method("start", |_, this, ()| this.conn.start(&this.name).map_err(errors::host));
         m.add_method("destroy", |_, this, ()| this.conn.destroy(&this.name).map_err(errors::host));
-        m.add_method("undefine", |_, this, ()| this.conn.undefine(&this.name).map_err(errors::host));
+        m.add_method("undefine", |lua, this, opts: Option<Table>| {
+            let mut o = Opts::new(lua, opts, "dom:undefine");
+            let snapshots_metadata = o.boolean("snapshots_metadata")?;
+            let all = o.boolean("remove_all_storage")?;
+            let storage = match o.value("storage")? {
+                Value::Nil => None,
+                Value::Table(t) => Some(t.sequence_values::<String>().collect::<mlua::Result<Vec<_>>>()?),
+                other => return Err(o.bad("storage", &format!("must be a list of disks, not {}", other.type_name()))),
+            };
+            o.finish()?;
+            let storage = match (all, storage) {
+                (true, Some(_)) => {
+                    return Err(errors::invalid(
+                        lua,
+                        "dom:undefine: remove_all_storage and storage cannot go together".into(),
+                    ));
+                }
+                (true, None) => luavirt_host::StorageRemoval::All,
+                (false, Some(list)) => luavirt_host::StorageRemoval::Disks(list),
+                (false, None) => luavirt_host::StorageRemoval::Keep,
+            };
+            let opts = luavirt_host::UndefineOptions { snapshots_metadata, storage };
+            let mut report = this.conn.undefine_with(&this.name, &opts).map_err(errors::host)?;
+            for k in &mut report.kept {
+                k.reason = luavirt_host::words::render(&k.reason);
+            }
+            lua.to_value(&report)
+        });
+        m.add_method("info", |lua, this, ()| {
+            let d = this.conn.domain_details(&this.name).map_err(errors::host)?;
+            let t = lua.to_value(&d)?;
+            // The state in the words dom:state() uses.
+            if let Value::Table(t) = &t {
+                t.set("state", d.state.as_str())?;
+            }
+            Ok(t)
+        });
+        m.add_method("block_info", |lua, this, disk: String| {
+            lua.to_value(&this.conn.block_device(&this.name, &disk).map_err(errors::host)?)
+        });
         m.add_method("shutdown", |lua, this, opts: Option<Table>| {
             super::power::shutdown(lua, &this.conn, &this.name, opts)
         });

@@ -39,6 +39,11 @@ impl UserData for LuaSnapshot {
         m.add_method("xml", |_, this, ()| {
             Ok(this.conn.snapshot(&this.domain, &this.name).map_err(errors::host)?.to_xml())
         });
+        m.add_method("set_description", |_, this, text: String| {
+            let mut record = this.conn.snapshot(&this.domain, &this.name).map_err(errors::host)?;
+            record.description = Some(text);
+            this.conn.snapshot_edit(&this.domain, &this.name, &record.to_xml()).map_err(errors::host)
+        });
         m.add_method("parent", |_, this, ()| {
             let s = this.conn.snapshot(&this.domain, &this.name).map_err(errors::host)?;
             Ok(s.parent.map(|p| this.handle(&p)))

@@ -9,6 +9,7 @@ use super::{RunOptions, errors, interpreter};
 use luavirt_host::Host;
 use mlua::{Function, Lua, ObjectLike, Table};
 use std::cell::RefCell;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -64,12 +65,50 @@ end
 type Registered = Rc<RefCell<Vec<(String, Function)>>>;
 
 /// The result of a whole test run.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Tally {
     /// Tests that passed.
     pub passed: usize,
     /// Tests that failed.
     pub failed: usize,
+    /// Each test's outcome, in the order run (a file that fails to load or registers no test
+    /// counts as one failed test).
+    pub tests: Vec<Outcome>,
+}
+
+/// How one test ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Outcome {
+    /// The test file.
+    pub file: String,
+    /// The test's name, or `(loading the file)`, `(no tests)`.
+    pub name: String,
+    /// It passed.
+    pub passed: bool,
+    /// Why it failed, with the file and line.
+    pub message: Option<String>,
+}
+
+impl Tally {
+    fn pass(&mut self, file: &Path, name: &str) {
+        self.passed += 1;
+        self.tests.push(Outcome {
+            file: file.display().to_string(),
+            name: name.to_string(),
+            passed: true,
+            message: None,
+        });
+    }
+
+    fn fail(&mut self, file: &Path, name: &str, why: &str) {
+        self.failed += 1;
+        self.tests.push(Outcome {
+            file: file.display().to_string(),
+            name: name.to_string(),
+            passed: false,
+            message: Some(why.to_string()),
+        });
+    }
 }
 
 /// Every `*_test.lua` under `paths` (files as given, folders searched), sorted.
@@ -117,34 +156,57 @@ impl Drop for Scratch {
     }
 }
 
+/// Where a test's own `print` goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prints {
+    /// Standard output, among the report.
+    Stdout,
+    /// Standard error, so that standard output holds the report alone (`--json`).
+    Stderr,
+}
+
 /// Runs every test file; prints as it goes; returns the tally.
-pub fn run_tests(host: Rc<Host>, files: &[PathBuf], opts: &RunOptions, out: &mut dyn std::io::Write) -> Tally {
+pub fn run_tests(
+    host: Rc<Host>,
+    files: &[PathBuf],
+    opts: &RunOptions,
+    prints: Prints,
+    out: &mut dyn std::io::Write,
+) -> Tally {
     let mut tally = Tally::default();
     for (n, file) in files.iter().enumerate() {
         let dir = std::env::temp_dir().join(format!("luavirt-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         if let Err(e) = std::fs::create_dir_all(dir.join("state")) {
-            let _ = writeln!(out, "{}\n  FAIL  cannot create {}: {e}", file.display(), dir.display());
-            tally.failed += 1;
+            let why = format!("cannot create {}: {e}", dir.display());
+            let _ = writeln!(out, "{}\n  FAIL  {why}", file.display());
+            tally.fail(file, "(creating its temporary host)", &why);
             continue;
         }
         let uri = format!("qemu:///session?state={}", dir.join("state").display());
         let scratch = Scratch { dir, host: host.clone(), uri: uri.clone() };
         let file_opts = RunOptions { default_uri: uri, confine: Some(scratch.dir.clone()), ..opts.clone() };
-        let t = run_file(host.clone(), file, &scratch.dir, &file_opts, out);
-        tally.passed += t.passed;
-        tally.failed += t.failed;
+        run_file(host.clone(), file, &scratch.dir, &file_opts, prints, out, &mut tally);
         drop(scratch);
     }
     let _ = writeln!(out, "{} passed, {} failed", tally.passed, tally.failed);
     tally
 }
 
-fn run_file(host: Rc<Host>, file: &Path, scratch: &Path, opts: &RunOptions, out: &mut dyn std::io::Write) -> Tally {
+fn run_file(
+    host: Rc<Host>,
+    file: &Path,
+    scratch: &Path,
+    opts: &RunOptions,
+    prints: Prints,
+    out: &mut dyn std::io::Write,
+    tally: &mut Tally,
+) {
     let _ = writeln!(out, "{}", file.display());
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let fail = |out: &mut dyn std::io::Write, name: &str, why: &str| {
+    let fail = |out: &mut dyn std::io::Write, tally: &mut Tally, name: &str, why: &str| {
         let _ = writeln!(out, "  FAIL  {name}\n        {}", why.replace('\n', "\n        "));
+        tally.fail(file, name, why);
     };
     let setup = || -> mlua::Result<(Lua, Registered)> {
         let (lua, ctx) = interpreter(host.clone(), dir, opts)?;
@@ -153,6 +215,9 @@ fn run_file(host: Rc<Host>, file: &Path, scratch: &Path, opts: &RunOptions, out:
             scratch.display()
         ));
         lua.load(ASSERTIONS).set_name("=luavirt assertions").exec()?;
+        if prints == Prints::Stderr {
+            lua.globals().set("print", print_to_stderr(&lua)?)?;
+        }
         let tests = Rc::new(RefCell::new(Vec::new()));
         let registry = tests.clone();
         lua.globals().set(
@@ -170,25 +235,28 @@ fn run_file(host: Rc<Host>, file: &Path, scratch: &Path, opts: &RunOptions, out:
     let (lua, tests) = match setup() {
         Ok(x) => x,
         Err(e) => {
-            fail(out, "(loading the file)", &errors::report(&e));
-            return Tally { passed: 0, failed: 1 };
+            fail(out, tally, "(loading the file)", &errors::report(&e));
+            return;
         }
     };
     let tests = tests.borrow().clone();
-    let mut tally = Tally::default();
     if tests.is_empty() {
-        fail(out, "(no tests)", "the file registered no test; register each with test(name, function() ... end)");
-        return Tally { passed: 0, failed: 1 };
+        fail(
+            out,
+            tally,
+            "(no tests)",
+            "the file registered no test; register each with test(name, function() ... end)",
+        );
+        return;
     }
     for (name, f) in tests {
         match f.call::<()>(()) {
             Ok(()) => {
                 let _ = writeln!(out, "  ok    {name}");
-                tally.passed += 1;
+                tally.pass(file, &name);
             }
             Err(e) => {
-                fail(out, &name, &errors::brief(&e));
-                tally.failed += 1;
+                fail(out, tally, &name, &errors::brief(&e));
                 // A limit ends the whole file: its interpreter has no time or memory left.
                 if errors::find::<super::limits::LimitError>(&e).is_some() {
                     break;
@@ -197,7 +265,16 @@ fn run_file(host: Rc<Host>, file: &Path, scratch: &Path, opts: &RunOptions, out:
         }
     }
     drop(lua);
-    tally
+}
+
+/// `print` as Lua's own, onto standard error.
+fn print_to_stderr(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, args: mlua::MultiValue| {
+        let tostring: Function = lua.globals().get("tostring")?;
+        let parts = args.into_iter().map(|v| tostring.call::<String>(v)).collect::<mlua::Result<Vec<_>>>()?;
+        let _ = writeln!(std::io::stderr(), "{}", parts.join("\t"));
+        Ok(())
+    })
 }
 
 /// `fixture`: the test's folder, real images, real domains on the test's own connection.

@@ -39,6 +39,7 @@ pub fn block_info(chain: &[ImageInfo]) -> BlockInfo {
             .map(|i| BackingImage { path: i.filename.clone(), format: xl_name(&i.format).to_string() })
             .collect(),
         cluster_size: top.cluster_size,
+        physical: std::fs::metadata(&top.filename).ok().map(|m| m.len()),
     }
 }
 

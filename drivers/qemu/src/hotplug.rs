@@ -252,11 +252,20 @@ fn is_q35(dom: &DomainXml) -> bool {
     root.child("os").and_then(|o| o.child("type")).and_then(|t| t.attr("machine")).is_some_and(|m| m.contains("q35"))
 }
 
-/// Removes disk `target`'s block nodes that QEMU still has.
+/// Removes disk `target`'s block nodes that QEMU still has. A device QEMU has just removed
+/// lets go of its node a moment later (when QEMU frees the device object), so "in use" is
+/// tried again for a while.
 fn remove_nodes(mon: &mut Monitor, target: &str) -> DriverResult {
     for node in [node_name(target), format!("{}-file", node_name(target))] {
-        if mon.has_node(&node)? {
-            mon.exec("blockdev-del", json!({ "node-name": node }))?;
+        let end = Instant::now() + RELEASE_TIMEOUT;
+        while mon.has_node(&node)? {
+            match mon.exec("blockdev-del", json!({ "node-name": node })) {
+                Ok(_) => break,
+                Err(e) if e.message.contains("is in use") && Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())

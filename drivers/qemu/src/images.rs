@@ -88,6 +88,7 @@ pub fn block_info(domain: &str, disk: &Disk, path: &str) -> Result<BlockInfo, Dr
         capacity: top.virtual_size,
         allocation: top.actual_size,
         cluster_size: top.cluster_size,
+        physical: physical_size(path),
         backing: chain[1..]
             .iter()
             .map(|i| BackingImage { path: i.filename.clone(), format: i.format.clone() })
@@ -157,4 +158,11 @@ pub fn has_own_data(image: &str) -> bool {
     }
     let Ok(json) = qemu_img(&["map", "--output=json", "-U", image]) else { return false };
     serde_json::from_str::<Vec<Extent>>(&json).is_ok_and(|map| map.iter().any(|e| e.depth == 0 && e.data))
+}
+
+/// The bytes `path` takes as a file: its length, or for a block device its size.
+pub fn physical_size(path: &str) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    f.seek(SeekFrom::End(0)).ok()
 }

@@ -309,6 +309,10 @@ impl Driver for QemuDriver {
         self.resume_impl(name, call)
     }
 
+    fn snapshot_redefine(&self, name: &str, xml: &str, _flags: u32, call: &mut Call) -> DriverResult {
+        self.snapshot_redefine_impl(name, xml, call)
+    }
+
     fn attach_disk(&self, name: &str, disk_xml: &str, flags: u32, call: &mut Call) -> DriverResult {
         self.attach_disk_impl(name, disk_xml, flags, call)
     }
@@ -367,5 +371,6 @@ luavirt_plugin_api::export_driver!(
         domain_resume,
         domain_attach_disk,
         domain_detach_disk,
+        domain_snapshot_redefine,
     ]
 );

@@ -280,11 +280,16 @@ fn with_transient_overlays(dom: &DomainXml, run_dir: &Path) -> DriverResult<Doma
         let Some(path) = d.source.path() else {
             continue;
         };
-        let overlay = run_dir.join(format!("transient-{}.qcow2", d.target)).display().to_string();
+        let overlay = transient_overlay(run_dir, &d.target).display().to_string();
         images::create_overlay(&overlay, path, d.format_or_raw())?;
         live.set_disk_source(&d.target, &overlay, "qcow2").map_err(|m| DriverError::new(ErrorCode::Internal, m))?;
     }
     Ok(live)
+}
+
+/// The throw-away overlay a `<transient/>` disk runs on, in the domain's run folder.
+pub(crate) fn transient_overlay(run_dir: &Path, target: &str) -> std::path::PathBuf {
+    run_dir.join(format!("transient-{target}.qcow2"))
 }
 
 /// What `path` holds after byte `offset` (QEMU's output since it was started).

@@ -18,6 +18,19 @@ use std::path::{Path, PathBuf};
 const MAX_CHAIN: usize = 255;
 
 /// Bytes the files take on the host, each file once.
+/// The bytes the descriptor and its extents take as files (their lengths).
+fn length(files: &[PathBuf]) -> u64 {
+    let mut seen: Vec<&PathBuf> = Vec::new();
+    let mut total = 0;
+    for f in files {
+        if !seen.contains(&f) {
+            seen.push(f);
+            total += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    total
+}
+
 fn allocation(files: &[PathBuf]) -> u64 {
     let mut seen: Vec<&PathBuf> = Vec::new();
     let mut total = 0;
@@ -93,6 +106,7 @@ pub fn record(vm: &Vm, name: &str, d: &Device, ds: &Datastores, call: &mut Call)
         allocation: Some(allocation(&files)),
         backing: Vec::new(),
         cluster_size: None,
+        physical: Some(length(&files)),
     };
     let mut child = top;
     let mut seen = vec![child.path.clone()];

@@ -51,7 +51,9 @@ pub struct DefineOutcome {
     pub kept_sets: Vec<(String, String)>,
 }
 
-/// One line of `domblklist`.
+/// One disk as `domblklist` and `domblkinfo` show it. Every field is always there (in
+/// JSON too); what needs the driver's look at the image (sizes, backing chain) is `None` or
+/// empty unless details were asked for, or the driver cannot say.
 #[derive(Clone, Debug, Serialize)]
 pub struct BlockDevice {
     /// `file`, `block`, `network`, ...
@@ -61,20 +63,35 @@ pub struct BlockDevice {
     pub device: String,
     /// Target name (vda).
     pub target: String,
+    /// The bus (virtio, scsi, ...), when the definition names one.
+    pub bus: Option<String>,
     /// Source path or URL, `-` when empty.
     pub source: String,
-    /// Image format (details only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
-    /// Virtual size in bytes (details only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Image format: the image's own, with details; else the definition's (raw if none).
+    pub format: String,
+    /// The disk mode (persistent, independent-persistent, independent-nonpersistent, ...).
+    pub mode: String,
+    /// The guest may only read it.
+    pub readonly: bool,
+    /// Virtual size in bytes.
     pub capacity: Option<u64>,
-    /// Bytes used on the host (details only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Bytes used on the host.
     pub allocation: Option<u64>,
-    /// Backing chain below the image, nearest first: (path, format) (details only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Bytes the image file takes as a file (its length).
+    pub physical: Option<u64>,
+    /// Backing chain below the image, nearest first: (path, format).
     pub backing: Vec<BackingImage>,
+}
+
+/// How much of its images a disk record reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageDetails {
+    /// None: the definition only.
+    None,
+    /// The images' own format, sizes and chain; an image that cannot be read is an error.
+    Required,
+    /// The same, leaving them unknown for an image that cannot be read.
+    IfReadable,
 }
 
 impl Connection {
@@ -300,32 +317,58 @@ impl Connection {
         Ok(())
     }
 
-    /// The domain's disks; with `details`, each image's format, sizes and backing chain as
-    /// the driver reads them.
-    pub fn block_devices(&self, name: &str, details: bool) -> Result<Vec<BlockDevice>> {
+    /// The domain's disks; with `details` other than `None`, each image's format, sizes and
+    /// backing chain as the driver reads them.
+    pub fn block_devices(&self, name: &str, details: ImageDetails) -> Result<Vec<BlockDevice>> {
         let dom = self.read_domain(name)?;
-        let ask = details && self.client.has_block_info();
-        let mut out = Vec::new();
-        for d in dom.disks() {
-            let mut dev = BlockDevice {
-                disk_type: d.disk_type.clone(),
-                device: d.device.clone(),
-                target: d.target.clone(),
-                source: d.source.display(),
-                format: details.then(|| d.format_or_raw().to_string()),
-                capacity: None,
-                allocation: None,
-                backing: Vec::new(),
+        dom.disks().iter().map(|d| self.block_device_of(name, &dom, d, details)).collect()
+    }
+
+    /// One disk (target or source path), with its image's details.
+    pub fn block_device(&self, name: &str, disk: &str) -> Result<BlockDevice> {
+        let dom = self.read_domain(name)?;
+        let disks = dom.disks();
+        let target = super::diskset::resolve(name, &disks, disk)?;
+        let d = disks.iter().find(|d| d.target == target).expect("resolved");
+        self.block_device_of(name, &dom, d, ImageDetails::Required)
+    }
+
+    fn block_device_of(
+        &self,
+        name: &str,
+        dom: &DomainXml,
+        d: &luavirt_plugin_api::domain::Disk,
+        details: ImageDetails,
+    ) -> Result<BlockDevice> {
+        let mut dev = BlockDevice {
+            disk_type: d.disk_type.clone(),
+            device: d.device.clone(),
+            target: d.target.clone(),
+            bus: d.bus.clone(),
+            source: d.source.display(),
+            format: d.format_or_raw().to_string(),
+            mode: dom.disk_mode(&d.target).map(|m| m.name().to_string()).unwrap_or_default(),
+            readonly: d.readonly,
+            capacity: None,
+            allocation: None,
+            physical: None,
+            backing: Vec::new(),
+        };
+        if details != ImageDetails::None && self.client.has_block_info() && d.source.path().is_some() {
+            let info = match self.client.block_info(name, &d.target) {
+                Ok(info) => info,
+                // Unreadable (a missing image): the fields stay unknown, as documented.
+                Err(_) if details == ImageDetails::IfReadable => return Ok(dev),
+                Err(e) => return Err(e),
             };
-            if ask && d.source.path().is_some() {
-                let info = self.client.block_info(name, &d.target)?;
-                dev.format = Some(info.format).filter(|f| !f.is_empty()).or(dev.format);
-                dev.capacity = Some(info.capacity);
-                dev.allocation = info.allocation;
-                dev.backing = info.backing;
+            if !info.format.is_empty() {
+                dev.format = info.format;
             }
-            out.push(dev);
+            dev.capacity = Some(info.capacity);
+            dev.allocation = info.allocation;
+            dev.physical = info.physical;
+            dev.backing = info.backing;
         }
-        Ok(out)
+        Ok(dev)
     }
 }

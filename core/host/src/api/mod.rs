@@ -5,6 +5,7 @@
 mod attach;
 mod blockjob;
 mod confine;
+mod details;
 mod diskmode;
 mod diskset;
 mod domain;
@@ -12,20 +13,25 @@ mod dryrun;
 pub mod hooks;
 mod lifecycle;
 mod lock;
+mod lookup;
 pub mod migrate;
 mod newdisk;
 pub mod save;
 pub mod snapshot;
 mod suggest;
+mod undefine;
 
 pub use crate::driver::client::Affect;
 pub use attach::DeviceChange;
 pub use blockjob::{BlockJobInfo, CommitOptions, CopyOptions, JobControl, PullOptions};
+pub use details::DomainDetails;
+pub use diskmode::ModeApplies;
 pub use diskset::{DiskSetChange, DiskSetOps};
-pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState};
+pub use domain::{BlockDevice, DefineOutcome, DomainInfo, DomainState, ImageDetails};
 pub use dryrun::PlannedChange;
 pub use lifecycle::{ShutdownOptions, ShutdownOutcome};
 pub use newdisk::{BuiltDisk, NewDisk};
+pub use undefine::{KeptFile, StorageRemoval, UndefineOptions, UndefineReport};
 
 use crate::driver::client::DriverConn;
 use crate::driver::{self, LoadedDriver, RefusedDriver};

@@ -213,6 +213,9 @@ impl QemuDriver {
             ));
         }
         let running = self.running(name)?.is_some();
+        if running {
+            self.refuse_started_transient(name, &disks)?;
+        }
         if !running && memory != "no" {
             return Err(DriverError::new(
                 ErrorCode::InvalidState,
@@ -689,5 +692,26 @@ fn check_reused_overlay(overlay: &str, image: &str) -> DriverResult {
                 other.as_deref().unwrap_or("nothing")
             ),
         )),
+    }
+}
+
+impl QemuDriver {
+    /// A disk made persistent while the domain runs still runs on the throw-away overlay it
+    /// started with (its new mode applies at the next start): a snapshot of it would be taken
+    /// from, or on top of, a file that goes at stop.
+    fn refuse_started_transient(&self, name: &str, disks: &[DiskWork]) -> DriverResult {
+        let run_dir = self.state.run_dir(name)?;
+        for w in disks.iter().filter(|w| w.mode != "no") {
+            if crate::lifecycle::transient_overlay(&run_dir, &w.target).exists() {
+                return Err(DriverError::new(
+                    ErrorCode::InvalidState,
+                    format!(
+                        "Disk {} of domain '{name}' runs on a throw-away overlay since the domain started (it was independent-nonpersistent; its new mode applies at the next start), so it cannot be snapshotted until then; leave it out («diskspec {},snapshot=no») or restart the domain",
+                        w.target, w.target
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }

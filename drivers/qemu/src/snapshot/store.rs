@@ -42,3 +42,25 @@ impl QemuDriver {
         write_atomic(&path, tree.to_xml().as_bytes()).map_err(|e| DriverError::io("write", &path, e))
     }
 }
+
+impl QemuDriver {
+    /// `domain_snapshot_redefine`: replaces the stored record of the snapshot `xml` names.
+    pub(crate) fn snapshot_redefine_impl(
+        &self,
+        name: &str,
+        xml: &str,
+        call: &mut luavirt_plugin_api::kit::Call,
+    ) -> DriverResult {
+        let new = luavirt_plugin_api::snapshot::SnapshotXml::parse(xml)
+            .map_err(|e| DriverError::new(ErrorCode::Xml, format!("The snapshot record: {e}")))?;
+        let snap = new.name.clone().unwrap_or_default();
+        self.state.read_definition(name)?;
+        let _lock = self.lock_domain(name, call)?;
+        let mut tree = self.read_tree(name)?;
+        let Some(slot) = tree.get_mut(&snap) else {
+            return Err(DriverError::new(ErrorCode::NoSnapshot, format!("Domain '{name}' has no snapshot '{snap}'")));
+        };
+        *slot = new;
+        self.write_tree(name, &tree)
+    }
+}

@@ -2,6 +2,7 @@
 //! driver. The host decides what is hypervisor-neutral (the plan, the order of deletes, the
 //! flags that cannot go together); the driver does the rest.
 
+mod edit;
 mod info;
 mod plan;
 mod spec;
