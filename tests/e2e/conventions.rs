@@ -240,5 +240,9 @@ fn long_jobs_show_bytes_rate_and_time_left_and_stay_quiet_off_a_terminal() {
     assert_eq!((r.code, r.stderr.as_str(), r.stdout.as_str()), (0, "", "Domain snapshot s2 created\n"));
     let r = env.run(&["blockpull", "web", "vda", "--wait"]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
-    env.ok(&["destroy", "web"]);
+    // A save shows the memory it writes, as a snapshot does.
+    let save = env.dir.join("web.save");
+    let r = env.run(&["save", "web", save.to_str().unwrap(), "--verbose"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.lines().any(|l| l.starts_with("saving memory: [####################] 100 % ")), "{}", r.stderr);
 }

@@ -122,6 +122,9 @@ pub enum Command {
         /// The domain runs on after the save.
         #[arg(long)]
         live: bool,
+        /// Show the progress of saving memory even when standard error is not a terminal.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Start a domain from its save file, its saved disks back at their saved state.
     Restore {

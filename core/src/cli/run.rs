@@ -233,10 +233,18 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             out(text, j)
         }
         Command::Migrate(_) => unreachable!("handled above"),
-        Command::Save { domain, file, disk_set, diskspec, live } => {
+        Command::Save { domain, file, disk_set, diskspec, live, verbose } => {
             let disks = diskspec.iter().map(|s| DiskSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
             let file = std::path::absolute(&file)?.display().to_string();
-            let report = conn.save(&domain, &SaveRequest { file, disk_set, disks, live })?;
+            let draw = super::progress::draw;
+            let control = luavirt_host::JobControl {
+                progress: super::progress::wanted(verbose).then_some(&draw as &dyn Fn(u64, u64, &str)),
+                cancel: None,
+                progress_only_shows: true,
+            };
+            let saved = conn.save_with(&domain, &SaveRequest { file, disk_set, disks, live }, control);
+            super::progress::finish();
+            let report = saved?;
             let kept: Vec<&str> = report.disks.iter().filter(|d| d.saved).map(|d| d.target.as_str()).collect();
             let text = format!(
                 "Domain '{domain}' saved to {} with disk(s) {} (snapshot '{}'){}\n",
