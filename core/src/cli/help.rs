@@ -15,7 +15,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "define",
         "luavirt define web1.xml          # libvirt domain XML, kept as written\nluavirt dumpxml web1 | luavirt define -",
     ),
-    ("undefine", "luavirt undefine web1"),
+    (
+        "undefine",
+        "luavirt undefine web1\nluavirt undefine web1 --snapshots-metadata --remove-all-storage   # its snapshots and images too",
+    ),
     ("edit", "EDITOR=nano luavirt edit web1"),
     ("dumpxml", "luavirt dumpxml web1\nluavirt dumpxml web1 --inactive  # the definition while it runs"),
     ("dominfo", "luavirt dominfo web1\nluavirt dominfo web1 --json"),
@@ -47,7 +50,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "disk-mode",
-        "luavirt disk-mode web1 vdb                            # print it\nluavirt disk-mode web1 vdb independent-nonpersistent  # set it",
+        "luavirt disk-mode web1 vdb                            # print it\nluavirt disk-mode web1 vdb independent-nonpersistent  # set it\nluavirt disk-mode web1 vdb independent-persistent --config --live   # and use it now",
     ),
     (
         "diskset",
@@ -161,5 +164,39 @@ mod tests {
             cmd.get_subcommands().map(|s| s.get_name()).filter(|v| super::examples(v).is_none()).collect();
         assert!(bare.is_empty(), "verbs without examples in cli/help.rs: {bare:?}");
         cmd.debug_assert();
+    }
+
+    /// The words of a shell command line: spaces split, quotes group.
+    fn words(line: &str) -> Vec<String> {
+        let (mut out, mut word, mut quote, mut any) = (Vec::new(), String::new(), None, false);
+        for c in line.chars() {
+            match (quote, c) {
+                (None, '\'' | '"') => (quote, any) = (Some(c), true),
+                (Some(q), c) if c == q => quote = None,
+                (None, ' ') if any => {
+                    out.push(std::mem::take(&mut word));
+                    any = false;
+                }
+                (None, ' ') => {}
+                (_, c) => (word, any) = (word + &c.to_string(), true),
+            }
+        }
+        out.extend(any.then_some(word));
+        out
+    }
+
+    #[test]
+    fn every_example_parses() {
+        for (verb, text) in super::EXAMPLES {
+            for line in text.lines() {
+                // The luavirt command of the line: from `luavirt ` to a comment, pipe or redirect.
+                let Some(start) = line.find("luavirt ").filter(|&i| i == 0 || line[..i].ends_with(' ')) else {
+                    continue;
+                };
+                let command = line[start..].split(" #").next().unwrap().split(['>', '|']).next().unwrap();
+                let parsed = super::command().try_get_matches_from(words(command));
+                assert!(parsed.is_ok(), "{verb}: {command}: {}", parsed.unwrap_err());
+            }
+        }
     }
 }
