@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what luavirt's demo and tests need, if it is missing: QEMU 7.2 (qemu-system-x86
 # with a matching qemu-utils), libvirt's schema checker (virt-xml-validate, which needs
-# xmllint), a C compiler, Python 3, and Xen's xl with its config parser (xen-utils; the libxl
-# driver's tests read configs with Xen's own parser and check what xl says without a
-# hypervisor). Run as root on a fresh machine; it does nothing when everything is there.
+# xmllint), a C compiler, Python 3, time zones (tzdata), script(1) (bsdutils), and Xen's xl
+# with its config parser (xen-utils; the libxl driver's tests read configs with Xen's own
+# parser and check what xl says without a hypervisor). Run as root on a fresh machine; it
+# does nothing when everything is there.
 set -euo pipefail
 
 missing=()
@@ -15,6 +16,9 @@ need virt-xml-validate
 need xmllint
 need cc
 need python3
+# Time zones (tests print times in several TZs) and script(1), which gives a test a terminal.
+[ -e /usr/share/zoneinfo/Asia/Kolkata ] || missing+=(tzdata)
+need script
 # xl lives in /usr/sbin, which a user's PATH may lack.
 [ -x /usr/sbin/xl ] || command -v xl >/dev/null 2>&1 || missing+=(xl)
 
@@ -45,7 +49,7 @@ apt-get update -q
 # that all QEMU packages are one version.
 apt-get install -y -q --allow-downgrades \
   qemu-system-x86 "qemu-utils/$release" "qemu-block-extra/$release" \
-  libvirt-clients libxml2-utils gcc python3
+  libvirt-clients libxml2-utils gcc python3 tzdata bsdutils
 # Without recommends: they would pull in the hypervisor and Xen's own QEMU. Its udev step
 # may fail in containers; xl and its libraries are in place all the same.
 if [ ! -x /usr/sbin/xl ]; then

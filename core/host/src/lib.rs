@@ -8,7 +8,7 @@
 //! - The host API ([`Host`], [`Connection`] and the operations on it, [`snapshot`]):
 //!   connections, domains, disk sets, disk modes, snapshots, block jobs, dry runs.
 //! - [`trust`]: whether a driver or policy file may be run at all (StrictModes).
-//! - [`error`]: what failed, on which object, and what to do; [`log`]: lines on stderr;
+//! - [`error`]: what failed, on which object, and what to do; [`log`]: log lines through the `log` facade;
 //!   [`words`]: options named in messages, shown in the words of the door.
 #![deny(missing_docs)]
 

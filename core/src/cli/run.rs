@@ -33,6 +33,7 @@ pub fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
 /// Runs the command; returns the exit status.
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
+    super::table::FULL.store(cli.full, std::sync::atomic::Ordering::Relaxed);
     match execute(cli) {
         Ok(o) => {
             let text = if json {
@@ -101,6 +102,22 @@ fn runs_hooked_operation(cmd: &Command) -> bool {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<Output> {
+    // Generated from the command line's definition; no driver is needed.
+    if let Command::Completions { shell } = cli.command {
+        let mut script = Vec::new();
+        super::help::completions(shell, &mut script);
+        let script = String::from_utf8(script)?;
+        return Ok(out(script.clone(), json!({ "shell": shell.to_string(), "script": script })));
+    }
+    if let Command::Man { dir } = &cli.command {
+        let pages = super::help::man_pages(dir).map_err(|source| Error::Io {
+            doing: "write man pages into",
+            path: dir.clone(),
+            source,
+        })?;
+        let text = format!("Wrote {} man pages into {}\n", pages.len(), dir.display());
+        return Ok(out(text, json!({ "dir": dir, "pages": pages })));
+    }
     let host = Rc::new(Host::load());
     if let Command::Watch(a) = cli.command {
         return super::watch::watch(host, cli.connect, cli.json, a);
@@ -109,12 +126,13 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         return super::watch::hooks(host, cli.connect, cmd);
     }
     if let Command::Drivers = cli.command {
+        host.require_drivers()?;
         return Ok(drivers(&host));
     }
     if let Command::DriverCheck { path, uri, writable } = &cli.command {
         return Ok(driver_check(path, uri.clone(), *writable));
     }
-    if let cmd @ (Command::Run { .. } | Command::Test { .. }) = cli.command {
+    if let cmd @ (Command::Run { .. } | Command::Repl { .. } | Command::Test { .. }) = cli.command {
         return super::script::run(host, cli.connect.clone(), cmd, cli.json);
     }
     let uri = cli.connect.clone().unwrap_or_else(default_uri);
@@ -133,6 +151,9 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         Command::Drivers
         | Command::DriverCheck { .. }
         | Command::Run { .. }
+        | Command::Repl { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::Test { .. }
         | Command::Watch(_)
         | Command::Hooks(_) => {
@@ -212,10 +233,18 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             out(text, j)
         }
         Command::Migrate(_) => unreachable!("handled above"),
-        Command::Save { domain, file, disk_set, diskspec, live } => {
+        Command::Save { domain, file, disk_set, diskspec, live, verbose } => {
             let disks = diskspec.iter().map(|s| DiskSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
             let file = std::path::absolute(&file)?.display().to_string();
-            let report = conn.save(&domain, &SaveRequest { file, disk_set, disks, live })?;
+            let draw = super::progress::draw;
+            let control = luavirt_host::JobControl {
+                progress: super::progress::wanted(verbose).then_some(&draw as &dyn Fn(u64, u64, &str)),
+                cancel: None,
+                progress_only_shows: true,
+            };
+            let saved = conn.save_with(&domain, &SaveRequest { file, disk_set, disks, live }, control);
+            super::progress::finish();
+            let report = saved?;
             let kept: Vec<&str> = report.disks.iter().filter(|d| d.saved).map(|d| d.target.as_str()).collect();
             let text = format!(
                 "Domain '{domain}' saved to {} with disk(s) {} (snapshot '{}'){}\n",

@@ -1,12 +1,13 @@
-//! `luavirt run` and `luavirt test`.
+//! `luavirt run` (a file, `-e CODE` or standard input), `luavirt repl` and `luavirt test`.
 
 use super::args::Command;
 use super::run::{Output, out};
 use luavirt_core::lua::limits::Limits;
-use luavirt_core::lua::{RunOptions, run_script, testing};
+use luavirt_core::lua::{RunOptions, Script, read_stdin, repl, run_script, run_source, testing};
 use luavirt_host::default_uri;
 use luavirt_host::{Error, Host};
 use serde_json::json;
+use std::io::IsTerminal;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -22,16 +23,37 @@ impl std::fmt::Display for Failed {
 
 impl std::error::Error for Failed {}
 
-/// Runs `run` or `test`; `connect` is `-c URI`, if given; `json` is `--json`.
+/// Runs `run`, `repl` or `test`; `connect` is `-c URI`, if given; `json` is `--json`.
 pub fn run(host: Rc<Host>, connect: Option<String>, cmd: Command, json: bool) -> anyhow::Result<Output> {
     match cmd {
-        Command::Run { dry_run, max_memory, timeout, script, args } => {
+        Command::Run { dry_run, code, max_memory, timeout, script, args } => {
             let default_uri = connect.unwrap_or_else(default_uri);
             // The script's operations run the policies' hooks, as the commands' do.
             let policies = luavirt_core::policy::for_command(&host, &default_uri, dry_run)?;
             let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
             let opts = RunOptions { default_uri, dry_run, confine: None, limits };
-            let mut report = run_script(host, &script, &args, &opts).map_err(Failed)?;
+            let here = std::path::PathBuf::from(".");
+            let name = match (&code, &script) {
+                (Some(_), _) => "(-e)".to_string(),
+                (None, Some(p)) if p.as_os_str() == "-" => "stdin".to_string(),
+                (None, p) => p.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            };
+            let mut report = match (code, script) {
+                // With -e every positional is the script's argument.
+                (Some(code), first) => {
+                    let args: Vec<String> = first.map(|p| p.display().to_string()).into_iter().chain(args).collect();
+                    let script = Script { text: code, name: name.clone(), dir: here, global: true };
+                    run_source(host, &script, &args, &opts)
+                }
+                (None, Some(p)) if p.as_os_str() == "-" => {
+                    let text = read_stdin().map_err(Failed)?;
+                    run_source(host, &Script { text, name: name.clone(), dir: here, global: false }, &args, &opts)
+                }
+                (None, Some(p)) => run_script(host, &p, &args, &opts),
+                (None, None) => unreachable!("clap requires a script or -e"),
+            }
+            .map_err(Failed)?;
+            let script = name;
             if !dry_run {
                 return Ok(out("", json!({ "script": script, "ok": true })));
             }
@@ -92,6 +114,24 @@ pub fn run(host: Rc<Host>, connect: Option<String>, cmd: Command, json: bool) ->
             o.status = i32::from(tally.failed > 0);
             Ok(o)
         }
-        _ => unreachable!("only run and test come here"),
+        Command::Repl { max_memory, timeout } => {
+            let default_uri = connect.unwrap_or_else(default_uri);
+            luavirt_core::policy::for_command(&host, &default_uri, false)?;
+            let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
+            let opts = RunOptions { default_uri, dry_run: false, confine: None, limits };
+            let stdin = std::io::stdin();
+            let prompt = stdin.is_terminal();
+            let terminal = repl::Terminal {
+                input: &mut stdin.lock(),
+                out: &mut std::io::stdout(),
+                err: &mut std::io::stderr(),
+                prompt,
+            };
+            match repl::run(host, &opts, terminal).map_err(Failed)? {
+                0 => Ok(out("", json!({ "ok": true }))),
+                n => Err(Failed(format!("{n} entr{} failed", if n == 1 { "y" } else { "ies" })).into()),
+            }
+        }
+        _ => unreachable!("only run, repl and test come here"),
     }
 }

@@ -276,7 +276,13 @@ impl DriverConn {
     }
 
     /// Takes the snapshot `xml` (resolved by the host); returns it as stored.
-    pub fn snapshot_create(&self, name: &str, xml: &str, flags: SnapshotCreateFlags) -> Result<String> {
+    pub fn snapshot_create(
+        &self,
+        name: &str,
+        xml: &str,
+        flags: SnapshotCreateFlags,
+        options: &CallOptions,
+    ) -> Result<String> {
         let f = function!(self, domain_snapshot_create, "snapshots");
         // A flag newer than the driver is never sent: a driver that ignored it would do
         // something else than asked.
@@ -293,7 +299,7 @@ impl DriverConn {
             // Every luavirt snapshot is all or nothing.
             (true, abi::LV_SNAPSHOT_CREATE_ATOMIC),
         ]);
-        Ok(self.on_domain_str("taking a snapshot", f, name, xml, flags, &CallOptions::default())?.into_text())
+        Ok(self.on_domain_str("taking a snapshot", f, name, xml, flags, options)?.into_text())
     }
 
     /// Every snapshot's XML, and the current one.
