@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what luavirt's demo and tests need, if it is missing: QEMU 7.2 (qemu-system-x86
 # with a matching qemu-utils), libvirt's schema checker (virt-xml-validate, which needs
-# xmllint), a C compiler, Python 3, and Xen's xl with its config parser (xen-utils; the libxl
-# driver's tests read configs with Xen's own parser and check what xl says without a
-# hypervisor), and OpenSSH (ssh carries remote connections; the remote tests run a private
-# sshd). Run as root on a fresh machine; it does nothing when everything is there.
+# xmllint), a C compiler, Python 3, time zones (tzdata), script(1) (bsdutils), Xen's xl
+# with its config parser (xen-utils; the libxl driver's tests read configs with Xen's own
+# parser and check what xl says without a hypervisor), and OpenSSH (ssh carries remote
+# connections; the remote tests run a private sshd). Run as root on a fresh machine; it does
+# nothing when everything is there.
 set -euo pipefail
 
 missing=()
@@ -18,6 +19,9 @@ need cc
 need python3
 need ssh
 need ssh-keygen
+# Time zones (tests print times in several TZs) and script(1), which gives a test a terminal.
+[ -e /usr/share/zoneinfo/Asia/Kolkata ] || missing+=(tzdata)
+need script
 # xl and sshd live in /usr/sbin, which a user's PATH may lack.
 [ -x /usr/sbin/xl ] || command -v xl >/dev/null 2>&1 || missing+=(xl)
 [ -x /usr/sbin/sshd ] || missing+=(sshd)
@@ -49,7 +53,7 @@ apt-get update -q
 # that all QEMU packages are one version.
 apt-get install -y -q --allow-downgrades \
   qemu-system-x86 "qemu-utils/$release" "qemu-block-extra/$release" \
-  libvirt-clients libxml2-utils gcc python3 openssh-client openssh-server
+  libvirt-clients libxml2-utils gcc python3 tzdata bsdutils openssh-client openssh-server
 # Without recommends: they would pull in the hypervisor and Xen's own QEMU. Its udev step
 # may fail in containers; xl and its libraries are in place all the same.
 if [ ! -x /usr/sbin/xl ]; then

@@ -614,6 +614,13 @@ typedef struct LvHostApi {
    * Writes a log line. `level`: 1 error, 2 warning, 3 info, 4 debug. `call` may be NULL.
    */
   void (*log)(struct LvCall *call, int32_t level, struct LvStr message);
+  /**
+   * Returns false when whoever receives this call's progress only shows it and never calls
+   * back into a driver: the driver may then report progress while it holds its own locks
+   * (a snapshot saving memory). True, or a host older than 1.3: a report may lead to a
+   * call back (a script's callback), so hold reports back while holding a lock.
+   */
+  bool (*progress_reenters)(struct LvCall *call);
 } LvHostApi;
 
 /**

@@ -303,6 +303,12 @@ pub struct LvHostApi {
     pub is_cancelled: unsafe extern "C" fn(call: *mut LvCall) -> bool,
     /// Writes a log line. `level`: 1 error, 2 warning, 3 info, 4 debug. `call` may be NULL.
     pub log: unsafe extern "C" fn(call: *mut LvCall, level: i32, message: LvStr),
+    // ---- ABI 1.3: check struct_size before use ----
+    /// Returns false when whoever receives this call's progress only shows it and never calls
+    /// back into a driver: the driver may then report progress while it holds its own locks
+    /// (a snapshot saving memory). True, or a host older than 1.3: a report may lead to a
+    /// call back (a script's callback), so hold reports back while holding a lock.
+    pub progress_reenters: unsafe extern "C" fn(call: *mut LvCall) -> bool,
 }
 
 /// Opens a connection for `uri`, whose scheme the driver claimed. On success stores the

@@ -155,12 +155,22 @@ pub fn default_state_dir() -> PathBuf {
     home.join(".local/share/luavirt")
 }
 
-/// The state folder for a connection: its `?state=DIR`, else [`default_state_dir`].
+/// The machine's own state folder, which `qemu:///system` names (as libvirt's system
+/// connection keeps its state under `/var/lib/libvirt`).
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/luavirt";
+
+/// The state folder for a connection: its `?state=DIR`, else [`SYSTEM_STATE_DIR`] for a
+/// `qemu:///system`, else [`default_state_dir`].
 pub fn state_dir_for(uri: &crate::Uri) -> PathBuf {
-    uri.param("state").map(PathBuf::from).unwrap_or_else(default_state_dir)
+    match uri.param("state") {
+        Some(dir) => PathBuf::from(dir),
+        None if uri.scheme == "qemu" && uri.path == "/system" => PathBuf::from(SYSTEM_STATE_DIR),
+        None => default_state_dir(),
+    }
 }
 
-fn running_as_root() -> bool {
+/// Whether this process runs as root.
+pub fn running_as_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
@@ -180,6 +190,14 @@ pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<LockGuard>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qemu_system_is_the_machines_state_folder_whatever_the_environment() {
+        let uri = |u: &str| crate::Uri::parse(u).unwrap();
+        assert_eq!(state_dir_for(&uri("qemu:///system")), Path::new("/var/lib/luavirt"));
+        assert_eq!(state_dir_for(&uri("qemu:///system?state=/srv/b")), Path::new("/srv/b"));
+        assert_eq!(state_dir_for(&uri("qemu:///session")), default_state_dir());
+    }
 
     #[test]
     fn atomic_write_replaces_content_and_leaves_no_temporary_files() {

@@ -63,7 +63,8 @@ fn layout_facts() -> Vec<(String, usize)> {
         set_error,
         progress,
         is_cancelled,
-        log
+        log,
+        progress_reenters
     });
     layout!(LvDriverVtable {
         struct_size,

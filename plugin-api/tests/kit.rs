@@ -1,5 +1,6 @@
 //! The kit as the host sees it: a driver written with it refuses flag bits its functions do
-//! not take, naming them, and emits typed records the host reads back.
+//! not take, naming them, emits typed records the host reads back, and asks a host whether
+//! progress may call back only where the host's table has that entry.
 
 use luavirt_plugin_api::abi::*;
 use luavirt_plugin_api::kit::{Call, Driver, DriverResult, entry};
@@ -23,6 +24,7 @@ impl Driver for Tiny {
 
     fn get_xml(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
         call.emit_text(&format!("<domain><name>{name}</name></domain>"));
+        call.emit_text(if call.progress_may_reenter() { "progress may call back" } else { "progress only shows" });
         Ok(())
     }
 
@@ -53,6 +55,9 @@ unsafe extern "C" fn is_cancelled(_: *mut LvCall) -> bool {
     false
 }
 unsafe extern "C" fn log(_: *mut LvCall, _: i32, _: LvStr) {}
+unsafe extern "C" fn progress_reenters(_: *mut LvCall) -> bool {
+    false
+}
 
 static HOST: LvHostApi = LvHostApi {
     struct_size: std::mem::size_of::<LvHostApi>() as u32,
@@ -64,12 +69,21 @@ static HOST: LvHostApi = LvHostApi {
     progress,
     is_cancelled,
     log,
+    progress_reenters,
 };
 
+/// A host built before ABI 1.3: its table ends before `progress_reenters` (the entry here is
+/// only there because Rust needs every field; a driver must not read it).
+static OLD_HOST: LvHostApi = LvHostApi { struct_size: 56, abi_minor: 2, ..HOST };
+
 fn open() -> *mut c_void {
+    open_with(&HOST)
+}
+
+fn open_with(host: &LvHostApi) -> *mut c_void {
     let mut conn: *mut c_void = std::ptr::null_mut();
     let call = std::ptr::NonNull::<LvCall>::dangling().as_ptr();
-    let rc = unsafe { entry::connect_open::<Tiny>(&HOST, LvStr::from_str("tiny:///"), 0, &mut conn, call) };
+    let rc = unsafe { entry::connect_open::<Tiny>(host, LvStr::from_str("tiny:///"), 0, &mut conn, call) };
     assert_eq!(rc, LV_OK);
     conn
 }
@@ -101,4 +115,16 @@ fn a_typed_record_reaches_the_host_as_the_same_record() {
     let status = DomainStatus::from_params(records.last().unwrap());
     assert_eq!(status, DomainStatus { state: DomainState::Paused, id: 7, reason: Some("test".into()) });
     unsafe { entry::connect_close::<Tiny>(conn) };
+}
+
+#[test]
+fn progress_may_call_back_unless_a_host_that_knows_says_it_only_shows() {
+    let call = std::ptr::NonNull::<LvCall>::dangling().as_ptr();
+    for (host, expect) in [(&HOST, "progress only shows"), (&OLD_HOST, "progress may call back")] {
+        let conn = open_with(host);
+        let rc = unsafe { entry::domain_get_xml::<Tiny>(conn, LvStr::from_str("d"), 0, call) };
+        assert_eq!(rc, LV_OK);
+        assert_eq!(SEEN.with(|s| s.borrow().0.last().cloned()).as_deref(), Some(expect));
+        unsafe { entry::connect_close::<Tiny>(conn) };
+    }
 }

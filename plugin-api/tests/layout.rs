@@ -26,6 +26,8 @@ fn released_struct_layouts_stay_where_they_are() {
         struct_size: 0, abi_major: 4, abi_minor: 6, emit_text: 8, emit_record: 16, set_error: 24, progress: 32,
         is_cancelled: 40, log: 48,
     });
+    // 1.3: 64 bytes.
+    pinned!(LvHostApi, size 64, { progress_reenters: 56 });
     pinned!(LvDriverInfo, size 96, {
         struct_size: 0, abi_major: 4, abi_minor: 6, pointer_width: 8, reserved16: 10, reserved32: 12,
         capabilities: 16, name: 24, version: 40, uri_schemes: 56, description: 72, vtable: 88,

@@ -206,13 +206,14 @@ print(dom:snapshot{ name = "b", atomic = true }:name(), #dom:snapshots())
 
 #[test]
 fn the_sandbox_refuses_what_scripts_may_not_do() {
+    // A refusal names the script's file and line in its message (not only in a traceback).
     let env = Env::new("luabox");
     for (code, expect) in [
-        ("io.open('/etc/passwd')", "io.open is not available in luavirt scripts"),
-        ("os.execute('true')", "os.execute is not available in luavirt scripts"),
-        ("os.remove('/tmp/x')", "os.remove is not available in luavirt scripts"),
-        ("dofile('/etc/passwd')", "dofile is not available in luavirt scripts; use require"),
-        ("loadfile('/etc/passwd')", "loadfile is not available in luavirt scripts"),
+        ("io.open('/etc/passwd')", "box.lua:1: io.open is not available in luavirt scripts"),
+        ("os.execute('true')", "box.lua:1: os.execute is not available in luavirt scripts"),
+        ("os.remove('/tmp/x')", "box.lua:1: os.remove is not available in luavirt scripts"),
+        ("dofile('/etc/passwd')", "box.lua:1: dofile is not available in luavirt scripts; use require"),
+        ("loadfile('/etc/passwd')", "box.lua:1: loadfile is not available in luavirt scripts"),
         ("assert(load(string.dump(function() end)))()", "attempt to load a binary chunk"),
         ("require('../escape')", "require: invalid module name"),
         ("require('/etc/passwd')", "require: invalid module name"),
@@ -723,4 +724,47 @@ print("pcall did not stop the limit", ok, err)
     assert_eq!(luavirt_tests::disk_image(&env, "w", "vda").0, a);
     assert_eq!(env.ok(&["domstate", "w"]), "running\n");
     env.ok(&["destroy", "w"]);
+}
+
+#[test]
+fn code_from_e_and_standard_input_and_a_repl_fed_by_a_pipe() {
+    use std::io::Write;
+    let env = Env::new("luae");
+    domain_with(&env, "d");
+    // -e: the module is the global luavirt; every positional is the script's argument.
+    let out = env.ok(&["run", "-e", "print(luavirt.connect():domain('d'):name(), select('#', ...), ...)", "x", "y"]);
+    assert_eq!(out, "d\t2\tx\ty\n");
+    let feed = |args: &[&str], input: &str| {
+        let mut child = env
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        luavirt_tests::Run::from(child.wait_with_output().unwrap())
+    };
+    // "-": the script is standard input, an ordinary script (require, arg[0]).
+    let r =
+        feed(&["run", "-", "a1"], "local lv = require('luavirt')\nprint(arg[0], arg[1], #lv.connect():domains())\n");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "stdin\ta1\t1\n"), "{}", r.stderr);
+    // A refusal names the line of standard input in its message.
+    let r = feed(&["run", "-"], "local x = 1\nio.open('/etc/passwd')\n");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.starts_with("error: stdin:2: io.open is not available in luavirt scripts"), "{}", r.stderr);
+    // The repl: expressions print, statements span lines, errors name the input line and
+    // the session goes on; without a terminal, no prompt.
+    let r = feed(
+        &["repl"],
+        "conn = luavirt.connect()\n#conn:domains()\nfor _, d in ipairs(conn:domains()) do\n  print(d:name(), d:state())\nend\nio.open('x')\n{ a = 1 }\nconn:domain('d'):diskset('s'):add('vda')\nconn:domain('d'):diskset('s'):list()\nconn:domains()\n",
+    );
+    assert_eq!(r.stdout, "1\nd\tshut off\n{\"a\":1}\ntrue\n[\"vda\"]\n{luavirt.domain(d)}\n", "{}", r.stderr);
+    assert!(r.stderr.contains("error: stdin:6: io.open is not available"), "{}", r.stderr);
+    assert!(!r.stderr.contains("lua>"), "{}", r.stderr);
+    assert_eq!(r.code, 1, "a failed entry makes the exit status 1");
+    // What the repl changed is real: the set is on disk.
+    assert_eq!(env.ok(&["diskset", "list", "d", "--set", "s"]), "vda\n");
+    let r = feed(&["repl"], "for i = 1, 2 do\n");
+    assert!(r.stderr.contains("stdin:1: the input ended inside an unfinished statement"), "{}", r.stderr);
 }

@@ -136,7 +136,10 @@ impl Env {
             .env("LUAVIRT_STATE_DIR", &self.state)
             .env("LUAVIRT_POLICY_DIR", self.policy_dir())
             .env_remove("LUAVIRT_DEFAULT_URI")
-            .env_remove("LUAVIRT_LOG");
+            .env_remove("LUAVIRT_LOG")
+            .env_remove("RUST_LOG")
+            // Times print in the local zone: the same on every machine for the tests.
+            .env("TZ", "UTC");
         match &self.driver_dir {
             Some(d) => c.env("LUAVIRT_DRIVER_DIR", d),
             None => c.env_remove("LUAVIRT_DRIVER_DIR"),

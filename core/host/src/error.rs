@@ -36,6 +36,16 @@ pub enum Error {
         /// Schemes that are served, comma-separated.
         loaded: String,
     },
+    /// No driver loaded at all.
+    #[error(
+        "No driver loaded: luavirt looked in {searched}{refused}; install the drivers in PREFIX/lib/luavirt/drivers beside PREFIX/bin/luavirt (tools/install.sh does) or name their folder in LUAVIRT_DRIVER_DIR"
+    )]
+    NoDrivers {
+        /// The folders searched.
+        searched: String,
+        /// Why files found were refused, if any were.
+        refused: String,
+    },
     /// No domain of that name.
     #[error("Domain '{name}' not found on {uri}{}", suggestion(.close))]
     NoDomain {
@@ -163,6 +173,7 @@ impl Error {
             Error::Driver { code, .. } => *code,
             Error::Unsupported { .. } => ErrorCode::Unsupported,
             Error::NoDriver { .. } => ErrorCode::InvalidUri,
+            Error::NoDrivers { .. } => ErrorCode::Unsupported,
             Error::NoDomain { .. } => ErrorCode::NoDomain,
             Error::NoDisk { .. } => ErrorCode::NoDisk,
             Error::NoSnapshot { .. } => ErrorCode::NoSnapshot,

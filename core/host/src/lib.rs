@@ -10,7 +10,7 @@
 //! - [`remote`]: connections to other hosts over SSH (`qemu+ssh://`), and the server ssh
 //!   runs there (`luavirt serve --stdio`).
 //! - [`trust`]: whether a driver or policy file may be run at all (StrictModes).
-//! - [`error`]: what failed, on which object, and what to do; [`log`]: lines on stderr;
+//! - [`error`]: what failed, on which object, and what to do; [`log`]: log lines through the `log` facade;
 //!   [`words`]: options named in messages, shown in the words of the door.
 #![deny(missing_docs)]
 

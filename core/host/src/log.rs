@@ -1,8 +1,7 @@
-//! Log lines from the host and its drivers, on standard error, filtered by `LUAVIRT_LOG`
-//! (error, warning, info, debug; default warning).
-
-use std::io::Write;
-use std::sync::OnceLock;
+//! Log lines from the host and its drivers, through the `log` facade. The line's target is
+//! its source (a driver's name, `policy` or `luavirt`), so a filter can pick one driver
+//! (`RUST_LOG=qemu=debug`). Whoever runs the host chooses where lines go and which pass: the
+//! `luavirt` command writes them to standard error (`-v`, `-vv`, `LUAVIRT_LOG`, `RUST_LOG`).
 
 /// How important a line is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,31 +27,21 @@ impl Level {
         }
     }
 
-    fn name(self) -> &'static str {
+    fn to_log(self) -> ::log::Level {
         match self {
-            Level::Error => "error",
-            Level::Warning => "warning",
-            Level::Info => "info",
-            Level::Debug => "debug",
+            Level::Error => ::log::Level::Error,
+            Level::Warning => ::log::Level::Warn,
+            Level::Info => ::log::Level::Info,
+            Level::Debug => ::log::Level::Debug,
         }
     }
 }
 
-fn threshold() -> Level {
-    static T: OnceLock<Level> = OnceLock::new();
-    *T.get_or_init(|| match std::env::var("LUAVIRT_LOG").unwrap_or_default().to_ascii_lowercase().as_str() {
-        "error" => Level::Error,
-        "info" => Level::Info,
-        "debug" => Level::Debug,
-        _ => Level::Warning,
-    })
-}
-
-/// Writes one line from `source` (a driver name, or `luavirt`).
+/// Writes one line from `source` (a driver name, or `luavirt`), if the filter lets it pass.
 pub fn write(level: Level, source: &str, message: &str) {
-    let message = &crate::words::render(message);
-    if level <= threshold() {
-        // A closed standard error is no reason to stop (eprintln! would panic).
-        let _ = writeln!(std::io::stderr(), "luavirt: {} ({source}): {message}", level.name());
+    let level = level.to_log();
+    // A driver's debug lines are many (every QMP message): render only those that show.
+    if ::log::log_enabled!(target: source, level) {
+        ::log::log!(target: source, level, "{}", crate::words::render(message));
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Hypervisor driver host with scriptable disk sets.
 #[derive(Parser, Debug)]
-#[command(name = "luavirt", version, about, propagate_version = true, disable_help_subcommand = true)]
+#[command(name = "luavirt", version, about, propagate_version = true)]
 pub struct Cli {
     /// Connection URI (default: LUAVIRT_DEFAULT_URI, else qemu:///session). `run` takes it
     /// repeated: the script runs once on each host.
@@ -14,6 +14,13 @@ pub struct Cli {
     /// Machine-readable JSON output (errors go to standard error as JSON too).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log more on standard error: -v adds info lines, -vv debug lines (every QMP message
+    /// and every tool run with its arguments). Without it, LUAVIRT_LOG, else RUST_LOG, choose.
+    #[arg(short = 'v', action = clap::ArgAction::Count, global = true)]
+    pub verbosity: u8,
+    /// Show every table cell whole (on a terminal, long cells are cut in the middle to fit).
+    #[arg(long, global = true)]
+    pub full: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -116,6 +123,9 @@ pub enum Command {
         /// The domain runs on after the save.
         #[arg(long)]
         live: bool,
+        /// Show the progress of saving memory even when standard error is not a terminal.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Start a domain from its save file, its saved disks back at their saved state.
     Restore {
@@ -191,22 +201,48 @@ pub enum Command {
         #[arg(long)]
         print_xml: bool,
     },
-    /// Run a Lua script with the luavirt module (arguments in `arg` and `...`).
+    /// Run a Lua script with the luavirt module (arguments in `arg` and `...`); "-" reads the
+    /// script from standard input, -e runs CODE.
     Run {
         /// Record what the script would change and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Run CODE instead of a file (every positional argument is then the script's).
+        #[arg(short = 'e', value_name = "CODE")]
+        code: Option<String>,
         /// Memory the script may use, in MiB.
         #[arg(long, value_name = "MiB", default_value_t = 256)]
         max_memory: usize,
         /// How long the script may run, in seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
         timeout: u64,
-        /// The script.
-        script: PathBuf,
+        /// The script ("-": standard input).
+        #[arg(required_unless_present = "code")]
+        script: Option<PathBuf>,
         /// Arguments for the script.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// An interactive Lua prompt with the luavirt module loaded, as `luavirt run` has it:
+    /// each line runs at once; a statement left open waits for the next line.
+    Repl {
+        /// Memory the session may use, in MiB.
+        #[arg(long, value_name = "MiB", default_value_t = 256)]
+        max_memory: usize,
+        /// How long each entry may run, in seconds (the prompt's waiting does not count).
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (luavirt.1 and luavirt-VERB.1 for each verb) into a folder.
+    Man {
+        /// The folder (created if missing), e.g. /usr/local/share/man/man1.
+        dir: PathBuf,
     },
     /// Run *_test.lua files (folders are searched), each with a fresh temporary host.
     Test {
@@ -746,6 +782,9 @@ pub struct SnapshotCreateArgs {
     /// Print the resolved <domainsnapshot> and take nothing.
     #[arg(long)]
     pub print_xml: bool,
+    /// Show the progress of saving memory even when standard error is not a terminal.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// Domain and set of a disk-set command.

@@ -24,6 +24,7 @@ fn run_job(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
         JobControl {
             progress: (w.wait && progress::wanted(w.verbose)).then_some(&draw as &dyn Fn(u64, u64, &str)),
             cancel: Some(&progress::CANCEL),
+            progress_only_shows: true,
         }
     };
     Ok(match cmd {

@@ -26,10 +26,13 @@ pub fn run(host: &Host, conn: &Connection, args: MigrateArgs, json: bool) -> any
         return Ok(out(plan_table(&plan), serde_json::to_value(&plan)?));
     }
     progress::catch_interrupt();
-    let draw = if json { progress::json_event as fn(u64, u64, &str) } else { progress::draw_transfer };
+    let draw = if json { progress::json_event as fn(u64, u64, &str) } else { progress::draw };
     let shown = json || progress::wanted(args.verbose);
-    let control =
-        JobControl { progress: shown.then_some(&draw as &dyn Fn(u64, u64, &str)), cancel: Some(&progress::CANCEL) };
+    let control = JobControl {
+        progress: shown.then_some(&draw as &dyn Fn(u64, u64, &str)),
+        cancel: Some(&progress::CANCEL),
+        progress_only_shows: true,
+    };
     let report = conn.migrate(&args.domain, &dest, &req, control);
     progress::finish();
     let report = report?;

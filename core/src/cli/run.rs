@@ -34,6 +34,7 @@ pub fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
 /// Runs the command; returns the exit status.
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
+    super::table::FULL.store(cli.full, std::sync::atomic::Ordering::Relaxed);
     let result = match one_connection(&cli) {
         Ok(connect) => {
             if let Command::Serve { stdio } = cli.command {
@@ -123,6 +124,22 @@ fn one_connection(cli: &Cli) -> Result<Option<String>, Error> {
 }
 
 fn execute(cli: Cli, connect: Option<String>) -> anyhow::Result<Output> {
+    // Generated from the command line's definition; no driver is needed.
+    if let Command::Completions { shell } = cli.command {
+        let mut script = Vec::new();
+        super::help::completions(shell, &mut script);
+        let script = String::from_utf8(script)?;
+        return Ok(out(script.clone(), json!({ "shell": shell.to_string(), "script": script })));
+    }
+    if let Command::Man { dir } = &cli.command {
+        let pages = super::help::man_pages(dir).map_err(|source| Error::Io {
+            doing: "write man pages into",
+            path: dir.clone(),
+            source,
+        })?;
+        let text = format!("Wrote {} man pages into {}\n", pages.len(), dir.display());
+        return Ok(out(text, json!({ "dir": dir, "pages": pages })));
+    }
     let host = Rc::new(Host::load());
     if let Command::Watch(a) = cli.command {
         return super::watch::watch(host, connect, cli.json, a);
@@ -136,7 +153,7 @@ fn execute(cli: Cli, connect: Option<String>) -> anyhow::Result<Output> {
     if let Command::DriverCheck { path, uri, writable } = &cli.command {
         return Ok(driver_check(path, uri.clone(), *writable));
     }
-    if let cmd @ (Command::Run { .. } | Command::Test { .. }) = cli.command {
+    if let cmd @ (Command::Run { .. } | Command::Repl { .. } | Command::Test { .. }) = cli.command {
         return super::script::run(host, cli.connect, cmd, cli.json);
     }
     let uri = connect.unwrap_or_else(default_uri);
@@ -156,6 +173,9 @@ fn execute(cli: Cli, connect: Option<String>) -> anyhow::Result<Output> {
         | Command::Serve { .. }
         | Command::DriverCheck { .. }
         | Command::Run { .. }
+        | Command::Repl { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::Test { .. }
         | Command::Watch(_)
         | Command::Hooks(_) => {
@@ -235,10 +255,18 @@ fn execute(cli: Cli, connect: Option<String>) -> anyhow::Result<Output> {
             out(text, j)
         }
         Command::Migrate(_) => unreachable!("handled above"),
-        Command::Save { domain, file, disk_set, diskspec, live } => {
+        Command::Save { domain, file, disk_set, diskspec, live, verbose } => {
             let disks = diskspec.iter().map(|s| DiskSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
             let file = host_path(&conn, &file)?;
-            let report = conn.save(&domain, &SaveRequest { file, disk_set, disks, live })?;
+            let draw = super::progress::draw;
+            let control = luavirt_host::JobControl {
+                progress: super::progress::wanted(verbose).then_some(&draw as &dyn Fn(u64, u64, &str)),
+                cancel: None,
+                progress_only_shows: true,
+            };
+            let saved = conn.save_with(&domain, &SaveRequest { file, disk_set, disks, live }, control);
+            super::progress::finish();
+            let report = saved?;
             let kept: Vec<&str> = report.disks.iter().filter(|d| d.saved).map(|d| d.target.as_str()).collect();
             let text = format!(
                 "Domain '{domain}' saved to {} with disk(s) {} (snapshot '{}'){}\n",
@@ -351,7 +379,10 @@ fn drivers(host: &Host, connect: Option<&str>) -> anyhow::Result<Output> {
     let remote = connect.filter(|u| luavirt_plugin_api::Uri::parse(u).is_ok_and(|u| SshTarget::is_remote(&u)));
     let listing = match remote {
         Some(uri) => host.connect(uri)?.remote_drivers().expect("a remote URI opens a remote connection")?,
-        None => host.listing(),
+        None => {
+            host.require_drivers()?;
+            host.listing()
+        }
     };
     let rows: Vec<Vec<String>> = listing
         .loaded

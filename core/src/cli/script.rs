@@ -1,13 +1,14 @@
-//! `luavirt run` and `luavirt test`.
+//! `luavirt run` (a file, `-e CODE` or standard input), `luavirt repl` and `luavirt test`.
 
 use super::args::Command;
 use super::run::{Output, out};
 use luavirt_core::lua::limits::Limits;
-use luavirt_core::lua::{RunOptions, run_script, testing};
+use luavirt_core::lua::{RunOptions, Script, read_stdin, repl, run_script, run_source, testing};
 use luavirt_host::default_uri;
 use luavirt_host::{Error, Host, PlannedChange};
 use serde_json::json;
-use std::path::Path;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -23,17 +24,39 @@ impl std::fmt::Display for Failed {
 
 impl std::error::Error for Failed {}
 
-/// Runs `run` or `test`; `connect` holds each `-c URI` given; `json` is `--json`.
+/// Runs `run`, `repl` or `test`; `connect` holds each `-c URI` given (several only for
+/// `run`); `json` is `--json`.
 pub fn run(host: Rc<Host>, connect: Vec<String>, cmd: Command, json: bool) -> anyhow::Result<Output> {
     match cmd {
-        Command::Run { dry_run, max_memory, timeout, script, args } => {
+        Command::Run { dry_run, code, max_memory, timeout, script, args } => {
             let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
-            let run = ScriptRun { dry_run, limits, script: &script, args: &args };
+            let here = PathBuf::from(".");
+            let name = match (&code, &script) {
+                (Some(_), _) => "(-e)".to_string(),
+                (None, Some(p)) if p.as_os_str() == "-" => "stdin".to_string(),
+                (None, p) => p.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            };
+            let (source, args) = match (code, script) {
+                // With -e every positional is the script's argument.
+                (Some(code), first) => {
+                    let args: Vec<String> = first.map(|p| p.display().to_string()).into_iter().chain(args).collect();
+                    (Source::Text(Script { text: code, name: name.clone(), dir: here, global: true }), args)
+                }
+                // Read once, whatever the number of hosts.
+                (None, Some(p)) if p.as_os_str() == "-" => {
+                    let text = read_stdin().map_err(Failed)?;
+                    (Source::Text(Script { text, name: name.clone(), dir: here, global: false }), args)
+                }
+                (None, Some(p)) => (Source::File(p), args),
+                (None, None) => unreachable!("clap requires a script or -e"),
+            };
+            let run = ScriptRun { dry_run, limits, source: &source, name: &name, args: &args };
             if connect.len() > 1 {
                 return fleet(&host, &connect, &run);
             }
             let default_uri = connect.into_iter().next().unwrap_or_else(default_uri);
-            let planned = run.on(&host, &default_uri).map_err(Failed)?;
+            let planned = run.on(&host, &default_uri)?;
+            let script = name;
             if !dry_run {
                 return Ok(out("", json!({ "script": script, "ok": true })));
             }
@@ -74,28 +97,59 @@ pub fn run(host: Rc<Host>, connect: Vec<String>, cmd: Command, json: bool) -> an
             o.status = i32::from(tally.failed > 0);
             Ok(o)
         }
-        _ => unreachable!("only run and test come here"),
+        Command::Repl { max_memory, timeout } => {
+            let default_uri = connect.into_iter().next().unwrap_or_else(default_uri);
+            luavirt_core::policy::for_command(&host, &default_uri, false)?;
+            let limits = Limits { memory: max_memory << 20, time: Duration::from_secs(timeout) };
+            let opts = RunOptions { default_uri, dry_run: false, confine: None, limits };
+            let stdin = std::io::stdin();
+            let prompt = stdin.is_terminal();
+            let terminal = repl::Terminal {
+                input: &mut stdin.lock(),
+                out: &mut std::io::stdout(),
+                err: &mut std::io::stderr(),
+                prompt,
+            };
+            match repl::run(host, &opts, terminal).map_err(Failed)? {
+                0 => Ok(out("", json!({ "ok": true }))),
+                n => Err(Failed(format!("{n} entr{} failed", if n == 1 { "y" } else { "ies" })).into()),
+            }
+        }
+        _ => unreachable!("only run, repl and test come here"),
     }
+}
+
+/// Where a script's text comes from.
+enum Source {
+    /// A file (read on each run).
+    File(PathBuf),
+    /// `-e` code, or standard input read once.
+    Text(Script),
 }
 
 /// One `luavirt run`: the script, its arguments and how it runs.
 struct ScriptRun<'a> {
     dry_run: bool,
     limits: Limits,
-    script: &'a Path,
+    source: &'a Source,
+    /// How messages and the report name the script.
+    name: &'a str,
     args: &'a [String],
 }
 
 impl ScriptRun<'_> {
     /// Runs the script with `uri` as the connection `luavirt.connect()` opens, under the
     /// policies' hooks; returns what a dry run would change, the hooks' changes included.
-    fn on(&self, host: &Rc<Host>, uri: &str) -> Result<Vec<(String, PlannedChange)>, String> {
+    fn on(&self, host: &Rc<Host>, uri: &str) -> anyhow::Result<Vec<(String, PlannedChange)>> {
         // The script's operations run the policies' hooks, as the commands' do.
-        let policies = luavirt_core::policy::for_command(host, uri, self.dry_run)
-            .map_err(|e| luavirt_host::words::render(&e.to_string()))?;
+        let policies = luavirt_core::policy::for_command(host, uri, self.dry_run)?;
         let opts =
             RunOptions { default_uri: uri.to_string(), dry_run: self.dry_run, confine: None, limits: self.limits };
-        let mut report = run_script(host.clone(), self.script, self.args, &opts)?;
+        let mut report = match self.source {
+            Source::File(p) => run_script(host.clone(), p, self.args, &opts),
+            Source::Text(script) => run_source(host.clone(), script, self.args, &opts),
+        }
+        .map_err(Failed)?;
         // What the policies' hooks would change in the run is part of what it would change.
         if let Some(set) = policies.filter(|_| self.dry_run) {
             report.planned.extend(set.take_effects().planned);
@@ -116,7 +170,7 @@ fn fleet(host: &Rc<Host>, uris: &[String], run: &ScriptRun) -> anyhow::Result<Ou
     for uri in uris {
         // Each host's run loads the policies for that host.
         host.hooks().clear();
-        let result = run.on(host, uri);
+        let result = run.on(host, uri).map_err(|e| luavirt_host::words::render(&e.to_string()));
         let (line, entry) = match &result {
             Ok(planned) if run.dry_run => (
                 format!("{uri}: dry run, {} change(s) it would make\n{}", planned.len(), changes(planned)),
@@ -135,13 +189,9 @@ fn fleet(host: &Rc<Host>, uris: &[String], run: &ScriptRun) -> anyhow::Result<Ou
     host.hooks().clear();
     let failed = hosts.iter().filter(|h| h["ok"] == false).count();
     let succeeded = hosts.len() - failed;
-    text.push_str(&format!(
-        "{} ran on {} hosts: {succeeded} succeeded, {failed} failed\n",
-        run.script.display(),
-        hosts.len()
-    ));
+    text.push_str(&format!("{} ran on {} hosts: {succeeded} succeeded, {failed} failed\n", run.name, hosts.len()));
     let json = json!({
-        "script": run.script, "dry_run": run.dry_run, "hosts": hosts, "succeeded": succeeded, "failed": failed,
+        "script": run.name, "dry_run": run.dry_run, "hosts": hosts, "succeeded": succeeded, "failed": failed,
     });
     let mut o = out(text, json);
     o.status = i32::from(failed > 0);

@@ -3,11 +3,11 @@
 use super::args::{Command, SnapshotCreateArgs};
 use super::run::{Output, out};
 use super::table::render;
-use luavirt_host::Connection;
 use luavirt_host::error::Error;
 use luavirt_host::snapshot::{DeleteOptions, DiskSpec, MemSpec, RevertOptions, SnapshotInfo, SnapshotRequest};
+use luavirt_host::{Connection, JobControl};
 use luavirt_plugin_api::snapshot::{SnapshotTree, SnapshotXml};
-use luavirt_plugin_api::time::format_utc;
+use luavirt_plugin_api::time::format_local;
 use serde_json::json;
 
 /// Runs one snapshot command.
@@ -149,7 +149,16 @@ fn create(conn: &Connection, a: SnapshotCreateArgs) -> anyhow::Result<Output> {
         let text = if a.print_xml { plan.to_snapshot_xml().to_xml() } else { plan.describe() };
         return Ok(out(text, serde_json::to_value(&plan)?));
     }
-    let (plan, stored) = conn.snapshot_create(&a.domain, &req)?;
+    // Saving memory can take long: its progress shows.
+    let draw = super::progress::draw;
+    let control = JobControl {
+        progress: super::progress::wanted(a.verbose).then_some(&draw as &dyn Fn(u64, u64, &str)),
+        cancel: None,
+        progress_only_shows: true,
+    };
+    let taken = conn.snapshot_create_with(&a.domain, &req, control);
+    super::progress::finish();
+    let (plan, stored) = taken?;
     let name = stored.name.clone().unwrap_or_default();
     Ok(out(format!("Domain snapshot {name} created\n"), json!({ "domain": a.domain, "snapshot": name, "plan": plan })))
 }
@@ -201,7 +210,7 @@ fn list(
         .map(|s| {
             let mut r = vec![
                 s.name.clone().unwrap_or_default(),
-                s.creation_time.map(format_utc).unwrap_or_default(),
+                s.creation_time.map(format_local).unwrap_or_default(),
                 s.state.clone().unwrap_or_default(),
             ];
             if parent {

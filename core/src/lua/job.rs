@@ -42,7 +42,7 @@ fn wait(lua: &Lua, this: &LuaJob, opts: Option<Table>) -> mlua::Result<()> {
             *failed.borrow_mut() = Some(e);
         }
     };
-    let control = JobControl { progress: Some(&report), cancel: Some(&ctx.limits.cancel) };
+    let control = JobControl { progress: Some(&report), cancel: Some(&ctx.limits.cancel), progress_only_shows: false };
     let result = this.conn.block_job_wait(&this.domain, &this.disk, pivot, finish, control);
     if let Some(e) = failed.into_inner() {
         return Err(e);

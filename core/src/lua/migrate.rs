@@ -119,7 +119,7 @@ pub fn migrate(lua: &Lua, conn: &Connection, domain: &str, opts: Table) -> mlua:
             *failed.borrow_mut() = Some(e);
         }
     };
-    let control = JobControl { progress: Some(&report), cancel: Some(&ctx.limits.cancel) };
+    let control = JobControl { progress: Some(&report), cancel: Some(&ctx.limits.cancel), progress_only_shows: false };
     let result = conn.migrate(domain, &to, &req, control);
     if let Some(e) = failed.into_inner() {
         return Err(e);

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod migrate;
 pub mod options;
 pub mod power;
+pub mod repl;
 pub mod sandbox;
 pub mod save;
 pub mod snapshot;
@@ -140,6 +141,12 @@ pub fn report_with_limits(e: &mlua::Error, ctx: &Context) -> String {
     }
 }
 
+/// Makes the global `luavirt` the module `require("luavirt")` returns.
+pub fn set_module_global(lua: &Lua) -> mlua::Result<()> {
+    let module: Value = lua.globals().get::<mlua::Function>("require")?.call("luavirt")?;
+    lua.globals().set("luavirt", module)
+}
+
 /// The most a script or module may hold: far more than any script needs, and a bound on
 /// reading what is not a script (`luavirt run /dev/zero`).
 pub const MAX_SCRIPT_BYTES: u64 = 16 << 20;
@@ -164,14 +171,51 @@ pub fn read_script(path: &Path) -> Result<String, String> {
 pub fn run_script(host: Rc<Host>, path: &Path, args: &[String], opts: &RunOptions) -> Result<RunReport, String> {
     let source = read_script(path)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let (lua, ctx) = interpreter(host, dir, opts).map_err(|e| errors::report(&e))?;
+    let script = Script { text: source, name: path.display().to_string(), dir: dir.to_path_buf(), global: false };
+    run_source(host, &script, args, opts)
+}
+
+/// A script's text and where it came from.
+pub struct Script {
+    /// The Lua source.
+    pub text: String,
+    /// How messages name it (a path, `(-e)`, `(stdin)`); also `arg[0]`.
+    pub name: String,
+    /// Where `require` looks first.
+    pub dir: PathBuf,
+    /// Whether the module is also the global `luavirt` (`-e` code is too short for a
+    /// `require` line).
+    pub global: bool,
+}
+
+/// The largest script [`read_stdin`] takes: the same as a file's.
+pub fn read_stdin() -> Result<String, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::io::stdin()
+        .take(MAX_SCRIPT_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read the script from standard input: {e}"))?;
+    if text.len() as u64 > MAX_SCRIPT_BYTES {
+        return Err(format!("standard input: a script may hold at most {} MiB", MAX_SCRIPT_BYTES >> 20));
+    }
+    Ok(text)
+}
+
+/// Runs `script` with `args` (in `arg` and `...`). A syntax error runs nothing.
+pub fn run_source(host: Rc<Host>, script: &Script, args: &[String], opts: &RunOptions) -> Result<RunReport, String> {
+    let (lua, ctx) = interpreter(host, &script.dir, opts).map_err(|e| errors::report(&e))?;
     let run = || -> mlua::Result<()> {
         let arg = lua.create_sequence_from(args.iter().map(String::as_str))?;
-        arg.raw_set(0, path.display().to_string())?;
+        arg.raw_set(0, script.name.as_str())?;
         lua.globals().set("arg", arg)?;
+        if script.global {
+            set_module_global(&lua)?;
+        }
+        // "@" marks a chunk as a script: messages and the sandbox name its file:line.
         let chunk = lua
-            .load(source)
-            .set_name(format!("@{}", path.display()))
+            .load(script.text.as_str())
+            .set_name(format!("@{}", script.name))
             .set_mode(mlua::chunk::ChunkMode::Text)
             .into_function()?;
         chunk.call::<Value>(mlua::MultiValue::from_iter(

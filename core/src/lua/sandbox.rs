@@ -62,8 +62,8 @@ fn unavailable(lua: &Lua, prefix: &'static str, base: Table) -> mlua::Result<Tab
         "__index",
         lua.create_function(move |lua, (_, key): (Table, String)| {
             let name = format!("{prefix}.{key}");
-            lua.create_function(move |_, _: MultiValue| -> mlua::Result<()> {
-                Err(mlua::Error::runtime(format!("{name} is not available in luavirt scripts")))
+            lua.create_function(move |lua, _: MultiValue| -> mlua::Result<()> {
+                Err(refusal(lua, &format!("{name} is not available in luavirt scripts")))
             })
         })?,
     )?;
@@ -90,8 +90,8 @@ pub fn new_lua(script_dir: &Path, limits: super::limits::Limits) -> mlua::Result
     for f in ["dofile", "loadfile"] {
         g.set(
             f,
-            lua.create_function(move |_, _: MultiValue| -> mlua::Result<()> {
-                Err(mlua::Error::runtime(format!("{f} is not available in luavirt scripts; use require")))
+            lua.create_function(move |lua, _: MultiValue| -> mlua::Result<()> {
+                Err(refusal(lua, &format!("{f} is not available in luavirt scripts; use require")))
             })?,
         )?;
     }
@@ -113,6 +113,14 @@ pub fn new_lua(script_dir: &Path, limits: super::limits::Limits) -> mlua::Result
 
     install_require(&lua, script_dir.to_path_buf())?;
     Ok((lua, limits))
+}
+
+/// The sandbox's refusal of what the script at hand does, naming its `file:line` first.
+fn refusal(lua: &Lua, message: &str) -> mlua::Error {
+    match script_position(lua) {
+        Some(at) => mlua::Error::runtime(format!("{at}: {message}")),
+        None => mlua::Error::runtime(message.to_string()),
+    }
 }
 
 /// `file:line` of the innermost script frame on the stack (not the sandbox's own code).

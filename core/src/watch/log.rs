@@ -28,7 +28,7 @@ impl Logger {
 
     /// Writes one record.
     pub fn write(&self, r: &Record) {
-        let time = luavirt_plugin_api::time::format_utc(luavirt_plugin_api::time::now_secs());
+        let time = luavirt_plugin_api::time::format_local(luavirt_plugin_api::time::now_secs());
         let line = match self.format {
             Format::Json => json!({
                 "time": time, "level": r.level.name(), "kind": r.kind, "at": r.at, "message": r.message,

@@ -1,4 +1,4 @@
-//! luavirt's QEMU driver (`qemu:///session`).
+//! luavirt's QEMU driver (`qemu:///session`, and root's `qemu:///system`).
 //!
 //! Definitions are kept as the libvirt XML they were defined with, under the state folder
 //! (`?state=DIR`, else `LUAVIRT_STATE_DIR`, ...). A started domain is a real
@@ -57,10 +57,22 @@ impl Driver for QemuDriver {
                 format!("{uri}: remote QEMU hosts are not supported; use qemu:///session"),
             ));
         }
-        if uri.path != "/session" {
+        if uri.path != "/session" && uri.path != "/system" {
             return Err(DriverError::new(
                 ErrorCode::InvalidUri,
-                format!("{uri}: the QEMU driver serves qemu:///session (add ?state=DIR for another state folder)"),
+                format!(
+                    "{uri}: the QEMU driver serves qemu:///session (add ?state=DIR for another state folder) and, for root, qemu:///system"
+                ),
+            ));
+        }
+        // The machine's host: root's, state in /var/lib/luavirt, as libvirt's system connection.
+        if uri.path == "/system" && uri.param("state").is_none() && !luavirt_plugin_api::fsutil::running_as_root() {
+            return Err(DriverError::new(
+                ErrorCode::InvalidUri,
+                format!(
+                    "{uri}: the system host keeps its state in {} and is root's; run luavirt as root, or use qemu:///session",
+                    luavirt_plugin_api::fsutil::SYSTEM_STATE_DIR
+                ),
             ));
         }
         Ok(QemuDriver { state: StateDir::new(&state_dir_for(uri)) })
@@ -154,7 +166,7 @@ impl Driver for QemuDriver {
         self.known(name)?;
         let (state, id) = self.state_of(name, call)?;
         let reason = self.pending_change(name)?.map(|i| {
-            let since = luavirt_plugin_api::time::format_utc(i.started_at);
+            let since = luavirt_plugin_api::time::format_local(i.started_at);
             let what = i.change.describe();
             if i.owner_alive() {
                 format!("{what} in progress (pid {}, since {since})", i.pid)

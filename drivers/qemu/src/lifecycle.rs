@@ -120,7 +120,7 @@ impl QemuDriver {
         let _ = writeln!(
             log,
             "{} starting domain '{name}': {}",
-            luavirt_plugin_api::time::format_utc(luavirt_plugin_api::time::now_secs()),
+            luavirt_plugin_api::time::format_local(luavirt_plugin_api::time::now_secs()),
             plan.argv.join(" ")
         );
 

@@ -170,7 +170,7 @@ impl Monitor {
             let Some(ev) = event else {
                 match self.block_job(job)? {
                     Some(info) => {
-                        if !crate::state::holds_a_lock() {
+                        if crate::state::may_report(call) {
                             call.progress(
                                 info["offset"].as_u64().unwrap_or(0),
                                 info["len"].as_u64().unwrap_or(0),
@@ -191,7 +191,7 @@ impl Monitor {
             }
             match ev["event"].as_str().unwrap_or("") {
                 "BLOCK_JOB_READY" if until == Until::Ready => {
-                    if !crate::state::holds_a_lock() {
+                    if crate::state::may_report(call) {
                         let d = &ev["data"];
                         call.progress(d["offset"].as_u64().unwrap_or(0), d["len"].as_u64().unwrap_or(0), stage);
                     }
@@ -205,7 +205,7 @@ impl Monitor {
                         ));
                     }
                     let len = ev["data"]["len"].as_u64().unwrap_or(0);
-                    if !crate::state::holds_a_lock() {
+                    if crate::state::may_report(call) {
                         call.progress(len, len, stage);
                     }
                     return Ok(());
@@ -362,7 +362,14 @@ impl Monitor {
         loop {
             let info = self.exec("query-migrate", Value::Null)?;
             match info["status"].as_str().unwrap_or("") {
-                "completed" => return Ok(()),
+                "completed" => {
+                    // The whole of it moved: the last report says so.
+                    let total = info["ram"]["total"].as_u64().unwrap_or(0);
+                    if total > 0 && crate::state::may_report(call) {
+                        call.progress(total, total, stage);
+                    }
+                    return Ok(());
+                }
                 "failed" | "cancelled" => {
                     let why = info["error-desc"].as_str().unwrap_or("no reason given");
                     return Err(DriverError::new(
@@ -372,7 +379,7 @@ impl Monitor {
                 }
                 _ => {
                     let ram = &info["ram"];
-                    if !crate::state::holds_a_lock() {
+                    if crate::state::may_report(call) {
                         call.progress(
                             ram["transferred"].as_u64().unwrap_or(0),
                             ram["total"].as_u64().unwrap_or(0),

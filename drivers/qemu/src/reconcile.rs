@@ -44,7 +44,7 @@ impl QemuDriver {
                 format!(
                     "Domain '{name}': {what} was interrupted (pid {}, at {}) and cannot be finished or undone: {}; fix the cause and try again",
                     intent.pid,
-                    time::format_utc(intent.started_at),
+                    time::format_local(intent.started_at),
                     e.message
                 ),
             )
@@ -55,7 +55,7 @@ impl QemuDriver {
             &format!(
                 "domain '{name}': {what} was interrupted (pid {}, at {}); {outcome}",
                 intent.pid,
-                time::format_utc(intent.started_at)
+                time::format_local(intent.started_at)
             ),
         );
         Ok(())

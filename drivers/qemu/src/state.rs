@@ -297,6 +297,12 @@ impl Drop for DomainLock {
     }
 }
 
+/// Whether progress may be reported now: when this thread holds no domain lock, or when the
+/// host says the report only shows (nothing can call back and wait for that lock).
+pub fn may_report(call: &luavirt_plugin_api::kit::Call) -> bool {
+    !holds_a_lock() || !call.progress_may_reenter()
+}
+
 /// Whether this thread holds a domain's lock. Progress reports go to the caller's code (a
 /// Lua callback) that may change a domain: they are held back meanwhile, or it would wait
 /// for the lock its own call holds.

@@ -127,6 +127,18 @@ impl Call {
         unsafe { (self.host.api().progress)(self.call, done, total, LvStr::from_str(stage)) }
     }
 
+    /// Whether a progress report may lead to a call back into this driver (a script's
+    /// callback), so that it must not be sent while holding a lock such a call would take.
+    /// True with a host that cannot say (older than ABI 1.3).
+    pub fn progress_may_reenter(&self) -> bool {
+        let api = self.host.api();
+        let end = std::mem::offset_of!(LvHostApi, progress_reenters) + std::mem::size_of::<usize>();
+        if (api.struct_size as usize) < end {
+            return true;
+        }
+        unsafe { (api.progress_reenters)(self.call) }
+    }
+
     /// Whether the user asked to cancel this call.
     pub fn is_cancelled(&self) -> bool {
         unsafe { (self.host.api().is_cancelled)(self.call) }

@@ -18,6 +18,9 @@ pub struct JobControl<'a> {
     pub progress: Option<ProgressFn<'a>>,
     /// Set to cancel.
     pub cancel: Option<&'a AtomicBool>,
+    /// `progress` only shows reports (a progress line) and never calls into luavirt, so
+    /// drivers may report while holding a domain's lock.
+    pub progress_only_shows: bool,
 }
 
 /// `blockcopy` options.
@@ -119,7 +122,11 @@ impl Connection {
         control: JobControl,
         run: impl FnOnce(&CallOptions) -> Result<()>,
     ) -> Result<()> {
-        let options = CallOptions { progress: control.progress, cancel: control.cancel };
+        let options = CallOptions {
+            progress: control.progress,
+            cancel: control.cancel,
+            progress_only_shows: control.progress_only_shows,
+        };
         let change = || format!("{what}: disk {target} {}", describe_params(&params.to_params()));
         self.mutate(domain, change, || run(&options))?;
         Ok(())
@@ -214,7 +221,11 @@ impl Connection {
         // The driver takes the domain's lock to pivot, after the wait.
         drop(self.lock_domain(domain)?);
         let target = self.disk_target(domain, disk)?;
-        let options = CallOptions { progress: control.progress, cancel: control.cancel };
+        let options = CallOptions {
+            progress: control.progress,
+            cancel: control.cancel,
+            progress_only_shows: control.progress_only_shows,
+        };
         let then = if pivot {
             " then pivot"
         } else if finish {

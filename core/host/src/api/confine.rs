@@ -33,8 +33,9 @@ impl Connection {
 /// Every folder `uri` names, with what it is to the URI.
 fn named_folders(uri: &Uri) -> Vec<(&'static str, PathBuf)> {
     let mut folders = vec![("its state folder", state_dir_for(uri))];
-    // qemu:///session names a kind of connection; other paths name a folder (vmx:///DATASTORE).
-    if uri.path != "/session" && !uri.path.is_empty() {
+    // qemu:///session and ///system name a kind of connection; other paths name a folder
+    // (vmx:///DATASTORE).
+    if uri.path != "/session" && uri.path != "/system" && !uri.path.is_empty() {
         folders.push(("its folder", PathBuf::from(&uri.path)));
     }
     for (key, value) in &uri.query {

@@ -54,6 +54,8 @@ pub fn default_uri() -> String {
 pub struct Host {
     drivers: Vec<Arc<LoadedDriver>>,
     refused: Vec<RefusedDriver>,
+    /// The folders searched for drivers.
+    searched: Vec<PathBuf>,
     hooks: Rc<hooks::HookRegistry>,
 }
 
@@ -66,7 +68,31 @@ impl Host {
     /// Loads the drivers found in `dirs` (`true` = only `libluavirt_*.so`).
     pub fn load_from(dirs: &[(PathBuf, bool)]) -> Host {
         let (loaded, refused) = driver::loader::load_all(dirs);
-        Host { drivers: loaded.into_iter().map(Arc::new).collect(), refused, hooks: Rc::default() }
+        let searched = dirs.iter().map(|(d, _)| d.clone()).collect();
+        Host { drivers: loaded.into_iter().map(Arc::new).collect(), refused, searched, hooks: Rc::default() }
+    }
+
+    /// The folders searched for drivers, in order, each with a note when it does not exist.
+    pub fn searched(&self) -> String {
+        let each: Vec<String> = self
+            .searched
+            .iter()
+            .map(|d| if d.is_dir() { d.display().to_string() } else { format!("{} (missing)", d.display()) })
+            .collect();
+        each.join(", ")
+    }
+
+    /// Fails when no driver loaded (every verb would fail), saying where drivers were looked
+    /// for and why any found were refused.
+    pub fn require_drivers(&self) -> Result<()> {
+        if !self.drivers.is_empty() {
+            return Ok(());
+        }
+        let refused: Vec<String> = self.refused.iter().map(|r| format!("{}: {}", r.path.display(), r.reason)).collect();
+        Err(Error::NoDrivers {
+            searched: self.searched(),
+            refused: if refused.is_empty() { String::new() } else { format!("; refused: {}", refused.join("; ")) },
+        })
     }
 
     /// Drivers that loaded.
@@ -114,7 +140,7 @@ impl Host {
                 scheme: parsed.scheme.clone(),
                 loaded: {
                     let s: Vec<String> = self.drivers.iter().flat_map(|d| d.schemes.clone()).collect();
-                    if s.is_empty() { "none".to_string() } else { s.join(", ") }
+                    if s.is_empty() { format!("none; looked in {}", self.searched()) } else { s.join(", ") }
                 },
             })?;
         let client = DriverConn::open(driver, &parsed)?;

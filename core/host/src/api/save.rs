@@ -53,6 +53,16 @@ fn takeable(dom: &DomainXml, d: &Disk) -> bool {
 impl Connection {
     /// Saves domain `domain` (see the module).
     pub fn save(&self, domain: &str, req: &SaveRequest) -> Result<SaveReport> {
+        self.save_with(domain, req, super::blockjob::JobControl::default())
+    }
+
+    /// [`Connection::save`], reporting the progress of saving memory (bytes) to `control`.
+    pub fn save_with(
+        &self,
+        domain: &str,
+        req: &SaveRequest,
+        control: super::blockjob::JobControl,
+    ) -> Result<SaveReport> {
         let (state, _) = self.domain_state(domain)?;
         if !state.is_active() {
             return Err(Error::InvalidArg(format!(
@@ -87,7 +97,7 @@ impl Connection {
             halt: !req.live,
             ..SnapshotRequest::default()
         };
-        self.take_snapshot(domain, &snap, true)?;
+        self.take_snapshot(domain, &snap, true, control)?;
         let header = if self.is_dry_run() { None } else { self.save_header(&req.file)? };
         Ok(SaveReport {
             domain: domain.to_string(),

@@ -17,6 +17,9 @@ pub struct CallOptions<'a> {
     pub progress: Option<ProgressFn<'a>>,
     /// Set to ask the driver to cancel.
     pub cancel: Option<&'a AtomicBool>,
+    /// The progress receiver only shows reports and never calls a driver (the command's
+    /// progress line), so drivers may report while holding their locks.
+    pub progress_only_shows: bool,
 }
 
 /// What a call emitted.
@@ -99,21 +102,32 @@ unsafe extern "C" fn progress(call: *mut LvCall, done: u64, total: u64, stage: L
     }
 }
 
+unsafe extern "C" fn progress_reenters(call: *mut LvCall) -> bool {
+    unsafe { state(call) }.is_none_or(|s| !s.options.progress_only_shows)
+}
+
 unsafe extern "C" fn is_cancelled(call: *mut LvCall) -> bool {
     unsafe { state(call) }.and_then(|s| s.options.cancel).is_some_and(|c| c.load(Ordering::Relaxed))
 }
 
+thread_local! {
+    /// The driver this thread is calling into, for lines logged without a call.
+    static CURRENT_DRIVER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 unsafe extern "C" fn log_line(call: *mut LvCall, level: i32, message: LvStr) {
-    // A NULL call may log from any thread; a call's own lines come from its thread.
-    let driver = if call.is_null() {
-        "driver"
-    } else {
-        match unsafe { state(call) } {
-            Some(s) => s.driver,
-            None => return,
-        }
-    };
-    log::write(log::Level::from_i32(level), driver, &unsafe { message.to_string_lossy() });
+    let message = unsafe { message.to_string_lossy() };
+    // A NULL call may log from any thread; it is the current call's driver's on the thread
+    // that called it. A call's own lines come from its thread.
+    if call.is_null() {
+        CURRENT_DRIVER.with_borrow(|d| {
+            log::write(log::Level::from_i32(level), if d.is_empty() { "driver" } else { d }, &message)
+        });
+        return;
+    }
+    if let Some(s) = unsafe { state(call) } {
+        log::write(log::Level::from_i32(level), s.driver, &message);
+    }
 }
 
 static HOST_API: LvHostApi = LvHostApi {
@@ -126,6 +140,7 @@ static HOST_API: LvHostApi = LvHostApi {
     progress,
     is_cancelled,
     log: log_line,
+    progress_reenters,
 };
 
 /// The host's callback table, passed to drivers at `connect_open`.
@@ -142,7 +157,9 @@ pub(crate) fn invoke(
 ) -> Result<CallOutput> {
     let mut st =
         CallState { out: CallOutput::default(), error: None, driver, options, thread: std::thread::current().id() };
+    let outer = CURRENT_DRIVER.replace(driver.to_string());
     let rc = f((&mut st as *mut CallState).cast::<LvCall>());
+    CURRENT_DRIVER.set(outer);
     if rc == abi::LV_OK {
         return Ok(st.out);
     }

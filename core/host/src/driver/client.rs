@@ -246,7 +246,13 @@ impl DriverConn {
     }
 
     /// Takes the snapshot `xml` (resolved by the host); returns it as stored.
-    pub fn snapshot_create(&self, name: &str, xml: &str, flags: SnapshotCreateFlags) -> Result<String> {
+    pub fn snapshot_create(
+        &self,
+        name: &str,
+        xml: &str,
+        flags: SnapshotCreateFlags,
+        options: &CallOptions,
+    ) -> Result<String> {
         let flags = bits(&[
             (flags.no_metadata, abi::LV_SNAPSHOT_CREATE_NO_METADATA),
             (flags.halt, abi::LV_SNAPSHOT_CREATE_HALT),
@@ -257,7 +263,7 @@ impl DriverConn {
             // Every luavirt snapshot is all or nothing.
             (true, abi::LV_SNAPSHOT_CREATE_ATOMIC),
         ]);
-        Ok(self.plain(Call::SnapshotCreate { name: name.into(), xml: xml.into(), flags })?.into_text())
+        Ok(self.exec(Call::SnapshotCreate { name: name.into(), xml: xml.into(), flags }, options)?.into_text())
     }
 
     /// Every snapshot's XML, and the current one.

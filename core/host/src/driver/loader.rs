@@ -1,22 +1,26 @@
 //! Finds driver plugins, loads them, and checks each against the ABI before trusting it.
 //!
-//! Drivers are found beside the `luavirt` binary (`libluavirt_*.so`) and in every folder of
-//! `LUAVIRT_DRIVER_DIR` (colon-separated; every `*.so`). A file that anyone but root or this
-//! user could have changed is refused before it is opened ([`crate::trust`]); a driver whose
-//! entry point answers with something that does not fit is refused with the reason
-//! ([`super::validate`]), never half-loaded. Loaded drivers are never unloaded (unloading code with
+//! Drivers are found beside the `luavirt` binary (`libluavirt_*.so`), in `../lib/luavirt/drivers`
+//! from it (every `*.so`: where `tools/install.sh` puts them, `PREFIX/lib/luavirt/drivers`)
+//! and in every folder of `LUAVIRT_DRIVER_DIR` (colon-separated; every `*.so`). A file that
+//! anyone but root or this user could have changed is refused before it is opened
+//! ([`crate::trust`]); a driver whose entry point answers with something that does not fit
+//! is refused with the reason ([`super::validate`]), never half-loaded. Loaded drivers are
+//! never unloaded (unloading code with
 //! thread-local destructors is unsafe), so their static data lives as long as the process.
 
 use super::{LoadedDriver, RefusedDriver};
 use luavirt_plugin_api::abi::{self, LvDriverEntryFn};
 use std::path::{Path, PathBuf};
 
-/// Folders to search, in order: beside the binary (only `libluavirt_*.so`), then each folder
-/// of `LUAVIRT_DRIVER_DIR`.
+/// Folders to search, in order: beside the binary (only `libluavirt_*.so`), the installed
+/// drivers' folder `../lib/luavirt/drivers` from it, then each folder of `LUAVIRT_DRIVER_DIR`.
 pub fn search_path() -> Vec<(PathBuf, bool)> {
     let mut dirs = Vec::new();
     if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        let installed = dir.parent().map(|prefix| prefix.join("lib/luavirt/drivers"));
         dirs.push((dir, true));
+        dirs.extend(installed.map(|d| (d, false)));
     }
     if let Some(list) = std::env::var_os("LUAVIRT_DRIVER_DIR") {
         dirs.extend(std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).map(|p| (p, false)));

@@ -156,7 +156,8 @@ impl RemoteLink {
 
     /// Runs a driver call on the remote host.
     pub fn call(&self, call: &Call, options: &CallOptions) -> Result<CallOutput> {
-        match self.request(Request::Call(call.clone()), options)? {
+        let body = Request::Call { call: call.clone(), progress_only_shows: options.progress_only_shows };
+        match self.request(body, options)? {
             Answer::Output(o) => Ok(o.into()),
             other => Err(self.out_of_turn(&other)),
         }

@@ -57,7 +57,13 @@ pub enum ToServer {
 #[serde(rename_all = "snake_case")]
 pub enum Request {
     /// A driver call.
-    Call(Call),
+    Call {
+        /// The call.
+        call: Call,
+        /// The client's progress receiver only shows reports (and never calls a driver), so
+        /// the driver may report while holding its locks.
+        progress_only_shows: bool,
+    },
     /// Take the host-level lock on a domain; the server holds it until released, or until
     /// the connection ends.
     Lock {

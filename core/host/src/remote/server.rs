@@ -196,12 +196,13 @@ struct Server<'a> {
 impl Server<'_> {
     fn handle(&mut self, id: u64, body: Request, cancel: &AtomicBool) -> Result<Answer> {
         match body {
-            Request::Call(call) => {
+            Request::Call { call, progress_only_shows } => {
                 let local = self.conn.client.local().expect("serve opens connections of its own host");
                 let progress = |done: u64, total: u64, stage: &str| {
                     let _ = send(&ToClient::Progress { id, done, total, stage: stage.to_string() });
                 };
-                let options = CallOptions { progress: Some(&progress), cancel: Some(cancel) };
+                // The progress sent on only reaches the client's receiver, as it says.
+                let options = CallOptions { progress: Some(&progress), cancel: Some(cancel), progress_only_shows };
                 let out = local.run(&call, &options)?;
                 Ok(Answer::Output(WireOutput::from(&out)))
             }

@@ -21,16 +21,16 @@ pub fn now_micros() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use luavirt_plugin_api::time::format_utc;
+    use luavirt_plugin_api::time::format_utc as utc;
 
     #[test]
     fn known_vmsd_times_read_and_write_back() {
         let t = from_high_low(416404, 1361996416);
-        assert_eq!(format_utc(t / 1_000_000), "2026-09-03 13:42:03 +0000");
+        assert_eq!(utc(t / 1_000_000), "2026-09-03 13:42:03 +0000");
         assert_eq!(to_high_low(t), (416404, 1361996416));
         // A negative low half is the same 32 bits as its unsigned reading.
         let t = from_high_low(388801, -814770620);
-        assert_eq!(format_utc(t / 1_000_000), "2022-12-01 10:37:39 +0000");
+        assert_eq!(utc(t / 1_000_000), "2022-12-01 10:37:39 +0000");
         assert_eq!(from_high_low(388801, 3480196676), t);
         assert_eq!(to_high_low(t), (388801, -814770620));
     }

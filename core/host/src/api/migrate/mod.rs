@@ -211,7 +211,11 @@ impl Connection {
             failed: false,
         };
         let failed = MigrateFlags { failed: true, ..flags };
-        let options = CallOptions { progress: control.progress, cancel: control.cancel };
+        let options = CallOptions {
+            progress: control.progress,
+            cancel: control.cancel,
+            progress_only_shows: control.progress_only_shows,
+        };
         let xml = self.client.migrate_begin(name, &params, flags)?;
         let answered = dest
             .client

@@ -11,8 +11,10 @@ pub use info::SnapshotInfo;
 pub use plan::{PlannedDisk, PlannedMemory, SnapshotPlan, check_snapshot_name, default_overlay};
 pub use spec::{DiskSpec, MemSpec, SnapshotRequest};
 
+use super::blockjob::JobControl;
 use super::hooks::{Done, Request};
 use super::{Connection, suggest};
+use crate::driver::CallOptions;
 use crate::driver::client::{SnapshotCreateFlags, SnapshotDeleteFlags, SnapshotRevertFlags};
 use crate::error::{Error, Result};
 use luavirt_plugin_api::snapshot::{SnapshotTree, SnapshotXml};
@@ -98,7 +100,18 @@ impl Connection {
     /// Takes a snapshot; returns the plan it followed and the snapshot as stored. The
     /// `snapshot:before` hooks see the request first and may refuse or adjust it.
     pub fn snapshot_create(&self, domain: &str, req: &SnapshotRequest) -> Result<(SnapshotPlan, SnapshotXml)> {
-        self.take_snapshot(domain, req, false)
+        self.take_snapshot(domain, req, false, JobControl::default())
+    }
+
+    /// [`Connection::snapshot_create`], reporting the progress of saving memory (bytes) to
+    /// `control`, which may also cancel it.
+    pub fn snapshot_create_with(
+        &self,
+        domain: &str,
+        req: &SnapshotRequest,
+        control: JobControl,
+    ) -> Result<(SnapshotPlan, SnapshotXml)> {
+        self.take_snapshot(domain, req, false, control)
     }
 
     /// Takes a snapshot through the hooks; a `save` one writes luavirt's save header into its
@@ -108,10 +121,11 @@ impl Connection {
         domain: &str,
         req: &SnapshotRequest,
         save: bool,
+        control: JobControl,
     ) -> Result<(SnapshotPlan, SnapshotXml)> {
         let mut req = req.clone();
         self.hooks_before(domain, Request::Snapshot(&mut req))?;
-        let (plan, stored) = self.snapshot_create_locked(domain, &req, save)?;
+        let (plan, stored) = self.snapshot_create_locked(domain, &req, save, control)?;
         self.hooks_after(domain, Done::Snapshot { name: stored.name.as_deref().unwrap_or(&plan.name) });
         Ok((plan, stored))
     }
@@ -121,6 +135,7 @@ impl Connection {
         domain: &str,
         req: &SnapshotRequest,
         save: bool,
+        control: JobControl,
     ) -> Result<(SnapshotPlan, SnapshotXml)> {
         let _lock = self.lock_domain(domain)?;
         let plan = self.snapshot_plan(domain, req)?;
@@ -136,7 +151,14 @@ impl Connection {
         let out = self.mutate(
             domain,
             || format!("take snapshot {}", plan.summary()),
-            || self.client.snapshot_create(domain, &xml, flags),
+            || {
+                let options = CallOptions {
+                    progress: control.progress,
+                    cancel: control.cancel,
+                    progress_only_shows: control.progress_only_shows,
+                };
+                self.client.snapshot_create(domain, &xml, flags, &options)
+            },
         )?;
         let stored = match out {
             Some(text) => SnapshotXml::parse(&text).map_err(Error::from)?,
