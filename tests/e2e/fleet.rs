@@ -87,6 +87,28 @@ fn run_with_several_connections_applies_one_script_to_each_host_and_sums_up() {
     assert_eq!(f.here.state_snapshot(), here_before, "a dry run changed this host");
     assert_eq!(f.b.state_snapshot(), b_before, "a dry run changed host B");
 
+    // -e code and a script on standard input (read once) run on each host too.
+    let code = "print(#luavirt.connect():domains())";
+    let r = f.here.run(&["run", "-c", "qemu:///session", "-c", &f.to_b, "-e", code]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("1\n1\n") && r.stdout.ends_with("(-e) ran on 2 hosts: 2 succeeded, 0 failed\n"),
+        "{}",
+        r.stdout
+    );
+    let mut child = f
+        .here
+        .command(&["run", "-c", "qemu:///session", "-c", &f.to_b, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"print(require('luavirt').connect():domain('d'):state())\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("shut off\nshut off\n") && text.contains("stdin ran on 2 hosts: 2 succeeded"), "{text}");
+
     // Only run takes several hosts; a host given twice is refused.
     let err = f.here.fails(&["-c", "qemu:///session", "-c", &f.to_b, "list"], 1);
     assert!(err.contains("-c was given 2 times; only `luavirt run` takes several"), "{err}");
