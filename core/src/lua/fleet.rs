@@ -3,10 +3,10 @@
 //! one policy on every host: a host where it fails is reported, and the others run all the
 //! same. Limits are not failures of a host: they end the script, as everywhere.
 
+use super::Context;
 use super::conn::{LuaConn, open};
-use super::errors::{self, invalid};
+use super::errors::{self, error_table, invalid};
 use super::limits::LimitError;
-use super::{Context, errors::error_table};
 use luavirt_host::Connection;
 use mlua::{Function, Lua, Table, UserData, UserDataMethods, Value};
 use std::rc::Rc;
