@@ -26,9 +26,10 @@ pub enum ModeApplies {
 impl Connection {
     /// The mode of a disk (target or source path).
     pub fn disk_mode(&self, domain: &str, disk: &str) -> Result<DiskMode> {
-        let dom = self.read_domain(domain)?;
-        let target = super::diskset::resolve(domain, &dom.disks(), disk)?;
-        Ok(dom.disk_mode(&target).expect("resolved disks exist"))
+        self.with_domain(domain, |dom| {
+            let target = super::diskset::resolve(domain, &dom.disks(), disk)?;
+            Ok(dom.disk_mode(&target).expect("resolved disks exist"))
+        })?
     }
 
     /// Sets the mode of a disk; returns false when it already had that mode (nothing written).

@@ -35,7 +35,7 @@ impl Connection {
 
     /// Names of the domain's disk sets that have members.
     pub fn diskset_names(&self, domain: &str) -> Result<Vec<String>> {
-        Ok(self.read_domain(domain)?.disk_sets().names().map(str::to_string).collect())
+        self.with_domain(domain, |d| d.disk_sets().names().map(str::to_string).collect())
     }
 }
 
@@ -117,7 +117,7 @@ impl DiskSetOps<'_> {
 
     /// Members, in the order the domain lists its disks.
     pub fn list(&self) -> Result<Vec<String>> {
-        Ok(self.conn.read_domain(&self.domain)?.disk_sets().members(&self.set).to_vec())
+        self.conn.with_domain(&self.domain, |d| d.disk_sets().members(&self.set).to_vec())
     }
 
     /// Number of members.
@@ -127,8 +127,9 @@ impl DiskSetOps<'_> {
 
     /// Whether a disk (target or source path) is a member. An unknown disk is an error.
     pub fn contains(&self, disk: &str) -> Result<bool> {
-        let dom = self.conn.read_domain(&self.domain)?;
-        let target = resolve(&self.domain, &dom.disks(), disk)?;
-        Ok(dom.disk_sets().contains(&self.set, &target))
+        self.conn.with_domain(&self.domain, |dom| {
+            let target = resolve(&self.domain, &dom.disks(), disk)?;
+            Ok(dom.disk_sets().contains(&self.set, &target))
+        })?
     }
 }

@@ -131,10 +131,27 @@ impl Connection {
         self.client.domain_xml(name, inactive).map_err(|e| self.explain_missing(name, e))
     }
 
-    /// The domain's persistent definition, parsed.
+    /// The domain's persistent definition, parsed. The text is read afresh each time (in a
+    /// dry run, as the run left it); a text the last read already parsed is not parsed again.
     pub fn read_domain(&self, name: &str) -> Result<DomainXml> {
         let text = self.domain_xml(name, true)?;
-        DomainXml::parse(&text, Some(&format!("definition of domain '{name}'"))).map_err(Error::from)
+        self.parse_definition(name, &text)
+    }
+
+    /// `f` of the domain's persistent definition, read as [`Connection::read_domain`] reads it,
+    /// without a copy of the parse: for a caller that only looks.
+    pub fn with_domain<R>(&self, name: &str, f: impl FnOnce(&DomainXml) -> R) -> Result<R> {
+        let text = self.domain_xml(name, true)?;
+        self.parsed.with(&text, Some(&format!("definition of domain '{name}'")), f).map_err(Error::from)
+    }
+
+    fn parse_definition(&self, name: &str, text: &str) -> Result<DomainXml> {
+        self.parsed.parse(text, Some(&format!("definition of domain '{name}'"))).map_err(Error::from)
+    }
+
+    /// How many definition texts this connection has parsed rather than copied.
+    pub fn definitions_parsed(&self) -> u64 {
+        self.parsed.parses()
     }
 
     /// The domain's persistent definition, or `None` when there is none: for a caller that
@@ -145,9 +162,7 @@ impl Connection {
             None => self.client.domain_xml(name, true),
         };
         match text {
-            Ok(t) => {
-                DomainXml::parse(&t, Some(&format!("definition of domain '{name}'"))).map(Some).map_err(Error::from)
-            }
+            Ok(t) => self.parse_definition(name, &t).map(Some),
             Err(e) if e.code() == ErrorCode::NoDomain => Ok(None),
             Err(e) => Err(e),
         }
@@ -266,6 +281,9 @@ impl Connection {
             luavirt_plugin_api::failpoint::hit("definition:before-write");
             self.client.define_xml(&text)
         })?;
+        // The next read of this text (a dry run's record, or a driver's that stores it as
+        // given) need not parse it; a text that differs is parsed as usual.
+        self.parsed.keep(text.clone(), dom.clone());
         if ran.is_none() {
             self.plan_definition(name, Some(text));
         }
