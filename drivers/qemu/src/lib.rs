@@ -118,9 +118,13 @@ impl Driver for QemuDriver {
         }
         // The index first: an entry whose definition was never written counts for nothing.
         self.state.index_uuid(&uuid, &name)?;
-        self.state.write_definition(&name, &dom.to_xml())?;
+        let text = dom.to_xml();
+        self.state.write_definition(&name, &text)?;
         luavirt_plugin_api::failpoint::hit("define:written");
         call.emit(&Defined { name, uuid: dom.uuid().unwrap_or_default() });
+        if text == xml {
+            self.state.keep_parsed(text, dom); // as parsed: no UUID was added
+        }
         Ok(())
     }
 

@@ -188,6 +188,11 @@ impl StateDir {
         }
     }
 
+    /// Keeps `dom`, parsed from `text`, for the next read of that text.
+    pub fn keep_parsed(&self, text: String, dom: DomainXml) {
+        self.parsed.keep(text, dom);
+    }
+
     /// Stores the definition of a domain.
     pub fn write_definition(&self, name: &str, xml: &str) -> Result<(), DriverError> {
         let path = self.definition(name)?;

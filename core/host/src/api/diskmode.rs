@@ -72,7 +72,7 @@ impl Connection {
         }
         dom.set_disk_mode(&target, mode)
             .map_err(|m| Error::InvalidArg(format!("Disk {target} of domain '{domain}': {m}")))?;
-        self.redefine(&dom, || format!("disk {target}: mode {was} -> {mode}"))?;
+        self.redefine(dom, || format!("disk {target}: mode {was} -> {mode}"))?;
         Ok((true, applies))
     }
 }

@@ -75,7 +75,7 @@ impl DiskSetOps<'_> {
         if sets != before {
             dom.set_disk_sets(&sets);
             let (was, now) = (before.members(&self.set).join(", "), sets.members(&self.set).join(", "));
-            self.conn.redefine(&dom, || format!("disk set '{}': [{was}] -> [{now}]", self.set))?;
+            self.conn.redefine(dom, || format!("disk set '{}': [{was}] -> [{now}]", self.set))?;
         }
         Ok(result)
     }
