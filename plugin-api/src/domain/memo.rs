@@ -45,14 +45,26 @@ impl ParseMemo {
         Ok(out)
     }
 
-    /// Keeps `dom` as the parse of the text it writes, `text` (its [`DomainXml::to_xml`]): a
+    /// Keeps `dom` as the parse of `text`: either `text` parsed (taken and handed back
+    /// unchanged), or the definition that wrote `text` (its [`DomainXml::to_xml`]), so that a
     /// caller that wrote a definition reads it back without parsing its own text. What a
     /// definition says (name, disks, modes, sets) and the text it writes do not change in a
     /// round trip through its text; only positions in the source (lines for error messages)
     /// may, and no check of a parse remains to report at them.
     pub fn keep(&self, text: String, dom: DomainXml) {
-        debug_assert_eq!(text, dom.to_xml(), "a kept parse is of the text it writes");
         *self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((text, dom));
+    }
+
+    /// `text` parsed, as [`DomainXml::parse`] would, for a caller that changes it: the kept
+    /// parse itself when `text` is its text (the memo is then empty until the next
+    /// [`ParseMemo::keep`] or parse), else a new parse.
+    pub fn take(&self, text: &str, source_name: Option<&str>) -> Result<DomainXml, XmlError> {
+        let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.as_ref().is_some_and(|(kept, _)| kept == text) {
+            return Ok(last.take().expect("checked").1);
+        }
+        self.parses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        DomainXml::parse(text, source_name)
     }
 
     /// `text` parsed, as [`DomainXml::parse`] would: a copy of the kept parse of the same text.
@@ -143,6 +155,21 @@ mod tests {
         k.set_disk_mode("vda", DiskMode::IndependentPersistent).unwrap();
         p.set_disk_mode("vda", DiskMode::IndependentPersistent).unwrap();
         assert_eq!(k.to_xml(), p.to_xml());
+    }
+
+    #[test]
+    fn a_taken_parse_is_not_served_again_until_kept() {
+        let memo = ParseMemo::new();
+        let a = xml("a", "vda");
+        memo.parse(&a, None).unwrap();
+        let mut taken = memo.take(&a, None).unwrap();
+        assert_eq!(memo.parses(), 1);
+        taken.set_uuid("4dea22b3-1d52-d8f3-2516-782e98ab3fa0");
+        assert_eq!(memo.parse(&a, None).unwrap().uuid(), None, "the change leaked into the memo");
+        assert_eq!(memo.parses(), 2);
+        memo.keep(taken.to_xml(), taken.clone());
+        assert_eq!(memo.take(&taken.to_xml(), None).unwrap(), taken);
+        assert_eq!(memo.parses(), 2);
     }
 
     #[test]

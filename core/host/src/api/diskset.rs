@@ -68,15 +68,17 @@ impl DiskSetOps<'_> {
     /// if the sets changed.
     fn modify<R>(&self, change: impl FnOnce(&mut DiskSets, &[Disk]) -> Result<R>) -> Result<R> {
         let _lock = self.conn.lock_domain(&self.domain)?;
-        let mut dom = self.conn.read_domain(&self.domain)?;
-        let before = dom.disk_sets();
+        let mut read = self.conn.read_domain_to_change(&self.domain)?;
+        let before = read.dom.disk_sets();
         let mut sets = before.clone();
-        let result = change(&mut sets, &dom.disks())?;
-        if sets != before {
-            dom.set_disk_sets(&sets);
-            let (was, now) = (before.members(&self.set).join(", "), sets.members(&self.set).join(", "));
-            self.conn.redefine(dom, || format!("disk set '{}': [{was}] -> [{now}]", self.set))?;
+        let result = change(&mut sets, &read.dom.disks())?;
+        if sets == before {
+            self.conn.unchanged(read);
+            return Ok(result);
         }
+        read.dom.set_disk_sets(&sets);
+        let (was, now) = (before.members(&self.set).join(", "), sets.members(&self.set).join(", "));
+        self.conn.redefine(read.dom, || format!("disk set '{}': [{was}] -> [{now}]", self.set))?;
         Ok(result)
     }
 

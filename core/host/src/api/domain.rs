@@ -84,6 +84,13 @@ pub struct BlockDevice {
     pub backing: Vec<BackingImage>,
 }
 
+/// A definition read for a change, and the text it was read from.
+pub(crate) struct ToChange {
+    text: Rc<str>,
+    /// The definition, to change.
+    pub dom: DomainXml,
+}
+
 /// How much of its images a disk record reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageDetails {
@@ -149,6 +156,20 @@ impl Connection {
     pub fn with_domain<R>(&self, name: &str, f: impl FnOnce(&DomainXml) -> R) -> Result<R> {
         let text = self.definition_text(name, true)?;
         self.parsed.with(&text, Some(&format!("definition of domain '{name}'")), f).map_err(Error::from)
+    }
+
+    /// The domain's persistent definition, read as [`Connection::read_domain`] reads it, for a
+    /// change: the caller hands it back with [`Connection::redefine`], or with
+    /// [`Connection::unchanged`] when it changes nothing, so the next read need not parse it.
+    pub(crate) fn read_domain_to_change(&self, name: &str) -> Result<ToChange> {
+        let text = self.definition_text(name, true)?;
+        let dom = self.parsed.take(&text, Some(&format!("definition of domain '{name}'")))?;
+        Ok(ToChange { text, dom })
+    }
+
+    /// Hands back a definition read for a change that made none.
+    pub(crate) fn unchanged(&self, read: ToChange) {
+        self.parsed.keep(read.text.to_string(), read.dom);
     }
 
     fn parse_definition(&self, name: &str, text: &str) -> Result<DomainXml> {
