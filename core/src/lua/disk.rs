@@ -45,13 +45,13 @@ fn disk_meta(lua: &Lua, conn: &Rc<Connection>) -> mlua::Result<Table> {
 pub struct DiskView {
     domain: String,
     disk: Disk,
-    mode: Option<&'static str>,
+    mode: &'static str,
 }
 
 impl DiskView {
     /// Disk `d` of `dom`.
     pub fn of(dom: &DomainXml, d: Disk) -> DiskView {
-        DiskView { domain: dom.name(), mode: dom.disk_mode(&d.target).map(|m| m.name()), disk: d }
+        DiskView { domain: dom.name(), mode: dom.mode_of(&d).name(), disk: d }
     }
 
     /// Every disk of `dom`.
