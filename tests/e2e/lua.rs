@@ -822,3 +822,38 @@ fn a_policy_parses_each_definition_once_and_its_dry_run_still_sees_its_changes()
     assert_eq!(env.ok(&["diskset", "list", "p", "--set", "migrate"]), "vda\nvdb\nvdc\n");
     assert_eq!(env.ok(&["disk-mode", "p", "vdd"]), "independent-nonpersistent\n");
 }
+
+#[test]
+fn a_definition_changed_behind_a_connections_back_is_read_as_it_now_is() {
+    let env = Env::new("luafresh");
+    domain_with(&env, "f");
+    let host = Rc::new(Host::load_from(&[(bin_dir(), true)]));
+    let uri = format!("qemu:///session?state={}", env.state.display());
+    let opts = RunOptions { default_uri: uri.clone(), dry_run: false, confine: None, limits: Default::default() };
+    let (lua, _) = interpreter(host.clone(), Path::new("."), &opts).unwrap();
+    let conn = Rc::new(host.connect(&uri).unwrap());
+    lua.globals().set("dom", lua.create_userdata(LuaDomain::new(&conn, "f")).unwrap()).unwrap();
+    let targets = || -> String {
+        lua.load("local t = {} for _, d in ipairs(dom:disks()) do t[#t + 1] = d.target end return table.concat(t, ',')")
+            .eval()
+            .unwrap()
+    };
+    assert_eq!(targets(), "vda,vdb");
+    assert_eq!(targets(), "vda,vdb");
+    // Another process rewrites the definition: both the host and the driver read it anew.
+    let file = env.state.join("qemu/domains/f.xml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let start = text.rfind("<disk").unwrap();
+    let end = text.rfind("</disk>").unwrap() + "</disk>".len();
+    std::fs::write(&file, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    assert_eq!(targets(), "vda");
+    assert_eq!(conn.read_domain("f").unwrap().disks().len(), 1);
+    // Broken meanwhile: the driver's error, not a parse kept from before.
+    std::fs::write(&file, "<domain><name>f</name>").unwrap();
+    let err = conn.read_domain("f").unwrap_err().to_string();
+    assert!(err.contains("The stored definition of domain 'f' is corrupt"), "{err}");
+    let err = lua.load("return dom:disks()").exec().unwrap_err().to_string();
+    assert!(err.contains("is corrupt"), "{err}");
+    std::fs::write(&file, &text).unwrap();
+    assert_eq!(targets(), "vda,vdb");
+}
