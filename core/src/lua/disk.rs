@@ -62,11 +62,14 @@ impl DiskView {
 
 /// One disk as a table.
 fn disk_table(lua: &Lua, v: &DiskView, meta: &Table) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
+    let t = lua.create_table_with_capacity(0, FIELDS)?;
     fill(&t, v)?;
     t.set_metatable(Some(meta.clone()))?;
     Ok(t)
 }
+
+/// How many fields [`fill`] sets.
+const FIELDS: usize = 15;
 
 /// Sets every field of disk table `t` from `v`.
 fn fill(t: &Table, v: &DiskView) -> mlua::Result<()> {
