@@ -34,7 +34,7 @@ pub const MONITORS: usize = 4;
 /// The driver's folders.
 pub struct StateDir {
     root: PathBuf,
-    /// The last definition read, parsed: reading the same text again copies it.
+    /// The last definition read or written, parsed: a read of the same text needs no parse.
     parsed: ParseMemo,
 }
 

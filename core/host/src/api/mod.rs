@@ -143,7 +143,7 @@ pub struct Connection {
     hooks: Rc<hooks::HookRegistry>,
     /// Domains this connection changed (or, in a dry run, would have), since last asked.
     changed: RefCell<BTreeSet<String>>,
-    /// The last definition read, parsed: the next read of the same text copies it.
+    /// The last definition read or written, parsed: a read of the same text needs no parse.
     parsed: ParseMemo,
 }
 
