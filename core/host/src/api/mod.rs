@@ -37,6 +37,7 @@ use crate::driver::client::DriverConn;
 use crate::driver::{self, LoadedDriver, RefusedDriver};
 use crate::error::{Error, Result};
 use luavirt_plugin_api::Uri;
+use luavirt_plugin_api::domain::ParseMemo;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -121,7 +122,14 @@ impl Host {
                 },
             })?;
         let client = DriverConn::open(driver, &parsed)?;
-        Ok(Connection { client, uri: parsed, dry_run: None, hooks: self.hooks.clone(), changed: RefCell::default() })
+        Ok(Connection {
+            client,
+            uri: parsed,
+            dry_run: None,
+            hooks: self.hooks.clone(),
+            changed: RefCell::default(),
+            parsed: ParseMemo::new(),
+        })
     }
 }
 
@@ -135,6 +143,8 @@ pub struct Connection {
     hooks: Rc<hooks::HookRegistry>,
     /// Domains this connection changed (or, in a dry run, would have), since last asked.
     changed: RefCell<BTreeSet<String>>,
+    /// The last definition read or written, parsed: a read of the same text needs no parse.
+    parsed: ParseMemo,
 }
 
 impl Connection {
