@@ -768,3 +768,101 @@ fn code_from_e_and_standard_input_and_a_repl_fed_by_a_pipe() {
     let r = feed(&["repl"], "for i = 1, 2 do\n");
     assert!(r.stderr.contains("stdin:1: the input ended inside an unfinished statement"), "{}", r.stderr);
 }
+
+/// Runs the scratch policy (scripts/policy/scratch.lua) on domain "p" over a connection made
+/// here, so the test can ask it how many definition texts it parsed. Returns that count and
+/// what the script printed.
+fn scratch_policy_parses(env: &Env, scratch: &Path, dry_run: bool) -> (u64, String) {
+    let host = Rc::new(Host::load_from(&[(bin_dir(), true)]));
+    let uri = format!("qemu:///session?state={}", env.state.display());
+    let opts = RunOptions { default_uri: uri.clone(), dry_run, confine: None, limits: Default::default() };
+    let (lua, _) = interpreter(host.clone(), &repo_dir().join("scripts"), &opts).unwrap();
+    let mut conn = host.connect(&uri).unwrap();
+    if dry_run {
+        conn.set_dry_run();
+    }
+    let conn = Rc::new(conn);
+    lua.globals().set("dom", lua.create_userdata(LuaDomain::new(&conn, "p")).unwrap()).unwrap();
+    lua.globals().set("scratch", scratch.to_str().unwrap()).unwrap();
+    let printed: String = lua
+        .load(
+            r#"
+local r = require("policy.scratch").apply(dom, { prefixes = { scratch } })
+local modes = {}
+for _, c in ipairs(r.modes) do modes[#modes + 1] = c.disk .. " " .. c.from .. " -> " .. c.to end
+local again = {}
+for _, d in ipairs(dom:disks()) do again[#again + 1] = d.target .. "=" .. d.mode end
+return table.concat(modes, ",") .. "; +" .. table.concat(r.migrate.added, ",") .. "; "
+  .. table.concat(dom:diskset("migrate"):list(), ",") .. "; " .. table.concat(again, ",")
+"#,
+        )
+        .eval()
+        .unwrap();
+    (conn.definitions_parsed(), printed)
+}
+
+#[test]
+fn a_policy_parses_each_definition_once_and_its_dry_run_still_sees_its_changes() {
+    let env = Env::new("luaparse");
+    let disks: Vec<_> = ["a", "b", "c"].iter().map(|n| env.image(&format!("p-{n}.qcow2"), "qcow2", "1M")).collect();
+    let scratch = env.image("p-scratch.qcow2", "qcow2", "1M");
+    env.define_domain(
+        "p",
+        &[
+            ("vda", &disks[0], "qcow2"),
+            ("vdb", &disks[1], "qcow2"),
+            ("vdc", &disks[2], "qcow2"),
+            ("vdd", &scratch, "qcow2"),
+        ],
+    );
+    let want = "vdd persistent -> independent-nonpersistent; +vda,vdb,vdc; vda,vdb,vdc; \
+                vda=persistent,vdb=persistent,vdc=persistent,vdd=independent-nonpersistent";
+    // Four changes (a mode, three disks added to a set) and some 20 reads of the definition:
+    // each change is a read under the lock and a write; the reads between them see it.
+    let before = env.state_snapshot();
+    let (parsed, printed) = scratch_policy_parses(&env, &scratch, true);
+    assert_eq!(printed, want);
+    assert_eq!(parsed, 1, "the dry run parsed {parsed} definition texts, not only the driver's first");
+    assert_eq!(env.state_snapshot(), before, "the dry run wrote something");
+    // For real: the driver keeps each text as written, and it reads back without a parse.
+    let (parsed, printed) = scratch_policy_parses(&env, &scratch, false);
+    assert_eq!(printed, want);
+    assert_eq!(parsed, 1, "the applied run parsed {parsed} definition texts");
+    assert_eq!(env.ok(&["diskset", "list", "p", "--set", "migrate"]), "vda\nvdb\nvdc\n");
+    assert_eq!(env.ok(&["disk-mode", "p", "vdd"]), "independent-nonpersistent\n");
+}
+
+#[test]
+fn a_definition_changed_behind_a_connections_back_is_read_as_it_now_is() {
+    let env = Env::new("luafresh");
+    domain_with(&env, "f");
+    let host = Rc::new(Host::load_from(&[(bin_dir(), true)]));
+    let uri = format!("qemu:///session?state={}", env.state.display());
+    let opts = RunOptions { default_uri: uri.clone(), dry_run: false, confine: None, limits: Default::default() };
+    let (lua, _) = interpreter(host.clone(), Path::new("."), &opts).unwrap();
+    let conn = Rc::new(host.connect(&uri).unwrap());
+    lua.globals().set("dom", lua.create_userdata(LuaDomain::new(&conn, "f")).unwrap()).unwrap();
+    let targets = || -> String {
+        lua.load("local t = {} for _, d in ipairs(dom:disks()) do t[#t + 1] = d.target end return table.concat(t, ',')")
+            .eval()
+            .unwrap()
+    };
+    assert_eq!(targets(), "vda,vdb");
+    assert_eq!(targets(), "vda,vdb");
+    // Another process rewrites the definition: both the host and the driver read it anew.
+    let file = env.state.join("qemu/domains/f.xml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let start = text.rfind("<disk").unwrap();
+    let end = text.rfind("</disk>").unwrap() + "</disk>".len();
+    std::fs::write(&file, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    assert_eq!(targets(), "vda");
+    assert_eq!(conn.read_domain("f").unwrap().disks().len(), 1);
+    // Broken meanwhile: the driver's error, not a parse kept from before.
+    std::fs::write(&file, "<domain><name>f</name>").unwrap();
+    let err = conn.read_domain("f").unwrap_err().to_string();
+    assert!(err.contains("The stored definition of domain 'f' is corrupt"), "{err}");
+    let err = lua.load("return dom:disks()").exec().unwrap_err().to_string();
+    assert!(err.contains("is corrupt"), "{err}");
+    std::fs::write(&file, &text).unwrap();
+    assert_eq!(targets(), "vda,vdb");
+}

@@ -21,12 +21,14 @@ fn disk_meta(lua: &Lua, conn: &Rc<Connection>) -> mlua::Result<Table> {
             let target: String = disk.get("target")?;
             let (changed, applies) =
                 conn.set_disk_mode_as(&domain, &target, mode, Default::default()).map_err(errors::host)?;
-            let dom = conn.read_domain(&domain).map_err(errors::host)?;
-            let d = dom.disk(&target).ok_or_else(|| {
-                let disks = dom.disks().into_iter().map(|d| d.target).collect();
-                errors::host(luavirt_host::Error::NoDisk { domain: domain.clone(), disk: target.clone(), disks })
-            })?;
-            fill(&disk, &dom, &d)?;
+            let seen = conn.with_domain(&domain, |dom| {
+                let d = dom.disk(&target).ok_or_else(|| {
+                    let disks = dom.disks().into_iter().map(|d| d.target).collect();
+                    luavirt_host::Error::NoDisk { domain: domain.clone(), disk: target.clone(), disks }
+                })?;
+                Ok(DiskView::of(dom, d))
+            });
+            fill(&disk, &seen.and_then(|r| r).map_err(errors::host)?)?;
             let applies = match applies {
                 luavirt_host::ModeApplies::Now => "now",
                 luavirt_host::ModeApplies::NextStart => "next-start",
@@ -39,17 +41,40 @@ fn disk_meta(lua: &Lua, conn: &Rc<Connection>) -> mlua::Result<Table> {
     Ok(meta)
 }
 
+/// What a disk table shows of one disk: the disk, its domain's name and the disk's mode.
+pub struct DiskView {
+    domain: String,
+    disk: Disk,
+    mode: &'static str,
+}
+
+impl DiskView {
+    /// Disk `d` of `dom`.
+    pub fn of(dom: &DomainXml, d: Disk) -> DiskView {
+        DiskView { domain: dom.name(), mode: dom.mode_of(&d).name(), disk: d }
+    }
+
+    /// Every disk of `dom`.
+    pub fn all(dom: &DomainXml) -> Vec<DiskView> {
+        dom.disks().into_iter().map(|d| DiskView::of(dom, d)).collect()
+    }
+}
+
 /// One disk as a table.
-fn disk_table(lua: &Lua, dom: &DomainXml, d: &Disk, meta: &Table) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    fill(&t, dom, d)?;
+fn disk_table(lua: &Lua, v: &DiskView, meta: &Table) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(0, FIELDS)?;
+    fill(&t, v)?;
     t.set_metatable(Some(meta.clone()))?;
     Ok(t)
 }
 
-/// Sets every field of disk table `t` from disk `d` of `dom`.
-fn fill(t: &Table, dom: &DomainXml, d: &Disk) -> mlua::Result<()> {
-    t.set("domain", dom.name())?;
+/// How many fields [`fill`] sets.
+const FIELDS: usize = 15;
+
+/// Sets every field of disk table `t` from `v`.
+fn fill(t: &Table, v: &DiskView) -> mlua::Result<()> {
+    let d = &v.disk;
+    t.set("domain", v.domain.as_str())?;
     t.set("target", d.target.as_str())?;
     t.set("source", d.source.display())?;
     t.set("path", d.source.path())?;
@@ -60,20 +85,20 @@ fn fill(t: &Table, dom: &DomainXml, d: &Disk) -> mlua::Result<()> {
     t.set("readonly", d.readonly)?;
     t.set("shareable", d.shareable)?;
     t.set("transient", d.transient)?;
-    t.set("mode", dom.disk_mode(&d.target).map(|m| m.name()))?;
+    t.set("mode", v.mode)?;
     t.set("snapshot", d.snapshot.as_deref())?;
     t.set("serial", d.serial.as_deref())?;
     t.set("boot", d.boot_order)?;
     Ok(())
 }
 
-/// Disk `d` of `dom`, as a table.
-pub fn one(lua: &Lua, conn: &Rc<Connection>, dom: &DomainXml, d: &Disk) -> mlua::Result<Table> {
-    disk_table(lua, dom, d, &disk_meta(lua, conn)?)
+/// One disk, as a table.
+pub fn one(lua: &Lua, conn: &Rc<Connection>, v: &DiskView) -> mlua::Result<Table> {
+    disk_table(lua, v, &disk_meta(lua, conn)?)
 }
 
-/// Every disk of `dom`, as tables.
-pub fn disks(lua: &Lua, conn: &Rc<Connection>, dom: &DomainXml) -> mlua::Result<Vec<Table>> {
+/// Disks, as tables.
+pub fn disks(lua: &Lua, conn: &Rc<Connection>, views: &[DiskView]) -> mlua::Result<Vec<Table>> {
     let meta = disk_meta(lua, conn)?;
-    dom.disks().iter().map(|d| disk_table(lua, dom, d, &meta)).collect()
+    views.iter().map(|v| disk_table(lua, v, &meta)).collect()
 }

@@ -158,13 +158,14 @@ impl UserData for LuaDomain {
         m.add_method("resume", |_, this, ()| this.conn.resume(&this.name).map_err(errors::host));
         m.add_method("xml", |_, this, ()| this.conn.domain_xml(&this.name, true).map_err(errors::host));
         m.add_method("disks", |lua, this, ()| {
-            let dom = this.conn.read_domain(&this.name).map_err(errors::host)?;
-            disk::disks(lua, &this.conn, &dom)
+            // Plain data out of the parse first: making tables runs Lua (its collector).
+            let views = this.conn.with_domain(&this.name, disk::DiskView::all).map_err(errors::host)?;
+            disk::disks(lua, &this.conn, &views)
         });
         m.add_method("disk", |lua, this, name: String| {
             let d = this.conn.disk(&this.name, &name).map_err(errors::host)?;
-            let dom = this.conn.read_domain(&this.name).map_err(errors::host)?;
-            disk::one(lua, &this.conn, &dom, &d)
+            let view = this.conn.with_domain(&this.name, |dom| disk::DiskView::of(dom, d)).map_err(errors::host)?;
+            disk::one(lua, &this.conn, &view)
         });
         m.add_method("diskset", |_, this, name: Option<String>| {
             let name = name.unwrap_or_else(|| DEFAULT_SET.to_string());

@@ -85,8 +85,8 @@ impl Driver for QemuDriver {
         names.extend(arriving);
         names.sort();
         for name in names {
-            let uuid = match self.state.read_definition(&name) {
-                Ok((_, dom)) => dom.uuid(),
+            let uuid = match self.state.read_uuid(&name) {
+                Ok(uuid) => uuid,
                 Err(e) if e.code == ErrorCode::NoDomain => None,
                 Err(e) => return Err(e),
             };
@@ -118,15 +118,19 @@ impl Driver for QemuDriver {
         }
         // The index first: an entry whose definition was never written counts for nothing.
         self.state.index_uuid(&uuid, &name)?;
-        self.state.write_definition(&name, &dom.to_xml())?;
+        let text = dom.to_xml();
+        self.state.write_definition(&name, &text)?;
         luavirt_plugin_api::failpoint::hit("define:written");
         call.emit(&Defined { name, uuid: dom.uuid().unwrap_or_default() });
+        if text == xml {
+            self.state.keep_parsed(text, dom); // as parsed: no UUID was added
+        }
         Ok(())
     }
 
     fn undefine(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
         let _lock = self.lock_domain(name, call)?;
-        self.state.read_definition(name)?;
+        self.state.read_definition_text(name)?;
         let (state, _) = self.state_of(name, call)?;
         if state != DomainState::ShutOff {
             return Err(DriverError::new(
@@ -149,8 +153,8 @@ impl Driver for QemuDriver {
     }
 
     fn get_xml(&self, name: &str, _flags: u32, call: &mut Call) -> DriverResult {
-        let text = match self.state.read_definition(name) {
-            Ok((text, _)) => text,
+        let text = match self.state.read_definition_text(name) {
+            Ok(text) => text,
             // A domain arriving by migration: the definition it will have.
             Err(e) if e.code == ErrorCode::NoDomain => match self.pending_change(name)?.map(|i| i.change) {
                 Some(intent::Change::MigrateIn(incoming)) => incoming.xml,
@@ -330,7 +334,7 @@ impl QemuDriver {
 
     /// `Ok` when `name` is defined here or arriving; else the error that it is not defined.
     fn known(&self, name: &str) -> DriverResult {
-        match self.state.read_definition(name) {
+        match self.state.read_definition_text(name) {
             Err(e) if e.code == ErrorCode::NoDomain && self.is_arriving(name) => Ok(()),
             other => other.map(drop),
         }

@@ -20,7 +20,7 @@
 //! Every folder is created 0700 and every file 0600, whatever the umask: the monitors run
 //! commands as QEMU's user, and memory files hold guest RAM.
 
-use luavirt_plugin_api::domain::{DomainXml, check_domain_name};
+use luavirt_plugin_api::domain::{DomainXml, ParseMemo, check_domain_name};
 use luavirt_plugin_api::fsutil::{LockGuard, create_private_dir, lock_exclusive, try_lock_exclusive, write_atomic};
 use luavirt_plugin_api::intent::IntentFile;
 use luavirt_plugin_api::{DriverError, ErrorCode};
@@ -32,9 +32,10 @@ use std::path::{Path, PathBuf};
 pub const MONITORS: usize = 4;
 
 /// The driver's folders.
-#[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,
+    /// The last definition read or written, parsed: a read of the same text needs no parse.
+    parsed: ParseMemo,
 }
 
 /// What `state.json` records about a running QEMU.
@@ -52,7 +53,7 @@ pub struct RunState {
 impl StateDir {
     /// The QEMU driver's folder inside luavirt's state folder `base`.
     pub fn new(base: &Path) -> StateDir {
-        StateDir { root: base.join("qemu") }
+        StateDir { root: base.join("qemu"), parsed: ParseMemo::new() }
     }
 
     fn checked(name: &str) -> Result<&str, DriverError> {
@@ -144,6 +145,22 @@ impl StateDir {
 
     /// Reads the definition of `name`: its text and parsed form.
     pub fn read_definition(&self, name: &str) -> Result<(String, DomainXml), DriverError> {
+        self.read_checked(name, DomainXml::clone)
+    }
+
+    /// Reads the definition of `name` and checks it, as [`StateDir::read_definition`] does,
+    /// without copying the parse: for a caller that needs only the text.
+    pub fn read_definition_text(&self, name: &str) -> Result<String, DriverError> {
+        self.read_checked(name, |_| ()).map(|(text, ())| text)
+    }
+
+    /// The UUID in the definition of `name`, checked as [`StateDir::read_definition`] does.
+    pub fn read_uuid(&self, name: &str) -> Result<Option<String>, DriverError> {
+        self.read_checked(name, DomainXml::uuid).map(|(_, uuid)| uuid)
+    }
+
+    /// Reads the file of `name`, checks that it holds that domain, and applies `f` to it.
+    fn read_checked<R>(&self, name: &str, f: impl FnOnce(&DomainXml) -> R) -> Result<(String, R), DriverError> {
         let path = self.definition(name)?;
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -152,20 +169,28 @@ impl StateDir {
             }
             Err(e) => return Err(DriverError::io("read", &path, e)),
         };
-        let dom = DomainXml::parse(&text, Some(&path.display().to_string())).map_err(|e| {
+        let checked = self.parsed.with(&text, Some(&path.display().to_string()), |dom| {
+            let held = dom.name();
+            (held == name).then(|| f(dom)).ok_or(held)
+        });
+        let held = checked.map_err(|e| {
             DriverError::new(ErrorCode::CorruptState, format!("The stored definition of domain '{name}' is corrupt: {e}; fix the file or move it away (nothing was changed)"))
         })?;
-        if dom.name() != name {
-            return Err(DriverError::new(
+        match held {
+            Ok(out) => Ok((text, out)),
+            Err(held) => Err(DriverError::new(
                 ErrorCode::CorruptState,
                 format!(
-                    "{} holds domain '{}', not '{name}'; rename the file or fix its <name> (nothing was changed)",
+                    "{} holds domain '{held}', not '{name}'; rename the file or fix its <name> (nothing was changed)",
                     path.display(),
-                    dom.name()
                 ),
-            ));
+            )),
         }
-        Ok((text, dom))
+    }
+
+    /// Keeps `dom`, parsed from `text`, for the next read of that text.
+    pub fn keep_parsed(&self, text: String, dom: DomainXml) {
+        self.parsed.keep(text, dom);
     }
 
     /// Stores the definition of a domain.
@@ -182,9 +207,7 @@ impl StateDir {
         let dir = self.root.join("uuids");
         if !dir.is_dir() {
             for name in self.domain_names()? {
-                if let Ok((_, dom)) = self.read_definition(&name)
-                    && let Some(u) = dom.uuid()
-                {
+                if let Ok(Some(u)) = self.read_uuid(&name) {
                     self.index_uuid(&u, &name)?;
                 }
             }
@@ -196,7 +219,7 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(DriverError::io("read", &entry, e)),
         };
-        let owns = self.read_definition(&name).is_ok_and(|(_, d)| d.uuid().as_deref() == Some(uuid));
+        let owns = self.read_uuid(&name).is_ok_and(|u| u.as_deref() == Some(uuid));
         Ok(owns.then_some(name))
     }
 

@@ -7,11 +7,13 @@
 mod devices;
 mod disk;
 mod disksets;
+mod memo;
 mod mode;
 
 pub use devices::DiskElement;
 pub use disk::{Disk, DiskSource};
 pub use disksets::{DEFAULT_SET, DISKSETS_NS, DISKSETS_PREFIX, DiskSets, check_set_name};
+pub use memo::ParseMemo;
 pub use mode::{DISKMODES_NS, DiskMode};
 
 use crate::xml::{Document, Element, Node, XmlError, namespace_of};
@@ -231,12 +233,13 @@ impl DomainXml {
     /// The disk sets: those in luavirt's metadata, plus disks seeded with `selected='yes'`.
     pub fn disk_sets(&self) -> DiskSets {
         let mut sets = self.disksets_element().and_then(|e| DiskSets::from_element(e).ok()).unwrap_or_default();
-        for d in self.disks() {
+        let disks = self.disks();
+        for d in &disks {
             if d.selected == Some(true) {
                 sets.add(DEFAULT_SET, &d.target);
             }
         }
-        let targets: Vec<String> = self.disks().into_iter().map(|d| d.target).collect();
+        let targets: Vec<String> = disks.into_iter().map(|d| d.target).collect();
         sets.keep_only(&targets);
         sets
     }

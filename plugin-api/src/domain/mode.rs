@@ -13,7 +13,7 @@
 //! (`mode='unknown'`, or any other) reads as [`DiskMode::Unknown`]: the disk keeps it, and
 //! luavirt neither changes it nor takes the disk in snapshots.
 
-use super::DomainXml;
+use super::{Disk, DomainXml};
 use crate::xml::{Element, namespace_of};
 
 /// luavirt's namespace for disk modes that libvirt cannot express.
@@ -100,14 +100,19 @@ impl DomainXml {
     /// The mode of disk `target`, including a mode recorded in luavirt's metadata: an old ESX
     /// mode, or [`DiskMode::Unknown`] for one that luavirt does not know.
     pub fn disk_mode(&self, target: &str) -> Option<DiskMode> {
-        let disk = self.disk(target)?;
+        self.disk(target).map(|d| self.mode_of(&d))
+    }
+
+    /// The mode of `disk`, one of this domain's disks (as [`DomainXml::disk_mode`]).
+    pub fn mode_of(&self, disk: &Disk) -> DiskMode {
+        let target = disk.target.as_str();
         let legacy = self
             .metadata_element(DISKMODES_NS)
             .and_then(|e| {
                 e.elements().find(|d| d.attr("target").as_deref() == Some(target)).and_then(|d| d.attr("mode"))
             })
             .map(|m| DiskMode::parse(&m).unwrap_or(DiskMode::Unknown));
-        Some(legacy.unwrap_or_else(|| DiskMode::from_xml(disk.snapshot.as_deref(), disk.transient)))
+        legacy.unwrap_or_else(|| DiskMode::from_xml(disk.snapshot.as_deref(), disk.transient))
     }
 
     /// Sets the mode of disk `target` through `snapshot=` and `<transient/>`, changing nothing

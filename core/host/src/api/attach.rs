@@ -58,7 +58,7 @@ impl Connection {
                 self.plan_definition(domain, Some(dom.to_xml()));
             }
         } else {
-            self.redefine(&dom, || format!("attach disk {target} to the definition"))?;
+            self.redefine(dom, || format!("attach disk {target} to the definition"))?;
         }
         Ok(DeviceChange { target, live: affect.live, config: affect.config, left_sets: Vec::new() })
     }
@@ -79,7 +79,7 @@ impl Connection {
                 self.plan_definition(domain, Some(dom.to_xml()));
             }
         } else {
-            self.redefine(&dom, || format!("detach disk {target} from the definition"))?;
+            self.redefine(dom, || format!("detach disk {target} from the definition"))?;
         }
         let left_sets = if affect.config { left_sets } else { Vec::new() };
         Ok(DeviceChange { target, live: affect.live, config: affect.config, left_sets })

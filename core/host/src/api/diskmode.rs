@@ -26,9 +26,10 @@ pub enum ModeApplies {
 impl Connection {
     /// The mode of a disk (target or source path).
     pub fn disk_mode(&self, domain: &str, disk: &str) -> Result<DiskMode> {
-        let dom = self.read_domain(domain)?;
-        let target = super::diskset::resolve(domain, &dom.disks(), disk)?;
-        Ok(dom.disk_mode(&target).expect("resolved disks exist"))
+        self.with_domain(domain, |dom| {
+            let target = super::diskset::resolve(domain, &dom.disks(), disk)?;
+            Ok(dom.disk_mode(&target).expect("resolved disks exist"))
+        })?
     }
 
     /// Sets the mode of a disk; returns false when it already had that mode (nothing written).
@@ -52,9 +53,9 @@ impl Connection {
             )));
         }
         let _lock = self.lock_domain(domain)?;
-        let mut dom = self.read_domain(domain)?;
-        let target = super::diskset::resolve(domain, &dom.disks(), disk)?;
-        let was = dom.disk_mode(&target).expect("resolved disks exist");
+        let read = self.read_domain_to_change(domain)?;
+        let target = super::diskset::resolve(domain, &read.dom.disks(), disk)?;
+        let was = read.dom.disk_mode(&target).expect("resolved disks exist");
         let running = self.domain_state(domain)?.0.is_active();
         if want.live && !running {
             return Err(Error::InvalidArg(format!("Domain '{domain}' is not running: drop «live»")));
@@ -67,11 +68,13 @@ impl Connection {
         }
         let applies = if running && persistence_changes { ModeApplies::NextStart } else { ModeApplies::Now };
         if was == mode {
+            self.unchanged(read);
             return Ok((false, applies));
         }
+        let mut dom = read.dom;
         dom.set_disk_mode(&target, mode)
             .map_err(|m| Error::InvalidArg(format!("Disk {target} of domain '{domain}': {m}")))?;
-        self.redefine(&dom, || format!("disk {target}: mode {was} -> {mode}"))?;
+        self.redefine(dom, || format!("disk {target}: mode {was} -> {mode}"))?;
         Ok((true, applies))
     }
 }

@@ -35,7 +35,7 @@ impl Connection {
 
     /// Names of the domain's disk sets that have members.
     pub fn diskset_names(&self, domain: &str) -> Result<Vec<String>> {
-        Ok(self.read_domain(domain)?.disk_sets().names().map(str::to_string).collect())
+        self.with_domain(domain, |d| d.disk_sets().names().map(str::to_string).collect())
     }
 }
 
@@ -68,15 +68,17 @@ impl DiskSetOps<'_> {
     /// if the sets changed.
     fn modify<R>(&self, change: impl FnOnce(&mut DiskSets, &[Disk]) -> Result<R>) -> Result<R> {
         let _lock = self.conn.lock_domain(&self.domain)?;
-        let mut dom = self.conn.read_domain(&self.domain)?;
-        let before = dom.disk_sets();
+        let mut read = self.conn.read_domain_to_change(&self.domain)?;
+        let before = read.dom.disk_sets();
         let mut sets = before.clone();
-        let result = change(&mut sets, &dom.disks())?;
-        if sets != before {
-            dom.set_disk_sets(&sets);
-            let (was, now) = (before.members(&self.set).join(", "), sets.members(&self.set).join(", "));
-            self.conn.redefine(&dom, || format!("disk set '{}': [{was}] -> [{now}]", self.set))?;
+        let result = change(&mut sets, &read.dom.disks())?;
+        if sets == before {
+            self.conn.unchanged(read);
+            return Ok(result);
         }
+        read.dom.set_disk_sets(&sets);
+        let (was, now) = (before.members(&self.set).join(", "), sets.members(&self.set).join(", "));
+        self.conn.redefine(read.dom, || format!("disk set '{}': [{was}] -> [{now}]", self.set))?;
         Ok(result)
     }
 
@@ -117,7 +119,7 @@ impl DiskSetOps<'_> {
 
     /// Members, in the order the domain lists its disks.
     pub fn list(&self) -> Result<Vec<String>> {
-        Ok(self.conn.read_domain(&self.domain)?.disk_sets().members(&self.set).to_vec())
+        self.conn.with_domain(&self.domain, |d| d.disk_sets().members(&self.set).to_vec())
     }
 
     /// Number of members.
@@ -127,8 +129,9 @@ impl DiskSetOps<'_> {
 
     /// Whether a disk (target or source path) is a member. An unknown disk is an error.
     pub fn contains(&self, disk: &str) -> Result<bool> {
-        let dom = self.conn.read_domain(&self.domain)?;
-        let target = resolve(&self.domain, &dom.disks(), disk)?;
-        Ok(dom.disk_sets().contains(&self.set, &target))
+        self.conn.with_domain(&self.domain, |dom| {
+            let target = resolve(&self.domain, &dom.disks(), disk)?;
+            Ok(dom.disk_sets().contains(&self.set, &target))
+        })?
     }
 }

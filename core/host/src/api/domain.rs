@@ -8,6 +8,7 @@ use luavirt_plugin_api::domain::{DomainXml, generate_uuid};
 use luavirt_plugin_api::records::DomainSummary;
 pub use luavirt_plugin_api::records::{BackingImage, DomainState};
 use serde::Serialize;
+use std::rc::Rc;
 
 /// One line of `list`.
 #[derive(Clone, Debug, Serialize)]
@@ -83,6 +84,13 @@ pub struct BlockDevice {
     pub backing: Vec<BackingImage>,
 }
 
+/// A definition read for a change, and the text it was read from.
+pub(crate) struct ToChange {
+    text: Rc<str>,
+    /// The definition, to change.
+    pub dom: DomainXml,
+}
+
 /// How much of its images a disk record reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageDetails {
@@ -125,16 +133,52 @@ impl Connection {
 
     /// The domain's XML; with `inactive`, its persistent definition even while it runs.
     pub fn domain_xml(&self, name: &str, inactive: bool) -> Result<String> {
+        Ok(self.definition_text(name, inactive)?.to_string())
+    }
+
+    /// [`Connection::domain_xml`], sharing a dry run's record rather than copying it.
+    fn definition_text(&self, name: &str, inactive: bool) -> Result<Rc<str>> {
         if let Some(planned) = self.planned_definition(name) {
             return planned;
         }
-        self.client.domain_xml(name, inactive).map_err(|e| self.explain_missing(name, e))
+        self.client.domain_xml(name, inactive).map(Rc::from).map_err(|e| self.explain_missing(name, e))
     }
 
-    /// The domain's persistent definition, parsed.
+    /// The domain's persistent definition, parsed. The text is read afresh each time (in a
+    /// dry run, as the run left it); a text the last read already parsed is not parsed again.
     pub fn read_domain(&self, name: &str) -> Result<DomainXml> {
-        let text = self.domain_xml(name, true)?;
-        DomainXml::parse(&text, Some(&format!("definition of domain '{name}'"))).map_err(Error::from)
+        let text = self.definition_text(name, true)?;
+        self.parse_definition(name, &text)
+    }
+
+    /// `f` of the domain's persistent definition, read as [`Connection::read_domain`] reads it,
+    /// without a copy of the parse: for a caller that only looks.
+    pub fn with_domain<R>(&self, name: &str, f: impl FnOnce(&DomainXml) -> R) -> Result<R> {
+        let text = self.definition_text(name, true)?;
+        self.parsed.with(&text, Some(&format!("definition of domain '{name}'")), f).map_err(Error::from)
+    }
+
+    /// The domain's persistent definition, read as [`Connection::read_domain`] reads it, for a
+    /// change: the caller hands it back with [`Connection::redefine`], or with
+    /// [`Connection::unchanged`] when it changes nothing, so the next read need not parse it.
+    pub(crate) fn read_domain_to_change(&self, name: &str) -> Result<ToChange> {
+        let text = self.definition_text(name, true)?;
+        let dom = self.parsed.take(&text, Some(&format!("definition of domain '{name}'")))?;
+        Ok(ToChange { text, dom })
+    }
+
+    /// Hands back a definition read for a change that made none.
+    pub(crate) fn unchanged(&self, read: ToChange) {
+        self.parsed.keep(read.text.to_string(), read.dom);
+    }
+
+    fn parse_definition(&self, name: &str, text: &str) -> Result<DomainXml> {
+        self.parsed.parse(text, Some(&format!("definition of domain '{name}'"))).map_err(Error::from)
+    }
+
+    /// How many definition texts this connection has parsed rather than copied.
+    pub fn definitions_parsed(&self) -> u64 {
+        self.parsed.parses()
     }
 
     /// The domain's persistent definition, or `None` when there is none: for a caller that
@@ -142,12 +186,10 @@ impl Connection {
     fn domain_if_defined(&self, name: &str) -> Result<Option<DomainXml>> {
         let text = match self.planned_definition(name) {
             Some(planned) => planned,
-            None => self.client.domain_xml(name, true),
+            None => self.client.domain_xml(name, true).map(Rc::from),
         };
         match text {
-            Ok(t) => {
-                DomainXml::parse(&t, Some(&format!("definition of domain '{name}'"))).map(Some).map_err(Error::from)
-            }
+            Ok(t) => self.parse_definition(name, &t).map(Some),
             Err(e) if e.code() == ErrorCode::NoDomain => Ok(None),
             Err(e) => Err(e),
         }
@@ -249,23 +291,26 @@ impl Connection {
         }
         let what = if existing.is_some() { "redefine" } else { "define" };
         let change = || format!("{what} from {}", source_name.unwrap_or("XML"));
-        self.write_definition(&name, &dom, change)?;
+        self.write_definition(&name, dom, change)?;
         Ok(DefineOutcome { name, uuid, created: existing.is_none(), left_sets, kept_sets })
     }
 
     /// Writes a changed definition of an existing domain, `change` saying what changed; the
     /// caller holds its lock.
-    pub(crate) fn redefine(&self, dom: &DomainXml, change: impl FnOnce() -> String) -> Result<()> {
+    pub(crate) fn redefine(&self, dom: DomainXml, change: impl FnOnce() -> String) -> Result<()> {
         self.write_definition(&dom.name(), dom, change)
     }
 
     /// Hands a definition to the driver, or in a dry run records it.
-    fn write_definition(&self, name: &str, dom: &DomainXml, change: impl FnOnce() -> String) -> Result<()> {
+    fn write_definition(&self, name: &str, dom: DomainXml, change: impl FnOnce() -> String) -> Result<()> {
         let text = dom.to_xml();
         let ran = self.mutate(name, change, || {
             luavirt_plugin_api::failpoint::hit("definition:before-write");
             self.client.define_xml(&text)
         })?;
+        // The next read of this text (a dry run's record, or a driver's that stores it as
+        // given) need not parse it; a text that differs is parsed as usual.
+        self.parsed.keep(text.clone(), dom);
         if ran.is_none() {
             self.plan_definition(name, Some(text));
         }

@@ -13,6 +13,7 @@ use luavirt_plugin_api::snapshot::{SnapshotTree, SnapshotXml};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// One change a dry run would make.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -27,8 +28,9 @@ pub struct PlannedChange {
 #[derive(Default)]
 pub(crate) struct DryRun {
     changes: RefCell<Vec<PlannedChange>>,
-    /// Definitions as they would be: `Some(xml)` written, `None` undefined.
-    domains: RefCell<BTreeMap<String, Option<String>>>,
+    /// Definitions as they would be: `Some(xml)` written, `None` undefined. Shared, so that
+    /// the many reads of one do not copy it.
+    domains: RefCell<BTreeMap<String, Option<Rc<str>>>>,
     /// Run states as they would be, for domains the run started, stopped or defined.
     states: RefCell<BTreeMap<String, DomainState>>,
     /// Snapshot trees as they would be, for domains whose snapshots the run changed.
@@ -86,7 +88,7 @@ impl Connection {
     pub(crate) fn plan_definition(&self, domain: &str, xml: Option<String>) {
         let Some(d) = &self.dry_run else { return };
         let defined = xml.is_some();
-        d.domains.borrow_mut().insert(domain.to_string(), xml);
+        d.domains.borrow_mut().insert(domain.to_string(), xml.map(Rc::from));
         if !defined {
             d.states.borrow_mut().remove(domain);
         } else if !d.states.borrow().contains_key(domain) {
@@ -103,7 +105,7 @@ impl Connection {
     }
 
     /// In a dry run, the definition of `domain` as it would be, if the run changed it.
-    pub(crate) fn planned_definition(&self, domain: &str) -> Option<Result<String>> {
+    pub(crate) fn planned_definition(&self, domain: &str) -> Option<Result<Rc<str>>> {
         let d = self.dry_run.as_ref()?;
         let planned = d.domains.borrow().get(domain).cloned()?;
         Some(planned.ok_or_else(|| Error::NoDomain {
@@ -114,7 +116,7 @@ impl Connection {
     }
 
     /// In a dry run, the domains it defined or undefined: `(name, Some(xml) | None)`.
-    pub(crate) fn planned_definitions(&self) -> Vec<(String, Option<String>)> {
+    pub(crate) fn planned_definitions(&self) -> Vec<(String, Option<Rc<str>>)> {
         self.dry_run
             .as_ref()
             .map(|d| d.domains.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect())

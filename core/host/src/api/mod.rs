@@ -39,6 +39,7 @@ use crate::driver::{self, DriverFacts, LoadedDriver, RefusedDriver};
 use crate::error::{Error, Result};
 use crate::remote::{RemoteLink, SshTarget};
 use luavirt_plugin_api::Uri;
+use luavirt_plugin_api::domain::ParseMemo;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -162,7 +163,15 @@ impl Host {
     }
 
     fn connection(&self, client: DriverConn, uri: Uri, place: Place) -> Connection {
-        Connection { client, uri, place, dry_run: None, hooks: self.hooks.clone(), changed: RefCell::default() }
+        Connection {
+            client,
+            uri,
+            place,
+            dry_run: None,
+            hooks: self.hooks.clone(),
+            changed: RefCell::default(),
+            parsed: ParseMemo::new(),
+        }
     }
 }
 
@@ -184,6 +193,8 @@ pub struct Connection {
     hooks: Rc<hooks::HookRegistry>,
     /// Domains this connection changed (or, in a dry run, would have), since last asked.
     changed: RefCell<BTreeSet<String>>,
+    /// The last definition read or written, parsed: a read of the same text needs no parse.
+    parsed: ParseMemo,
 }
 
 impl Connection {
@@ -214,6 +225,7 @@ impl Connection {
             dry_run: None,
             hooks: self.hooks.clone(),
             changed: RefCell::default(),
+            parsed: ParseMemo::new(),
         })
     }
 
