@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what luavirt's demo and tests need, if it is missing: QEMU 7.2 (qemu-system-x86
 # with a matching qemu-utils), libvirt's schema checker (virt-xml-validate, which needs
-# xmllint), a C compiler, Python 3, time zones (tzdata), script(1) (bsdutils), and Xen's xl
+# xmllint), a C compiler, Python 3, time zones (tzdata), script(1) (bsdutils), Xen's xl
 # with its config parser (xen-utils; the libxl driver's tests read configs with Xen's own
-# parser and check what xl says without a hypervisor). Run as root on a fresh machine; it
-# does nothing when everything is there.
+# parser and check what xl says without a hypervisor), and OpenSSH (ssh carries remote
+# connections; the remote tests run a private sshd). Run as root on a fresh machine; it does
+# nothing when everything is there.
 set -euo pipefail
 
 missing=()
@@ -16,11 +17,14 @@ need virt-xml-validate
 need xmllint
 need cc
 need python3
+need ssh
+need ssh-keygen
 # Time zones (tests print times in several TZs) and script(1), which gives a test a terminal.
 [ -e /usr/share/zoneinfo/Asia/Kolkata ] || missing+=(tzdata)
 need script
-# xl lives in /usr/sbin, which a user's PATH may lack.
+# xl and sshd live in /usr/sbin, which a user's PATH may lack.
 [ -x /usr/sbin/xl ] || command -v xl >/dev/null 2>&1 || missing+=(xl)
+[ -x /usr/sbin/sshd ] || missing+=(sshd)
 
 # qemu-img and qemu-system-x86_64 must come from the same QEMU: a machine that ships
 # qemu-utils 10 has no qemu-system-x86, and Debian 12's qemu-system-x86 is 7.2.
@@ -49,7 +53,7 @@ apt-get update -q
 # that all QEMU packages are one version.
 apt-get install -y -q --allow-downgrades \
   qemu-system-x86 "qemu-utils/$release" "qemu-block-extra/$release" \
-  libvirt-clients libxml2-utils gcc python3 tzdata bsdutils
+  libvirt-clients libxml2-utils gcc python3 tzdata bsdutils openssh-client openssh-server
 # Without recommends: they would pull in the hypervisor and Xen's own QEMU. Its udev step
 # may fail in containers; xl and its libraries are in place all the same.
 if [ ! -x /usr/sbin/xl ]; then

@@ -91,6 +91,9 @@
 #define LV_KEY_COMMIT_MARKER "commit_marker"
 #define LV_KEY_MEMORY "memory"
 #define LV_KEY_PHYSICAL "physical"
+#define LV_KEY_LISTEN_ADDRESS "listen_address"
+#define LV_KEY_PORT_MIN "port_min"
+#define LV_KEY_PORT_MAX "port_max"
 
 
 /**

@@ -594,6 +594,16 @@ pub const LV_KEY_COMMIT_MARKER: &str = "commit_marker";
 pub const LV_KEY_MEMORY: &str = "memory";
 /// Bytes an image file takes as a file: its length, or a block device's size (uint).
 pub const LV_KEY_PHYSICAL: &str = "physical";
+// Keys added after ABI 1.3 (data only: a driver that does not know them answers as before,
+// and the host checks the answer):
+/// Where a migration's destination listens on TCP for the memory and the copied disks
+/// (string, a host name or address; prepare then answers `tcp:` endpoints). Without it, the
+/// destination listens where only its own machine reaches (Unix sockets).
+pub const LV_KEY_LISTEN_ADDRESS: &str = "listen_address";
+/// The lowest TCP port a migration's destination may listen on (uint).
+pub const LV_KEY_PORT_MIN: &str = "port_min";
+/// The highest TCP port a migration's destination may listen on (uint).
+pub const LV_KEY_PORT_MAX: &str = "port_max";
 
 /// Every string constant above, for the header (cbindgen does not write string constants;
 /// the header test adds these as `#define`s).
@@ -631,6 +641,9 @@ pub const STRING_CONSTANTS: &[(&str, &str)] = &[
     ("LV_KEY_COMMIT_MARKER", LV_KEY_COMMIT_MARKER),
     ("LV_KEY_MEMORY", LV_KEY_MEMORY),
     ("LV_KEY_PHYSICAL", LV_KEY_PHYSICAL),
+    ("LV_KEY_LISTEN_ADDRESS", LV_KEY_LISTEN_ADDRESS),
+    ("LV_KEY_PORT_MIN", LV_KEY_PORT_MIN),
+    ("LV_KEY_PORT_MAX", LV_KEY_PORT_MAX),
 ];
 
 // The info and vtable are immutable statics that only hold pointers to other statics.

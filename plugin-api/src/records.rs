@@ -16,7 +16,9 @@ use crate::abi::{
 use crate::{Params, Value};
 
 mod migration;
-pub use migration::{MigrateAction, MigrateArrived, MigrateDisk, MigrateEndpoints, MigrateParams, MigrateSent};
+pub use migration::{
+    MigrateAction, MigrateArrived, MigrateDisk, MigrateEndpoints, MigrateListen, MigrateParams, MigrateSent,
+};
 
 /// A record or parameter list with a fixed shape.
 pub trait Record: Sized {

@@ -15,6 +15,12 @@ local luavirt = {}
 ---@return luavirt.conn
 function luavirt.connect(uri) end
 
+---Opens a connection to each host of a list, for one policy over several hosts. A host that
+---cannot be reached does not raise: `fleet:apply` reports it as failed and runs on the others.
+---@param uris string[] like { "qemu:///session", "qemu+ssh://root@hostb/session" }
+---@return luavirt.fleet
+function luavirt.connect_all(uris) end
+
 ---Registers a policy hook (policy files only: the policy folder that `luavirt watch` and every
 ---command load; a script run by `luavirt run` is told so). Events: "snapshot:before",
 ---"revert:before", "delete:before", "define:before", "migrate:before" (refuse with `ev:veto(reason)`, adjust
@@ -60,6 +66,21 @@ function luavirt.log(message) end
 ---@class luavirt.error
 ---@field code string    "no-domain", "no-disk", "no-snapshot", "invalid-argument", "invalid-state", "unsupported", "hypervisor", ...
 ---@field message string what failed, on which object, and what to do
+
+---@class luavirt.fleet
+local fleet = {}
+---Runs `fn(conn)` on each reached host in turn, in the order given. An error on one host (or a
+---host not reached) is recorded and the next host runs; a time or memory limit ends the script.
+---`result` is what `fn` returned; `summary` reads like "3 hosts: 2 succeeded, 1 failed".
+---@param fn fun(conn: luavirt.conn): any
+---@return { hosts: { uri: string, ok: boolean, result: any, error: luavirt.error? }[], succeeded: integer, failed: integer, summary: string }
+function fleet:apply(fn) end
+---The connections that opened.
+---@return luavirt.conn[]
+function fleet:connections() end
+---Every host's URI, in the order given.
+---@return string[]
+function fleet:uris() end
 
 ---@class luavirt.conn
 local conn = {}
@@ -248,13 +269,16 @@ function dom:save(opts) end
 ---@field paused? boolean         leave it paused at the destination
 ---@field bandwidth? integer      MiB/s
 ---@field timeout? integer        seconds before the guest is paused so that its memory finishes moving
+---@field tunnelled? boolean      between machines: send the data through ssh instead of TCP
+---@field listen_address? string  between machines: where the destination listens (default: its URI's host)
+---@field port_range? string      the TCP ports it may listen on, "MIN-MAX" (default "49152-49215")
 ---@field on_progress? fun(done: integer, total: integer, stage: string)
 
 ---Moves the domain to another host: `{plan, memory_bytes, disk_bytes = {{disk, bytes}}, seconds}`.
 ---@param opts luavirt.migrate_options
 ---@return table
 function dom:migrate(opts) end
----What `dom:migrate(opts)` would do, disk by disk, without doing it: `{domain, from, to, offline, live, disks = {{target, action, source, dest, format, capacity, why}}}`.
+---What `dom:migrate(opts)` would do, disk by disk, without doing it: `{domain, from, to, offline, live, transport = {kind, ...}, disks = {{target, action, source, dest, format, capacity, why}}}`.
 ---@param opts luavirt.migrate_options
 ---@return table
 function dom:migration_plan(opts) end

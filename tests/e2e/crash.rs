@@ -743,10 +743,16 @@ fn every_failpoint_in_the_code_is_killed_at_by_a_test() {
         }
     }
     assert!(names.len() > 30, "found only {names:?}");
-    let tests: String = ["tests/e2e/crash.rs", "tests/e2e/vmx.rs", "tests/e2e/migrate.rs", "tests/e2e/libxl.rs"]
-        .iter()
-        .map(|f| std::fs::read_to_string(repo.join(f)).unwrap())
-        .collect();
+    let tests: String = [
+        "tests/e2e/crash.rs",
+        "tests/e2e/vmx.rs",
+        "tests/e2e/migrate.rs",
+        "tests/e2e/libxl.rs",
+        "tests/e2e/remote_migrate.rs",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(repo.join(f)).unwrap())
+    .collect();
     let untested: Vec<&String> = names.iter().filter(|n| !tests.contains(&format!("\"{n}\""))).collect();
     assert!(untested.is_empty(), "failpoints no test kills at: {untested:?}");
 }

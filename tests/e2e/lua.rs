@@ -589,12 +589,13 @@ fn the_definitions_file_matches_the_registered_api() {
     for pair in module.pairs::<String, mlua::Value>() {
         registered.insert(format!("luavirt.{}", pair.unwrap().0));
     }
-    let objects: [(&str, mlua::AnyUserData); 5] = [
+    let objects: [(&str, mlua::AnyUserData); 6] = [
         ("conn", lua.create_userdata(luavirt_core::lua::conn::LuaConn(conn.clone())).unwrap()),
         ("dom", lua.create_userdata(LuaDomain::new(&conn, "x")).unwrap()),
         ("set", lua.create_userdata(LuaDiskSet::new(&conn, "x", "s")).unwrap()),
         ("snap", lua.create_userdata(LuaSnapshot::new(&conn, "x", "s")).unwrap()),
         ("job", lua.create_userdata(LuaJob::new(&conn, "x", "vda")).unwrap()),
+        ("fleet", lua.create_userdata(luavirt_core::lua::fleet::LuaFleet(Vec::new())).unwrap()),
     ];
     for (name, ud) in &objects {
         registered.extend(methods(ud).into_iter().map(|m| format!("{name}:{m}")));
@@ -609,7 +610,10 @@ fn the_definitions_file_matches_the_registered_api() {
     for line in defs.lines() {
         if let Some(f) = line.strip_prefix("function ") {
             let name = f.split('(').next().unwrap();
-            if ["luavirt.", "conn:", "dom:", "set:", "snap:", "job:", "disk:"].iter().any(|p| name.starts_with(p)) {
+            if ["luavirt.", "conn:", "dom:", "set:", "snap:", "job:", "disk:", "fleet:"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
                 documented.insert(name.to_string());
             }
         }
@@ -658,6 +662,11 @@ fn the_examples_run_against_real_domains() {
     assert_eq!(snap, "vda: internal (qcow2 holds internal snapshots)\nvdb: no (transient)\ntook before-upgrade-1\n");
     assert_eq!(example("rollback.lua", &["ex"], &[]), "ex is back at before-upgrade-1 (shut off)\n");
     assert_eq!(example("prune_snapshots.lua", &["0", "before-upgrade"], &[]), "ex: deleted before-upgrade-1\n");
+    let fleet = example("fleet_inventory.lua", &["qemu:///session", "nosuch:///x"], &[]);
+    let lines: Vec<&str> = fleet.lines().collect();
+    assert_eq!(lines[0], "qemu:///session: 1 domain(s), 0 running", "{fleet}");
+    assert!(lines[1].starts_with("nosuch:///x: failed: "), "{fleet}");
+    assert_eq!(lines[2], "2 hosts: 1 succeeded, 1 failed", "{fleet}");
     env.ok(&["start", "ex"]);
     let dest = env.dir.join("moved.qcow2");
     let moved = example("move_disk.lua", &["ex", "vda", dest.to_str().unwrap()], &[]);

@@ -6,6 +6,7 @@
 //! does it).
 
 pub mod crash;
+pub mod ssh;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -96,6 +96,26 @@ pub enum Error {
         /// The hook failed instead of answering.
         failed: bool,
     },
+    /// A remote host could not be reached, or refused the connection.
+    #[error("{uri}: {message}")]
+    Remote {
+        /// The URI.
+        uri: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The connection to a remote host was lost.
+    #[error("The connection to {place} was lost: {detail}{}", lost_request(*.delivery))]
+    ConnectionLost {
+        /// The URI.
+        uri: String,
+        /// `[user@]host[:port]`.
+        place: String,
+        /// What happened, with what ssh said.
+        detail: String,
+        /// Whether the request under way can have run there.
+        delivery: crate::remote::Delivery,
+    },
     /// A file could not be read or written.
     #[error("Cannot {doing} {}: {source}", path.display())]
     Io {
@@ -115,6 +135,13 @@ fn vetoed(operation: &str, domain: &str, by: &str, reason: &str, failed: bool) -
         )
     } else {
         format!("Policy {by} refused the {operation} of domain '{domain}': {reason} (nothing was changed)")
+    }
+}
+
+fn lost_request(delivery: crate::remote::Delivery) -> &'static str {
+    match delivery {
+        crate::remote::Delivery::NotSent => "; the request was not sent, so nothing was done there",
+        crate::remote::Delivery::Unknown => "; the request was sent and may or may not have run there",
     }
 }
 
@@ -152,7 +179,7 @@ impl Error {
             Error::NoSnapshot { .. } => ErrorCode::NoSnapshot,
             Error::Xml(_) => ErrorCode::Xml,
             Error::InvalidArg(_) => ErrorCode::InvalidArg,
-            Error::Io { .. } => ErrorCode::Io,
+            Error::Io { .. } | Error::Remote { .. } | Error::ConnectionLost { .. } => ErrorCode::Io,
             Error::Vetoed { .. } => ErrorCode::InvalidState,
         }
     }

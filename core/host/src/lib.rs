@@ -7,6 +7,8 @@
 //!   the only code calling through the ABI.
 //! - The host API ([`Host`], [`Connection`] and the operations on it, [`snapshot`]):
 //!   connections, domains, disk sets, disk modes, snapshots, block jobs, dry runs.
+//! - [`remote`]: connections to other hosts over SSH (`qemu+ssh://`), and the server ssh
+//!   runs there (`luavirt serve --stdio`).
 //! - [`trust`]: whether a driver or policy file may be run at all (StrictModes).
 //! - [`error`]: what failed, on which object, and what to do; [`log`]: log lines through the `log` facade;
 //!   [`words`]: options named in messages, shown in the words of the door.
@@ -16,6 +18,7 @@ mod api;
 pub mod driver;
 pub mod error;
 pub mod log;
+pub mod remote;
 pub mod trust;
 pub mod words;
 

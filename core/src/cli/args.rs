@@ -7,9 +7,10 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "luavirt", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Connection URI (default: LUAVIRT_DEFAULT_URI, else qemu:///session).
-    #[arg(short = 'c', long = "connect", global = true, value_name = "URI")]
-    pub connect: Option<String>,
+    /// Connection URI (default: LUAVIRT_DEFAULT_URI, else qemu:///session). `run` takes it
+    /// repeated: the script runs once on each host.
+    #[arg(short = 'c', long = "connect", global = true, value_name = "URI", action = clap::ArgAction::Append)]
+    pub connect: Vec<String>,
     /// Machine-readable JSON output (errors go to standard error as JSON too).
     #[arg(long, global = true)]
     pub json: bool,
@@ -260,7 +261,16 @@ pub enum Command {
     /// Show the policies' hooks.
     #[command(subcommand)]
     Hooks(HooksCommand),
-    /// List loaded drivers and the ones refused, with reasons.
+    /// Serve luavirt's remote protocol on standard input and output: what ssh runs on this
+    /// host for a DRIVER+ssh:// connection from another. It refuses a terminal and listens on
+    /// nothing; ssh is the only authentication.
+    Serve {
+        /// Speak the protocol on standard input and output (the only way luavirt serves).
+        #[arg(long)]
+        stdio: bool,
+    },
+    /// List loaded drivers and the ones refused, with reasons (with -c DRIVER+ssh://HOST/...,
+    /// those of that host).
     Drivers,
     /// Check a driver plugin against the contract before shipping it: its descriptor, the
     /// functions of its capabilities, and with --uri how each answers on a connection.
@@ -700,6 +710,17 @@ pub struct MigrateArgs {
     /// Pause the guest if its memory has not moved after this many seconds, so that it does.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Between machines: send the memory and the copied disks through the ssh connection
+    /// (OpenSSH forwards the destination's Unix sockets) instead of over TCP.
+    #[arg(long, conflicts_with_all = ["listen_address", "port_range"])]
+    pub tunnelled: bool,
+    /// Between machines: the address the destination listens on for the memory and the
+    /// copied disks, and the source connects to (default: the destination URI's host).
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen_address: Option<String>,
+    /// The TCP ports the destination may listen on (default 49152-49215).
+    #[arg(long, value_name = "MIN-MAX")]
+    pub port_range: Option<String>,
     /// Show the plan, disk by disk, and change nothing.
     #[arg(long)]
     pub print_plan: bool,

@@ -54,7 +54,7 @@ pub fn run(conn: &Connection, cmd: Command) -> anyhow::Result<Output> {
 fn attach(conn: &Connection, a: AttachDiskArgs) -> anyhow::Result<Output> {
     let mode = a.disk_mode.as_deref().map(DiskMode::parse).transpose().map_err(Error::InvalidArg)?;
     let new = NewDisk {
-        source: std::path::absolute(&a.source)?.display().to_string(),
+        source: super::run::host_path(conn, std::path::Path::new(&a.source))?,
         target: a.target.clone(),
         format: a.subdriver.clone(),
         bus: a.targetbus.clone(),
@@ -65,7 +65,7 @@ fn attach(conn: &Connection, a: AttachDiskArgs) -> anyhow::Result<Output> {
         serial: a.serial.clone(),
         mode,
     };
-    let built = new.build()?;
+    let built = conn.build_disk(&new)?;
     if a.print_xml {
         return Ok(out(built.xml.clone(), json!({ "domain": a.domain, "xml": built.xml })));
     }

@@ -78,7 +78,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("blockjob", "luavirt blockjob web1 vda          # show it\nluavirt blockjob web1 vda --abort"),
     (
         "migrate",
-        "luavirt migrate web1 'qemu:///session?state=/srv/b' --print-plan\nluavirt migrate web1 'qemu:///session?state=/srv/b' --live --migrate-disks vda --blank-disks vdb",
+        "luavirt migrate web1 'qemu:///session?state=/srv/b' --print-plan\nluavirt migrate web1 'qemu:///session?state=/srv/b' --live --migrate-disks vda --blank-disks vdb\nluavirt migrate web1 qemu+ssh://root@hostb/session --live --with-disk-set --tunnelled",
     ),
     ("domjobabort", "luavirt domjobabort web1"),
     ("save", "luavirt save web1 /srv/web1.save\nluavirt save web1 /srv/web1.save --disk-set selected --live"),
@@ -86,7 +86,11 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("recover", "luavirt recover web1"),
     (
         "run",
-        "luavirt run nightly.lua web1\nluavirt run --dry-run nightly.lua       # what it would change\nluavirt run -e 'for _, d in ipairs(luavirt.connect():domains()) do print(d:name()) end'\necho 'print(#require(\"luavirt\").connect():domains())' | luavirt run -",
+        "luavirt run nightly.lua web1\nluavirt run --dry-run nightly.lua       # what it would change\nluavirt run -e 'for _, d in ipairs(luavirt.connect():domains()) do print(d:name()) end'\necho 'print(#require(\"luavirt\").connect():domains())' | luavirt run -\nluavirt run -c qemu:///session -c qemu+ssh://root@hostb/session policy.lua   # each host in turn",
+    ),
+    (
+        "serve",
+        "luavirt -c qemu+ssh://root@hostb/session list   # ssh runs the server on hostb\nssh root@hostb luavirt serve --stdio   # what it runs there: not for a terminal",
     ),
     ("repl", "luavirt repl\nlua> conn = luavirt.connect()\nlua> conn:domains()"),
     ("test", "luavirt test scripts/\nluavirt test policy_test.lua"),

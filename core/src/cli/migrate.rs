@@ -4,7 +4,7 @@ use super::args::MigrateArgs;
 use super::progress;
 use super::run::{Output, out};
 use super::table::{human_size, render};
-use luavirt_host::migrate::{MigrateReport, MigrateRequest, MigrationPlan};
+use luavirt_host::migrate::{MigrateReport, MigrateRequest, MigrationPlan, parse_ports};
 use luavirt_host::{Connection, Error, Host, JobControl};
 use luavirt_plugin_api::records::MigrateAction;
 use serde_json::json;
@@ -65,6 +65,9 @@ fn request(a: &MigrateArgs) -> anyhow::Result<MigrateRequest> {
         paused: a.paused,
         bandwidth: a.bandwidth,
         timeout: a.timeout,
+        tunnelled: a.tunnelled,
+        listen_address: a.listen_address.clone(),
+        port_range: a.port_range.as_deref().map(parse_ports).transpose()?,
     })
 }
 
@@ -90,11 +93,12 @@ fn plan_table(plan: &MigrationPlan) -> String {
         (false, false) => "paused while the memory moves",
     };
     format!(
-        "Migration of domain '{}' from {} to {}, {kind}:\n{}",
+        "Migration of domain '{}' from {} to {}, {kind}:\n{}Data travels: {}\n",
         plan.domain,
         plan.from,
         plan.to,
-        render(&["Disk", "Action", "Source", "Destination", "Size", "Why"], &rows)
+        render(&["Disk", "Action", "Source", "Destination", "Size", "Why"], &rows),
+        plan.transport.describe()
     )
 }
 

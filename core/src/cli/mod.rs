@@ -12,6 +12,7 @@ mod migrate;
 mod progress;
 mod run;
 mod script;
+mod serve;
 mod snapshot;
 mod table;
 mod watch;

@@ -4,6 +4,7 @@
 
 use super::args::{Cli, Command, DisksetCommand, SetArgs};
 use super::table::{human_size, render};
+use luavirt_host::remote::SshTarget;
 use luavirt_host::save::SaveRequest;
 use luavirt_host::snapshot::DiskSpec;
 use luavirt_host::{Affect, ModeApplies, StorageRemoval, UndefineOptions};
@@ -34,7 +35,16 @@ pub fn out(text: impl Into<String>, json: serde_json::Value) -> Output {
 pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
     super::table::FULL.store(cli.full, std::sync::atomic::Ordering::Relaxed);
-    match execute(cli) {
+    let result = match one_connection(&cli) {
+        Ok(connect) => {
+            if let Command::Serve { stdio } = cli.command {
+                return super::serve::run(stdio, connect.as_deref());
+            }
+            execute(cli, connect)
+        }
+        Err(e) => Err(e.into()),
+    };
+    match result {
         Ok(o) => {
             let text = if json {
                 format!("{}\n", serde_json::to_string_pretty(&o.json).expect("JSON values serialize"))
@@ -101,7 +111,19 @@ fn runs_hooked_operation(cmd: &Command) -> bool {
     }
 }
 
-fn execute(cli: Cli) -> anyhow::Result<Output> {
+/// The `-c URI` of a command, if given: one, but for `run`, which takes several (its
+/// `connect` is then the first; the script module runs it on each).
+fn one_connection(cli: &Cli) -> Result<Option<String>, Error> {
+    match cli.connect.as_slice() {
+        [_, _, ..] if !matches!(cli.command, Command::Run { .. }) => Err(Error::InvalidArg(format!(
+            "-c was given {} times; only `luavirt run` takes several (it runs the script on each host); every other command works on one",
+            cli.connect.len()
+        ))),
+        list => Ok(list.first().cloned()),
+    }
+}
+
+fn execute(cli: Cli, connect: Option<String>) -> anyhow::Result<Output> {
     // Generated from the command line's definition; no driver is needed.
     if let Command::Completions { shell } = cli.command {
         let mut script = Vec::new();
@@ -120,22 +142,21 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
     }
     let host = Rc::new(Host::load());
     if let Command::Watch(a) = cli.command {
-        return super::watch::watch(host, cli.connect, cli.json, a);
+        return super::watch::watch(host, connect, cli.json, a);
     }
     if let Command::Hooks(cmd) = cli.command {
-        return super::watch::hooks(host, cli.connect, cmd);
+        return super::watch::hooks(host, connect, cmd);
     }
     if let Command::Drivers = cli.command {
-        host.require_drivers()?;
-        return Ok(drivers(&host));
+        return drivers(&host, connect.as_deref());
     }
     if let Command::DriverCheck { path, uri, writable } = &cli.command {
         return Ok(driver_check(path, uri.clone(), *writable));
     }
     if let cmd @ (Command::Run { .. } | Command::Repl { .. } | Command::Test { .. }) = cli.command {
-        return super::script::run(host, cli.connect.clone(), cmd, cli.json);
+        return super::script::run(host, cli.connect, cmd, cli.json);
     }
-    let uri = cli.connect.clone().unwrap_or_else(default_uri);
+    let uri = connect.unwrap_or_else(default_uri);
     if runs_hooked_operation(&cli.command) {
         luavirt_core::policy::for_command(&host, &uri, false)?;
     }
@@ -149,6 +170,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
     }
     Ok(match cli.command {
         Command::Drivers
+        | Command::Serve { .. }
         | Command::DriverCheck { .. }
         | Command::Run { .. }
         | Command::Repl { .. }
@@ -235,7 +257,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
         Command::Migrate(_) => unreachable!("handled above"),
         Command::Save { domain, file, disk_set, diskspec, live, verbose } => {
             let disks = diskspec.iter().map(|s| DiskSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
-            let file = std::path::absolute(&file)?.display().to_string();
+            let file = host_path(&conn, &file)?;
             let draw = super::progress::draw;
             let control = luavirt_host::JobControl {
                 progress: super::progress::wanted(verbose).then_some(&draw as &dyn Fn(u64, u64, &str)),
@@ -256,7 +278,7 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
             out(text, serde_json::to_value(&report)?)
         }
         Command::Restore { file, paused } => {
-            let file = std::path::absolute(&file)?.display().to_string();
+            let file = host_path(&conn, &file)?;
             let domain = conn.restore(&file, paused)?;
             out(
                 format!("Domain '{domain}' restored from {file}{}\n", if paused { " (paused)" } else { "" }),
@@ -335,40 +357,66 @@ fn execute(cli: Cli) -> anyhow::Result<Output> {
     })
 }
 
-fn drivers(host: &Host) -> Output {
-    let rows: Vec<Vec<String>> = host
-        .drivers()
+/// A file of the connection's host, as an absolute path: made so from here for a local
+/// connection; a remote host's files must be named absolutely (this folder is not there).
+pub(super) fn host_path(conn: &Connection, file: &std::path::Path) -> anyhow::Result<String> {
+    if !conn.is_remote() {
+        return Ok(std::path::absolute(file)?.display().to_string());
+    }
+    if !file.is_absolute() {
+        return Err(Error::InvalidArg(format!(
+            "{}: name a file of the remote host {} by its absolute path",
+            file.display(),
+            conn.uri()
+        ))
+        .into());
+    }
+    Ok(file.display().to_string())
+}
+
+/// The drivers of this machine, or of the remote host that `-c` names.
+fn drivers(host: &Host, connect: Option<&str>) -> anyhow::Result<Output> {
+    let remote = connect.filter(|u| luavirt_plugin_api::Uri::parse(u).is_ok_and(|u| SshTarget::is_remote(&u)));
+    let listing = match remote {
+        Some(uri) => host.connect(uri)?.remote_drivers().expect("a remote URI opens a remote connection")?,
+        None => {
+            host.require_drivers()?;
+            host.listing()
+        }
+    };
+    let rows: Vec<Vec<String>> = listing
+        .loaded
         .iter()
         .map(|d| {
             vec![
-                d.name.clone(),
-                d.version.clone(),
-                format!("{}.{}", d.abi.0, d.abi.1),
-                d.schemes.join(","),
-                d.capability_names().join(","),
+                d.facts.name.clone(),
+                d.facts.version.clone(),
+                format!("{}.{}", d.facts.abi.0, d.facts.abi.1),
+                d.facts.schemes.join(","),
+                d.facts.capability_names().join(","),
                 d.path.display().to_string(),
             ]
         })
         .collect();
     let mut text = render(&["Name", "Version", "ABI", "Schemes", "Capabilities", "Path"], &rows);
-    for d in host.drivers() {
-        if let Some(note) = d.abi_note() {
-            text.push_str(&format!("note: {}: {note}\n", d.name));
+    for d in &listing.loaded {
+        if let Some(note) = &d.note {
+            text.push_str(&format!("note: {}: {note}\n", d.facts.name));
         }
     }
-    for r in host.refused() {
+    for r in &listing.refused {
         text.push_str(&format!("refused: {}: {}\n", r.path.display(), r.reason));
     }
     let json = json!({
         "json_version": JSON_VERSION,
-        "drivers": host.drivers().iter().map(|d| json!({
-            "name": d.name, "version": d.version, "abi": format!("{}.{}", d.abi.0, d.abi.1),
-            "schemes": d.schemes, "capabilities": d.capability_names(), "description": d.description,
-            "path": d.path, "note": d.abi_note(),
+        "drivers": listing.loaded.iter().map(|d| json!({
+            "name": d.facts.name, "version": d.facts.version, "abi": format!("{}.{}", d.facts.abi.0, d.facts.abi.1),
+            "schemes": d.facts.schemes, "capabilities": d.facts.capability_names(), "description": d.facts.description,
+            "path": d.path, "note": d.note,
         })).collect::<Vec<_>>(),
-        "refused": host.refused().iter().map(|r| json!({ "path": r.path, "reason": r.reason })).collect::<Vec<_>>(),
+        "refused": listing.refused.iter().map(|r| json!({ "path": r.path, "reason": r.reason })).collect::<Vec<_>>(),
     });
-    out(text, json)
+    Ok(out(text, json))
 }
 
 fn driver_check(path: &std::path::Path, uri: Option<String>, writable: bool) -> Output {

@@ -40,7 +40,7 @@ pub fn attach(lua: &Lua, conn: &Connection, domain: &str, opts: Table) -> mlua::
     o.finish()?;
     new.source = required(lua, source, "dom:attach_disk", "source")?;
     new.target = required(lua, target, "dom:attach_disk", "target")?;
-    let built = new.build().map_err(errors::host)?;
+    let built = conn.build_disk(&new).map_err(errors::host)?;
     let change = conn.attach_disk(domain, &built.xml, want).map_err(errors::host)?;
     lua.to_value(&change)
 }

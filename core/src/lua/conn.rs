@@ -14,17 +14,21 @@ pub struct LuaConn(pub Rc<Connection>);
 pub fn connect(lua: &Lua, uri: Option<String>) -> mlua::Result<LuaConn> {
     let ctx = Context::get(lua)?;
     let uri = uri.unwrap_or_else(|| ctx.default_uri.clone());
-    let conn = match &ctx.confine {
-        Some(root) => ctx.host.connect_within(&uri, root),
-        None => ctx.host.connect(&uri),
-    };
-    let mut conn = conn.map_err(errors::host)?;
+    Ok(LuaConn(open(&ctx, &uri).map_err(errors::host)?))
+}
+
+/// Opens `uri` as the run allows (confined, dry run) and keeps it for the dry run's report.
+pub fn open(ctx: &Context, uri: &str) -> luavirt_host::Result<Rc<Connection>> {
+    let mut conn = match &ctx.confine {
+        Some(root) => ctx.host.connect_within(uri, root),
+        None => ctx.host.connect(uri),
+    }?;
     if ctx.dry_run {
         conn.set_dry_run();
     }
     let conn = Rc::new(conn);
     ctx.connections.borrow_mut().push(conn.clone());
-    Ok(LuaConn(conn))
+    Ok(conn)
 }
 
 impl UserData for LuaConn {

@@ -7,12 +7,14 @@
 //!              on_progress = function(done, total, stage) end }
 //! ```
 //! `disks` lists disks to copy; `disk_set` names a set to copy (`true`: `selected`); `blank`
-//! and `shared` list disks; `targets` maps disks to image paths at the destination.
+//! and `shared` list disks; `targets` maps disks to image paths at the destination. Between
+//! machines, `tunnelled = true` sends the data through ssh, else over TCP to
+//! `listen_address` (default: the destination's host) on a port of `port_range` ("MIN-MAX").
 
 use super::conn::LuaConn;
 use super::options::Opts;
 use super::{Context, errors};
-use luavirt_host::migrate::{DEFAULT_MIGRATE_SET, MigrateRequest};
+use luavirt_host::migrate::{DEFAULT_MIGRATE_SET, MigrateRequest, parse_ports};
 use luavirt_host::{Connection, JobControl};
 use mlua::{AnyUserData, Lua, LuaSerdeExt, Table, Value};
 use std::cell::RefCell;
@@ -80,6 +82,12 @@ fn request(
         paused: o.boolean("paused")?,
         bandwidth: o.count("bandwidth")?,
         timeout: o.count("timeout")?,
+        tunnelled: o.boolean("tunnelled")?,
+        listen_address: o.string("listen_address")?,
+        port_range: match o.string("port_range")? {
+            Some(r) => Some(parse_ports(&r).map_err(|e| o.bad("port_range", &e.to_string()))?),
+            None => None,
+        },
     };
     let on_progress = o.function("on_progress")?;
     o.finish()?;

@@ -2,9 +2,10 @@
 //!
 //! Each Lua-visible type lives in its own file and holds names, not copies of state: `conn`
 //! ([`conn`]), `dom` ([`domain`]), disks as plain tables ([`disk`]), `set` ([`diskset`]),
-//! `snap` ([`snapshot`]), `job` ([`job`]). Every method calls the host API, so a script and
-//! the `luavirt` command cannot behave differently. [`sandbox`] and [`limits`] keep a script
-//! to itself; a dry run records changes instead of making them (the host enforces it).
+//! `snap` ([`snapshot`]), `job` ([`job`]), several hosts at once ([`fleet`]). Every method
+//! calls the host API, so a script and the `luavirt` command cannot behave differently.
+//! [`sandbox`] and [`limits`] keep a script to itself; a dry run records changes instead of
+//! making them (the host enforces it).
 //! A policy is a script whose [`hooks`] luavirt keeps and runs (see `crate::policy`).
 
 pub mod attach;
@@ -13,6 +14,7 @@ pub mod disk;
 pub mod diskset;
 pub mod domain;
 pub mod errors;
+pub mod fleet;
 pub mod hooks;
 pub mod job;
 pub mod limits;
@@ -79,6 +81,7 @@ pub struct RunOptions {
 fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
     m.set("connect", lua.create_function(conn::connect)?)?;
+    m.set("connect_all", lua.create_function(fleet::connect_all)?)?;
     m.set("on", lua.create_function(hooks::on)?)?;
     m.set("watch", lua.create_function(hooks::watch)?)?;
     m.set("log", lua.create_function(hooks::log)?)?;

@@ -72,6 +72,9 @@ pub fn to_table(lua: &Lua, request: &Request<'_>) -> mlua::Result<Table> {
             t.set("paused", r.paused)?;
             t.set("bandwidth", r.bandwidth)?;
             t.set("timeout", r.timeout)?;
+            t.set("tunnelled", r.tunnelled)?;
+            t.set("listen_address", r.listen_address.as_deref())?;
+            t.set("port_range", r.port_range.map(|(a, b)| format!("{a}-{b}")))?;
         }
     }
     Ok(t)
@@ -154,8 +157,14 @@ pub fn from_table(lua: &Lua, t: Table, request: &mut Request<'_>) -> mlua::Resul
                 paused: o.boolean("paused")?,
                 bandwidth: o.count("bandwidth")?,
                 timeout: o.count("timeout")?,
+                tunnelled: o.boolean("tunnelled")?,
+                listen_address: o.string("listen_address")?,
                 ..MigrateRequest::default()
             };
+            if let Some(r) = o.string("port_range")? {
+                new.port_range =
+                    Some(luavirt_host::migrate::parse_ports(&r).map_err(|e| o.bad("port_range", &e.to_string()))?);
+            }
             new.migrate_disks = names(&mut o, "migrate_disks")?;
             new.blank_disks = names(&mut o, "blank_disks")?;
             new.shared_disks = names(&mut o, "shared_disks")?;

@@ -119,6 +119,11 @@ impl DomainWatch {
     /// Opens a reading connection to `uri` and reads every domain.
     pub fn open(host: &Host, uri: &str) -> luavirt_host::Result<DomainWatch> {
         let conn = host.connect(uri)?;
+        if conn.is_remote() {
+            return Err(luavirt_host::Error::InvalidArg(format!(
+                "{uri}: luavirt watch follows domains through the files of their host, and this connection reaches another host; run luavirt watch there, with a local URI"
+            )));
+        }
         let mut w = DomainWatch { uri: uri.to_string(), conn, seen: BTreeMap::new() };
         w.seen = w.read_all();
         Ok(w)

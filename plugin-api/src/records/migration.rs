@@ -4,8 +4,8 @@
 use super::Record;
 use crate::abi::{
     LV_KEY_ACTION, LV_KEY_ALLOCATION, LV_KEY_BANDWIDTH, LV_KEY_CAPACITY, LV_KEY_CLUSTER_SIZE, LV_KEY_COMMIT_MARKER,
-    LV_KEY_DISK, LV_KEY_DISK_URI, LV_KEY_FORMAT, LV_KEY_MEMORY, LV_KEY_MEMORY_URI, LV_KEY_MIGRATION, LV_KEY_PATH,
-    LV_KEY_SOURCE, LV_KEY_TIMEOUT,
+    LV_KEY_DISK, LV_KEY_DISK_URI, LV_KEY_FORMAT, LV_KEY_LISTEN_ADDRESS, LV_KEY_MEMORY, LV_KEY_MEMORY_URI,
+    LV_KEY_MIGRATION, LV_KEY_PATH, LV_KEY_PORT_MAX, LV_KEY_PORT_MIN, LV_KEY_SOURCE, LV_KEY_TIMEOUT,
 };
 use crate::{Params, Value};
 
@@ -91,6 +91,19 @@ pub struct MigrateParams {
     pub timeout: Option<u64>,
     /// What prepare answered (perform on).
     pub endpoints: MigrateEndpoints,
+    /// Prepare: listen on TCP here, for a source on another machine (else on Unix sockets).
+    pub listen: Option<MigrateListen>,
+}
+
+/// Where a migration's destination listens on TCP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrateListen {
+    /// The host name or address to listen on.
+    pub address: String,
+    /// The lowest port it may take.
+    pub port_min: u16,
+    /// The highest port it may take.
+    pub port_max: u16,
 }
 
 impl MigrateParams {
@@ -111,6 +124,11 @@ impl Record for MigrateParams {
             p.push(LV_KEY_TIMEOUT, Value::UInt(t));
         }
         p.extend(&self.endpoints.to_params());
+        if let Some(l) = &self.listen {
+            p.push_str(LV_KEY_LISTEN_ADDRESS, l.address.clone())
+                .push(LV_KEY_PORT_MIN, Value::UInt(l.port_min.into()))
+                .push(LV_KEY_PORT_MAX, Value::UInt(l.port_max.into()));
+        }
         for d in &self.disks {
             p.push_str(LV_KEY_DISK, d.target.clone())
                 .push_str(LV_KEY_ACTION, d.action.as_str())
@@ -137,6 +155,11 @@ impl Record for MigrateParams {
             bandwidth: head.get_u64(LV_KEY_BANDWIDTH),
             timeout: head.get_u64(LV_KEY_TIMEOUT),
             endpoints: MigrateEndpoints::from_params(&head),
+            listen: head.get_str(LV_KEY_LISTEN_ADDRESS).map(|address| MigrateListen {
+                address: address.to_string(),
+                port_min: head.get_u64(LV_KEY_PORT_MIN).and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+                port_max: head.get_u64(LV_KEY_PORT_MAX).and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+            }),
             disks: groups
                 .iter()
                 .map(|g| MigrateDisk {
@@ -269,6 +292,7 @@ mod tests {
                 disk_uri: None,
                 commit_marker: Some("/s/m1".into()),
             },
+            listen: Some(MigrateListen { address: "::1".into(), port_min: 49152, port_max: 49215 }),
             disks: vec![
                 MigrateDisk {
                     target: "vda".into(),

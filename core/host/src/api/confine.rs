@@ -20,8 +20,12 @@ impl Host {
 impl Connection {
     /// The folders this connection's URI names, where its domains and luavirt's state about
     /// them live: the state folder, the URI's own folder (`vmx:///DATASTORE`), folders in its
-    /// query. `luavirt watch` follows them for `domain:changed`.
+    /// query. `luavirt watch` follows them for `domain:changed`. A remote connection's
+    /// folders are on its host, none of them here.
     pub fn folders(&self) -> Vec<PathBuf> {
+        if self.is_remote() {
+            return Vec::new();
+        }
         named_folders(&self.uri).into_iter().map(|(_, f)| f).collect()
     }
 }

@@ -5,8 +5,42 @@
 use crate::error::{Error, Result};
 use luavirt_plugin_api::domain::DiskMode;
 use luavirt_plugin_api::xml::escape_attr;
+use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
+
+/// What a new disk's source is on the domain's host (asked there for a remote connection).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageProbe {
+    /// Nothing is there.
+    Missing,
+    /// It cannot be looked at: why.
+    Unreachable(String),
+    /// A folder.
+    Folder,
+    /// A file or block device, and the format its header announces (or why it could not be
+    /// read).
+    Present {
+        /// A block device.
+        block: bool,
+        /// The format, or the read error.
+        header: std::result::Result<String, String>,
+    },
+}
+
+/// Looks at `path` on this host.
+pub(crate) fn probe(path: &str) -> ImageProbe {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ImageProbe::Missing,
+        Err(e) => ImageProbe::Unreachable(e.to_string()),
+        Ok(m) if m.is_dir() => ImageProbe::Folder,
+        Ok(m) => ImageProbe::Present {
+            block: m.file_type().is_block_device(),
+            header: detect_format(path).map_err(|e| e.to_string()),
+        },
+    }
+}
 
 /// A disk to attach.
 #[derive(Clone, Debug, Default)]
@@ -45,8 +79,8 @@ pub struct BuiltDisk {
 }
 
 impl NewDisk {
-    /// Builds the `<disk>` element.
-    pub fn build(&self) -> Result<BuiltDisk> {
+    /// Builds the `<disk>` element; `source` is what its source is on the domain's host.
+    pub(crate) fn build(&self, source: &ImageProbe) -> Result<BuiltDisk> {
         let bad = |m: String| Error::InvalidArg(m);
         if self.target.is_empty() || !self.target.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
             return Err(bad(format!(
@@ -58,21 +92,27 @@ impl NewDisk {
         if !["disk", "cdrom", "floppy", "lun"].contains(&device.as_str()) {
             return Err(bad(format!("Disk type {device:?} is not one of disk, cdrom, floppy, lun")));
         }
-        let meta = std::fs::metadata(&self.source);
-        let is_block = meta.as_ref().is_ok_and(|m| m.file_type().is_block_device());
+        let is_block = matches!(source, ImageProbe::Present { block: true, .. });
         let source_type = self.source_type.clone().unwrap_or_else(|| if is_block { "block" } else { "file" }.into());
         let (format, detected) = match &self.format {
             Some(f) => (f.clone(), false),
-            None => match meta {
-                Ok(m) if m.is_dir() => return Err(bad(format!("{} is a folder, not a disk image", self.source))),
-                Ok(_) => (detect_format(&self.source)?, true),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            None => match source {
+                ImageProbe::Folder => return Err(bad(format!("{} is a folder, not a disk image", self.source))),
+                ImageProbe::Present { header: Ok(f), .. } => (f.clone(), true),
+                ImageProbe::Present { header: Err(e), .. } => {
+                    return Err(Error::Io {
+                        doing: "read",
+                        path: self.source.clone().into(),
+                        source: std::io::Error::other(e.clone()),
+                    });
+                }
+                ImageProbe::Missing => {
                     return Err(bad(format!(
                         "Image {} does not exist; create it first (qemu-img create -f qcow2 {} SIZE), or name its format with «subdriver FORMAT» to attach it to the definition as it will be",
                         self.source, self.source
                     )));
                 }
-                Err(e) => return Err(bad(format!("Cannot read image {}: {e}", self.source))),
+                ImageProbe::Unreachable(e) => return Err(bad(format!("Cannot read image {}: {e}", self.source))),
             },
         };
         let bus = match &self.bus {
@@ -141,13 +181,9 @@ fn bus_of(target: &str) -> Option<String> {
 
 /// The format an image's first bytes announce: qcow2, vmdk (sparse extent or descriptor),
 /// else raw. Only the header is read, never guessed from the name.
-fn detect_format(path: &str) -> Result<String> {
+fn detect_format(path: &str) -> std::io::Result<String> {
     let mut head = [0u8; 21];
-    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).map_err(|source| Error::Io {
-        doing: "read",
-        path: path.into(),
-        source,
-    })?;
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head))?;
     let head = &head[..n];
     Ok(if head.starts_with(b"QFI\xfb") {
         "qcow2"

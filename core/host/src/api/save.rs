@@ -9,9 +9,8 @@ use super::snapshot::{DiskSpec, MemSpec, RevertOptions, SnapshotRequest};
 use crate::error::{Error, Result};
 use luavirt_plugin_api::ErrorCode;
 use luavirt_plugin_api::domain::{Disk, DiskMode, DomainXml};
-use luavirt_plugin_api::savefile::{self, SaveHeader};
+use luavirt_plugin_api::savefile;
 use serde::Serialize;
-use std::path::Path;
 
 /// What `save` is asked.
 #[derive(Clone, Debug, Default)]
@@ -99,7 +98,7 @@ impl Connection {
             ..SnapshotRequest::default()
         };
         self.take_snapshot(domain, &snap, true, control)?;
-        let header = if self.is_dry_run() { None } else { read_header(&req.file)? };
+        let header = if self.is_dry_run() { None } else { self.save_header(&req.file)? };
         Ok(SaveReport {
             domain: domain.to_string(),
             file: req.file.clone(),
@@ -146,7 +145,7 @@ impl Connection {
     /// Starts the domain saved in `file` from it: its memory, and each saved disk at its saved
     /// state. Returns the domain's name.
     pub fn restore(&self, file: &str, paused: bool) -> Result<String> {
-        let (header, _) = read_header(file)?.ok_or_else(|| {
+        let (header, _) = self.save_header(file)?.ok_or_else(|| {
             Error::InvalidArg(format!(
                 "{file} is not a luavirt save file (it does not start with {}); restore files that «do:save» wrote",
                 savefile::MAGIC
@@ -185,24 +184,12 @@ impl Connection {
             _ => e,
         })?;
         let named = snap.memory.as_ref().and_then(|m| m.file.clone()).unwrap_or_default();
-        if !same_file(&named, file) {
+        if !self.same_file(&named, file)? {
             return Err(Error::InvalidArg(format!(
                 "{file} is a copy of the save in {named}; restore reads that file: restore it, or move this one back there"
             )));
         }
         self.snapshot_revert(&domain, &header.snapshot, RevertOptions { running: !paused, paused, force: false })?;
         Ok(domain)
-    }
-}
-
-/// The header of save file `file`, if it is one.
-fn read_header(file: &str) -> Result<Option<(SaveHeader, u64)>> {
-    savefile::read(Path::new(file)).map_err(|source| Error::Io { doing: "read", path: file.into(), source })
-}
-
-fn same_file(a: &str, b: &str) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
     }
 }

@@ -91,17 +91,7 @@ impl Connection {
         // Killed from here on, images are left that nothing names: never one still named.
         luavirt_plugin_api::failpoint::hit("undefine:undefined");
         for path in remove {
-            let ran = self.mutate(
-                name,
-                || format!("remove image {path}"),
-                || {
-                    std::fs::remove_file(&path).map_err(|source| Error::Io {
-                        doing: "remove",
-                        path: path.clone().into(),
-                        source,
-                    })
-                },
-            );
+            let ran = self.mutate(name, || format!("remove image {path}"), || self.remove_host_file(&path));
             match ran {
                 Ok(_) => report.removed.push(path),
                 Err(e) => report.kept.push(KeptFile::new(path, format!("removing it failed: {e}"))),
@@ -146,7 +136,7 @@ impl Connection {
                 ))
             } else if !path.starts_with('/') {
                 Some(format!("disk {} names no local file (a datastore path?): remove it where it lives", d.target))
-            } else if !std::path::Path::new(path).exists() {
+            } else if !self.path_exists(path)? {
                 Some(format!("nothing to remove: disk {}'s image does not exist", d.target))
             } else {
                 others.iter().find(|(_, p)| p == path).map(|(o, _)| format!("domain '{o}' uses it too"))

@@ -186,11 +186,12 @@ fn capabilities(d: &LoadedDriver) -> Result<String, String> {
 /// Calls a vtable function with flag bits no function takes, expecting LV_ERR_UNSUPPORTED.
 fn refuses_unknown_flags(conn: &DriverConn, domain: &str) -> Result<String, String> {
     let bit = 1u32 << 31;
-    let v = conn.driver().vtable();
+    let local = conn.local().expect("driver-check loads the driver here");
+    let v = local.driver().vtable();
     let mut refused = Vec::new();
     let mut took = Vec::new();
     let call = |name: &str, f: &dyn Fn(*mut c_void, *mut LvCall) -> i32| {
-        conn.driver().invoke(name, &CallOptions::default(), |c| f(conn.handle(), c))
+        local.driver().invoke(name, &CallOptions::default(), |c| f(local.handle(), c))
     };
     if let Some(f) = v.connect_list_domains {
         // SAFETY: the vtable function with its ABI arguments; the handle is this connection's.
@@ -249,7 +250,7 @@ fn exercise(r: &mut Report, conn: &DriverConn, writable: bool) {
         },
     );
     r.add("refuses flag bits it does not know", refuses_unknown_flags(conn, domains.first().map_or("x", |d| &d.name)));
-    if !conn.driver().has_function("domain_define_xml") {
+    if !conn.facts().has_function("domain_define_xml") {
         r.skip("keeps definitions losslessly", "the driver does not define domains");
         return;
     }

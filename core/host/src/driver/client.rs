@@ -1,18 +1,23 @@
 //! The typed client of one driver connection: one safe method per vtable function, taking and
-//! returning Rust types (the records of `luavirt_plugin_api::records`, flag structs). It is
-//! the only code that calls through the vtable with raw pointers; the host API above it has
-//! no `unsafe`.
+//! returning Rust types (the records of `luavirt_plugin_api::records`, flag structs). Each
+//! method builds a [`Call`] and reads what it emitted; the call runs through the vtable of a
+//! driver loaded here ([`LocalConn`], the only code with raw pointers) or through
+//! `luavirt serve` on another host ([`RemoteLink`]), and the method cannot tell which. The
+//! host API above it has no `unsafe` and no idea where the driver is.
 
-use super::LoadedDriver;
 use super::call::{CallOptions, CallOutput};
-use crate::error::{Error, Result};
-use luavirt_plugin_api::abi::{self, LvCall, LvParam, LvStr};
+use super::local::LocalConn;
+use super::request::{Call, ParamsFunction, WireParams};
+use super::{DriverFacts, LoadedDriver};
+use crate::error::Result;
+use crate::remote::RemoteLink;
+use luavirt_plugin_api::abi;
 use luavirt_plugin_api::records::{
     BlockInfo, BlockJob, CommitParams, CopyParams, Defined, DomainStatus, DomainSummary, MigrateArrived,
     MigrateEndpoints, MigrateParams, MigrateSent, PullParams, Record, SnapshotCurrent,
 };
 use luavirt_plugin_api::{ErrorCode, Uri};
-use std::ffi::c_void;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// How a snapshot is taken.
@@ -118,160 +123,125 @@ fn bits(pairs: &[(bool, u32)]) -> u32 {
     pairs.iter().filter(|(on, _)| *on).fold(0, |f, (_, bit)| f | bit)
 }
 
-/// An open connection of a loaded driver; closed when dropped.
+/// The typed client of one driver connection, here or on another host.
 pub struct DriverConn {
-    driver: Arc<LoadedDriver>,
-    handle: *mut c_void,
+    facts: DriverFacts,
+    link: Link,
 }
 
-impl Drop for DriverConn {
-    fn drop(&mut self) {
-        self.driver.close(self.handle);
-    }
-}
-
-/// A vtable function, or the host's "unsupported" naming what was asked.
-macro_rules! function {
-    ($self:expr, $field:ident, $what:expr) => {
-        $self.driver.vtable().$field.ok_or_else(|| $self.unsupported($what))?
-    };
+/// Where the driver runs.
+enum Link {
+    /// Loaded in this process.
+    Local(LocalConn),
+    /// Behind `luavirt serve` on another host.
+    Remote(Rc<RemoteLink>),
 }
 
 impl DriverConn {
-    /// Opens a connection to `uri` with `driver`.
+    /// Opens a connection to `uri` with `driver`, loaded here.
     pub fn open(driver: Arc<LoadedDriver>, uri: &Uri) -> Result<DriverConn> {
-        let handle = driver.open(uri)?;
-        Ok(DriverConn { driver, handle })
+        let facts = driver.facts();
+        Ok(DriverConn { facts, link: Link::Local(LocalConn::open(driver, uri)?) })
     }
 
-    /// The driver.
-    pub fn driver(&self) -> &LoadedDriver {
-        &self.driver
+    /// A connection that a remote host's `luavirt serve` opened, with its driver's facts.
+    pub(crate) fn remote(link: Rc<RemoteLink>, facts: DriverFacts) -> DriverConn {
+        DriverConn { facts, link: Link::Remote(link) }
     }
 
-    /// The driver's handle of this connection, for the checks that call it raw.
-    pub(crate) fn handle(&self) -> *mut c_void {
-        self.handle
+    /// What the driver is and has.
+    pub fn facts(&self) -> &DriverFacts {
+        &self.facts
+    }
+
+    /// The local connection, when the driver is loaded here.
+    pub fn local(&self) -> Option<&LocalConn> {
+        match &self.link {
+            Link::Local(l) => Some(l),
+            Link::Remote(_) => None,
+        }
+    }
+
+    /// The link to the remote host, when the driver runs there.
+    pub(crate) fn remote_link(&self) -> Option<&Rc<RemoteLink>> {
+        match &self.link {
+            Link::Local(_) => None,
+            Link::Remote(r) => Some(r),
+        }
+    }
+
+    /// Runs `call` where the driver is.
+    fn exec(&self, call: Call, options: &CallOptions) -> Result<CallOutput> {
+        match &self.link {
+            Link::Local(l) => l.run(&call, options),
+            Link::Remote(r) => r.call(&call, options),
+        }
+    }
+
+    fn plain(&self, call: Call) -> Result<CallOutput> {
+        self.exec(call, &CallOptions::default())
     }
 
     /// Whether the driver has the function that reads disk image details.
     pub fn has_block_info(&self) -> bool {
-        self.driver.vtable().domain_get_block_info.is_some()
+        self.facts.has_function("domain_get_block_info")
     }
 
-    fn unsupported(&self, what: &str) -> Error {
-        Error::Unsupported { driver: self.driver.name.clone(), operation: what.to_string() }
-    }
-
-    fn call(
+    fn with_params(
         &self,
-        what: &str,
-        options: &CallOptions,
-        f: impl FnOnce(*mut c_void, *mut LvCall) -> i32,
-    ) -> Result<CallOutput> {
-        let handle = self.handle;
-        self.driver.invoke(what, options, |call| f(handle, call))
-    }
-
-    /// A call on domain `name` with only flags.
-    fn on_domain(
-        &self,
-        what: &str,
-        f: unsafe extern "C" fn(*mut c_void, LvStr, u32, *mut LvCall) -> i32,
-        name: &str,
-        flags: u32,
-    ) -> Result<CallOutput> {
-        // SAFETY: the function comes from the driver's vtable, called with the ABI's contract:
-        // a handle it opened, a string borrowed for the call, the call context.
-        self.call(what, &CallOptions::default(), |h, c| unsafe { f(h, LvStr::from_str(name), flags, c) })
-    }
-
-    /// A call on domain `name` with one string argument.
-    fn on_domain_str(
-        &self,
-        what: &str,
-        f: unsafe extern "C" fn(*mut c_void, LvStr, LvStr, u32, *mut LvCall) -> i32,
+        function: ParamsFunction,
         name: &str,
         arg: &str,
-        flags: u32,
-        options: &CallOptions,
-    ) -> Result<CallOutput> {
-        // SAFETY: as in on_domain, with a second borrowed string.
-        self.call(what, options, |h, c| unsafe { f(h, LvStr::from_str(name), LvStr::from_str(arg), flags, c) })
-    }
-
-    /// A block job call: domain, disk, typed parameters.
-    #[allow(clippy::too_many_arguments)] // the ABI function's own arguments
-    fn on_disk_params(
-        &self,
-        what: &str,
-        f: unsafe extern "C" fn(*mut c_void, LvStr, LvStr, *const LvParam, usize, u32, *mut LvCall) -> i32,
-        name: &str,
-        disk: &str,
         params: &impl Record,
         flags: u32,
         options: &CallOptions,
     ) -> Result<CallOutput> {
-        let list = params.to_params();
-        let p = list.to_abi();
-        // SAFETY: `p` borrows `list`, which outlives the call; the rest as in on_domain.
-        self.call(what, options, |h, c| unsafe {
-            f(h, LvStr::from_str(name), LvStr::from_str(disk), p.as_ptr(), p.len(), flags, c)
-        })
+        let params = WireParams::from(&params.to_params());
+        let call = Call::WithParams { function, name: name.into(), arg: arg.into(), params, flags };
+        self.exec(call, options)
     }
 
     /// Every domain.
     pub fn list_domains(&self) -> Result<Vec<DomainSummary>> {
-        let f = function!(self, connect_list_domains, "listing domains");
-        // SAFETY: the handle and the call context, as the ABI says.
-        let out = self.call("listing domains", &CallOptions::default(), |h, c| unsafe { f(h, 0, c) })?;
+        let out = self.plain(Call::ListDomains)?;
         Ok(out.records.iter().map(DomainSummary::from_params).collect())
     }
 
     /// Defines (or redefines) a domain from XML.
     pub fn define_xml(&self, xml: &str) -> Result<Defined> {
-        let f = function!(self, domain_define_xml, "defining domains");
-        // SAFETY: the XML is borrowed for the call.
-        let out = self
-            .call("defining a domain", &CallOptions::default(), |h, c| unsafe { f(h, LvStr::from_str(xml), 0, c) })?;
+        let out = self.plain(Call::DefineXml { xml: xml.into() })?;
         Ok(out.records.first().map(Defined::from_params).unwrap_or_default())
     }
 
     /// Removes a domain's definition.
     pub fn undefine(&self, name: &str) -> Result<()> {
-        let f = function!(self, domain_undefine, "undefining domains");
-        self.on_domain("undefining a domain", f, name, 0).map(drop)
+        self.plain(Call::Undefine { name: name.into() }).map(drop)
     }
 
     /// A domain's XML; with `inactive`, its persistent definition even while it runs.
     pub fn domain_xml(&self, name: &str, inactive: bool) -> Result<String> {
-        let f = function!(self, domain_get_xml, "reading domain XML");
         let flags = bits(&[(inactive, abi::LV_XML_INACTIVE)]);
-        Ok(self.on_domain("reading domain XML", f, name, flags)?.into_text())
+        Ok(self.plain(Call::DomainXml { name: name.into(), flags })?.into_text())
     }
 
     /// A domain's state.
     pub fn domain_status(&self, name: &str) -> Result<DomainStatus> {
-        let f = function!(self, domain_get_state, "reading domain state");
-        Ok(DomainStatus::from_params(&self.on_domain("reading domain state", f, name, 0)?.into_record()))
+        Ok(DomainStatus::from_params(&self.plain(Call::DomainState { name: name.into() })?.into_record()))
     }
 
     /// Starts a domain.
     pub fn start(&self, name: &str) -> Result<()> {
-        let f = function!(self, domain_create, "starting domains");
-        self.on_domain("starting a domain", f, name, 0).map(drop)
+        self.plain(Call::Start { name: name.into() }).map(drop)
     }
 
     /// Stops a domain at once.
     pub fn destroy(&self, name: &str) -> Result<()> {
-        let f = function!(self, domain_destroy, "destroying domains");
-        self.on_domain("destroying a domain", f, name, 0).map(drop)
+        self.plain(Call::Destroy { name: name.into() }).map(drop)
     }
 
     /// The image of disk `disk` (a target).
     pub fn block_info(&self, name: &str, disk: &str) -> Result<BlockInfo> {
-        let f = function!(self, domain_get_block_info, "reading disk image details");
-        let out = self.on_domain_str("reading disk image details", f, name, disk, 0, &CallOptions::default())?;
+        let out = self.plain(Call::BlockInfo { name: name.into(), disk: disk.into() })?;
         Ok(BlockInfo::from_params(&out.into_record()))
     }
 
@@ -283,12 +253,6 @@ impl DriverConn {
         flags: SnapshotCreateFlags,
         options: &CallOptions,
     ) -> Result<String> {
-        let f = function!(self, domain_snapshot_create, "snapshots");
-        // A flag newer than the driver is never sent: a driver that ignored it would do
-        // something else than asked.
-        if flags.save && self.driver.abi.1 < 3 {
-            return Err(self.unsupported("save files (ABI 1.3; the driver is older)"));
-        }
         let flags = bits(&[
             (flags.no_metadata, abi::LV_SNAPSHOT_CREATE_NO_METADATA),
             (flags.halt, abi::LV_SNAPSHOT_CREATE_HALT),
@@ -299,37 +263,34 @@ impl DriverConn {
             // Every luavirt snapshot is all or nothing.
             (true, abi::LV_SNAPSHOT_CREATE_ATOMIC),
         ]);
-        Ok(self.on_domain_str("taking a snapshot", f, name, xml, flags, options)?.into_text())
+        Ok(self.exec(Call::SnapshotCreate { name: name.into(), xml: xml.into(), flags }, options)?.into_text())
     }
 
     /// Every snapshot's XML, and the current one.
     pub fn snapshot_list(&self, name: &str) -> Result<(Vec<String>, Option<String>)> {
-        let f = function!(self, domain_snapshot_list, "snapshots");
-        let out = self.on_domain("listing snapshots", f, name, 0)?;
+        let out = self.plain(Call::SnapshotList { name: name.into() })?;
         let current = out.records.first().map(SnapshotCurrent::from_params).and_then(|c| c.current);
         Ok((out.texts, current))
     }
 
     /// Reverts to snapshot `snap`.
     pub fn snapshot_revert(&self, name: &str, snap: &str, flags: SnapshotRevertFlags) -> Result<()> {
-        let f = function!(self, domain_snapshot_revert, "reverting to snapshots");
         let flags = bits(&[
             (flags.running, abi::LV_SNAPSHOT_REVERT_RUNNING),
             (flags.paused, abi::LV_SNAPSHOT_REVERT_PAUSED),
             (flags.force, abi::LV_SNAPSHOT_REVERT_FORCE),
         ]);
-        self.on_domain_str("reverting to a snapshot", f, name, snap, flags, &CallOptions::default()).map(drop)
+        self.plain(Call::SnapshotRevert { name: name.into(), snapshot: snap.into(), flags }).map(drop)
     }
 
     /// Deletes snapshot `snap` (only it).
     pub fn snapshot_delete(&self, name: &str, snap: &str, flags: SnapshotDeleteFlags) -> Result<()> {
-        let f = function!(self, domain_snapshot_delete, "deleting snapshots");
         let flags = bits(&[
             (flags.metadata_only, abi::LV_SNAPSHOT_DELETE_METADATA_ONLY),
             (flags.mirror_pivot, abi::LV_SNAPSHOT_DELETE_MIRROR_PIVOT),
             (flags.mirror_abort, abi::LV_SNAPSHOT_DELETE_MIRROR_ABORT),
         ]);
-        self.on_domain_str("deleting a snapshot", f, name, snap, flags, &CallOptions::default()).map(drop)
+        self.plain(Call::SnapshotDelete { name: name.into(), snapshot: snap.into(), flags }).map(drop)
     }
 
     fn job_bits(flags: BlockJobFlags) -> u32 {
@@ -351,8 +312,7 @@ impl DriverConn {
         flags: BlockJobFlags,
         options: &CallOptions,
     ) -> Result<()> {
-        let f = function!(self, domain_block_copy, "block copy");
-        self.on_disk_params("copying a disk", f, name, disk, params, Self::job_bits(flags), options).map(drop)
+        self.with_params(ParamsFunction::BlockCopy, name, disk, params, Self::job_bits(flags), options).map(drop)
     }
 
     /// Pulls backing data into disk `disk`.
@@ -364,9 +324,7 @@ impl DriverConn {
         flags: BlockJobFlags,
         options: &CallOptions,
     ) -> Result<()> {
-        let f = function!(self, domain_block_pull, "block pull");
-        self.on_disk_params("pulling a disk's backing data", f, name, disk, params, Self::job_bits(flags), options)
-            .map(drop)
+        self.with_params(ParamsFunction::BlockPull, name, disk, params, Self::job_bits(flags), options).map(drop)
     }
 
     /// Commits disk `disk`'s images down.
@@ -378,22 +336,19 @@ impl DriverConn {
         flags: BlockJobFlags,
         options: &CallOptions,
     ) -> Result<()> {
-        let f = function!(self, domain_block_commit, "block commit");
-        self.on_disk_params("committing a disk", f, name, disk, params, Self::job_bits(flags), options).map(drop)
+        self.with_params(ParamsFunction::BlockCommit, name, disk, params, Self::job_bits(flags), options).map(drop)
     }
 
     /// Disk `disk`'s block job, if it has one.
     pub fn block_job_info(&self, name: &str, disk: &str) -> Result<Option<BlockJob>> {
-        let f = function!(self, domain_block_job_info, "block jobs");
-        let out = self.on_domain_str("reading a block job", f, name, disk, 0, &CallOptions::default())?;
+        let out = self.plain(Call::BlockJobInfo { name: name.into(), disk: disk.into() })?;
         Ok(out.records.first().map(BlockJob::from_params))
     }
 
     /// Ends disk `disk`'s block job: cancels it, or with `pivot` switches to the new image.
     pub fn block_job_abort(&self, name: &str, disk: &str, pivot: bool) -> Result<()> {
-        let f = function!(self, domain_block_job_abort, "block jobs");
         let flags = bits(&[(pivot, abi::LV_BLOCK_JOB_PIVOT)]);
-        self.on_domain_str("ending a block job", f, name, disk, flags, &CallOptions::default()).map(drop)
+        self.plain(Call::BlockJobAbort { name: name.into(), disk: disk.into(), flags }).map(drop)
     }
 
     /// Waits for disk `disk`'s block job, then pivots or finishes it.
@@ -405,26 +360,27 @@ impl DriverConn {
         finish: bool,
         options: &CallOptions,
     ) -> Result<()> {
-        let f = function!(self, domain_block_job_wait, "waiting for block jobs");
         let flags = bits(&[(pivot, abi::LV_BLOCK_JOB_PIVOT), (finish, abi::LV_BLOCK_JOB_FINISH)]);
-        self.on_domain_str("waiting for a block job", f, name, disk, flags, options).map(drop)
+        self.exec(Call::BlockJobWait { name: name.into(), disk: disk.into(), flags }, options).map(drop)
     }
 
     /// Whether the driver can take either side of a migration (all five calls).
     pub fn has_migration(&self) -> bool {
-        let v = self.driver.vtable();
-        v.domain_migrate_begin.is_some()
-            && v.domain_migrate_prepare.is_some()
-            && v.domain_migrate_perform.is_some()
-            && v.domain_migrate_finish.is_some()
-            && v.domain_migrate_confirm.is_some()
+        [
+            "domain_migrate_begin",
+            "domain_migrate_prepare",
+            "domain_migrate_perform",
+            "domain_migrate_finish",
+            "domain_migrate_confirm",
+        ]
+        .iter()
+        .all(|f| self.facts.has_function(f))
     }
 
     /// Migration, source: checks the plan; the domain XML to send.
     pub fn migrate_begin(&self, name: &str, params: &MigrateParams, flags: MigrateFlags) -> Result<String> {
-        let f = function!(self, domain_migrate_begin, "migration");
         let out =
-            self.on_disk_params("beginning a migration", f, name, "", params, flags.bits(), &CallOptions::default())?;
+            self.with_params(ParamsFunction::MigrateBegin, name, "", params, flags.bits(), &CallOptions::default())?;
         Ok(out.into_text())
     }
 
@@ -437,8 +393,7 @@ impl DriverConn {
         flags: MigrateFlags,
         options: &CallOptions,
     ) -> Result<MigrateEndpoints> {
-        let f = function!(self, domain_migrate_prepare, "migration");
-        let out = self.on_disk_params("preparing a migration", f, name, xml, params, flags.bits(), options)?;
+        let out = self.with_params(ParamsFunction::MigratePrepare, name, xml, params, flags.bits(), options)?;
         Ok(out.records.first().map(MigrateEndpoints::from_params).unwrap_or_default())
     }
 
@@ -450,87 +405,75 @@ impl DriverConn {
         flags: MigrateFlags,
         options: &CallOptions,
     ) -> Result<MigrateSent> {
-        let f = function!(self, domain_migrate_perform, "migration");
-        let out = self.on_disk_params("migrating", f, name, "", params, flags.bits(), options)?;
+        let out = self.with_params(ParamsFunction::MigratePerform, name, "", params, flags.bits(), options)?;
         Ok(out.records.first().map(MigrateSent::from_params).unwrap_or_default())
     }
 
     /// Migration, destination: commits, or undoes with `flags.failed`.
     pub fn migrate_finish(&self, name: &str, params: &MigrateParams, flags: MigrateFlags) -> Result<MigrateArrived> {
-        let f = function!(self, domain_migrate_finish, "migration");
         let out =
-            self.on_disk_params("finishing a migration", f, name, "", params, flags.bits(), &CallOptions::default())?;
+            self.with_params(ParamsFunction::MigrateFinish, name, "", params, flags.bits(), &CallOptions::default())?;
         Ok(out.records.first().map(MigrateArrived::from_params).unwrap_or_default())
     }
 
     /// Migration, source: stops the domain, or puts it back with `flags.failed`.
     pub fn migrate_confirm(&self, name: &str, params: &MigrateParams, flags: MigrateFlags) -> Result<()> {
-        let f = function!(self, domain_migrate_confirm, "migration");
-        self.on_disk_params("confirming a migration", f, name, "", params, flags.bits(), &CallOptions::default())
+        self.with_params(ParamsFunction::MigrateConfirm, name, "", params, flags.bits(), &CallOptions::default())
             .map(drop)
     }
 
     /// Aborts the migration of domain `name` that another process runs.
     pub fn abort_job(&self, name: &str) -> Result<()> {
-        let f = function!(self, domain_abort_job, "aborting jobs");
-        self.on_domain("aborting a job", f, name, 0).map(drop)
+        self.plain(Call::AbortJob { name: name.into() }).map(drop)
     }
 
     /// Asks the guest of domain `name` to shut down; returns without waiting.
     pub fn shutdown(&self, name: &str) -> Result<()> {
-        let f = function!(self, domain_shutdown, "shutting domains down");
-        self.on_domain("asking a domain to shut down", f, name, 0).map(drop)
+        self.plain(Call::Shutdown { name: name.into() }).map(drop)
     }
 
     /// Resets domain `name` at once.
     pub fn reset(&self, name: &str) -> Result<()> {
-        let f = function!(self, domain_reset, "resetting domains");
-        self.on_domain("resetting a domain", f, name, 0).map(drop)
+        self.plain(Call::Reset { name: name.into() }).map(drop)
     }
 
     /// Pauses domain `name`.
     pub fn suspend(&self, name: &str) -> Result<()> {
-        let f = function!(self, domain_suspend, "suspending domains");
-        self.on_domain("suspending a domain", f, name, 0).map(drop)
+        self.plain(Call::Suspend { name: name.into() }).map(drop)
     }
 
     /// Resumes paused domain `name`.
     pub fn resume(&self, name: &str) -> Result<()> {
-        let f = function!(self, domain_resume, "resuming domains");
-        self.on_domain("resuming a domain", f, name, 0).map(drop)
+        self.plain(Call::Resume { name: name.into() }).map(drop)
     }
 
     /// Whether the driver attaches and detaches disks itself (live, or in the definition).
     pub fn has_disk_hotplug(&self) -> bool {
-        let v = self.driver.vtable();
-        v.domain_attach_disk.is_some() && v.domain_detach_disk.is_some()
+        self.facts.has_function("domain_attach_disk") && self.facts.has_function("domain_detach_disk")
     }
 
     /// Attaches the disk `disk_xml` to domain `name`, live and/or in its definition.
     pub fn attach_disk(&self, name: &str, disk_xml: &str, affect: Affect) -> Result<()> {
-        let f = function!(self, domain_attach_disk, "attaching disks to a domain");
-        let options = CallOptions::default();
-        self.on_domain_str("attaching a disk", f, name, disk_xml, affect.bits(), &options).map(drop)
+        self.plain(Call::AttachDisk { name: name.into(), xml: disk_xml.into(), flags: affect.bits() }).map(drop)
     }
 
     /// Detaches disk `target` from domain `name`, live and/or from its definition.
     pub fn detach_disk(&self, name: &str, target: &str, affect: Affect) -> Result<()> {
-        let f = function!(self, domain_detach_disk, "detaching disks from a domain");
-        let options = CallOptions::default();
-        self.on_domain_str("detaching a disk", f, name, target, affect.bits(), &options).map(drop)
+        self.plain(Call::DetachDisk { name: name.into(), disk: target.into(), flags: affect.bits() }).map(drop)
     }
 
     /// Replaces the stored record of a snapshot (`xml` names it) with `xml`.
     pub fn snapshot_redefine(&self, name: &str, xml: &str) -> Result<()> {
-        let f = function!(self, domain_snapshot_redefine, "changing snapshot records");
-        self.on_domain_str("changing a snapshot's record", f, name, xml, 0, &CallOptions::default()).map(drop)
+        self.plain(Call::SnapshotRedefine { name: name.into(), xml: xml.into() }).map(drop)
     }
 
     /// Finishes or undoes a change a killed call left on domain `name`; nothing to do for a
     /// driver without multi-step changes or for a domain that does not exist.
     pub fn reconcile(&self, name: &str) -> Result<()> {
-        let Some(f) = self.driver.vtable().domain_reconcile else { return Ok(()) };
-        match self.on_domain("finishing an interrupted change", f, name, 0) {
+        if !self.facts.has_function("domain_reconcile") {
+            return Ok(());
+        }
+        match self.plain(Call::Reconcile { name: name.into() }) {
             Err(e) if e.code() == ErrorCode::NoDomain => Ok(()),
             other => other.map(drop),
         }

@@ -4,7 +4,9 @@ mod call;
 pub mod check;
 pub mod client;
 pub mod loader;
+pub mod local;
 mod mapped;
+pub mod request;
 mod validate;
 
 pub use call::{CallOptions, CallOutput, ProgressFn};
@@ -12,8 +14,47 @@ pub use call::{CallOptions, CallOutput, ProgressFn};
 use crate::error::{Error, Result};
 use luavirt_plugin_api::abi::{self, LvDriverVtable, LvStr};
 use luavirt_plugin_api::{ErrorCode, Uri};
+use serde::{Deserialize, Serialize};
 use std::ffi::c_void;
 use std::path::PathBuf;
+
+/// What a connection's driver is and has, wherever it runs: what the host API asks of a
+/// driver before calling it (its name for messages, whether it runs domains, which functions
+/// it has). A remote host sends its driver's facts when the connection opens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DriverFacts {
+    /// Short name (`qemu`).
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// What it drives.
+    pub description: String,
+    /// URI schemes it serves.
+    pub schemes: Vec<String>,
+    /// `LV_CAP_*` bits.
+    pub capabilities: u64,
+    /// ABI (major, minor) it was built for.
+    pub abi: (u16, u16),
+    /// The names of the vtable functions it has.
+    pub functions: Vec<String>,
+}
+
+impl DriverFacts {
+    /// Whether it has the function called `name` (a field of `LvDriverVtable`).
+    pub fn has_function(&self, name: &str) -> bool {
+        self.functions.iter().any(|f| f == name)
+    }
+
+    /// Whether it starts and stops domains (so they have memory to save).
+    pub fn runs_domains(&self) -> bool {
+        self.capabilities & abi::LV_CAP_LIFECYCLE != 0
+    }
+
+    /// Names of the capability bits it declares.
+    pub fn capability_names(&self) -> Vec<&'static str> {
+        abi::CAPABILITY_NAMES.iter().filter(|(bit, _)| self.capabilities & bit != 0).map(|(_, n)| *n).collect()
+    }
+}
 
 /// A driver that passed the loader's checks.
 pub struct LoadedDriver {
@@ -35,12 +76,32 @@ pub struct LoadedDriver {
 }
 
 /// A shared object the loader refused, and why.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefusedDriver {
     /// Where it was found.
     pub path: PathBuf,
     /// Why it was refused.
     pub reason: String,
+}
+
+/// A loaded driver as `luavirt drivers` lists it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DriverListing {
+    /// What it is and has.
+    pub facts: DriverFacts,
+    /// Its file.
+    pub path: PathBuf,
+    /// What its ABI minor means on its host, when it is not the host's.
+    pub note: Option<String>,
+}
+
+/// The drivers a host loaded, and the files it refused.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostDrivers {
+    /// Loaded, in the order found.
+    pub loaded: Vec<DriverListing>,
+    /// Refused, with reasons.
+    pub refused: Vec<RefusedDriver>,
 }
 
 /// Copies a driver's vtable, keeping only the functions within `size` bytes (a driver built
@@ -87,6 +148,19 @@ impl LoadedDriver {
                 minor + 1
             )),
             std::cmp::Ordering::Equal => None,
+        }
+    }
+
+    /// What it is and has, as connections report it.
+    pub fn facts(&self) -> DriverFacts {
+        DriverFacts {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            description: self.description.clone(),
+            schemes: self.schemes.clone(),
+            capabilities: self.capabilities,
+            abi: self.abi,
+            functions: validate::function_names(&self.vtable),
         }
     }
 

@@ -63,6 +63,11 @@ pub fn has_function(vtable: &LvDriverVtable, name: &str) -> bool {
     word != 0
 }
 
+/// The names of the functions `vtable` has, in table order.
+pub fn function_names(vtable: &LvDriverVtable) -> Vec<String> {
+    FUNCTIONS.iter().filter(|(_, n)| has_function(vtable, n)).map(|(_, n)| n.to_string()).collect()
+}
+
 /// A driver's answer, checked.
 pub struct Checked {
     /// The info, readable in full.

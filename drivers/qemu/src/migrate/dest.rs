@@ -10,7 +10,9 @@ use luavirt_plugin_api::domain::DomainXml;
 use luavirt_plugin_api::failpoint;
 use luavirt_plugin_api::fsutil::{create_private_dir, remove_durably, write_atomic};
 use luavirt_plugin_api::kit::{Call, DriverResult, Level};
-use luavirt_plugin_api::records::{MigrateAction, MigrateArrived, MigrateDisk, MigrateEndpoints, MigrateParams};
+use luavirt_plugin_api::records::{
+    MigrateAction, MigrateArrived, MigrateDisk, MigrateEndpoints, MigrateListen, MigrateParams,
+};
 use luavirt_plugin_api::{DriverError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -144,9 +146,6 @@ impl QemuDriver {
         }
         self.start(dom, &StartOptions { paused: true, migrate_in: true, ..StartOptions::default() }, call)?;
         failpoint::hit("migrate-in:started");
-        let run = self.state.run_dir(name)?;
-        let memory = socket(&run, "mem.sock")?;
-        let disks = socket(&run, "nbd.sock")?;
         let mut mon = self.monitor(name)?;
         // The images stay inactive until the guest runs here, so the source can resume on
         // its shared disks if the migration does not commit.
@@ -158,8 +157,23 @@ impl QemuDriver {
             ] }),
         )?;
         let copied: Vec<&MigrateDisk> = params.copied().collect();
+        let run = self.state.run_dir(name)?;
+        let mut disk_uri = None;
         if !copied.is_empty() {
-            mon.exec("nbd-server-start", json!({ "addr": { "type": "unix", "data": { "path": disks } } }))?;
+            let uri = match &params.listen {
+                None => {
+                    let path = socket(&run, "nbd.sock")?;
+                    mon.exec("nbd-server-start", json!({ "addr": { "type": "unix", "data": { "path": path } } }))?;
+                    format!("unix:{path}")
+                }
+                Some(l) => listen_tcp(name, l, "the copied disks", |port| {
+                    mon.exec(
+                        "nbd-server-start",
+                        json!({ "addr": { "type": "inet", "data": { "host": l.address, "port": port.to_string() } } }),
+                    )
+                    .map(drop)
+                })?,
+            };
             for d in &copied {
                 let node = mon.top_node(&d.target)?;
                 mon.exec(
@@ -168,13 +182,19 @@ impl QemuDriver {
                             "name": d.target, "writable": true }),
                 )?;
             }
+            disk_uri = Some(uri);
         }
-        mon.exec("migrate-incoming", json!({ "uri": format!("unix:{memory}") }))?;
-        Ok(MigrateEndpoints {
-            memory_uri: Some(format!("unix:{memory}")),
-            disk_uri: (!copied.is_empty()).then(|| format!("unix:{disks}")),
-            commit_marker: None,
-        })
+        let memory_uri = match &params.listen {
+            None => {
+                let uri = format!("unix:{}", socket(&run, "mem.sock")?);
+                mon.exec("migrate-incoming", json!({ "uri": uri }))?;
+                uri
+            }
+            Some(l) => listen_tcp(name, l, "the memory", |port| {
+                mon.exec("migrate-incoming", json!({ "uri": tcp_uri(&l.address, port) })).map(drop)
+            })?,
+        };
+        Ok(MigrateEndpoints { memory_uri: Some(memory_uri), disk_uri, commit_marker: None })
     }
 
     /// Commits (or with `LV_MIGRATE_FAILED` undoes) the arrival of `name`.
@@ -200,6 +220,7 @@ impl QemuDriver {
             self.undo_incoming(name, &incoming, call)?;
             return pending.done();
         }
+        failpoint::hit("migrate-in:finishing");
         if let Err(e) = self.check_arrived(name, &incoming) {
             self.undo_incoming(name, &incoming, call)?;
             pending.done()?;
@@ -304,6 +325,37 @@ impl QemuDriver {
         self.undo_incoming(name, incoming, call)?;
         Ok("it had not committed: its QEMU here was stopped and the images it made were removed".to_string())
     }
+}
+
+/// `tcp:ADDRESS:PORT`, with an IPv6 address in brackets.
+fn tcp_uri(address: &str, port: u16) -> String {
+    if address.contains(':') { format!("tcp:[{address}]:{port}") } else { format!("tcp:{address}:{port}") }
+}
+
+/// Listens on the first port of `l`'s range that `listen` can take; the endpoint's URI.
+fn listen_tcp(
+    name: &str,
+    l: &MigrateListen,
+    what: &str,
+    mut listen: impl FnMut(u16) -> DriverResult,
+) -> DriverResult<String> {
+    let mut last = None;
+    for port in l.port_min..=l.port_max.max(l.port_min) {
+        match listen(port) {
+            Ok(()) => return Ok(tcp_uri(&l.address, port)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(DriverError::new(
+        ErrorCode::Hypervisor,
+        format!(
+            "Migration of domain '{name}': cannot listen for {what} on {} at any port from {} to {}{}; choose another listen address or port range",
+            l.address,
+            l.port_min,
+            l.port_max,
+            last.map(|e| format!(" (the last said: {})", e.message)).unwrap_or_default()
+        ),
+    ))
 }
 
 /// Creates the image of a copied or blank disk: empty, or offline for a copied disk, a copy

@@ -34,6 +34,18 @@ pub(crate) struct Outgoing {
     pub undefine: bool,
 }
 
+/// The NBD server of a disk endpoint, as QEMU's `blockdev-add` takes it: `unix:PATH` or
+/// `tcp:HOST:PORT` (`tcp:[V6]:PORT`).
+fn nbd_server(uri: &str) -> Option<Value> {
+    if let Some(path) = uri.strip_prefix("unix:") {
+        return Some(json!({ "type": "unix", "path": path }));
+    }
+    let (host, port) = uri.strip_prefix("tcp:")?.rsplit_once(':')?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    port.parse::<u16>().ok()?;
+    Some(json!({ "type": "inet", "host": host, "port": port }))
+}
+
 fn refuse(code: ErrorCode, message: String) -> DriverError {
     DriverError::new(code, message)
 }
@@ -176,21 +188,22 @@ impl QemuDriver {
         mon.exec("migrate-set-parameters", json!({ "max-bandwidth": params.bandwidth.unwrap_or(0) }))?;
         let copied: Vec<String> = params.copied().map(|d| d.target.clone()).collect();
         if !copied.is_empty() {
-            let server =
-                params.endpoints.disk_uri.as_deref().and_then(|u| u.strip_prefix("unix:")).ok_or_else(|| {
-                    DriverError::new(
-                        ErrorCode::InvalidArg,
-                        format!("The migration of domain '{name}' copies disks but has no disk endpoint"),
-                    )
-                })?;
+            let server = params.endpoints.disk_uri.as_deref().and_then(nbd_server).ok_or_else(|| {
+                DriverError::new(
+                    ErrorCode::InvalidArg,
+                    format!(
+                        "The migration of domain '{name}' copies disks but has no disk endpoint it can use ({})",
+                        params.endpoints.disk_uri.as_deref().unwrap_or("none")
+                    ),
+                )
+            })?;
             pending.phase("mirroring")?;
             for target in &copied {
                 let node = mon.top_node(target)?;
                 let mirror = mirror_node(target);
                 mon.exec(
                     "blockdev-add",
-                    json!({ "driver": "nbd", "node-name": mirror,
-                            "server": { "type": "unix", "path": server }, "export": target }),
+                    json!({ "driver": "nbd", "node-name": mirror, "server": server, "export": target }),
                 )?;
                 let mut job = json!({ "job-id": mirror, "device": node, "target": mirror, "sync": "full" });
                 if let Some(b) = params.bandwidth {

@@ -5,9 +5,12 @@
 //! on its own disks and the destination is cleaned up. A killed luavirt leaves each side's
 //! record, which the next call on that side settles.
 
+mod lost;
 mod plan;
+mod transport;
 
 pub use plan::{DEFAULT_MIGRATE_SET, MigrateRequest, PlannedMigrateDisk};
+pub use transport::{DEFAULT_PORTS, Transport, parse_ports};
 
 use super::hooks::{Done, Request};
 use super::{Connection, JobControl};
@@ -16,7 +19,6 @@ use crate::driver::client::MigrateFlags;
 use crate::error::{Error, Result};
 use luavirt_plugin_api::domain::generate_uuid;
 use luavirt_plugin_api::failpoint;
-use luavirt_plugin_api::fsutil::state_dir_for;
 use luavirt_plugin_api::records::{MigrateAction, MigrateParams};
 use serde::Serialize;
 use std::time::Instant;
@@ -34,6 +36,8 @@ pub struct MigrationPlan {
     pub offline: bool,
     /// The guest keeps running while its memory moves.
     pub live: bool,
+    /// How the memory and the copied disks travel.
+    pub transport: Transport,
     /// Each disk.
     pub disks: Vec<PlannedMigrateDisk>,
 }
@@ -78,14 +82,26 @@ impl Connection {
                 "Domain '{name}' is shut off: it migrates offline and stays shut off, so «paused» does not apply"
             )));
         }
-        let default_dir = state_dir_for(dest.uri()).join("images").join(name);
+        let transport = transport::choose(self, dest, req, offline)?;
+        let default_dir = dest.state_dir().join("images").join(name);
         let disks = plan::resolve(&dom, req, |d| self.client.block_info(name, &d.target), &default_dir)?;
+        if offline
+            && !self.same_machine(dest)
+            && let Some(d) = disks.iter().find(|d| d.action == MigrateAction::Copy)
+        {
+            return Err(Error::InvalidArg(format!(
+                "Domain '{name}' is shut off, and an offline migration copies disk {} with qemu-img at the destination, which cannot read {} on another machine; start the domain and migrate it live, or copy the image there yourself and migrate the disk as shared",
+                d.target,
+                d.source.as_deref().unwrap_or("its image")
+            )));
+        }
         Ok(MigrationPlan {
             domain: name.to_string(),
             from: self.uri().to_string(),
             to: dest.uri().to_string(),
             offline,
             live: req.live,
+            transport,
             disks,
         })
     }
@@ -129,7 +145,7 @@ impl Connection {
                 dest.driver().name
             )));
         }
-        if state_dir_for(self.uri()) == state_dir_for(dest.uri()) {
+        if self.same_host(dest) {
             return Err(Error::InvalidArg(format!(
                 "{} and {} are the same host (the same state folder); migrate to another, e.g. {}?state=DIR",
                 self.uri(),
@@ -184,6 +200,7 @@ impl Connection {
             bandwidth: req.bandwidth.map(|m| m.saturating_mul(1 << 20)),
             timeout: req.timeout,
             endpoints: Default::default(),
+            listen: plan.transport.listen(),
         };
         let flags = MigrateFlags {
             live: req.live,
@@ -200,7 +217,16 @@ impl Connection {
             progress_only_shows: control.progress_only_shows,
         };
         let xml = self.client.migrate_begin(name, &params, flags)?;
-        params.endpoints = dest.client.migrate_prepare(name, &xml, &params, flags, &options)?;
+        let answered = dest
+            .client
+            .migrate_prepare(name, &xml, &params, flags, &options)
+            .map_err(|e| lost::source_runs_on(e, name, dest, false))?;
+        // The tunnel's forwards, if any, last until the migration ends (dropped on return).
+        let (endpoints, _tunnel) = match transport::reach(&plan.transport, self, dest, &answered, &params.id) {
+            Ok(r) => r,
+            Err(e) => return Err(with_cleanup(e, dest.client.migrate_finish(name, &params, failed).map(drop), dest)),
+        };
+        params.endpoints = endpoints;
         failpoint::hit("migrate:prepared");
         let mut memory = 0;
         if !plan.offline {
@@ -214,8 +240,18 @@ impl Connection {
         }
         let arrived = match dest.client.migrate_finish(name, &params, flags) {
             Ok(a) => a,
+            Err(e) if lost::outcome_unknown(&e) => match dest.arrived_after_loss(name) {
+                Ok(true) => lost::arrived_anyway(name, dest),
+                Ok(false) => {
+                    let undone = self.client.migrate_confirm(name, &params, failed);
+                    return Err(with_cleanup(lost::source_runs_on(e, name, dest, true), undone, self));
+                }
+                Err(again) => return Err(lost::unsure(name, self, dest, &e, &again)),
+            },
             Err(e) => {
-                return Err(with_cleanup(e, self.client.migrate_confirm(name, &params, failed), self));
+                let undone = self.client.migrate_confirm(name, &params, failed);
+                let e = if undone.is_ok() { lost::source_runs_on(e, name, dest, false) } else { e };
+                return Err(with_cleanup(e, undone, self));
             }
         };
         failpoint::hit("migrate:finished");

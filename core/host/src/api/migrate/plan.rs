@@ -37,6 +37,12 @@ pub struct MigrateRequest {
     pub bandwidth: Option<u64>,
     /// Seconds the memory may take before the guest is paused so that it finishes.
     pub timeout: Option<u64>,
+    /// Between machines: send the data through the ssh connections.
+    pub tunnelled: bool,
+    /// Between machines: where the destination listens on TCP (default: its host's name).
+    pub listen_address: Option<String>,
+    /// The TCP ports the destination may listen on (default 49152-49215).
+    pub port_range: Option<(u16, u16)>,
 }
 
 /// One disk in a migration's plan.

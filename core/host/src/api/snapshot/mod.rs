@@ -68,10 +68,26 @@ impl Connection {
             )));
         }
         let (state, _) = self.domain_state(domain)?;
-        let plan = SnapshotPlan::resolve_asking(&dom, req, state.is_active(), &|target| {
-            self.is_overlay(domain, &dom, target)
-        })?;
-        Ok(plan)
+        // The files are the domain's host's: a remote host is asked. A question that fails
+        // (a lost connection) fails the plan.
+        let failed = std::cell::RefCell::new(None);
+        let exists = |p: &str| {
+            self.path_exists(p).unwrap_or_else(|e| {
+                failed.borrow_mut().get_or_insert(e);
+                false
+            })
+        };
+        let plan = SnapshotPlan::resolve_asking(
+            &dom,
+            req,
+            state.is_active(),
+            &|target| self.is_overlay(domain, &dom, target),
+            &exists,
+        );
+        match failed.into_inner() {
+            Some(e) => Err(e),
+            None => plan,
+        }
     }
 
     /// Whether the disk's image has a backing image, as far as the driver reports images.

@@ -113,12 +113,12 @@ pub fn default_overlay(path: &str, name: &str) -> String {
 /// [`default_overlay`], unless a file has that name or another disk of the same snapshot
 /// takes it (`x.raw` and `x.img` share the stem `x`): then the whole file name plus the
 /// snapshot name (`x.raw.s1`), then `x.raw.s1-2`, ... With `reuse`, the default as it is.
-fn free_overlay(path: &str, name: &str, taken: &[String], reuse: bool) -> String {
+fn free_overlay(path: &str, name: &str, taken: &[String], reuse: bool, exists: Exists) -> String {
     let first = default_overlay(path, name);
     if reuse {
         return first;
     }
-    let free = |c: &String| !taken.contains(c) && !Path::new(c).exists();
+    let free = |c: &String| !taken.contains(c) && !exists(c);
     std::iter::once(first)
         .chain(std::iter::once(format!("{path}.{name}")))
         .chain((2..).map(|n| format!("{path}.{name}-{n}")))
@@ -156,21 +156,27 @@ fn formats_with_internal_snapshots(format: &str) -> bool {
     format == "qcow2"
 }
 
+/// Whether a file exists on the domain's host (where the snapshot's files will be made).
+type Exists<'a> = &'a dyn Fn(&str) -> bool;
+
 impl SnapshotPlan {
-    /// Resolves `req` against domain `dom` (running or not). `overlays` are the disks whose
-    /// image is an overlay (has a backing image): they go external unless told otherwise.
+    /// Resolves `req` against domain `dom` (running or not), with the files of this host.
+    /// `overlays` are the disks whose image is an overlay (has a backing image): they go
+    /// external unless told otherwise.
     pub fn resolve(dom: &DomainXml, req: &SnapshotRequest, running: bool, overlays: &[String]) -> Result<SnapshotPlan> {
-        Self::resolve_asking(dom, req, running, &|target| overlays.iter().any(|o| o == target))
+        let is_overlay = |target: &str| overlays.iter().any(|o| o == target);
+        Self::resolve_asking(dom, req, running, &is_overlay, &|p| Path::new(p).exists())
     }
 
     /// As [`SnapshotPlan::resolve`], asking `is_overlay` about a disk only when the answer
     /// decides its mode (a disk the request or its default already places is not looked at:
-    /// each look may read an image chain).
+    /// each look may read an image chain), and `exists` which files exist on the domain's host.
     pub fn resolve_asking(
         dom: &DomainXml,
         req: &SnapshotRequest,
         running: bool,
         is_overlay: &dyn Fn(&str) -> bool,
+        exists: Exists,
     ) -> Result<SnapshotPlan> {
         let domain = dom.name();
         let name = match &req.name {
@@ -237,13 +243,13 @@ impl SnapshotPlan {
                 };
                 PlannedDisk::no(d, why)
             } else {
-                plan_disk(d, specs[i].as_ref(), &name, req, running, &|| is_overlay(&d.target), &taken)
-                    .map_err(invalid)?
+                let host = HostFacts { overlay: &|| is_overlay(&d.target), exists };
+                plan_disk(d, specs[i].as_ref(), &name, req, running, &taken, host).map_err(invalid)?
             };
             planned.push(p);
         }
 
-        let memory = plan_memory(req, running, &planned).map_err(invalid)?;
+        let memory = plan_memory(req, running, &planned, exists).map_err(invalid)?;
         check_distinct(&planned, &memory).map_err(invalid)?;
         if req.halt && !running {
             return Err(invalid("«halt» needs a running domain".to_string()));
@@ -351,6 +357,13 @@ impl PlannedDisk {
     }
 }
 
+/// What planning one disk asks of the domain's host, each only when the answer decides.
+struct HostFacts<'a> {
+    /// Whether the disk's image is an overlay (has a backing image).
+    overlay: &'a dyn Fn() -> bool,
+    exists: Exists<'a>,
+}
+
 /// Plans one disk that was chosen to take part.
 fn plan_disk(
     d: &Disk,
@@ -358,8 +371,8 @@ fn plan_disk(
     name: &str,
     req: &SnapshotRequest,
     running: bool,
-    overlay: &dyn Fn() -> bool,
     taken: &[String],
+    HostFacts { overlay, exists }: HostFacts,
 ) -> Result<PlannedDisk, String> {
     // A file or mirror without a mode means external, as libvirt reads it.
     let asked = spec.and_then(|s| {
@@ -436,7 +449,7 @@ fn plan_disk(
     let local = d.source.path().is_some_and(|p| Path::new(p).is_absolute());
     let file = match (spec_file, d.source.path()) {
         (Some(f), _) => Some(f),
-        (None, Some(path)) if local => Some(free_overlay(path, name, taken, req.reuse_external)),
+        (None, Some(path)) if local => Some(free_overlay(path, name, taken, req.reuse_external, exists)),
         // A datastore path or the like: the driver names the overlay as its hypervisor does.
         (None, Some(_)) => None,
         (None, None) => {
@@ -462,14 +475,14 @@ fn plan_disk(
             return Err(format!("disk {}: the overlay {file} is the disk's own image", d.target));
         }
         if local {
-            check_new_file(file, req.reuse_external, &format!("disk {}: overlay", d.target))?;
+            check_new_file(file, req.reuse_external, &format!("disk {}: overlay", d.target), exists)?;
         }
     }
     if let Some(m) = spec_mirror {
         if !running {
             return Err(format!("disk {}: a mirrored snapshot needs a running domain (mirror={m})", d.target));
         }
-        check_new_file(&m, req.reuse_external, &format!("disk {}: mirror", d.target))?;
+        check_new_file(&m, req.reuse_external, &format!("disk {}: mirror", d.target), exists)?;
         p.mirror = Some(m);
     }
     // The overlay's format: as asked, else qcow2 where luavirt names the file, else the
@@ -480,8 +493,8 @@ fn plan_disk(
 }
 
 /// A file the snapshot will create must not exist, unless reusing; a reused one must.
-fn check_new_file(file: &str, reuse: bool, what: &str) -> Result<(), String> {
-    let exists = Path::new(file).exists();
+fn check_new_file(file: &str, reuse: bool, what: &str, exists: Exists) -> Result<(), String> {
+    let exists = exists(file);
     match (exists, reuse) {
         (true, false) => {
             Err(format!("{what} {file} already exists; pass «reuse_external» to use it, or choose another file"))
@@ -491,7 +504,12 @@ fn check_new_file(file: &str, reuse: bool, what: &str) -> Result<(), String> {
     }
 }
 
-fn plan_memory(req: &SnapshotRequest, running: bool, disks: &[PlannedDisk]) -> Result<PlannedMemory, String> {
+fn plan_memory(
+    req: &SnapshotRequest,
+    running: bool,
+    disks: &[PlannedDisk],
+    exists: Exists,
+) -> Result<PlannedMemory, String> {
     let spec = req.memory.clone().unwrap_or_default();
     let asked = spec.snapshot.clone().or_else(|| spec.file.as_ref().map(|_| "external".to_string()));
     if req.disk_only {
@@ -513,7 +531,7 @@ fn plan_memory(req: &SnapshotRequest, running: bool, disks: &[PlannedDisk]) -> R
             if !Path::new(&file).is_absolute() {
                 return Err(format!("memory file {file} must be an absolute path"));
             }
-            check_new_file(&file, false, "memory file")?;
+            check_new_file(&file, false, "memory file", exists)?;
             Ok(PlannedMemory::External { file })
         }
         _ => match disks.iter().find(|p| p.snapshot == "internal") {
