@@ -28,10 +28,10 @@ impl LuaDomain {
     }
 }
 
-/// Reads `dom:snapshot{...}` options into a request.
-fn snapshot_request(lua: &Lua, opts: Option<Table>, what: &'static str) -> mlua::Result<SnapshotRequest> {
-    let mut o = Opts::new(lua, opts, what);
-    let mut req = SnapshotRequest {
+/// A snapshot request's names and flags, the keys `dom:snapshot{}` and a hook's
+/// `ev.request` share.
+pub(crate) fn snapshot_flags(o: &mut Opts<'_>) -> mlua::Result<SnapshotRequest> {
+    Ok(SnapshotRequest {
         name: o.string("name")?,
         description: o.string("description")?,
         disk_set: o.string("disk_set")?,
@@ -42,7 +42,24 @@ fn snapshot_request(lua: &Lua, opts: Option<Table>, what: &'static str) -> mlua:
         no_metadata: o.boolean("no_metadata")?,
         atomic: o.optional_boolean("atomic")?,
         ..SnapshotRequest::default()
-    };
+    })
+}
+
+/// The diskspec of `disk` from a disk entry's `snapshot`, `driver`, `file` and `mirror`.
+pub(crate) fn disk_spec(d: &mut Opts<'_>, disk: String) -> mlua::Result<DiskSpec> {
+    Ok(DiskSpec {
+        disk,
+        snapshot: d.string("snapshot")?,
+        driver: d.string("driver")?,
+        file: d.string("file")?,
+        mirror: d.string("mirror")?,
+    })
+}
+
+/// Reads `dom:snapshot{...}` options into a request.
+fn snapshot_request(lua: &Lua, opts: Option<Table>, what: &'static str) -> mlua::Result<SnapshotRequest> {
+    let mut o = Opts::new(lua, opts, what);
+    let mut req = snapshot_flags(&mut o)?;
     match o.string("memory")? {
         None => {}
         Some(m) if ["no", "internal"].contains(&m.as_str()) => {
@@ -70,13 +87,7 @@ fn snapshot_request(lua: &Lua, opts: Option<Table>, what: &'static str) -> mlua:
                     }
                     Value::Table(d) => {
                         let mut d = Opts::new(lua, Some(d), "dom:snapshot disks entry");
-                        let spec = DiskSpec {
-                            disk,
-                            snapshot: d.string("snapshot")?,
-                            driver: d.string("driver")?,
-                            file: d.string("file")?,
-                            mirror: d.string("mirror")?,
-                        };
+                        let spec = disk_spec(&mut d, disk)?;
                         d.finish()?;
                         spec
                     }

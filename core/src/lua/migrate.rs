@@ -20,18 +20,6 @@ use mlua::{AnyUserData, Lua, LuaSerdeExt, Table, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// A list of disk names (`{ "vda", "vdb" }`).
-fn disk_list(o: &mut Opts, key: &'static str) -> mlua::Result<Vec<String>> {
-    match o.value(key)? {
-        Value::Nil => Ok(Vec::new()),
-        Value::Table(t) => t
-            .sequence_values::<String>()
-            .collect::<mlua::Result<Vec<_>>>()
-            .map_err(|_| o.bad(key, "must be a list of disk names")),
-        other => Err(o.bad(key, &format!("must be a list of disk names, not {}", other.type_name()))),
-    }
-}
-
 /// The destination connection and the request in `opts`.
 fn request(
     lua: &Lua,
@@ -56,23 +44,12 @@ fn request(
         Value::UserData(ud) => Some(set_name(&ud).map_err(|_| o.bad("disk_set", "must be a set name or a disk set"))?),
         other => return Err(o.bad("disk_set", &format!("must be a set name, not {}", other.type_name()))),
     };
-    let disk_targets = match o.value("targets")? {
-        Value::Nil => Vec::new(),
-        Value::Table(t) => {
-            let mut v: Vec<(String, String)> = t
-                .pairs::<String, String>()
-                .collect::<mlua::Result<_>>()
-                .map_err(|_| o.bad("targets", "must map disk names to paths"))?;
-            v.sort();
-            v
-        }
-        other => return Err(o.bad("targets", &format!("must map disk names to paths, not {}", other.type_name()))),
-    };
+    let disk_targets = o.disk_paths("targets")?;
     let req = MigrateRequest {
-        migrate_disks: disk_list(&mut o, "disks")?,
+        migrate_disks: o.disk_names("disks")?,
         disk_set,
-        blank_disks: disk_list(&mut o, "blank")?,
-        shared_disks: disk_list(&mut o, "shared")?,
+        blank_disks: o.disk_names("blank")?,
+        shared_disks: o.disk_names("shared")?,
         copy_storage_all: o.boolean("copy_storage_all")?,
         disk_targets,
         target_dir: o.string("target_dir")?,

@@ -81,6 +81,34 @@ impl<'a> Opts<'a> {
         }
     }
 
+    /// A list of disk names (`{ "vda", "vdb" }`; absent: none).
+    pub fn disk_names(&mut self, key: &'static str) -> mlua::Result<Vec<String>> {
+        match self.value(key)? {
+            Value::Nil => Ok(Vec::new()),
+            Value::Table(t) => t
+                .sequence_values::<String>()
+                .collect::<mlua::Result<Vec<_>>>()
+                .map_err(|_| self.bad(key, "must be a list of disk names")),
+            other => Err(self.bad(key, &format!("must be a list of disk names, not {}", other.type_name()))),
+        }
+    }
+
+    /// A map of disk names to paths (`{ vda = "/p" }`; absent: none), sorted by disk.
+    pub fn disk_paths(&mut self, key: &'static str) -> mlua::Result<Vec<(String, String)>> {
+        match self.value(key)? {
+            Value::Nil => Ok(Vec::new()),
+            Value::Table(t) => {
+                let mut v: Vec<(String, String)> = t
+                    .pairs::<String, String>()
+                    .collect::<mlua::Result<_>>()
+                    .map_err(|_| self.bad(key, "must map disk names to paths"))?;
+                v.sort();
+                Ok(v)
+            }
+            other => Err(self.bad(key, &format!("must map disk names to paths, not {}", other.type_name()))),
+        }
+    }
+
     /// An error about option `key`'s value.
     pub fn bad(&self, key: &str, why: &str) -> mlua::Error {
         invalid(self.lua, format!("{}: option '{key}' {why}", self.what))

@@ -23,15 +23,8 @@ pub fn save(lua: &Lua, conn: &Connection, domain: &str, opts: Table) -> mlua::Re
         ),
         other => return Err(o.bad("disk_set", &format!("must be a set name, not {}", other.type_name()))),
     };
-    let disks = match o.value("disks")? {
-        Value::Nil => Vec::new(),
-        Value::Table(t) => t
-            .sequence_values::<String>()
-            .map(|d| d.map(|disk| DiskSpec { disk, ..DiskSpec::default() }))
-            .collect::<mlua::Result<Vec<_>>>()
-            .map_err(|_| o.bad("disks", "must be a list of disk names"))?,
-        other => return Err(o.bad("disks", &format!("must be a list of disk names, not {}", other.type_name()))),
-    };
+    let disks: Vec<DiskSpec> =
+        o.disk_names("disks")?.into_iter().map(|disk| DiskSpec { disk, ..DiskSpec::default() }).collect();
     if disk_set.is_some() && !disks.is_empty() {
         return Err(o.bad("disks", "and disk_set choose the same thing: give one"));
     }

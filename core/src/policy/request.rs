@@ -1,10 +1,11 @@
 //! An operation's request as `before` hooks see it (`ev.request`, a plain table) and as it is
 //! read back once they ran: strictly, so a key a hook misspells is an error, not ignored.
 
+use crate::lua::domain::{disk_spec, snapshot_flags};
 use crate::lua::options::Opts;
 use luavirt_host::hooks::Request;
 use luavirt_host::migrate::MigrateRequest;
-use luavirt_host::snapshot::{DiskSpec, MemSpec, SnapshotRequest};
+use luavirt_host::snapshot::MemSpec;
 use mlua::{Lua, Table, Value};
 
 const WHAT: &str = "ev.request";
@@ -85,31 +86,14 @@ pub fn from_table(lua: &Lua, t: Table, request: &mut Request<'_>) -> mlua::Resul
     let mut o = Opts::new(lua, Some(t), WHAT);
     match request {
         Request::Snapshot(r) => {
-            let mut new = SnapshotRequest {
-                name: o.string("name")?,
-                description: o.string("description")?,
-                disk_set: o.string("disk_set")?,
-                disk_only: o.boolean("disk_only")?,
-                live: o.boolean("live")?,
-                halt: o.boolean("halt")?,
-                reuse_external: o.boolean("reuse_external")?,
-                no_metadata: o.boolean("no_metadata")?,
-                atomic: o.optional_boolean("atomic")?,
-                ..SnapshotRequest::default()
-            };
+            let mut new = snapshot_flags(&mut o)?;
             match o.value("disks")? {
                 Value::Nil => {}
                 Value::Table(list) => {
                     for entry in list.sequence_values::<Table>() {
                         let mut d = Opts::new(lua, Some(entry?), "ev.request.disks entry");
                         let disk = d.string("disk")?.ok_or_else(|| d.bad("disk", "is required"))?;
-                        new.disks.push(DiskSpec {
-                            disk,
-                            snapshot: d.string("snapshot")?,
-                            driver: d.string("driver")?,
-                            file: d.string("file")?,
-                            mirror: d.string("mirror")?,
-                        });
+                        new.disks.push(disk_spec(&mut d, disk)?);
                         d.finish()?;
                     }
                 }
@@ -165,33 +149,13 @@ pub fn from_table(lua: &Lua, t: Table, request: &mut Request<'_>) -> mlua::Resul
                 new.port_range =
                     Some(luavirt_host::migrate::parse_ports(&r).map_err(|e| o.bad("port_range", &e.to_string()))?);
             }
-            new.migrate_disks = names(&mut o, "migrate_disks")?;
-            new.blank_disks = names(&mut o, "blank_disks")?;
-            new.shared_disks = names(&mut o, "shared_disks")?;
-            match o.value("disk_targets")? {
-                Value::Nil => {}
-                Value::Table(map) => {
-                    for pair in map.pairs::<String, String>() {
-                        new.disk_targets.push(pair?);
-                    }
-                    new.disk_targets.sort();
-                }
-                other => {
-                    return Err(o.bad("disk_targets", &format!("maps disks to paths, not {}", other.type_name())));
-                }
-            }
+            new.migrate_disks = o.disk_names("migrate_disks")?;
+            new.blank_disks = o.disk_names("blank_disks")?;
+            new.shared_disks = o.disk_names("shared_disks")?;
+            new.disk_targets = o.disk_paths("disk_targets")?;
             o.finish()?;
             **r = new;
         }
     }
     Ok(())
-}
-
-/// A list of disk names under `key` (absent: none).
-fn names(o: &mut Opts<'_>, key: &'static str) -> mlua::Result<Vec<String>> {
-    match o.value(key)? {
-        Value::Nil => Ok(Vec::new()),
-        Value::Table(t) => t.sequence_values::<String>().collect(),
-        other => Err(o.bad(key, &format!("must be a list of disks, not {}", other.type_name()))),
-    }
 }
