@@ -5,9 +5,12 @@
 //! its data, and nothing is left behind.
 
 use luavirt_tests::crash::killed_at;
-use luavirt_tests::{Env, domain_xml, hmp, image_holds_at, require, write_offline};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use luavirt_tests::migration::{
+    Disks, define_source_domain, holds_no_data, info, names, qemu_io, same_content, source_of, sources, state,
+};
+use luavirt_tests::{Env, domain_xml, hmp, image_holds_at, require};
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Two hosts: the source (the test's own state folder) and the destination.
@@ -18,68 +21,13 @@ struct Hosts {
     to: String,
 }
 
-/// The source's domain `d`: vda qcow2 32M holding 0x11 (first MiB) and 0x12 (at 1 MiB), vdb
-/// raw 16M holding 0x22, vdc qcow2 16M holding 0x33.
-struct Disks {
-    a: PathBuf,
-    b: PathBuf,
-    c: PathBuf,
-}
-
 fn hosts(test: &str) -> (Hosts, Disks) {
     require("qemu-system-x86_64", "qemu-system-x86");
     let src = Env::new(test);
     let dst = Env::new(&format!("{test}-to"));
     let to = format!("qemu:///session?state={}", dst.state.display());
-    let a = src.image("a.qcow2", "qcow2", "32M");
-    let b = src.image("b.raw", "raw", "16M");
-    let c = src.image("c.qcow2", "qcow2", "16M");
-    write_offline(&a, "qcow2", 0x11);
-    qemu_io(&a, "qcow2", "write -P 0x12 1M 1M");
-    write_offline(&b, "raw", 0x22);
-    write_offline(&c, "qcow2", 0x33);
-    src.define_domain("d", &[("vda", &a, "qcow2"), ("vdb", &b, "raw"), ("vdc", &c, "qcow2")]);
-    (Hosts { src, dst, to }, Disks { a, b, c })
-}
-
-fn qemu_io(image: &Path, format: &str, command: &str) {
-    let out = Command::new("qemu-io").args(["-f", format, "-c", command]).arg(image).output().unwrap();
-    assert!(out.status.success(), "qemu-io {command}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// The domain's disk sources on `env`, by target.
-fn sources(env: &Env) -> Vec<(String, String)> {
-    let xml = env.ok(&["dumpxml", "d", "--inactive"]);
-    let dom = luavirt_plugin_api::domain::DomainXml::parse(&xml, None).unwrap();
-    dom.disks().into_iter().map(|d| (d.target.clone(), d.source.path().unwrap_or("").to_string())).collect()
-}
-
-fn source_of(env: &Env, target: &str) -> PathBuf {
-    PathBuf::from(&sources(env).into_iter().find(|(t, _)| t == target).unwrap().1)
-}
-
-fn state(env: &Env) -> String {
-    env.ok(&["domstate", "d"]).trim().to_string()
-}
-
-fn names(env: &Env) -> Vec<String> {
-    env.ok(&["list", "--all", "--name"]).lines().map(str::to_string).collect()
-}
-
-/// Whether `image` holds no data at all (a blank disk).
-fn holds_no_data(image: &Path) -> bool {
-    let out = Command::new("qemu-img").args(["map", "--output=json", "-U"]).arg(image).output().unwrap();
-    let map: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    map.as_array().unwrap().iter().all(|e| e["data"] == false)
-}
-
-fn info(image: &Path) -> serde_json::Value {
-    let out = Command::new("qemu-img").args(["info", "--output=json", "-U"]).arg(image).output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn same_content(a: &Path, b: &Path) -> bool {
-    Command::new("qemu-img").args(["compare", "-U"]).arg(a).arg(b).output().unwrap().status.success()
+    let disks = define_source_domain(&src);
+    (Hosts { src, dst, to }, disks)
 }
 
 /// QEMU processes of either host that neither lists.
@@ -148,7 +96,7 @@ fn finished(child: Child) -> (i32, String, String) {
 fn source_intact(h: &Hosts, d: &Disks) {
     assert_eq!(state(&h.src), "running");
     assert_eq!(
-        sources(&h.src).into_iter().map(|(_, s)| PathBuf::from(s)).collect::<Vec<_>>(),
+        sources(&h.src).into_iter().map(|(_, s)| s).collect::<Vec<_>>(),
         [d.a.clone(), d.b.clone(), d.c.clone()]
     );
     assert_eq!(names(&h.dst), Vec::<String>::new(), "the destination still has the domain");

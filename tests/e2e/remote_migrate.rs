@@ -7,9 +7,12 @@
 //! the destination had committed, the domain there; and the requests that cannot work across
 //! machines are refused.
 
+use luavirt_tests::migration::{
+    Disks, define_source_domain, holds_no_data, info, names, qemu_io, same_content, source_of, sources, state,
+};
 use luavirt_tests::ssh::Sshd;
 use luavirt_tests::{Env, built, hmp, image_holds_at, require, set_mode, write_offline};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,29 +25,14 @@ struct Hosts {
     to: String,
 }
 
-/// Domain `d` of the source: vda qcow2 32M holding 0x11 (first MiB) and 0x12 (at 1 MiB),
-/// vdb raw 16M holding 0x22 (shared), vdc qcow2 16M holding 0x33.
-struct Disks {
-    a: PathBuf,
-    b: PathBuf,
-    c: PathBuf,
-}
-
 fn hosts(test: &str) -> (Hosts, Disks) {
     require("qemu-system-x86_64", "qemu-system-x86");
     let sshd = Sshd::start();
     let src = Env::new(test);
     let dst = Env::new(&format!("{test}-b"));
     let to = sshd.uri("qemu", &format!("/session?state={}", dst.state.display()));
-    let a = src.image("a.qcow2", "qcow2", "32M");
-    let b = src.image("b.raw", "raw", "16M");
-    let c = src.image("c.qcow2", "qcow2", "16M");
-    write_offline(&a, "qcow2", 0x11);
-    qemu_io(&a, "qcow2", "write -P 0x12 1M 1M");
-    write_offline(&b, "raw", 0x22);
-    write_offline(&c, "qcow2", 0x33);
-    src.define_domain("d", &[("vda", &a, "qcow2"), ("vdb", &b, "raw"), ("vdc", &c, "qcow2")]);
-    (Hosts { sshd, src, dst, to }, Disks { a, b, c })
+    let disks = define_source_domain(&src);
+    (Hosts { sshd, src, dst, to }, disks)
 }
 
 impl Hosts {
@@ -57,44 +45,6 @@ impl Hosts {
         set_mode(&wrapper, 0o755);
         self.sshd.uri_with("qemu", &format!("/session?state={}", self.dst.state.display()), &wrapper)
     }
-}
-
-fn qemu_io(image: &Path, format: &str, command: &str) {
-    let out = Command::new("qemu-io").args(["-f", format, "-c", command]).arg(image).output().unwrap();
-    assert!(out.status.success(), "qemu-io {command}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn sources(env: &Env) -> Vec<(String, PathBuf)> {
-    let xml = env.ok(&["dumpxml", "d", "--inactive"]);
-    let dom = luavirt_plugin_api::domain::DomainXml::parse(&xml, None).unwrap();
-    dom.disks().into_iter().map(|d| (d.target.clone(), PathBuf::from(d.source.path().unwrap_or("")))).collect()
-}
-
-fn source_of(env: &Env, target: &str) -> PathBuf {
-    sources(env).into_iter().find(|(t, _)| t == target).unwrap().1
-}
-
-fn state(env: &Env) -> String {
-    env.ok(&["domstate", "d"]).trim().to_string()
-}
-
-fn names(env: &Env) -> Vec<String> {
-    env.ok(&["list", "--all", "--name"]).lines().map(str::to_string).collect()
-}
-
-fn same_content(a: &Path, b: &Path) -> bool {
-    Command::new("qemu-img").args(["compare", "-U"]).arg(a).arg(b).output().unwrap().status.success()
-}
-
-fn info(image: &Path) -> serde_json::Value {
-    let out = Command::new("qemu-img").args(["info", "--output=json", "-U"]).arg(image).output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn holds_no_data(image: &Path) -> bool {
-    let out = Command::new("qemu-img").args(["map", "--output=json", "-U"]).arg(image).output().unwrap();
-    let map: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    map.as_array().unwrap().iter().all(|e| e["data"] == false)
 }
 
 /// QEMU processes of either host that neither lists.

@@ -6,6 +6,7 @@
 //! does it).
 
 pub mod crash;
+pub mod migration;
 pub mod ssh;
 
 use std::collections::BTreeMap;
